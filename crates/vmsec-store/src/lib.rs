@@ -1,1 +1,71 @@
 #![forbid(unsafe_code)]
+//! Persistent state of vmsec behind one [`Store`] trait.
+//!
+//! The trait speaks in whole records and whole operations, each of which a backend runs as
+//! one transaction, so that the same semantics hold on the embedded SQLite store and on a
+//! PostgreSQL server shared by several hosts. Nothing here knows about CIM or XML.
+
+mod error;
+mod model;
+pub mod sqlite;
+
+pub use error::{Rejection, StoreError, UpdateError};
+pub use model::*;
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// How many earlier key protectors a VM's history keeps.
+pub const KP_HISTORY_LIMIT: usize = 32;
+
+/// The persistent state of vmsec. Every method is one transaction.
+pub trait Store: Send + Sync {
+    /// This host's name and GUID, created when the store was first opened.
+    fn host(&self) -> Result<HostIdentity, StoreError>;
+
+    fn add_user(&self, user: &User) -> Result<(), StoreError>;
+    fn user(&self, name: &str) -> Result<Option<User>, StoreError>;
+    fn users(&self) -> Result<Vec<User>, StoreError>;
+    /// Returns whether a user was removed.
+    fn remove_user(&self, name: &str) -> Result<bool, StoreError>;
+
+    /// Adds a VM with default (all off) security settings.
+    fn add_vm(&self, vm: &Vm) -> Result<(), StoreError>;
+    fn vm(&self, id: Uuid) -> Result<Option<Vm>, StoreError>;
+    fn vm_by_name(&self, name: &str) -> Result<Option<Vm>, StoreError>;
+    fn vms(&self) -> Result<Vec<Vm>, StoreError>;
+    /// Removes a VM with its security record and history. Returns whether it existed.
+    fn remove_vm(&self, id: Uuid) -> Result<bool, StoreError>;
+
+    fn vm_security(&self, id: Uuid) -> Result<VmSecurity, StoreError>;
+    /// Reads the VM's security record, lets `change` modify it, and writes it back, all in one
+    /// transaction that excludes concurrent updates of the same VM. When the key protector
+    /// changes, the previous one goes to the history with its provenance, and the new one is
+    /// recorded as set by `actor` now; history beyond [`KP_HISTORY_LIMIT`] is dropped oldest
+    /// first. When `finish` is given, that job row is written in the same transaction, so a
+    /// job is recorded complete exactly when its change is stored. If `change` fails nothing
+    /// is written and its error is returned.
+    fn update_vm_security(
+        &self,
+        id: Uuid,
+        actor: &str,
+        change: &mut dyn FnMut(&mut VmSecurity) -> Result<(), Rejection>,
+        finish: Option<&Job>,
+    ) -> Result<VmSecurity, UpdateError>;
+    /// Earlier key protectors, newest first.
+    fn kp_history(&self, id: Uuid) -> Result<Vec<KpHistoryEntry>, StoreError>;
+
+    fn insert_job(&self, job: &Job) -> Result<(), StoreError>;
+    fn update_job(&self, job: &Job) -> Result<(), StoreError>;
+    fn job(&self, instance_id: &str) -> Result<Option<Job>, StoreError>;
+    fn jobs(&self) -> Result<Vec<Job>, StoreError>;
+    /// Jobs not finished, of every owner.
+    fn unfinished_jobs(&self) -> Result<Vec<Job>, StoreError>;
+    /// Removes finished jobs whose `time_before_removal` has passed at `now`. Returns how many.
+    fn remove_expired_jobs(&self, now: OffsetDateTime) -> Result<usize, StoreError>;
+
+    /// Appends to the audit log and returns the record's sequence number.
+    fn append_audit(&self, record: &AuditRecord) -> Result<i64, StoreError>;
+    /// Audit records with `seq > after`, oldest first, at most `limit`.
+    fn audit(&self, after: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
+}

@@ -1,0 +1,515 @@
+//! Msvm_SecurityService methods: each one's success and each of its documented errors,
+//! checked through the return code a client would see.
+
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+use uuid::Uuid;
+use vmsec_service::{Method, ServiceError};
+use vmsec_store::{AuditOutcome, JobState, Role, Store};
+
+fn code(method: Method, r: Result<impl std::fmt::Debug, ServiceError>) -> u32 {
+    method.return_code(&r.expect_err("expected the call to fail"))
+}
+
+// ----- GetKeyProtector -----
+
+#[test]
+fn get_key_protector_of_a_vm_without_one_is_an_empty_array() {
+    let w = world();
+    let vm = w.vm("a");
+    assert_eq!(
+        w.service
+            .get_key_protector(&caller(Role::Reader), &ssd(vm.id))
+            .unwrap(),
+        b""
+    );
+}
+
+#[test]
+fn get_key_protector_returns_the_bytes_set() {
+    let w = world();
+    let vm = w.vm("a");
+    assert_eq!(w.set_kp(&vm, kp(1)).state, JobState::Completed);
+    assert_eq!(
+        w.service
+            .get_key_protector(&caller(Role::Reader), &ssd(vm.id))
+            .unwrap(),
+        kp(1)
+    );
+}
+
+#[test]
+fn get_key_protector_accepts_mof_and_bare_guid_instance_ids() {
+    let w = world();
+    let vm = w.vm("a");
+    w.set_kp(&vm, kp(7));
+    let mof = format!(
+        "// as a script would write it\ninstance of Msvm_SecuritySettingData {{ InstanceID = \"{}\"; }};",
+        vm.id
+    );
+    assert_eq!(w.service.get_key_protector(&admin(), &mof).unwrap(), kp(7));
+}
+
+#[test]
+fn get_key_protector_of_an_unknown_vm_is_invalid_parameter() {
+    let w = world();
+    let r = w.service.get_key_protector(&admin(), &ssd(Uuid::new_v4()));
+    assert!(matches!(r, Err(ServiceError::UnknownVm(_))));
+    assert_eq!(code(Method::GetKeyProtector, r), 32773);
+}
+
+#[test]
+fn get_key_protector_with_an_unreadable_instance_is_invalid_parameter() {
+    let w = world();
+    for bad in [
+        "",
+        "<INSTANCE CLASSNAME=\"Msvm_SecuritySettingData\">",
+        "not an instance at all",
+    ] {
+        let r = w.service.get_key_protector(&admin(), bad);
+        assert!(
+            matches!(r, Err(ServiceError::MalformedInstance(_))),
+            "{bad:?}: {r:?}"
+        );
+        assert_eq!(code(Method::GetKeyProtector, r), 32773);
+    }
+}
+
+#[test]
+fn get_key_protector_with_an_instance_of_another_class_is_incorrect_data_type() {
+    let w = world();
+    let vm = w.vm("a");
+    let text = ssd(vm.id).replace("Msvm_SecuritySettingData", "Msvm_ComputerSystem");
+    let r = w.service.get_key_protector(&admin(), &text);
+    assert!(matches!(r, Err(ServiceError::IncorrectType(_))), "{r:?}");
+    assert_eq!(code(Method::GetKeyProtector, r), 32776);
+}
+
+#[test]
+fn get_key_protector_with_a_property_of_the_wrong_type_is_incorrect_data_type() {
+    let w = world();
+    let vm = w.vm("a");
+    let text = ssd_with(
+        vm.id,
+        r#"<PROPERTY NAME="TpmEnabled" TYPE="uint8"><VALUE>1</VALUE></PROPERTY>"#,
+    );
+    let r = w.service.get_key_protector(&admin(), &text);
+    assert_eq!(code(Method::GetKeyProtector, r), 32776);
+}
+
+#[test]
+fn get_key_protector_without_instance_id_is_invalid_parameter() {
+    let w = world();
+    let r = w.service.get_key_protector(
+        &admin(),
+        r#"<INSTANCE CLASSNAME="Msvm_SecuritySettingData"><PROPERTY NAME="TpmEnabled" TYPE="boolean"><VALUE>TRUE</VALUE></PROPERTY></INSTANCE>"#,
+    );
+    assert!(
+        matches!(&r, Err(ServiceError::InvalidParameter(m)) if m.contains("InstanceID")),
+        "{r:?}"
+    );
+    assert_eq!(code(Method::GetKeyProtector, r), 32773);
+}
+
+// ----- SetKeyProtector -----
+
+#[test]
+fn set_key_protector_starts_a_job_that_stores_it_and_keeps_the_previous_in_history() {
+    let w = world();
+    let vm = w.vm("a");
+    w.set_kp(&vm, kp(1));
+    w.mark_current_known_good(&vm);
+    let job = w.set_kp(&vm, kp(2));
+    assert_eq!(job.state, JobState::Completed);
+    assert_eq!(job.percent_complete, 100);
+    assert_eq!(job.method, "SetKeyProtector");
+    let sec = w.store.vm_security(vm.id).unwrap();
+    assert_eq!(sec.key_protector, Some(kp(2)));
+    assert_eq!(
+        sec.last_known_good,
+        Some(kp(1)),
+        "SetKeyProtector must not change the last known good"
+    );
+    let history = w.store.kp_history(vm.id).unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].key_protector, kp(1));
+    assert_eq!(history[0].replaced.by, "test-admin");
+}
+
+#[test]
+fn set_key_protector_with_a_bad_kp_fails_its_job_with_invalid_parameter_and_says_why() {
+    let w = world();
+    let vm = w.vm("a");
+    let job = w.set_kp(&vm, b"<Protector xmlns=\"urn:wrong\"/>".to_vec());
+    assert_eq!(job.state, JobState::Exception);
+    assert_eq!(job.error_code, 32773);
+    assert!(
+        job.error_description.contains("root element"),
+        "{}",
+        job.error_description
+    );
+    assert_eq!(w.store.vm_security(vm.id).unwrap().key_protector, None);
+}
+
+#[test]
+fn set_key_protector_by_a_reader_is_access_denied_and_changes_nothing() {
+    let w = world();
+    let vm = w.vm("a");
+    let r = w
+        .service
+        .set_key_protector(&caller(Role::Reader), &ssd(vm.id), kp(1));
+    assert_eq!(code(Method::SetKeyProtector, r), 32769);
+    assert_eq!(w.store.vm_security(vm.id).unwrap().key_protector, None);
+    assert!(
+        w.store.jobs().unwrap().is_empty(),
+        "a refused call starts no job"
+    );
+}
+
+#[test]
+fn set_key_protector_by_an_operator_is_allowed() {
+    let w = world();
+    let vm = w.vm("a");
+    let started = w
+        .service
+        .set_key_protector(&caller(Role::Operator), &ssd(vm.id), kp(1))
+        .unwrap();
+    assert_eq!(w.wait(started).state, JobState::Completed);
+}
+
+#[test]
+fn set_key_protector_larger_than_the_limit_is_refused_at_once() {
+    let w = world();
+    let vm = w.vm("a");
+    let big = vec![b' '; vmsec_service::key_protector::MAX_KP + 1];
+    let r = w.service.set_key_protector(&admin(), &ssd(vm.id), big);
+    assert_eq!(code(Method::SetKeyProtector, r), 32773);
+}
+
+#[test]
+fn set_key_protector_of_an_unknown_vm_is_invalid_parameter() {
+    let w = world();
+    let r = w
+        .service
+        .set_key_protector(&admin(), &ssd(Uuid::new_v4()), kp(1));
+    assert_eq!(code(Method::SetKeyProtector, r), 32773);
+}
+
+// ----- RestoreLastKnownGoodKeyProtector -----
+
+#[test]
+fn restore_without_a_last_known_good_is_invalid_state() {
+    let w = world();
+    let vm = w.vm("a");
+    w.set_kp(&vm, kp(1));
+    let r = w
+        .service
+        .restore_last_known_good_key_protector(&admin(), &ssd(vm.id));
+    assert_eq!(code(Method::RestoreLastKnownGoodKeyProtector, r), 32775);
+}
+
+#[test]
+fn restore_makes_the_last_known_good_current_and_keeps_the_replaced_one() {
+    let w = world();
+    let vm = w.vm("a");
+    w.set_kp(&vm, kp(1));
+    w.mark_current_known_good(&vm);
+    w.set_kp(&vm, kp(2));
+    let started = w
+        .service
+        .restore_last_known_good_key_protector(&admin(), &ssd(vm.id))
+        .unwrap();
+    assert_eq!(w.wait(started).state, JobState::Completed);
+    let sec = w.store.vm_security(vm.id).unwrap();
+    assert_eq!(sec.key_protector, Some(kp(1)));
+    assert_eq!(sec.last_known_good, Some(kp(1)));
+    assert_eq!(w.store.kp_history(vm.id).unwrap()[0].key_protector, kp(2));
+}
+
+#[test]
+fn restore_by_a_reader_is_access_denied() {
+    let w = world();
+    let vm = w.vm("a");
+    let r = w
+        .service
+        .restore_last_known_good_key_protector(&caller(Role::Reader), &ssd(vm.id));
+    assert_eq!(code(Method::RestoreLastKnownGoodKeyProtector, r), 32769);
+}
+
+// ----- SetSecurityPolicy -----
+
+#[test]
+fn set_security_policy_stores_the_blob_verbatim_and_an_empty_one_clears_it() {
+    let w = world();
+    let vm = w.vm("a");
+    let blob = vec![0u8, 1, 2, 255, b'<', b'&'];
+    let s = w
+        .service
+        .set_security_policy(&admin(), &ssd(vm.id), blob.clone())
+        .unwrap();
+    assert_eq!(w.wait(s).state, JobState::Completed);
+    assert_eq!(
+        w.store.vm_security(vm.id).unwrap().security_policy,
+        Some(blob)
+    );
+    let s = w
+        .service
+        .set_security_policy(&admin(), &ssd(vm.id), vec![])
+        .unwrap();
+    assert_eq!(w.wait(s).state, JobState::Completed);
+    assert_eq!(w.store.vm_security(vm.id).unwrap().security_policy, None);
+}
+
+#[test]
+fn set_security_policy_over_the_limit_is_invalid_parameter() {
+    let w = world();
+    let vm = w.vm("a");
+    let r = w.service.set_security_policy(
+        &admin(),
+        &ssd(vm.id),
+        vec![0; vmsec_service::MAX_POLICY + 1],
+    );
+    assert_eq!(code(Method::SetSecurityPolicy, r), 32773);
+}
+
+#[test]
+fn set_security_policy_by_a_reader_is_access_denied() {
+    let w = world();
+    let vm = w.vm("a");
+    let r = w
+        .service
+        .set_security_policy(&caller(Role::Reader), &ssd(vm.id), vec![1]);
+    assert_eq!(code(Method::SetSecurityPolicy, r), 32769);
+}
+
+// ----- ModifySecuritySettings -----
+
+#[test]
+fn modify_applies_the_booleans_present_and_leaves_the_others() {
+    let w = world();
+    let vm = w.vm("a");
+    w.set_kp(&vm, kp(1));
+    let text = ssd_with(
+        vm.id,
+        &(bool_prop("TpmEnabled", true) + &bool_prop("KsdEnabled", true)),
+    );
+    let s = w
+        .service
+        .modify_security_settings(&caller(Role::Operator), &text)
+        .unwrap();
+    assert_eq!(w.wait(s).state, JobState::Completed);
+    let settings = w.store.vm_security(vm.id).unwrap().settings;
+    assert!(settings.tpm_enabled && settings.ksd_enabled);
+    assert!(!settings.shielding_requested && !settings.data_protection_requested);
+
+    let text = ssd_with(vm.id, &bool_prop("KsdEnabled", false));
+    let s = w.service.modify_security_settings(&admin(), &text).unwrap();
+    assert_eq!(w.wait(s).state, JobState::Completed);
+    let settings = w.store.vm_security(vm.id).unwrap().settings;
+    assert!(settings.tpm_enabled && !settings.ksd_enabled);
+}
+
+#[test]
+fn modify_turning_tpm_on_without_a_key_protector_is_invalid_state_5() {
+    let w = world();
+    let vm = w.vm("a");
+    let r = w
+        .service
+        .modify_security_settings(&admin(), &ssd_with(vm.id, &bool_prop("TpmEnabled", true)));
+    assert_eq!(code(Method::ModifySecuritySettings, r), 5);
+    let r = w.service.modify_security_settings(
+        &admin(),
+        &ssd_with(vm.id, &bool_prop("ShieldingRequested", true)),
+    );
+    assert!(matches!(code(Method::ModifySecuritySettings, r), 5 | 6));
+    assert!(!w.store.vm_security(vm.id).unwrap().settings.tpm_enabled);
+}
+
+#[test]
+fn modify_shielding_without_tpm_is_incompatible_parameters_6() {
+    let w = world();
+    let vm = w.vm("a");
+    w.set_kp(&vm, kp(1));
+    let r = w.service.modify_security_settings(
+        &admin(),
+        &ssd_with(
+            vm.id,
+            &(bool_prop("ShieldingRequested", true)
+                + &bool_prop("EncryptStateAndVmMigrationTraffic", true)),
+        ),
+    );
+    assert_eq!(code(Method::ModifySecuritySettings, r), 6);
+}
+
+#[test]
+fn modify_full_shielding_with_tpm_kp_and_encryption_is_accepted() {
+    let w = world();
+    let vm = w.vm("a");
+    w.set_kp(&vm, kp(1));
+    let props = [
+        "TpmEnabled",
+        "ShieldingRequested",
+        "EncryptStateAndVmMigrationTraffic",
+    ]
+    .iter()
+    .map(|n| bool_prop(n, true))
+    .collect::<String>();
+    let s = w
+        .service
+        .modify_security_settings(&admin(), &ssd_with(vm.id, &props))
+        .unwrap();
+    assert_eq!(w.wait(s).state, JobState::Completed);
+    assert!(
+        w.store
+            .vm_security(vm.id)
+            .unwrap()
+            .settings
+            .shielding_requested
+    );
+}
+
+#[test]
+fn modify_bind_to_host_tpm_is_not_supported_1() {
+    let w = world();
+    let vm = w.vm("a");
+    let r = w.service.modify_security_settings(
+        &admin(),
+        &ssd_with(vm.id, &bool_prop("BindToHostTpm", true)),
+    );
+    assert_eq!(code(Method::ModifySecuritySettings, r), 1);
+}
+
+#[test]
+fn modify_with_bad_input_is_invalid_parameter_4() {
+    let w = world();
+    let vm = w.vm("a");
+    for text in [
+        "garbage".to_string(),
+        ssd(Uuid::new_v4()),
+        ssd(vm.id).replace("Msvm_SecuritySettingData", "Msvm_TPMSettingData"),
+        ssd_with(
+            vm.id,
+            r#"<PROPERTY NAME="TpmEnabled" TYPE="string"><VALUE>yes</VALUE></PROPERTY>"#,
+        ),
+    ] {
+        let r = w.service.modify_security_settings(&admin(), &text);
+        assert_eq!(code(Method::ModifySecuritySettings, r), 4, "{text}");
+    }
+}
+
+#[test]
+fn modify_by_a_reader_fails_with_2() {
+    let w = world();
+    let vm = w.vm("a");
+    let r = w.service.modify_security_settings(
+        &caller(Role::Reader),
+        &ssd_with(vm.id, &bool_prop("KsdEnabled", true)),
+    );
+    assert!(matches!(&r, Err(ServiceError::AccessDenied(_))));
+    assert_eq!(code(Method::ModifySecuritySettings, r), 2);
+}
+
+// ----- StartService / StopService -----
+
+#[test]
+fn stop_service_makes_methods_unavailable_until_start_service() {
+    let w = world();
+    let vm = w.vm("a");
+    w.service.stop_service(&admin()).unwrap();
+    assert!(!w.service.is_started());
+    let r = w.service.get_key_protector(&admin(), &ssd(vm.id));
+    assert_eq!(code(Method::GetKeyProtector, r), 32777);
+    let r = w.service.set_key_protector(&admin(), &ssd(vm.id), kp(1));
+    assert_eq!(code(Method::SetKeyProtector, r), 32777);
+    w.service.start_service(&admin()).unwrap();
+    assert!(w.service.get_key_protector(&admin(), &ssd(vm.id)).is_ok());
+}
+
+#[test]
+fn only_admins_start_and_stop_the_service() {
+    let w = world();
+    let r = w.service.stop_service(&caller(Role::Operator));
+    assert!(matches!(r, Err(ServiceError::AccessDenied(_))));
+    assert!(w.service.is_started());
+}
+
+// ----- audit -----
+
+#[test]
+fn every_call_allowed_or_refused_is_audited_with_its_vm() {
+    let w = world();
+    let vm = w.vm("a");
+    let before = w.store.audit(0, 1000).unwrap().len();
+    w.service
+        .get_key_protector(&caller(Role::Reader), &ssd(vm.id))
+        .unwrap();
+    let _ = w
+        .service
+        .set_key_protector(&caller(Role::Reader), &ssd(vm.id), kp(1));
+    w.set_kp(&vm, kp(2));
+    let log = w.store.audit(0, 1000).unwrap();
+    let new: Vec<_> = log[before..].iter().collect();
+    assert!(new.iter().any(|r| r.operation == "GetKeyProtector"
+        && r.outcome == AuditOutcome::Succeeded
+        && r.vm == Some(vm.id)
+        && r.actor == "test-reader"));
+    assert!(
+        new.iter()
+            .any(|r| r.operation == "SetKeyProtector" && r.outcome == AuditOutcome::Denied)
+    );
+    assert!(new.iter().any(|r| r.operation == "SetKeyProtector"
+        && r.outcome == AuditOutcome::Succeeded
+        && r.detail.starts_with("job ")));
+    for w in log.windows(2) {
+        assert_eq!(w[1].seq, w[0].seq + 1, "the audit log has no gaps");
+    }
+    let text = format!("{log:?}");
+    assert!(
+        !text.contains("Protector xmlns"),
+        "key protectors never reach the audit log"
+    );
+}
+
+#[test]
+fn failed_logins_are_audited_and_good_ones_give_the_users_role() {
+    let w = world();
+    w.service
+        .add_user(&admin(), "ops", Role::Operator, "a long password")
+        .unwrap();
+    let c = w
+        .service
+        .authenticate("ops", "a long password", "127.0.0.1")
+        .unwrap();
+    assert_eq!(c.role, Role::Operator);
+    assert!(matches!(
+        w.service.authenticate("ops", "wrong password", "127.0.0.1"),
+        Err(ServiceError::AuthenticationFailed)
+    ));
+    assert!(matches!(
+        w.service.authenticate("nobody", "x", "127.0.0.1"),
+        Err(ServiceError::AuthenticationFailed)
+    ));
+    let log = w.store.audit(0, 1000).unwrap();
+    assert_eq!(
+        log.iter()
+            .filter(|r| r.operation == "Authenticate" && r.outcome == AuditOutcome::Denied)
+            .count(),
+        2
+    );
+    assert!(
+        !format!("{log:?}").contains("wrong password"),
+        "passwords never reach the audit log"
+    );
+}
+
+#[test]
+fn jobs_wait_reports_a_timeout_for_an_unknown_job() {
+    let w = world();
+    let r = w
+        .service
+        .wait_job(&admin(), "NO-SUCH-JOB", Duration::from_millis(10));
+    assert!(matches!(r, Err(ServiceError::NotFound(_))));
+}

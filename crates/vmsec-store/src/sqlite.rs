@@ -1,0 +1,797 @@
+//! The embedded store: one SQLite file in WAL mode with `synchronous=FULL`, so that a
+//! transaction reported committed survives a crash of the process or the machine.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::*;
+
+/// Forward migrations, applied in order on open; `PRAGMA user_version` counts those applied.
+/// Never edit a released one: add another.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE host (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    name  TEXT NOT NULL,
+    guid  TEXT NOT NULL
+);
+CREATE TABLE users (
+    name           TEXT PRIMARY KEY,
+    role           TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'reader')),
+    password_hash  TEXT NOT NULL,
+    created_us     INTEGER NOT NULL
+);
+CREATE TABLE vms (
+    guid        TEXT PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    created_us  INTEGER NOT NULL,
+    tpm_enabled                             INTEGER NOT NULL DEFAULT 0,
+    ksd_enabled                             INTEGER NOT NULL DEFAULT 0,
+    shielding_requested                     INTEGER NOT NULL DEFAULT 0,
+    data_protection_requested               INTEGER NOT NULL DEFAULT 0,
+    encrypt_state_and_vm_migration_traffic  INTEGER NOT NULL DEFAULT 0,
+    virtualization_based_security_opt_out   INTEGER NOT NULL DEFAULT 0,
+    bind_to_host_tpm                        INTEGER NOT NULL DEFAULT 0,
+    app_container_launch_opt_out            INTEGER NOT NULL DEFAULT 0,
+    key_protector     BLOB,
+    kp_set_by         TEXT,
+    kp_set_us         INTEGER,
+    last_known_good   BLOB,
+    security_policy   BLOB,
+    sealed_state_key  BLOB
+);
+CREATE TABLE kp_history (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    vm_guid         TEXT NOT NULL REFERENCES vms (guid) ON DELETE CASCADE,
+    key_protector   BLOB NOT NULL,
+    set_by          TEXT,
+    set_us          INTEGER,
+    replaced_by     TEXT NOT NULL,
+    replaced_us     INTEGER NOT NULL
+);
+CREATE INDEX kp_history_vm ON kp_history (vm_guid, id);
+CREATE TABLE jobs (
+    instance_id        TEXT PRIMARY KEY,
+    method             TEXT NOT NULL,
+    vm_guid            TEXT,
+    job_state          INTEGER NOT NULL,
+    error_code         INTEGER NOT NULL,
+    error_description  TEXT NOT NULL,
+    percent_complete   INTEGER NOT NULL,
+    submitted_by       TEXT NOT NULL,
+    time_submitted_us  INTEGER NOT NULL,
+    start_time_us      INTEGER,
+    finish_time_us     INTEGER,
+    time_before_removal_us INTEGER NOT NULL,
+    owner              TEXT NOT NULL
+);
+CREATE INDEX jobs_unfinished ON jobs (job_state) WHERE job_state IN (2, 4);
+CREATE TABLE audit (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_us      INTEGER NOT NULL,
+    actor      TEXT NOT NULL,
+    operation  TEXT NOT NULL,
+    vm_guid    TEXT,
+    outcome    TEXT NOT NULL,
+    detail     TEXT NOT NULL
+);
+"#];
+
+/// Connections kept open for reuse; more are opened on demand when all are in use.
+const POOL_IDLE_MAX: usize = 8;
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The SQLite [`Store`].
+pub struct SqliteStore {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store at `path`, runs pending migrations, and records
+    /// this host's identity on first open with `host_name`.
+    pub fn open(path: impl AsRef<Path>, host_name: &str) -> Result<Self, StoreError> {
+        let store = SqliteStore {
+            path: path.as_ref().to_owned(),
+            idle: Mutex::new(Vec::new()),
+        };
+        let mut conn = store.connect()?;
+        // WAL is a property of the file: set once; it persists.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(map_err)?;
+        migrate(&mut conn)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(map_err)?;
+        let exists: bool = tx
+            .query_row("SELECT EXISTS (SELECT 1 FROM host)", [], |r| r.get(0))
+            .map_err(map_err)?;
+        if !exists {
+            tx.execute(
+                "INSERT INTO host (id, name, guid) VALUES (1, ?1, ?2)",
+                params![host_name, Uuid::new_v4().to_string()],
+            )
+            .map_err(map_err)?;
+        }
+        tx.commit().map_err(map_err)?;
+        store.put_back(conn);
+        Ok(store)
+    }
+
+    /// The schema version this build writes.
+    pub fn schema_version() -> usize {
+        MIGRATIONS.len()
+    }
+
+    fn connect(&self) -> Result<Connection, StoreError> {
+        let conn = Connection::open(&self.path).map_err(|e| {
+            StoreError::Unavailable(format!("cannot open {}: {e}", self.path.display()))
+        })?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(map_err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(map_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(map_err)?;
+        Ok(conn)
+    }
+
+    fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => self.connect()?,
+        };
+        let out = f(&mut conn);
+        // A connection left inside a transaction by a failed call is not reused.
+        if conn.is_autocommit() {
+            self.put_back(conn);
+        }
+        out
+    }
+
+    fn put_back(&self, conn: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < POOL_IDLE_MAX {
+            idle.push(conn);
+        }
+    }
+
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.with_conn(|conn| {
+            // IMMEDIATE takes the write lock at BEGIN, so a read-then-write transaction never
+            // fails half-way with SQLITE_BUSY on lock upgrade.
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(map_err)?;
+            let out = f(&tx)?;
+            tx.commit().map_err(map_err)?;
+            Ok(out)
+        })
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(map_err)?;
+    let applied: usize = tx
+        .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+        .map_err(map_err)?
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("negative schema version".into()))?;
+    if applied > MIGRATIONS.len() {
+        return Err(StoreError::Corrupt(format!(
+            "the store has schema version {applied}, newer than this vmsec ({}); upgrade vmsec",
+            MIGRATIONS.len()
+        )));
+    }
+    for sql in &MIGRATIONS[applied..] {
+        tx.execute_batch(sql).map_err(map_err)?;
+    }
+    tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64)
+        .map_err(map_err)?;
+    tx.commit().map_err(map_err)
+}
+
+fn map_err(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode::*;
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _) => match f.code {
+            DatabaseBusy | DatabaseLocked => StoreError::Busy(e.to_string()),
+            ConstraintViolation => StoreError::AlreadyExists(e.to_string()),
+            DatabaseCorrupt | NotADatabase => StoreError::Corrupt(e.to_string()),
+            _ => StoreError::Unavailable(e.to_string()),
+        },
+        rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::InvalidColumnType(..)
+        | rusqlite::Error::IntegralValueOutOfRange(..) => StoreError::Corrupt(e.to_string()),
+        _ => StoreError::Unavailable(e.to_string()),
+    }
+}
+
+fn to_us(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1000) as i64
+}
+
+fn from_us(us: i64) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000)
+        .map_err(|e| StoreError::Corrupt(format!("timestamp {us}: {e}")))
+}
+
+fn parse_guid(s: &str) -> Result<Uuid, StoreError> {
+    Uuid::parse_str(s).map_err(|e| StoreError::Corrupt(format!("GUID {s:?}: {e}")))
+}
+
+fn user_from_row(r: &Row<'_>) -> rusqlite::Result<(String, String, String, i64)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+}
+
+fn user_from_parts(p: (String, String, String, i64)) -> Result<User, StoreError> {
+    Ok(User {
+        role: p.1.parse().map_err(StoreError::Corrupt)?,
+        name: p.0,
+        password_hash: p.2,
+        created: from_us(p.3)?,
+    })
+}
+
+fn vm_from_parts(p: (String, String, i64)) -> Result<Vm, StoreError> {
+    Ok(Vm {
+        id: parse_guid(&p.0)?,
+        name: p.1,
+        created: from_us(p.2)?,
+    })
+}
+
+const JOB_COLUMNS: &str = "instance_id, method, vm_guid, job_state, error_code, error_description, \
+     percent_complete, submitted_by, time_submitted_us, start_time_us, finish_time_us, \
+     time_before_removal_us, owner";
+
+type JobRow = (
+    String,
+    String,
+    Option<String>,
+    i64,
+    i64,
+    String,
+    i64,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    i64,
+    String,
+);
+
+fn job_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+        r.get(10)?,
+        r.get(11)?,
+        r.get(12)?,
+    ))
+}
+
+fn job_from_row(r: JobRow) -> Result<Job, StoreError> {
+    let corrupt = |what: &str| StoreError::Corrupt(format!("job {}: bad {what}", r.0));
+    Ok(Job {
+        method: r.1.clone(),
+        vm: r.2.as_deref().map(parse_guid).transpose()?,
+        state: JobState::from_code(r.3).ok_or_else(|| corrupt("JobState"))?,
+        error_code: u32::try_from(r.4).map_err(|_| corrupt("ErrorCode"))?,
+        error_description: r.5.clone(),
+        percent_complete: u16::try_from(r.6).map_err(|_| corrupt("PercentComplete"))?,
+        submitted_by: r.7.clone(),
+        time_submitted: from_us(r.8)?,
+        start_time: r.9.map(from_us).transpose()?,
+        finish_time: r.10.map(from_us).transpose()?,
+        time_before_removal: time::Duration::microseconds(r.11),
+        owner: r.12.parse().map_err(StoreError::Corrupt)?,
+        instance_id: r.0,
+    })
+}
+
+fn job_params(job: &Job) -> [Box<dyn rusqlite::ToSql + '_>; 13] {
+    [
+        Box::new(&job.instance_id),
+        Box::new(&job.method),
+        Box::new(job.vm.map(|v| v.to_string())),
+        Box::new(i64::from(job.state.code())),
+        Box::new(i64::from(job.error_code)),
+        Box::new(&job.error_description),
+        Box::new(i64::from(job.percent_complete)),
+        Box::new(&job.submitted_by),
+        Box::new(to_us(job.time_submitted)),
+        Box::new(job.start_time.map(to_us)),
+        Box::new(job.finish_time.map(to_us)),
+        Box::new(job.time_before_removal.whole_microseconds() as i64),
+        Box::new(job.owner.to_string()),
+    ]
+}
+
+fn write_job(tx: &Connection, job: &Job) -> Result<(), StoreError> {
+    let p = job_params(job);
+    let n = tx
+        .prepare_cached(
+            "UPDATE jobs SET method = ?2, vm_guid = ?3, job_state = ?4, error_code = ?5, \
+             error_description = ?6, percent_complete = ?7, submitted_by = ?8, \
+             time_submitted_us = ?9, start_time_us = ?10, finish_time_us = ?11, \
+             time_before_removal_us = ?12, owner = ?13 WHERE instance_id = ?1",
+        )
+        .map_err(map_err)?
+        .execute(rusqlite::params_from_iter(p.iter()))
+        .map_err(map_err)?;
+    if n == 0 {
+        return Err(StoreError::NotFound(format!("job {}", job.instance_id)));
+    }
+    Ok(())
+}
+
+fn read_security(tx: &Connection, id: Uuid) -> Result<VmSecurity, StoreError> {
+    let row = tx
+        .prepare_cached(
+            "SELECT tpm_enabled, ksd_enabled, shielding_requested, data_protection_requested, \
+             encrypt_state_and_vm_migration_traffic, virtualization_based_security_opt_out, \
+             bind_to_host_tpm, app_container_launch_opt_out, key_protector, kp_set_by, kp_set_us, \
+             last_known_good, security_policy, sealed_state_key FROM vms WHERE guid = ?1",
+        )
+        .map_err(map_err)?
+        .query_row([id.to_string()], |r| {
+            let b = |i: usize| r.get::<_, bool>(i);
+            Ok((
+                SecuritySettings {
+                    tpm_enabled: b(0)?,
+                    ksd_enabled: b(1)?,
+                    shielding_requested: b(2)?,
+                    data_protection_requested: b(3)?,
+                    encrypt_state_and_vm_migration_traffic: b(4)?,
+                    virtualization_based_security_opt_out: b(5)?,
+                    bind_to_host_tpm: b(6)?,
+                    app_container_launch_opt_out: b(7)?,
+                },
+                r.get::<_, Option<Vec<u8>>>(8)?,
+                r.get::<_, Option<String>>(9)?,
+                r.get::<_, Option<i64>>(10)?,
+                r.get::<_, Option<Vec<u8>>>(11)?,
+                r.get::<_, Option<Vec<u8>>>(12)?,
+                r.get::<_, Option<Vec<u8>>>(13)?,
+            ))
+        })
+        .optional()
+        .map_err(map_err)?
+        .ok_or_else(|| StoreError::NotFound(format!("VM {id}")))?;
+    let (settings, key_protector, set_by, set_us, last_known_good, security_policy, sealed) = row;
+    let key_protector_set = match (set_by, set_us) {
+        (Some(by), Some(us)) => Some(Provenance {
+            by,
+            at: from_us(us)?,
+        }),
+        _ => None,
+    };
+    Ok(VmSecurity {
+        settings,
+        key_protector,
+        key_protector_set,
+        last_known_good,
+        security_policy,
+        sealed_state_key: sealed,
+    })
+}
+
+impl Store for SqliteStore {
+    fn host(&self) -> Result<HostIdentity, StoreError> {
+        self.with_conn(|c| {
+            let (name, guid): (String, String) = c
+                .query_row("SELECT name, guid FROM host WHERE id = 1", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .map_err(map_err)?;
+            Ok(HostIdentity {
+                name,
+                guid: parse_guid(&guid)?,
+            })
+        })
+    }
+
+    fn add_user(&self, user: &User) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let n = tx
+                .execute(
+                    "INSERT INTO users (name, role, password_hash, created_us) VALUES (?1, ?2, ?3, ?4) \
+                     ON CONFLICT (name) DO NOTHING",
+                    params![user.name, user.role.as_str(), user.password_hash, to_us(user.created)],
+                )
+                .map_err(map_err)?;
+            if n == 0 {
+                return Err(StoreError::AlreadyExists(format!("user {:?}", user.name)));
+            }
+            Ok(())
+        })
+    }
+
+    fn user(&self, name: &str) -> Result<Option<User>, StoreError> {
+        self.with_conn(|c| {
+            c.prepare_cached(
+                "SELECT name, role, password_hash, created_us FROM users WHERE name = ?1",
+            )
+            .map_err(map_err)?
+            .query_row([name], user_from_row)
+            .optional()
+            .map_err(map_err)?
+            .map(user_from_parts)
+            .transpose()
+        })
+    }
+
+    fn users(&self) -> Result<Vec<User>, StoreError> {
+        self.with_conn(|c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT name, role, password_hash, created_us FROM users ORDER BY name",
+                )
+                .map_err(map_err)?;
+            let rows = st.query_map([], user_from_row).map_err(map_err)?;
+            rows.map(|r| user_from_parts(r.map_err(map_err)?)).collect()
+        })
+    }
+
+    fn remove_user(&self, name: &str) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            Ok(tx
+                .execute("DELETE FROM users WHERE name = ?1", [name])
+                .map_err(map_err)?
+                > 0)
+        })
+    }
+
+    fn add_vm(&self, vm: &Vm) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let taken: Option<String> = tx
+                .query_row(
+                    "SELECT guid FROM vms WHERE guid = ?1 OR name = ?2",
+                    params![vm.id.to_string(), vm.name],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(map_err)?;
+            if let Some(guid) = taken {
+                return Err(StoreError::AlreadyExists(if guid == vm.id.to_string() {
+                    format!("VM {}", vm.id)
+                } else {
+                    format!("a VM named {:?}", vm.name)
+                }));
+            }
+            tx.execute(
+                "INSERT INTO vms (guid, name, created_us) VALUES (?1, ?2, ?3)",
+                params![vm.id.to_string(), vm.name, to_us(vm.created)],
+            )
+            .map_err(map_err)?;
+            Ok(())
+        })
+    }
+
+    fn vm(&self, id: Uuid) -> Result<Option<Vm>, StoreError> {
+        self.with_conn(|c| {
+            c.prepare_cached("SELECT guid, name, created_us FROM vms WHERE guid = ?1")
+                .map_err(map_err)?
+                .query_row([id.to_string()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()
+                .map_err(map_err)?
+                .map(vm_from_parts)
+                .transpose()
+        })
+    }
+
+    fn vm_by_name(&self, name: &str) -> Result<Option<Vm>, StoreError> {
+        self.with_conn(|c| {
+            c.prepare_cached("SELECT guid, name, created_us FROM vms WHERE name = ?1")
+                .map_err(map_err)?
+                .query_row([name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()
+                .map_err(map_err)?
+                .map(vm_from_parts)
+                .transpose()
+        })
+    }
+
+    fn vms(&self) -> Result<Vec<Vm>, StoreError> {
+        self.with_conn(|c| {
+            let mut st = c
+                .prepare_cached("SELECT guid, name, created_us FROM vms ORDER BY name")
+                .map_err(map_err)?;
+            let rows = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(map_err)?;
+            rows.map(|r| vm_from_parts(r.map_err(map_err)?)).collect()
+        })
+    }
+
+    fn remove_vm(&self, id: Uuid) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            Ok(tx
+                .execute("DELETE FROM vms WHERE guid = ?1", [id.to_string()])
+                .map_err(map_err)?
+                > 0)
+        })
+    }
+
+    fn vm_security(&self, id: Uuid) -> Result<VmSecurity, StoreError> {
+        self.with_conn(|c| read_security(c, id))
+    }
+
+    fn update_vm_security(
+        &self,
+        id: Uuid,
+        actor: &str,
+        change: &mut dyn FnMut(&mut VmSecurity) -> Result<(), Rejection>,
+        finish: Option<&Job>,
+    ) -> Result<VmSecurity, UpdateError> {
+        let mut rejected = None;
+        let out = self.write(|tx| {
+            let before = read_security(tx, id)?;
+            let mut after = before.clone();
+            if let Err(e) = change(&mut after) {
+                rejected = Some(e);
+                // Rolled back by dropping the transaction; the error is reported below.
+                return Err(StoreError::Unavailable("change rejected".into()));
+            }
+            let now = OffsetDateTime::now_utc();
+            if after.key_protector != before.key_protector {
+                if let Some(old) = &before.key_protector {
+                    tx.prepare_cached(
+                        "INSERT INTO kp_history (vm_guid, key_protector, set_by, set_us, replaced_by, replaced_us) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )
+                    .map_err(map_err)?
+                    .execute(params![
+                        id.to_string(),
+                        old,
+                        before.key_protector_set.as_ref().map(|p| &p.by),
+                        before.key_protector_set.as_ref().map(|p| to_us(p.at)),
+                        actor,
+                        to_us(now),
+                    ])
+                    .map_err(map_err)?;
+                    tx.prepare_cached(
+                        "DELETE FROM kp_history WHERE vm_guid = ?1 AND id NOT IN \
+                         (SELECT id FROM kp_history WHERE vm_guid = ?1 ORDER BY id DESC LIMIT ?2)",
+                    )
+                    .map_err(map_err)?
+                    .execute(params![id.to_string(), KP_HISTORY_LIMIT as i64])
+                    .map_err(map_err)?;
+                }
+                after.key_protector_set = after.key_protector.as_ref().map(|_| Provenance {
+                    by: actor.to_owned(),
+                    at: now,
+                });
+            }
+            let s = &after.settings;
+            tx.prepare_cached(
+                "UPDATE vms SET tpm_enabled = ?2, ksd_enabled = ?3, shielding_requested = ?4, \
+                 data_protection_requested = ?5, encrypt_state_and_vm_migration_traffic = ?6, \
+                 virtualization_based_security_opt_out = ?7, bind_to_host_tpm = ?8, \
+                 app_container_launch_opt_out = ?9, key_protector = ?10, kp_set_by = ?11, \
+                 kp_set_us = ?12, last_known_good = ?13, security_policy = ?14, \
+                 sealed_state_key = ?15 WHERE guid = ?1",
+            )
+            .map_err(map_err)?
+            .execute(params![
+                id.to_string(),
+                s.tpm_enabled,
+                s.ksd_enabled,
+                s.shielding_requested,
+                s.data_protection_requested,
+                s.encrypt_state_and_vm_migration_traffic,
+                s.virtualization_based_security_opt_out,
+                s.bind_to_host_tpm,
+                s.app_container_launch_opt_out,
+                after.key_protector,
+                after.key_protector_set.as_ref().map(|p| &p.by),
+                after.key_protector_set.as_ref().map(|p| to_us(p.at)),
+                after.last_known_good,
+                after.security_policy,
+                after.sealed_state_key,
+            ])
+            .map_err(map_err)?;
+            if let Some(job) = finish {
+                write_job(tx, job)?;
+            }
+            Ok(after)
+        });
+        match (out, rejected) {
+            (_, Some(e)) => Err(UpdateError::Rejected(e)),
+            (Ok(v), None) => Ok(v),
+            (Err(e), None) => Err(UpdateError::Store(e)),
+        }
+    }
+
+    fn kp_history(&self, id: Uuid) -> Result<Vec<KpHistoryEntry>, StoreError> {
+        self.with_conn(|c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT key_protector, set_by, set_us, replaced_by, replaced_us FROM kp_history \
+                     WHERE vm_guid = ?1 ORDER BY id DESC",
+                )
+                .map_err(map_err)?;
+            let rows = st
+                .query_map([id.to_string()], |r| {
+                    Ok((
+                        r.get::<_, Vec<u8>>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, Option<i64>>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, i64>(4)?,
+                    ))
+                })
+                .map_err(map_err)?;
+            rows.map(|r| {
+                let (kp, by, at, rby, rat) = r.map_err(map_err)?;
+                Ok(KpHistoryEntry {
+                    key_protector: kp,
+                    set: match (by, at) {
+                        (Some(by), Some(at)) => Some(Provenance {
+                            by,
+                            at: from_us(at)?,
+                        }),
+                        _ => None,
+                    },
+                    replaced: Provenance {
+                        by: rby,
+                        at: from_us(rat)?,
+                    },
+                })
+            })
+            .collect()
+        })
+    }
+
+    fn insert_job(&self, job: &Job) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let p = job_params(job);
+            tx.prepare_cached(&format!(
+                "INSERT INTO jobs ({JOB_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+            ))
+            .map_err(map_err)?
+            .execute(rusqlite::params_from_iter(p.iter()))
+            .map_err(map_err)?;
+            Ok(())
+        })
+    }
+
+    fn update_job(&self, job: &Job) -> Result<(), StoreError> {
+        self.write(|tx| write_job(tx, job))
+    }
+
+    fn job(&self, instance_id: &str) -> Result<Option<Job>, StoreError> {
+        self.with_conn(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE instance_id = ?1"
+            ))
+            .map_err(map_err)?
+            .query_row([instance_id], job_row)
+            .optional()
+            .map_err(map_err)?
+            .map(job_from_row)
+            .transpose()
+        })
+    }
+
+    fn jobs(&self) -> Result<Vec<Job>, StoreError> {
+        self.query_jobs("")
+    }
+
+    fn unfinished_jobs(&self) -> Result<Vec<Job>, StoreError> {
+        self.query_jobs("WHERE job_state IN (2, 4)")
+    }
+
+    fn remove_expired_jobs(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
+        self.write(|tx| {
+            tx.prepare_cached(
+                "DELETE FROM jobs WHERE job_state IN (7, 10) AND finish_time_us IS NOT NULL \
+                 AND finish_time_us + time_before_removal_us <= ?1",
+            )
+            .map_err(map_err)?
+            .execute([to_us(now)])
+            .map_err(map_err)
+        })
+    }
+
+    fn append_audit(&self, record: &AuditRecord) -> Result<i64, StoreError> {
+        self.write(|tx| {
+            tx.prepare_cached(
+                "INSERT INTO audit (at_us, actor, operation, vm_guid, outcome, detail) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .map_err(map_err)?
+            .execute(params![
+                to_us(record.at),
+                record.actor,
+                record.operation,
+                record.vm.map(|v| v.to_string()),
+                record.outcome.as_str(),
+                record.detail,
+            ])
+            .map_err(map_err)?;
+            Ok(tx.last_insert_rowid())
+        })
+    }
+
+    fn audit(&self, after: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        self.with_conn(|c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT seq, at_us, actor, operation, vm_guid, outcome, detail FROM audit \
+                     WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                )
+                .map_err(map_err)?;
+            let rows = st
+                .query_map(params![after, limit as i64], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, Option<String>>(4)?,
+                        r.get::<_, String>(5)?,
+                        r.get::<_, String>(6)?,
+                    ))
+                })
+                .map_err(map_err)?;
+            rows.map(|r| {
+                let (seq, at, actor, operation, vm, outcome, detail) = r.map_err(map_err)?;
+                Ok(AuditRecord {
+                    seq,
+                    at: from_us(at)?,
+                    actor,
+                    operation,
+                    vm: vm.as_deref().map(parse_guid).transpose()?,
+                    outcome: AuditOutcome::parse(&outcome)
+                        .ok_or_else(|| StoreError::Corrupt(format!("audit outcome {outcome:?}")))?,
+                    detail,
+                })
+            })
+            .collect()
+        })
+    }
+}
+
+impl SqliteStore {
+    fn query_jobs(&self, filter: &str) -> Result<Vec<Job>, StoreError> {
+        self.with_conn(|c| {
+            let mut st = c
+                .prepare_cached(&format!(
+                    "SELECT {JOB_COLUMNS} FROM jobs {filter} ORDER BY time_submitted_us, instance_id"
+                ))
+                .map_err(map_err)?;
+            let rows = st.query_map([], job_row).map_err(map_err)?;
+            rows.map(|r| job_from_row(r.map_err(map_err)?)).collect()
+        })
+    }
+}

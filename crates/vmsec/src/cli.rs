@@ -1,0 +1,191 @@
+//! The command line: names and options are a contract with scripts (../shared/DESIGN.md).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "vmsec",
+    version,
+    about = "Hyper-V Msvm_SecurityService key protection for Linux hosts",
+    long_about = "vmsec keeps each VM's security settings and key protector, serves Hyper-V's \
+                  Msvm_SecurityService API over WS-Management, and administers it from this command line."
+)]
+pub struct Cli {
+    /// Data directory (store, keys, TLS certificate).
+    #[arg(
+        long,
+        global = true,
+        env = "VMSEC_DATA",
+        default_value = "./vmsec-data"
+    )]
+    pub data: PathBuf,
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Manage the users who may call the WS-Management endpoint.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Manage VMs and their security.
+    #[command(subcommand)]
+    Vm(VmCmd),
+    /// Inspect the jobs of mutating methods.
+    #[command(subcommand)]
+    Job(JobCmd),
+    /// Print the audit log.
+    Audit {
+        /// Only records after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum RoleArg {
+    Admin,
+    Operator,
+    Reader,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCmd {
+    /// Add a user; the password is read from standard input, never from the command line.
+    Add {
+        name: String,
+        #[arg(long, value_enum, default_value = "reader")]
+        role: RoleArg,
+        /// Read the password from standard input (the only way; required so scripts say so).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+    /// Remove a user.
+    Remove { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VmCmd {
+    /// Register a VM.
+    Add {
+        name: String,
+        /// The VM's GUID (Hyper-V's VM ID); a new one when absent.
+        #[arg(long)]
+        id: Option<uuid::Uuid>,
+    },
+    /// List VMs.
+    List,
+    /// Show a VM: identity, security settings, key protector state, policy.
+    Show { vm: String },
+    /// Remove a VM and its key protectors.
+    Remove {
+        vm: String,
+        /// Remove even though the VM has a key protector (its vTPM state becomes unreadable).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Security settings (Msvm_SecuritySettingData).
+    #[command(subcommand)]
+    Security(SecurityCmd),
+    /// The VM's key protector.
+    #[command(subcommand)]
+    Kp(KpCmd),
+    /// The VM's security policy blob.
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+impl OnOff {
+    pub fn is_on(self) -> bool {
+        self == OnOff::On
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SecurityCmd {
+    /// Print the VM's security settings.
+    Get { vm: String },
+    /// Change security settings through ModifySecuritySettings; options not given stay as they are.
+    Set(SecuritySet),
+}
+
+#[derive(Args, Debug)]
+pub struct SecuritySet {
+    pub vm: String,
+    /// TpmEnabled.
+    #[arg(long)]
+    pub tpm: Option<OnOff>,
+    /// ShieldingRequested.
+    #[arg(long)]
+    pub shielded: Option<OnOff>,
+    /// EncryptStateAndVmMigrationTraffic.
+    #[arg(long)]
+    pub encrypt_state: Option<OnOff>,
+    /// KsdEnabled (key storage drive).
+    #[arg(long)]
+    pub ksd: Option<OnOff>,
+    /// DataProtectionRequested.
+    #[arg(long)]
+    pub data_protection: Option<OnOff>,
+    /// VirtualizationBasedSecurityOptOut.
+    #[arg(long)]
+    pub vbs_opt_out: Option<OnOff>,
+    /// BindToHostTpm.
+    #[arg(long)]
+    pub bind_to_host_tpm: Option<OnOff>,
+    /// AppContainerLaunchOptOut.
+    #[arg(long)]
+    pub app_container_launch_opt_out: Option<OnOff>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KpCmd {
+    /// Write the VM's current key protector (GetKeyProtector).
+    Get {
+        vm: String,
+        /// Write to FILE instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Set the VM's key protector from FILE ("-" for standard input) (SetKeyProtector).
+    Set { vm: String, file: PathBuf },
+    /// Make the last known good key protector current (RestoreLastKnownGoodKeyProtector).
+    Restore { vm: String },
+    /// List the VM's earlier key protectors.
+    History { vm: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PolicyCmd {
+    /// Write the VM's security policy blob.
+    Get {
+        vm: String,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Set the VM's security policy from FILE ("-" for standard input; an empty file clears it).
+    Set { vm: String, file: PathBuf },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum JobCmd {
+    /// List jobs that have not been removed yet.
+    List,
+    /// Show one job.
+    Show { id: String },
+}

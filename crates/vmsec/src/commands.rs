@@ -1,0 +1,397 @@
+//! What each CLI verb does: parse arguments, call the service, print.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::json;
+use vmsec_cim::{CimType, Instance, Value};
+use vmsec_service::{Caller, JobStarted, Method, Service, ServiceError, setting_data};
+use vmsec_store::{JobState, Role, Vm};
+
+use crate::CliError;
+use crate::cli::*;
+use crate::data_dir::DataDir;
+use crate::output::{self, Out};
+
+/// How long the CLI waits for a job it started.
+const JOB_WAIT: Duration = Duration::from_secs(120);
+/// Largest file `kp set` and `policy set` read (the service refuses smaller limits itself).
+const MAX_INPUT: u64 = 16 * 1024 * 1024;
+
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    let data = DataDir::open_or_create(&cli.data)?;
+    let service = data.open_service()?;
+    let me = Caller::local_admin();
+    let out = Out { json: cli.json };
+    let ctx = Ctx {
+        service: &service,
+        me: &me,
+        out: &out,
+    };
+    let result = match cli.command {
+        Command::User(c) => ctx.user(c),
+        Command::Vm(c) => ctx.vm(c),
+        Command::Job(c) => ctx.job(c),
+        Command::Audit { after, limit } => ctx.audit(after, limit),
+    };
+    service.shutdown();
+    result
+}
+
+struct Ctx<'a> {
+    service: &'a Service,
+    me: &'a Caller,
+    out: &'a Out,
+}
+
+/// A service error of a method call, with the return code a WS-Man client would have seen.
+fn method_error(method: Method, e: ServiceError) -> CliError {
+    let code = method.return_code(&e);
+    CliError::new(format!(
+        "{e} ({} return code {code}: {})",
+        method.name(),
+        vmsec_service::describe(method, code)
+    ))
+}
+
+fn read_input(file: &Path) -> Result<Vec<u8>, CliError> {
+    let mut buf = Vec::new();
+    let name = file.display();
+    if file == Path::new("-") {
+        std::io::stdin()
+            .take(MAX_INPUT + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| CliError::new(format!("cannot read standard input: {e}")))?;
+    } else {
+        std::fs::File::open(file)
+            .and_then(|f| f.take(MAX_INPUT + 1).read_to_end(&mut buf))
+            .map_err(|e| CliError::new(format!("cannot read {name}: {e}")))?;
+    }
+    if buf.len() as u64 > MAX_INPUT {
+        return Err(CliError::new(format!(
+            "{name} is larger than {MAX_INPUT} bytes"
+        )));
+    }
+    Ok(buf)
+}
+
+fn write_output(out: Option<&Path>, bytes: &[u8]) -> Result<(), CliError> {
+    match out {
+        Some(p) => std::fs::write(p, bytes)
+            .map_err(|e| CliError::new(format!("cannot write {}: {e}", p.display()))),
+        None => std::io::stdout()
+            .write_all(bytes)
+            .map_err(|e| CliError::new(format!("cannot write to standard output: {e}"))),
+    }
+}
+
+/// The embedded instance that names a VM, as a Hyper-V client sends it (CIM-XML DTD 2.0).
+fn setting_data_for(vm: &Vm, settings: &[(&str, bool)]) -> String {
+    let mut i = Instance::new(setting_data::CLASS).with(
+        "InstanceID",
+        CimType::String,
+        Value::String(setting_data::instance_id(vm.id)),
+    );
+    for (name, on) in settings {
+        i = i.with(name, CimType::Boolean, Value::Boolean(*on));
+    }
+    vmsec_cim::codec::cimxml::serialize(&i)
+}
+
+impl Ctx<'_> {
+    fn find_vm(&self, vm: &str) -> Result<Vm, CliError> {
+        Ok(self.service.find_vm(self.me, vm)?)
+    }
+
+    /// Waits for a job the CLI started and turns its outcome into the CLI's.
+    fn finish_job(&self, method: Method, started: JobStarted, done: &str) -> Result<(), CliError> {
+        let job = self
+            .service
+            .wait_job(self.me, &started.instance_id, JOB_WAIT)
+            .map_err(|e| method_error(method, e))?;
+        if job.state == JobState::Completed {
+            self.out.either(
+                || done.to_string(),
+                || json!({ "ok": true, "job": output::job_json(&job) }),
+            )
+        } else {
+            Err(CliError::new(format!(
+                "{} (job {} failed with {} return code {}: {})",
+                job.error_description,
+                job.instance_id,
+                method.name(),
+                job.error_code,
+                vmsec_service::describe(method, job.error_code)
+            )))
+        }
+    }
+
+    fn user(&self, c: UserCmd) -> Result<(), CliError> {
+        match c {
+            UserCmd::Add { name, role, .. } => {
+                let mut password = String::new();
+                std::io::stdin()
+                    .take(4096)
+                    .read_to_string(&mut password)
+                    .map_err(|e| {
+                        CliError::new(format!("cannot read the password from standard input: {e}"))
+                    })?;
+                let password = password.strip_suffix('\n').unwrap_or(&password);
+                let password = password.strip_suffix('\r').unwrap_or(password);
+                let role = match role {
+                    RoleArg::Admin => Role::Admin,
+                    RoleArg::Operator => Role::Operator,
+                    RoleArg::Reader => Role::Reader,
+                };
+                self.service.add_user(self.me, &name, role, password)?;
+                self.out.either(
+                    || format!("added user {name} ({role})"),
+                    || json!({ "ok": true, "user": { "name": name, "role": role } }),
+                )
+            }
+            UserCmd::List => {
+                let users = self.service.users(self.me)?;
+                self.out.either(
+                    || {
+                        users
+                            .iter()
+                            .map(|u| format!("{:<24} {}\n", u.name, u.role))
+                            .collect()
+                    },
+                    || json!(users.iter().map(output::user_json).collect::<Vec<_>>()),
+                )
+            }
+            UserCmd::Remove { name } => {
+                self.service.remove_user(self.me, &name)?;
+                self.out
+                    .either(|| format!("removed user {name}"), || json!({ "ok": true }))
+            }
+        }
+    }
+
+    fn vm(&self, c: VmCmd) -> Result<(), CliError> {
+        match c {
+            VmCmd::Add { name, id } => {
+                let vm = self.service.add_vm(self.me, &name, id)?;
+                self.out.either(
+                    || format!("added VM {} {}", vm.name, vm.id),
+                    || output::vm_json(&vm),
+                )
+            }
+            VmCmd::List => {
+                let vms = self.service.vms(self.me)?;
+                self.out.either(
+                    || {
+                        vms.iter()
+                            .map(|v| format!("{}  {}\n", v.id, v.name))
+                            .collect()
+                    },
+                    || json!(vms.iter().map(output::vm_json).collect::<Vec<_>>()),
+                )
+            }
+            VmCmd::Show { vm } => {
+                let vm = self.find_vm(&vm)?;
+                let sec = self.service.vm_security(self.me, vm.id)?;
+                self.out.either(
+                    || output::security_text(&vm, &sec),
+                    || output::security_json(&vm, &sec),
+                )
+            }
+            VmCmd::Remove { vm, force } => {
+                let vm = self.find_vm(&vm)?;
+                self.service.remove_vm(self.me, &vm, force)?;
+                self.out.either(
+                    || format!("removed VM {} {}", vm.name, vm.id),
+                    || json!({ "ok": true }),
+                )
+            }
+            VmCmd::Security(SecurityCmd::Get { vm }) => {
+                let vm = self.find_vm(&vm)?;
+                let sec = self.service.vm_security(self.me, vm.id)?;
+                self.out.either(
+                    || output::settings_text(&sec.settings),
+                    || output::settings_json(&sec.settings),
+                )
+            }
+            VmCmd::Security(SecurityCmd::Set(s)) => self.security_set(s),
+            VmCmd::Kp(c) => self.kp(c),
+            VmCmd::Policy(c) => self.policy(c),
+        }
+    }
+
+    fn security_set(&self, s: SecuritySet) -> Result<(), CliError> {
+        let vm = self.find_vm(&s.vm)?;
+        let wanted: Vec<(&str, bool)> = [
+            ("TpmEnabled", s.tpm),
+            ("ShieldingRequested", s.shielded),
+            ("EncryptStateAndVmMigrationTraffic", s.encrypt_state),
+            ("KsdEnabled", s.ksd),
+            ("DataProtectionRequested", s.data_protection),
+            ("VirtualizationBasedSecurityOptOut", s.vbs_opt_out),
+            ("BindToHostTpm", s.bind_to_host_tpm),
+            ("AppContainerLaunchOptOut", s.app_container_launch_opt_out),
+        ]
+        .into_iter()
+        .filter_map(|(n, v)| v.map(|v| (n, v.is_on())))
+        .collect();
+        if wanted.is_empty() {
+            return Err(CliError::new(
+                "nothing to set: give at least one of --tpm, --shielded, --encrypt-state, --ksd, \
+                 --data-protection, --vbs-opt-out, --bind-to-host-tpm, --app-container-launch-opt-out",
+            ));
+        }
+        let method = Method::ModifySecuritySettings;
+        let started = self
+            .service
+            .modify_security_settings(self.me, &setting_data_for(&vm, &wanted))
+            .map_err(|e| method_error(method, e))?;
+        self.finish_job(
+            method,
+            started,
+            &format!("security settings of {} changed", vm.name),
+        )
+    }
+
+    fn kp(&self, c: KpCmd) -> Result<(), CliError> {
+        match c {
+            KpCmd::Get { vm, out } => {
+                let vm = self.find_vm(&vm)?;
+                let method = Method::GetKeyProtector;
+                let kp = self
+                    .service
+                    .get_key_protector(self.me, &setting_data_for(&vm, &[]))
+                    .map_err(|e| method_error(method, e))?;
+                if kp.is_empty() {
+                    return Err(CliError::new(format!(
+                        "VM {} has no key protector",
+                        vm.name
+                    )));
+                }
+                write_output(out.as_deref(), &kp)
+            }
+            KpCmd::Set { vm, file } => {
+                let vm = self.find_vm(&vm)?;
+                let kp = read_input(&file)?;
+                let method = Method::SetKeyProtector;
+                let started = self
+                    .service
+                    .set_key_protector(self.me, &setting_data_for(&vm, &[]), kp)
+                    .map_err(|e| method_error(method, e))?;
+                self.finish_job(
+                    method,
+                    started,
+                    &format!("key protector of {} set", vm.name),
+                )
+            }
+            KpCmd::Restore { vm } => {
+                let vm = self.find_vm(&vm)?;
+                let method = Method::RestoreLastKnownGoodKeyProtector;
+                let started = self
+                    .service
+                    .restore_last_known_good_key_protector(self.me, &setting_data_for(&vm, &[]))
+                    .map_err(|e| method_error(method, e))?;
+                self.finish_job(
+                    method,
+                    started,
+                    &format!("last known good key protector of {} restored", vm.name),
+                )
+            }
+            KpCmd::History { vm } => {
+                let vm = self.find_vm(&vm)?;
+                let history = self.service.kp_history(self.me, vm.id)?;
+                self.out.either(
+                    || {
+                        history
+                            .iter()
+                            .map(|h| {
+                                let v = output::history_json(h);
+                                format!(
+                                    "{} bytes  set by {} at {}  replaced by {} at {}\n",
+                                    h.key_protector.len(),
+                                    v["set_by"].as_str().unwrap_or("-"),
+                                    v["set_at"].as_str().unwrap_or("-"),
+                                    h.replaced.by,
+                                    v["replaced_at"].as_str().unwrap_or("-"),
+                                )
+                            })
+                            .collect()
+                    },
+                    || json!(history.iter().map(output::history_json).collect::<Vec<_>>()),
+                )
+            }
+        }
+    }
+
+    fn policy(&self, c: PolicyCmd) -> Result<(), CliError> {
+        match c {
+            PolicyCmd::Get { vm, out } => {
+                let vm = self.find_vm(&vm)?;
+                let sec = self.service.vm_security(self.me, vm.id)?;
+                match sec.security_policy {
+                    Some(p) => write_output(out.as_deref(), &p),
+                    None => Err(CliError::new(format!(
+                        "VM {} has no security policy",
+                        vm.name
+                    ))),
+                }
+            }
+            PolicyCmd::Set { vm, file } => {
+                let vm = self.find_vm(&vm)?;
+                let policy = read_input(&file)?;
+                let method = Method::SetSecurityPolicy;
+                let started = self
+                    .service
+                    .set_security_policy(self.me, &setting_data_for(&vm, &[]), policy)
+                    .map_err(|e| method_error(method, e))?;
+                self.finish_job(
+                    method,
+                    started,
+                    &format!("security policy of {} set", vm.name),
+                )
+            }
+        }
+    }
+
+    fn job(&self, c: JobCmd) -> Result<(), CliError> {
+        match c {
+            JobCmd::List => {
+                let jobs = self.service.jobs(self.me)?;
+                self.out.either(
+                    || jobs.iter().map(|j| output::job_text(j) + "\n").collect(),
+                    || json!(jobs.iter().map(output::job_json).collect::<Vec<_>>()),
+                )
+            }
+            JobCmd::Show { id } => {
+                let job = self.service.job(self.me, &id)?;
+                self.out
+                    .either(|| output::job_text(&job), || output::job_json(&job))
+            }
+        }
+    }
+
+    fn audit(&self, after: i64, limit: usize) -> Result<(), CliError> {
+        let records = self.service.audit_log(self.me, after, limit)?;
+        self.out.either(
+            || {
+                records
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "{:>6} {} {} {} {}{} {}\n",
+                            r.seq,
+                            r.at.format(&time::format_description::well_known::Rfc3339)
+                                .unwrap_or_default(),
+                            r.actor,
+                            r.operation,
+                            r.vm.map(|v| format!("vm={v} ")).unwrap_or_default(),
+                            r.outcome.as_str(),
+                            r.detail
+                        )
+                    })
+                    .collect()
+            },
+            || json!(records),
+        )
+    }
+}

@@ -1,0 +1,90 @@
+//! The data directory: where the store and the host's secrets live.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use vmsec_service::Service;
+use vmsec_store::sqlite::SqliteStore;
+
+use crate::CliError;
+
+pub struct DataDir {
+    pub path: PathBuf,
+}
+
+impl DataDir {
+    /// Opens the data directory, creating it (mode 0700) when it does not exist.
+    pub fn open_or_create(path: &Path) -> Result<DataDir, CliError> {
+        if !path.exists() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(path)
+                .map_err(|e| {
+                    CliError::new(format!(
+                        "cannot create data directory {}: {e}",
+                        path.display()
+                    ))
+                })?;
+        } else if !path.is_dir() {
+            return Err(CliError::new(format!(
+                "data directory {} exists and is not a directory",
+                path.display()
+            )));
+        }
+        Ok(DataDir {
+            path: path.to_owned(),
+        })
+    }
+
+    pub fn store_path(&self) -> PathBuf {
+        self.path.join("vmsec.db")
+    }
+
+    pub fn open_service(&self) -> Result<Service, CliError> {
+        let store = SqliteStore::open(self.store_path(), &host_name()).map_err(|e| {
+            CliError::new(format!(
+                "cannot open the store {}: {e}",
+                self.store_path().display()
+            ))
+        })?;
+        // The store holds password hashes and (sealed) keys: owner-only, like the directory.
+        for suffix in ["", "-wal", "-shm"] {
+            let p = PathBuf::from(format!("{}{suffix}", self.store_path().display()));
+            if p.exists() {
+                let _ = fs::set_permissions(&p, fs::Permissions::from_mode(0o600));
+            }
+        }
+        Service::open(Arc::new(store))
+            .map_err(|e| CliError::new(format!("cannot start the service: {e}")))
+    }
+
+    /// Writes a secret file with mode 0600 from the start (never world-readable, not even
+    /// briefly), refusing to overwrite one that exists.
+    pub fn write_secret_new(&self, name: &str, contents: &[u8]) -> Result<PathBuf, CliError> {
+        let p = self.path.join(name);
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&p)
+            .map_err(|e| CliError::new(format!("cannot create {}: {e}", p.display())))?;
+        f.write_all(contents)
+            .and_then(|_| f.sync_all())
+            .map_err(|e| CliError::new(format!("cannot write {}: {e}", p.display())))?;
+        Ok(p)
+    }
+}
+
+/// This machine's host name, as the kernel has it.
+pub fn host_name() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}

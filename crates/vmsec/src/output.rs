@@ -1,0 +1,180 @@
+//! Printing results for people (text) or scripts (`--json`, stable field names).
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use vmsec_store::{Job, KpHistoryEntry, SecuritySettings, User, Vm, VmSecurity};
+
+use crate::CliError;
+
+pub struct Out {
+    pub json: bool,
+}
+
+impl Out {
+    pub fn json(&self, v: &impl Serialize) -> Result<(), CliError> {
+        let s = serde_json::to_string_pretty(v)
+            .map_err(|e| CliError::new(format!("JSON output: {e}")))?;
+        println!("{s}");
+        Ok(())
+    }
+
+    /// Prints `text` for people, or `v` as JSON.
+    pub fn either(
+        &self,
+        text: impl FnOnce() -> String,
+        v: impl FnOnce() -> Value,
+    ) -> Result<(), CliError> {
+        if self.json {
+            self.json(&v())
+        } else {
+            let t = text();
+            if !t.is_empty() {
+                println!("{}", t.trim_end());
+            }
+            Ok(())
+        }
+    }
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}
+
+pub fn user_json(u: &User) -> Value {
+    json!({ "name": u.name, "role": u.role, "created": rfc3339(u.created) })
+}
+
+pub fn vm_json(vm: &Vm) -> Value {
+    json!({ "id": vm.id, "name": vm.name, "created": rfc3339(vm.created) })
+}
+
+pub fn settings_json(s: &SecuritySettings) -> Value {
+    serde_json::to_value(s).unwrap_or(Value::Null)
+}
+
+pub fn settings_text(s: &SecuritySettings) -> String {
+    let on = |b: bool| if b { "on" } else { "off" };
+    format!(
+        "TpmEnabled                         {}\n\
+         ShieldingRequested                 {}\n\
+         EncryptStateAndVmMigrationTraffic  {}\n\
+         KsdEnabled                         {}\n\
+         DataProtectionRequested            {}\n\
+         VirtualizationBasedSecurityOptOut  {}\n\
+         BindToHostTpm                      {}\n\
+         AppContainerLaunchOptOut           {}\n",
+        on(s.tpm_enabled),
+        on(s.shielding_requested),
+        on(s.encrypt_state_and_vm_migration_traffic),
+        on(s.ksd_enabled),
+        on(s.data_protection_requested),
+        on(s.virtualization_based_security_opt_out),
+        on(s.bind_to_host_tpm),
+        on(s.app_container_launch_opt_out),
+    )
+}
+
+pub fn security_json(vm: &Vm, sec: &VmSecurity) -> Value {
+    let blob = |b: &Option<Vec<u8>>| match b {
+        Some(b) => json!({ "present": true, "bytes": b.len() }),
+        None => json!({ "present": false }),
+    };
+    let mut kp = blob(&sec.key_protector);
+    if let (Some(p), Some(o)) = (&sec.key_protector_set, kp.as_object_mut()) {
+        o.insert("set_by".into(), json!(p.by));
+        o.insert("set_at".into(), json!(rfc3339(p.at)));
+    }
+    json!({
+        "vm": vm_json(vm),
+        "instance_id": vmsec_service::setting_data::instance_id(vm.id),
+        "settings": settings_json(&sec.settings),
+        "key_protector": kp,
+        "last_known_good": blob(&sec.last_known_good),
+        "last_known_good_is_current": sec.last_known_good.is_some() && sec.last_known_good == sec.key_protector,
+        "security_policy": blob(&sec.security_policy),
+        "vtpm_state_key_sealed": sec.sealed_state_key.is_some(),
+    })
+}
+
+pub fn security_text(vm: &Vm, sec: &VmSecurity) -> String {
+    let blob = |b: &Option<Vec<u8>>| match b {
+        Some(b) => format!("{} bytes", b.len()),
+        None => "none".into(),
+    };
+    let mut t = format!(
+        "VM            {}\nId            {}\nInstanceID    {}\nCreated       {}\n\n{}\n",
+        vm.name,
+        vm.id,
+        vmsec_service::setting_data::instance_id(vm.id),
+        rfc3339(vm.created),
+        settings_text(&sec.settings)
+    );
+    t.push_str(&format!(
+        "KeyProtector               {}",
+        blob(&sec.key_protector)
+    ));
+    if let Some(p) = &sec.key_protector_set {
+        t.push_str(&format!(" (set by {} at {})", p.by, rfc3339(p.at)));
+    }
+    t.push('\n');
+    let lkg = match (
+        &sec.last_known_good,
+        sec.last_known_good == sec.key_protector,
+    ) {
+        (None, _) => "none".to_string(),
+        (Some(_), true) => "same as current".to_string(),
+        (Some(b), false) => format!("{} bytes (differs from current)", b.len()),
+    };
+    t.push_str(&format!("LastKnownGoodKeyProtector  {lkg}\n"));
+    t.push_str(&format!(
+        "SecurityPolicy             {}\n",
+        blob(&sec.security_policy)
+    ));
+    t
+}
+
+pub fn job_json(j: &Job) -> Value {
+    json!({
+        "instance_id": j.instance_id,
+        "method": j.method,
+        "vm": j.vm,
+        "job_state": j.state.code(),
+        "job_state_name": j.state.name(),
+        "error_code": j.error_code,
+        "error_description": j.error_description,
+        "percent_complete": j.percent_complete,
+        "submitted_by": j.submitted_by,
+        "time_submitted": rfc3339(j.time_submitted),
+        "start_time": j.start_time.map(rfc3339),
+        "finish_time": j.finish_time.map(rfc3339),
+    })
+}
+
+pub fn job_text(j: &Job) -> String {
+    let mut t = format!(
+        "{}  {}  {} ({})  {}%",
+        j.instance_id,
+        j.method,
+        j.state.name(),
+        j.state.code(),
+        j.percent_complete
+    );
+    if j.error_code != 0 {
+        t.push_str(&format!(
+            "  error {}: {}",
+            j.error_code, j.error_description
+        ));
+    }
+    t
+}
+
+pub fn history_json(h: &KpHistoryEntry) -> Value {
+    json!({
+        "bytes": h.key_protector.len(),
+        "set_by": h.set.as_ref().map(|p| &p.by),
+        "set_at": h.set.as_ref().map(|p| rfc3339(p.at)),
+        "replaced_by": h.replaced.by,
+        "replaced_at": rfc3339(h.replaced.at),
+    })
+}
