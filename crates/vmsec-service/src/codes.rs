@@ -140,3 +140,85 @@ pub fn describe(method: Method, code: u32) -> &'static str {
         _ => "Unknown return code",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(variant: &str) -> ServiceError {
+        use ServiceError::*;
+        let m = String::new;
+        match variant {
+            "AccessDenied" => AccessDenied(m()),
+            "AuthenticationFailed" => AuthenticationFailed,
+            "MalformedInstance" => MalformedInstance(m()),
+            "IncorrectType" => IncorrectType(m()),
+            "InvalidParameter" => InvalidParameter(m()),
+            "UnknownVm" => UnknownVm(m()),
+            "InvalidKeyProtector" => InvalidKeyProtector(m()),
+            "InvalidState" => InvalidState(m()),
+            "IncompatibleSettings" => IncompatibleSettings(m()),
+            "NotSupported" => NotSupported(m()),
+            "AlreadyExists" => AlreadyExists(m()),
+            "NotFound" => NotFound(m()),
+            "ServiceStopped" => ServiceStopped,
+            "Timeout" => Timeout(m()),
+            "StoreUnavailable" => StoreUnavailable(m()),
+            "Internal" => Internal(m()),
+            other => panic!("docs/return-codes.md names an error the code does not have: {other}"),
+        }
+    }
+
+    #[test]
+    fn return_code_table_in_docs_matches_the_code() {
+        let doc = include_str!("../../../docs/return-codes.md");
+        let mut rows = 0;
+        for line in doc.lines() {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let Some(variant) = cells
+                .get(1)
+                .and_then(|c| c.strip_prefix('`'))
+                .and_then(|c| c.strip_suffix('`'))
+            else {
+                continue;
+            };
+            let e = sample(variant);
+            let family_a: u32 = cells[2].parse().unwrap();
+            let modify: u32 = cells[3].parse().unwrap();
+            for m in [
+                Method::GetKeyProtector,
+                Method::SetKeyProtector,
+                Method::RestoreLastKnownGoodKeyProtector,
+                Method::SetSecurityPolicy,
+            ] {
+                assert_eq!(m.return_code(&e), family_a, "{variant} for {}", m.name());
+            }
+            assert_eq!(
+                Method::ModifySecuritySettings.return_code(&e),
+                modify,
+                "{variant}"
+            );
+            rows += 1;
+        }
+        // Every error variant has its row.
+        assert_eq!(rows, 16);
+    }
+
+    #[test]
+    fn every_return_code_has_hyper_vs_description() {
+        for code in [
+            0, 4096, 32768, 32769, 32770, 32771, 32772, 32773, 32774, 32775, 32776, 32777, 32778,
+        ] {
+            assert_ne!(
+                describe(Method::SetKeyProtector, code),
+                "Unknown return code"
+            );
+        }
+        for code in [0, 1, 2, 3, 4, 5, 6, 4096] {
+            assert_ne!(
+                describe(Method::ModifySecuritySettings, code),
+                "Unknown return code"
+            );
+        }
+    }
+}

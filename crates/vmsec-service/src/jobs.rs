@@ -92,6 +92,11 @@ impl JobRunner {
         owner: &JobOwner,
         work: Work,
     ) -> Result<String, ServiceError> {
+        let senders = self.senders.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(senders) = senders.as_ref().filter(|s| !s.is_empty()) else {
+            return Err(ServiceError::ServiceStopped);
+        };
+        // Stamped under the lock, so TimeSubmitted orders jobs as the queues do.
         let job = Job {
             instance_id: Uuid::new_v4().to_string().to_uppercase(),
             method: method.name().to_owned(),
@@ -106,10 +111,6 @@ impl JobRunner {
             finish_time: None,
             time_before_removal: TIME_BEFORE_REMOVAL,
             owner: owner.clone(),
-        };
-        let senders = self.senders.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(senders) = senders.as_ref().filter(|s| !s.is_empty()) else {
-            return Err(ServiceError::ServiceStopped);
         };
         self.store.insert_job(&job)?;
         let id = job.instance_id.clone();

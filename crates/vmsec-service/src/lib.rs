@@ -7,6 +7,7 @@
 //! sees XML other than the embedded instance text it hands to `vmsec-cim`.
 
 mod caller;
+pub mod classes;
 mod codes;
 mod error;
 mod jobs;
@@ -43,6 +44,23 @@ pub struct Service {
     owner: JobOwner,
     runner: jobs::JobRunner,
     stopped: AtomicBool,
+    /// Credentials already verified, so that HTTP Basic on every request does not cost an
+    /// argon2 hash each time: SHA-256(user, password) → the PHC hash they matched. An entry
+    /// counts only while the user's stored hash is still that one.
+    verified: std::sync::Mutex<std::collections::HashMap<[u8; 32], String>>,
+}
+
+/// Most verified credentials remembered.
+const VERIFIED_CACHE_MAX: usize = 1024;
+
+fn credential_digest(user: &str, password: &str) -> [u8; 32] {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    ctx.update(&(user.len() as u64).to_be_bytes());
+    ctx.update(user.as_bytes());
+    ctx.update(password.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
 }
 
 impl std::fmt::Debug for Service {
@@ -76,6 +94,7 @@ impl Service {
             store,
             host,
             stopped: AtomicBool::new(false),
+            verified: Default::default(),
         })
     }
 
@@ -154,11 +173,26 @@ impl Service {
         source: &str,
     ) -> Result<Caller, ServiceError> {
         let found = self.store.user(user)?;
+        let digest = credential_digest(user, password);
+        let cached = |u: &User| {
+            self.verified
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&digest)
+                .is_some_and(|h| *h == u.password_hash)
+        };
         match found {
-            Some(u) if passwords::verify(password, &u.password_hash) => Ok(Caller {
-                name: u.name,
-                role: u.role,
-            }),
+            Some(u) if cached(&u) || passwords::verify(password, &u.password_hash) => {
+                let mut v = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+                if v.len() >= VERIFIED_CACHE_MAX {
+                    v.clear();
+                }
+                v.insert(digest, u.password_hash.clone());
+                Ok(Caller {
+                    name: u.name,
+                    role: u.role,
+                })
+            }
             _ => {
                 self.audit(
                     user,
@@ -200,6 +234,29 @@ impl Service {
             Err(vmsec_store::StoreError::AlreadyExists(_)) => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The caller a user name stands for now (its current role), for a request whose
+    /// credentials were verified; a user removed since is refused.
+    pub fn caller(&self, user: &str) -> Result<Caller, ServiceError> {
+        self.store
+            .user(user)?
+            .map(|u| Caller {
+                name: u.name,
+                role: u.role,
+            })
+            .ok_or_else(|| ServiceError::AccessDenied(format!("user {user:?} no longer exists")))
+    }
+
+    /// Jobs by state, for monitoring.
+    pub fn job_counts(&self) -> Result<Vec<(vmsec_store::JobState, usize)>, ServiceError> {
+        let mut counts = std::collections::HashMap::new();
+        for j in self.store.jobs()? {
+            *counts.entry(j.state).or_insert(0) += 1;
+        }
+        let mut out: Vec<_> = counts.into_iter().collect();
+        out.sort_by_key(|(s, _)| s.code());
+        Ok(out)
     }
 
     pub fn add_user(

@@ -30,6 +30,18 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run the WS-Management endpoint (HTTPS on 127.0.0.1:5986 by default).
+    Serve {
+        /// HTTPS listen address.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Also listen with plain HTTP here (loopback only, unless you accept the risk).
+        #[arg(long)]
+        http_listen: Option<std::net::SocketAddr>,
+        /// TOML configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Manage the users who may call the WS-Management endpoint.
     #[command(subcommand)]
     User(UserCmd),

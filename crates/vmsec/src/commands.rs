@@ -21,6 +21,21 @@ const MAX_INPUT: u64 = 16 * 1024 * 1024;
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
     let data = DataDir::open_or_create(&cli.data)?;
+    if let Command::Serve {
+        listen,
+        http_listen,
+        config,
+    } = cli.command
+    {
+        return crate::serve::run(
+            &data,
+            crate::serve::ServeArgs {
+                listen,
+                http_listen,
+                config,
+            },
+        );
+    }
     let service = data.open_service()?;
     let me = Caller::local_admin();
     let out = Out { json: cli.json };
@@ -34,6 +49,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Vm(c) => ctx.vm(c),
         Command::Job(c) => ctx.job(c),
         Command::Audit { after, limit } => ctx.audit(after, limit),
+        Command::Serve { .. } => unreachable!("handled above"),
     };
     service.shutdown();
     result

@@ -62,19 +62,10 @@ impl DataDir {
             .map_err(|e| CliError::new(format!("cannot start the service: {e}")))
     }
 
-    /// Writes a secret file with mode 0600 from the start (never world-readable, not even
-    /// briefly), refusing to overwrite one that exists.
+    /// Writes a secret file in the data directory, refusing to overwrite one that exists.
     pub fn write_secret_new(&self, name: &str, contents: &[u8]) -> Result<PathBuf, CliError> {
         let p = self.path.join(name);
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&p)
-            .map_err(|e| CliError::new(format!("cannot create {}: {e}", p.display())))?;
-        f.write_all(contents)
-            .and_then(|_| f.sync_all())
-            .map_err(|e| CliError::new(format!("cannot write {}: {e}", p.display())))?;
+        write_private(&p, contents)?;
         Ok(p)
     }
 }
@@ -87,4 +78,18 @@ pub fn host_name() -> String {
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "localhost".into())
+}
+
+/// Writes a new secret file with mode 0600 from the start (never readable by others, not even
+/// briefly), refusing to overwrite one that exists.
+pub fn write_private(p: &Path, contents: &[u8]) -> Result<(), CliError> {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(p)
+        .map_err(|e| CliError::new(format!("cannot create {}: {e}", p.display())))?;
+    f.write_all(contents)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| CliError::new(format!("cannot write {}: {e}", p.display())))
 }

@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod data_dir;
 mod output;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -34,10 +35,30 @@ impl From<vmsec_service::ServiceError> for CliError {
 fn main() -> ExitCode {
     // clap exits with 2 on usage errors and 0 for --help/--version.
     let cli = cli::Cli::parse();
+    // `serve` logs at info by default (its config may say otherwise); the CLI only warns.
+    let filter = match &cli.command {
+        cli::Command::Serve {
+            listen,
+            http_listen,
+            config,
+        } => serve::log_filter(&serve::ServeArgs {
+            listen: *listen,
+            http_listen: *http_listen,
+            config: config.clone(),
+        }),
+        _ => Ok(std::env::var("VMSEC_LOG").unwrap_or_else(|_| "warn".into())),
+    };
+    let filter = match filter {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("vmsec: error: {}", e.message);
+            return ExitCode::from(1);
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("VMSEC_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_new(&filter)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         .init();

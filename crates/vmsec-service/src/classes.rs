@@ -1,0 +1,434 @@
+//! The CIM classes this service serves, built from the store's records: what a WS-Man Get or
+//! Enumerate returns. Names and values follow Hyper-V's own instances so that clients written
+//! for Hyper-V find what they look for.
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+use vmsec_cim::{CimDateTime, CimType, Instance, Value};
+use vmsec_store::{HostIdentity, Job, Role, Vm, VmSecurity};
+
+use crate::setting_data::{instance_id, parse_instance_id};
+use crate::{Caller, Service, ServiceError};
+
+/// The `Name` key of the one `Msvm_SecurityService`.
+pub const SECURITY_SERVICE_NAME: &str = "vmsecuritywmi";
+
+pub const SECURITY_SERVICE: &str = "Msvm_SecurityService";
+pub const COMPUTER_SYSTEM: &str = "Msvm_ComputerSystem";
+pub const SECURITY_SETTING_DATA: &str = "Msvm_SecuritySettingData";
+pub const SECURITY_ELEMENT: &str = "Msvm_SecurityElement";
+pub const TPM_SETTING_DATA: &str = "Msvm_TPMSettingData";
+pub const CONCRETE_JOB: &str = "Msvm_ConcreteJob";
+
+/// Every class served, in the spelling of Hyper-V.
+pub const CLASSES: [&str; 6] = [
+    SECURITY_SERVICE,
+    COMPUTER_SYSTEM,
+    SECURITY_SETTING_DATA,
+    SECURITY_ELEMENT,
+    TPM_SETTING_DATA,
+    CONCRETE_JOB,
+];
+
+/// CIM `EnabledState`: Enabled / Disabled.
+const ENABLED: u16 = 2;
+const DISABLED: u16 = 3;
+
+fn s(v: impl Into<String>) -> Value {
+    Value::String(v.into())
+}
+
+fn dt(t: OffsetDateTime) -> Value {
+    CimDateTime::from_offset_datetime(t)
+        .map(Value::DateTime)
+        .unwrap_or(Value::Null)
+}
+
+fn interval(d: time::Duration) -> Value {
+    std::time::Duration::try_from(d)
+        .ok()
+        .and_then(|d| CimDateTime::from_duration(d).ok())
+        .map(Value::DateTime)
+        .unwrap_or(Value::Null)
+}
+
+fn bytes(b: &Option<Vec<u8>>) -> Value {
+    match b {
+        Some(b) => Value::from_bytes(b),
+        None => Value::Null,
+    }
+}
+
+fn vm_guid(vm: Uuid) -> String {
+    vm.to_string().to_uppercase()
+}
+
+pub fn security_service(host: &HostIdentity, started: bool) -> Instance {
+    Instance::new(SECURITY_SERVICE)
+        .with("CreationClassName", CimType::String, s(SECURITY_SERVICE))
+        .with("Name", CimType::String, s(SECURITY_SERVICE_NAME))
+        .with(
+            "SystemCreationClassName",
+            CimType::String,
+            s(COMPUTER_SYSTEM),
+        )
+        .with("SystemName", CimType::String, s(&host.name))
+        .with("Caption", CimType::String, s("Security Service"))
+        .with(
+            "Description",
+            CimType::String,
+            s("Keeps the security settings and key protectors of virtual machines"),
+        )
+        .with("ElementName", CimType::String, s("Security Service"))
+        .with(
+            "EnabledState",
+            CimType::UInt16,
+            Value::UInt16(if started { ENABLED } else { DISABLED }),
+        )
+        .with("HealthState", CimType::UInt16, Value::UInt16(5))
+        .with(
+            "OperationalStatus",
+            CimType::UInt16,
+            Value::Array(vec![Value::UInt16(2)]),
+        )
+        .with("StartMode", CimType::String, s("Automatic"))
+        .with("Started", CimType::Boolean, Value::Boolean(started))
+}
+
+pub fn host_computer_system(host: &HostIdentity) -> Instance {
+    Instance::new(COMPUTER_SYSTEM)
+        .with("CreationClassName", CimType::String, s(COMPUTER_SYSTEM))
+        .with("Name", CimType::String, s(&host.name))
+        .with("Caption", CimType::String, s("Hosting Computer System"))
+        .with(
+            "Description",
+            CimType::String,
+            s("Microsoft Hosting Computer System"),
+        )
+        .with("ElementName", CimType::String, s(&host.name))
+        .with("EnabledState", CimType::UInt16, Value::UInt16(ENABLED))
+        .with("HealthState", CimType::UInt16, Value::UInt16(5))
+}
+
+pub fn vm_computer_system(vm: &Vm) -> Instance {
+    Instance::new(COMPUTER_SYSTEM)
+        .with("CreationClassName", CimType::String, s(COMPUTER_SYSTEM))
+        .with("Name", CimType::String, s(vm_guid(vm.id)))
+        .with("Caption", CimType::String, s("Virtual Machine"))
+        .with(
+            "Description",
+            CimType::String,
+            s("Microsoft Virtual Machine"),
+        )
+        .with("ElementName", CimType::String, s(&vm.name))
+        .with("InstallDate", CimType::DateTime, dt(vm.created))
+        .with("HealthState", CimType::UInt16, Value::UInt16(5))
+}
+
+pub fn security_setting_data(vm: &Vm, sec: &VmSecurity) -> Instance {
+    let st = &sec.settings;
+    let b = |v: bool| Value::Boolean(v);
+    Instance::new(SECURITY_SETTING_DATA)
+        .with("InstanceID", CimType::String, s(instance_id(vm.id)))
+        .with("Caption", CimType::String, s("Security Settings"))
+        .with(
+            "Description",
+            CimType::String,
+            s("Microsoft Virtual Machine Security Settings"),
+        )
+        .with("ElementName", CimType::String, s(&vm.name))
+        .with("TpmEnabled", CimType::Boolean, b(st.tpm_enabled))
+        .with("KsdEnabled", CimType::Boolean, b(st.ksd_enabled))
+        .with(
+            "ShieldingRequested",
+            CimType::Boolean,
+            b(st.shielding_requested),
+        )
+        .with(
+            "DataProtectionRequested",
+            CimType::Boolean,
+            b(st.data_protection_requested),
+        )
+        .with(
+            "EncryptStateAndVmMigrationTraffic",
+            CimType::Boolean,
+            b(st.encrypt_state_and_vm_migration_traffic),
+        )
+        .with(
+            "VirtualizationBasedSecurityOptOut",
+            CimType::Boolean,
+            b(st.virtualization_based_security_opt_out),
+        )
+        .with("BindToHostTpm", CimType::Boolean, b(st.bind_to_host_tpm))
+        .with(
+            "AppContainerLaunchOptOut",
+            CimType::Boolean,
+            b(st.app_container_launch_opt_out),
+        )
+}
+
+/// The runtime security state: what is in force, not only what was asked for. Shielding and
+/// state encryption are in force only while a key protector is there to hold their keys.
+pub fn security_element(vm: &Vm, sec: &VmSecurity) -> Instance {
+    let has_kp = sec.key_protector.is_some();
+    // Keyed as Hyper-V's MOF has it: by the system the element belongs to.
+    Instance::new(SECURITY_ELEMENT)
+        .with("CreationClassName", CimType::String, s(SECURITY_ELEMENT))
+        .with(
+            "SystemCreationClassName",
+            CimType::String,
+            s(COMPUTER_SYSTEM),
+        )
+        .with("SystemName", CimType::String, s(vm_guid(vm.id)))
+        .with("InstanceID", CimType::String, s(instance_id(vm.id)))
+        .with("Caption", CimType::String, s("Security"))
+        .with("ElementName", CimType::String, s(&vm.name))
+        .with("Name", CimType::String, s(vm_guid(vm.id)))
+        .with(
+            "Shielded",
+            CimType::Boolean,
+            Value::Boolean(has_kp && sec.settings.shielding_requested),
+        )
+        .with(
+            "EncryptStateAndVmMigrationTrafficEnabled",
+            CimType::Boolean,
+            Value::Boolean(has_kp && sec.settings.encrypt_state_and_vm_migration_traffic),
+        )
+}
+
+pub fn tpm_setting_data(vm: &Vm, sec: &VmSecurity) -> Instance {
+    Instance::new(TPM_SETTING_DATA)
+        .with("InstanceID", CimType::String, s(instance_id(vm.id)))
+        .with("Caption", CimType::String, s("Virtual TPM"))
+        .with("ElementName", CimType::String, s(&vm.name))
+        .with(
+            "EnabledState",
+            CimType::UInt16,
+            Value::UInt16(if sec.settings.tpm_enabled {
+                ENABLED
+            } else {
+                DISABLED
+            }),
+        )
+        .with(
+            "Shielded",
+            CimType::Boolean,
+            Value::Boolean(sec.settings.shielding_requested && sec.key_protector.is_some()),
+        )
+        .with(
+            "DataProtected",
+            CimType::Boolean,
+            Value::Boolean(sec.settings.data_protection_requested),
+        )
+        .with("KeyProtector", CimType::UInt8, bytes(&sec.key_protector))
+        .with(
+            "LastKnownGoodKeyProtector",
+            CimType::UInt8,
+            bytes(&sec.last_known_good),
+        )
+}
+
+pub fn concrete_job(job: &Job) -> Instance {
+    let now = OffsetDateTime::now_utc();
+    let elapsed = match (job.start_time, job.finish_time) {
+        (Some(start), Some(end)) => end - start,
+        (Some(start), None) => now - start,
+        _ => time::Duration::ZERO,
+    };
+    let status = match job.state {
+        vmsec_store::JobState::Completed => "Job completed successfully".to_string(),
+        vmsec_store::JobState::Exception => format!("Job failed: {}", job.error_description),
+        other => other.name().to_string(),
+    };
+    Instance::new(CONCRETE_JOB)
+        .with("InstanceID", CimType::String, s(&job.instance_id))
+        .with("Caption", CimType::String, s(&job.method))
+        .with(
+            "Description",
+            CimType::String,
+            s(format!("{} job", job.method)),
+        )
+        .with("ElementName", CimType::String, s(&job.method))
+        .with("Name", CimType::String, s(&job.method))
+        .with("JobStatus", CimType::String, s(status))
+        .with("JobState", CimType::UInt16, Value::UInt16(job.state.code()))
+        .with(
+            "ErrorCode",
+            CimType::UInt16,
+            Value::UInt16(u16::try_from(job.error_code).unwrap_or(u16::MAX)),
+        )
+        .with(
+            "ErrorDescription",
+            CimType::String,
+            if job.error_description.is_empty() {
+                Value::Null
+            } else {
+                s(&job.error_description)
+            },
+        )
+        .with(
+            "PercentComplete",
+            CimType::UInt16,
+            Value::UInt16(job.percent_complete),
+        )
+        .with("TimeSubmitted", CimType::DateTime, dt(job.time_submitted))
+        .with(
+            "StartTime",
+            CimType::DateTime,
+            job.start_time.map(dt).unwrap_or(Value::Null),
+        )
+        .with("ElapsedTime", CimType::DateTime, interval(elapsed))
+        .with(
+            "TimeBeforeRemoval",
+            CimType::DateTime,
+            interval(job.time_before_removal),
+        )
+        .with("Owner", CimType::String, s(&job.submitted_by))
+        .with("Cancellable", CimType::Boolean, Value::Boolean(false))
+        .with(
+            "DeleteOnCompletion",
+            CimType::Boolean,
+            Value::Boolean(false),
+        )
+}
+
+/// The canonical spelling of a served class, or an error naming the one asked for.
+pub fn served_class(class: &str) -> Result<&'static str, ServiceError> {
+    CLASSES
+        .into_iter()
+        .find(|c| c.eq_ignore_ascii_case(class))
+        .ok_or_else(|| ServiceError::NotFound(format!("class {class} is not served")))
+}
+
+/// Whether `instance` has every property of `filter` equal to the given text. Strings compare
+/// without regard to case, as WQL does; other values by their CIM text form.
+pub fn matches(instance: &Instance, filter: &[(String, String)]) -> bool {
+    filter
+        .iter()
+        .all(|(name, want)| match instance.value(name) {
+            Some(Value::String(v)) => v.eq_ignore_ascii_case(want),
+            Some(Value::Boolean(v)) => want.eq_ignore_ascii_case(if *v { "true" } else { "false" }),
+            Some(Value::Null) | None => false,
+            Some(Value::DateTime(d)) => d.to_string() == *want,
+            Some(v) => {
+                v.as_u64().map(|n| n.to_string() == *want).unwrap_or(false)
+                    || v.as_i64().map(|n| n.to_string() == *want).unwrap_or(false)
+            }
+        })
+}
+
+impl Service {
+    fn vm_records(&self, id: Uuid) -> Result<Option<(Vm, VmSecurity)>, ServiceError> {
+        let Some(vm) = self.store.vm(id)? else {
+            return Ok(None);
+        };
+        let sec = self.store.vm_security(id)?;
+        Ok(Some((vm, sec)))
+    }
+
+    /// The instance of `class` with the given key values (names as a client spelled them),
+    /// or `None` when no instance has them.
+    pub fn instance(
+        &self,
+        who: &Caller,
+        class: &str,
+        keys: &[(String, String)],
+    ) -> Result<Option<Instance>, ServiceError> {
+        who.require(Role::Reader, "reading instances")?;
+        let class = served_class(class)?;
+        let key = |name: &str| {
+            keys.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        };
+        let per_vm =
+            |build: fn(&Vm, &VmSecurity) -> Instance| -> Result<Option<Instance>, ServiceError> {
+                // Msvm_SecurityElement is keyed by SystemName (the VM GUID), the others by InstanceID.
+                let Some(id) = key("InstanceID")
+                    .or_else(|| key("SystemName"))
+                    .and_then(|v| parse_instance_id(v).ok())
+                else {
+                    return Ok(None);
+                };
+                Ok(self.vm_records(id)?.map(|(vm, sec)| build(&vm, &sec)))
+            };
+        match class {
+            SECURITY_SERVICE => {
+                let i = security_service(&self.host, self.is_started());
+                Ok(matches(&i, keys).then_some(i))
+            }
+            COMPUTER_SYSTEM => {
+                let Some(name) = key("Name") else {
+                    return Ok(None);
+                };
+                if name.eq_ignore_ascii_case(&self.host.name) {
+                    return Ok(Some(host_computer_system(&self.host)));
+                }
+                let Ok(id) = Uuid::parse_str(name) else {
+                    return Ok(None);
+                };
+                Ok(self.store.vm(id)?.map(|vm| vm_computer_system(&vm)))
+            }
+            SECURITY_SETTING_DATA => per_vm(security_setting_data),
+            SECURITY_ELEMENT => per_vm(security_element),
+            TPM_SETTING_DATA => per_vm(tpm_setting_data),
+            CONCRETE_JOB => {
+                let Some(id) = key("InstanceID") else {
+                    return Ok(None);
+                };
+                Ok(self.store.job(id)?.map(|j| concrete_job(&j)))
+            }
+            _ => Err(ServiceError::NotFound(format!(
+                "class {class} is not served"
+            ))),
+        }
+    }
+
+    /// Every instance of `class` whose properties equal `filter` (WQL `WHERE a = 'x' AND …`).
+    /// A filter on the class's key is answered by a lookup, not a scan.
+    pub fn instances(
+        &self,
+        who: &Caller,
+        class: &str,
+        filter: &[(String, String)],
+    ) -> Result<Vec<Instance>, ServiceError> {
+        who.require(Role::Reader, "enumerating instances")?;
+        let class = served_class(class)?;
+        let keyed_by_instance_id = matches!(
+            class,
+            SECURITY_SETTING_DATA | SECURITY_ELEMENT | TPM_SETTING_DATA | CONCRETE_JOB
+        );
+        let has = |name: &str| filter.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
+        if (keyed_by_instance_id && has("InstanceID"))
+            || (class == SECURITY_ELEMENT && has("SystemName"))
+            || (class == COMPUTER_SYSTEM && has("Name"))
+        {
+            let found = self.instance(who, class, filter)?;
+            return Ok(found.into_iter().filter(|i| matches(i, filter)).collect());
+        }
+        let all: Vec<Instance> = match class {
+            SECURITY_SERVICE => vec![security_service(&self.host, self.is_started())],
+            COMPUTER_SYSTEM => std::iter::once(host_computer_system(&self.host))
+                .chain(self.store.vms()?.iter().map(vm_computer_system))
+                .collect(),
+            CONCRETE_JOB => {
+                self.store.remove_expired_jobs(OffsetDateTime::now_utc())?;
+                self.store.jobs()?.iter().map(concrete_job).collect()
+            }
+            _ => {
+                let build: fn(&Vm, &VmSecurity) -> Instance = match class {
+                    SECURITY_SETTING_DATA => security_setting_data,
+                    SECURITY_ELEMENT => security_element,
+                    _ => tpm_setting_data,
+                };
+                let mut out = Vec::new();
+                for vm in self.store.vms()? {
+                    let sec = self.store.vm_security(vm.id)?;
+                    out.push(build(&vm, &sec));
+                }
+                out
+            }
+        };
+        Ok(all.into_iter().filter(|i| matches(i, filter)).collect())
+    }
+}

@@ -1,0 +1,213 @@
+//! The SQLite store: schema, persistence, transactions.
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+use vmsec_store::sqlite::SqliteStore;
+use vmsec_store::*;
+
+fn open(dir: &tempfile::TempDir) -> SqliteStore {
+    SqliteStore::open(dir.path().join("s.db"), "host-a").unwrap()
+}
+
+fn vm(name: &str) -> Vm {
+    Vm {
+        id: Uuid::new_v4(),
+        name: name.into(),
+        created: OffsetDateTime::now_utc(),
+    }
+}
+
+#[test]
+fn host_identity_is_created_once_and_kept_across_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = open(&dir).host().unwrap();
+    assert_eq!(first.name, "host-a");
+    let again = SqliteStore::open(dir.path().join("s.db"), "renamed")
+        .unwrap()
+        .host()
+        .unwrap();
+    assert_eq!(again, first);
+}
+
+#[test]
+fn a_store_from_a_newer_vmsec_is_refused_not_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(&dir));
+    let conn = rusqlite::Connection::open(dir.path().join("s.db")).unwrap();
+    conn.pragma_update(None, "user_version", 999).unwrap();
+    drop(conn);
+    let err = SqliteStore::open(dir.path().join("s.db"), "h").unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(m) if m.contains("newer")));
+}
+
+#[test]
+fn the_schema_runs_in_wal_mode_with_foreign_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let v = vm("a");
+    s.add_vm(&v).unwrap();
+    s.update_vm_security(
+        v.id,
+        "t",
+        &mut |sec| {
+            sec.key_protector = Some(b"one".to_vec());
+            Ok(())
+        },
+        None,
+    )
+    .unwrap();
+    s.update_vm_security(
+        v.id,
+        "t",
+        &mut |sec| {
+            sec.key_protector = Some(b"two".to_vec());
+            Ok(())
+        },
+        None,
+    )
+    .unwrap();
+    assert_eq!(s.kp_history(v.id).unwrap().len(), 1);
+    // Removing the VM removes its history through the foreign key.
+    assert!(s.remove_vm(v.id).unwrap());
+    assert!(s.kp_history(v.id).unwrap().is_empty());
+    let conn = rusqlite::Connection::open(dir.path().join("s.db")).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[test]
+fn vm_names_and_guids_are_unique() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let a = vm("a");
+    s.add_vm(&a).unwrap();
+    assert!(matches!(
+        s.add_vm(&vm("a")),
+        Err(StoreError::AlreadyExists(_))
+    ));
+    let same_id = Vm {
+        name: "b".into(),
+        ..a.clone()
+    };
+    assert!(matches!(
+        s.add_vm(&same_id),
+        Err(StoreError::AlreadyExists(_))
+    ));
+}
+
+#[test]
+fn a_rejected_change_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let v = vm("a");
+    s.add_vm(&v).unwrap();
+    let r = s.update_vm_security(
+        v.id,
+        "t",
+        &mut |sec| {
+            sec.settings.tpm_enabled = true;
+            Err("no".into())
+        },
+        None,
+    );
+    assert!(matches!(r, Err(UpdateError::Rejected(e)) if e.to_string() == "no"));
+    assert!(!s.vm_security(v.id).unwrap().settings.tpm_enabled);
+}
+
+#[test]
+fn key_protector_history_is_bounded_and_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let v = vm("a");
+    s.add_vm(&v).unwrap();
+    for n in 0..(KP_HISTORY_LIMIT + 5) {
+        s.update_vm_security(
+            v.id,
+            &format!("actor{n}"),
+            &mut |sec| {
+                sec.key_protector = Some(n.to_string().into_bytes());
+                Ok(())
+            },
+            None,
+        )
+        .unwrap();
+    }
+    let h = s.kp_history(v.id).unwrap();
+    assert_eq!(h.len(), KP_HISTORY_LIMIT);
+    let last = KP_HISTORY_LIMIT + 5 - 1;
+    assert_eq!(h[0].key_protector, (last - 1).to_string().into_bytes());
+    assert_eq!(h[0].set.as_ref().unwrap().by, format!("actor{}", last - 1));
+    assert_eq!(h[0].replaced.by, format!("actor{last}"));
+}
+
+#[test]
+fn a_job_finished_with_its_change_is_one_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let v = vm("a");
+    s.add_vm(&v).unwrap();
+    let now = OffsetDateTime::now_utc();
+    let mut job = Job {
+        instance_id: "J1".into(),
+        method: "SetKeyProtector".into(),
+        vm: Some(v.id),
+        state: JobState::Running,
+        error_code: 0,
+        error_description: String::new(),
+        percent_complete: 0,
+        submitted_by: "t".into(),
+        time_submitted: now,
+        start_time: Some(now),
+        finish_time: None,
+        time_before_removal: time::Duration::minutes(5),
+        owner: JobOwner {
+            host: Uuid::nil(),
+            pid: 1,
+            start_ticks: 2,
+        },
+    };
+    s.insert_job(&job).unwrap();
+    job.state = JobState::Completed;
+    // The change is rejected: the job must not be recorded complete either.
+    let _ = s.update_vm_security(v.id, "t", &mut |_| Err("no".into()), Some(&job));
+    assert_eq!(s.job("J1").unwrap().unwrap().state, JobState::Running);
+    s.update_vm_security(
+        v.id,
+        "t",
+        &mut |sec| {
+            sec.settings.ksd_enabled = true;
+            Ok(())
+        },
+        Some(&job),
+    )
+    .unwrap();
+    assert_eq!(s.job("J1").unwrap().unwrap().state, JobState::Completed);
+    assert_eq!(s.job("J1").unwrap().unwrap().owner, job.owner);
+}
+
+#[test]
+fn the_audit_log_appends_in_sequence() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    for n in 0..5 {
+        let seq = s
+            .append_audit(&AuditRecord {
+                seq: 0,
+                at: OffsetDateTime::now_utc(),
+                actor: "a".into(),
+                operation: format!("op{n}"),
+                vm: None,
+                outcome: AuditOutcome::Succeeded,
+                detail: String::new(),
+            })
+            .unwrap();
+        assert_eq!(seq, n + 1);
+    }
+    let after2 = s.audit(2, 10).unwrap();
+    assert_eq!(
+        after2.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        vec![3, 4, 5]
+    );
+}

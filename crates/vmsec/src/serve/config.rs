@@ -1,0 +1,61 @@
+//! `vmsec serve`'s configuration: defaults, then the TOML file (`--config`), then the command line.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::CliError;
+
+/// The TOML file. Every key is optional.
+///
+/// ```toml
+/// listen = ["127.0.0.1:5986"]        # HTTPS
+/// http_listen = []                   # plain HTTP, only when asked for
+/// tls_cert = "/etc/vmsec/cert.pem"   # default: DATA/tls/cert.pem, created self-signed
+/// tls_key = "/etc/vmsec/key.pem"
+/// max_envelope_size = 4194304        # largest request body, bytes
+/// max_reply_size = 16777216          # largest reply, bytes (a client's MaxEnvelopeSize may lower it)
+/// enumeration_expiry_secs = 300
+/// log_level = "info"                 # or a tracing filter such as "vmsec=debug,info"
+/// ```
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<Vec<SocketAddr>>,
+    pub http_listen: Option<Vec<SocketAddr>>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub max_envelope_size: Option<usize>,
+    pub max_reply_size: Option<usize>,
+    pub enumeration_expiry_secs: Option<u64>,
+    pub log_level: Option<String>,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<FileConfig, CliError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| CliError::new(format!("cannot read config {}: {e}", path.display())))?;
+        toml::from_str(&text).map_err(|e| CliError::new(format!("config {}: {e}", path.display())))
+    }
+}
+
+/// Smallest request limit allowed: a key protector with 4 guardians at RSA 4096 as uint8[]
+/// elements is about 1 MiB of XML.
+pub const MIN_ENVELOPE: usize = 1024 * 1024;
+
+pub fn check(cfg: &FileConfig) -> Result<(), CliError> {
+    if let Some(n) = cfg.max_envelope_size
+        && n < MIN_ENVELOPE
+    {
+        return Err(CliError::new(format!(
+            "max_envelope_size {n} is too small: a key protector needs at least {MIN_ENVELOPE}"
+        )));
+    }
+    if cfg.tls_cert.is_some() != cfg.tls_key.is_some() {
+        return Err(CliError::new(
+            "tls_cert and tls_key go together: give both or neither",
+        ));
+    }
+    Ok(())
+}

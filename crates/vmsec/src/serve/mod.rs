@@ -1,0 +1,160 @@
+//! `vmsec serve`: the WS-Management endpoint over the service.
+
+mod config;
+mod provider;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use vmsec_wsman::server::{Server, ServerConfig, TlsSource};
+
+use crate::CliError;
+use crate::data_dir::DataDir;
+pub use config::FileConfig;
+
+pub struct ServeArgs {
+    pub listen: Option<SocketAddr>,
+    pub http_listen: Option<SocketAddr>,
+    pub config: Option<PathBuf>,
+}
+
+/// The log filter `serve` installs: the config's `log_level`, overridden by `VMSEC_LOG`.
+pub fn log_filter(args: &ServeArgs) -> Result<String, CliError> {
+    if let Ok(f) = std::env::var("VMSEC_LOG") {
+        return Ok(f);
+    }
+    Ok(match &args.config {
+        Some(p) => FileConfig::load(p)?
+            .log_level
+            .unwrap_or_else(|| "info".into()),
+        None => "info".into(),
+    })
+}
+
+pub fn run(data: &DataDir, args: ServeArgs) -> Result<(), CliError> {
+    let file = match &args.config {
+        Some(p) => FileConfig::load(p)?,
+        None => FileConfig::default(),
+    };
+    config::check(&file)?;
+
+    let service = Arc::new(data.open_service()?);
+    if let Some(password) = service.bootstrap_admin()? {
+        let p =
+            data.write_secret_new("initial-admin-password", format!("{password}\n").as_bytes())?;
+        tracing::warn!(
+            "created user \"admin\"; its password is in {} (mode 0600): read it, then delete the file",
+            p.display()
+        );
+    }
+
+    let https_listen = match (args.listen, &file.listen) {
+        (Some(a), _) => vec![a],
+        (None, Some(l)) => l.clone(),
+        (None, None) => vec![SocketAddr::from(([127, 0, 0, 1], 5986))],
+    };
+    let http_listen = match (args.http_listen, &file.http_listen) {
+        (Some(a), _) => vec![a],
+        (None, Some(l)) => l.clone(),
+        (None, None) => Vec::new(),
+    };
+    for a in &http_listen {
+        if !a.ip().is_loopback() {
+            tracing::warn!(
+                "plain HTTP on {a}, which is not loopback: passwords and key protectors cross the network unencrypted"
+            );
+        }
+    }
+    let tls = match (&file.tls_cert, &file.tls_key) {
+        (Some(cert), Some(key)) => TlsSource::PemFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        },
+        _ => ensure_self_signed(&data.path)?,
+    };
+
+    let mut cfg = ServerConfig {
+        https_listen,
+        http_listen,
+        tls: Some(tls),
+        ..ServerConfig::default()
+    };
+    if let Some(n) = file.max_envelope_size {
+        cfg.max_request_bytes = n;
+    }
+    if let Some(n) = file.max_reply_size {
+        cfg.engine.max_reply_size = n;
+    }
+    if let Some(s) = file.enumeration_expiry_secs {
+        cfg.engine.enumeration_expiry = Duration::from_secs(s);
+    }
+    cfg.engine.machine = service.host().name.clone();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::new(format!("cannot start the async runtime: {e}")))?;
+    let provider = Arc::new(provider::ServiceProvider {
+        service: service.clone(),
+    });
+    runtime.block_on(async move {
+        let server = Server::bind(cfg, provider)
+            .await
+            .map_err(|e| CliError::new(e.to_string()))?;
+        let (https, http) = server.local_addrs();
+        for a in &https {
+            tracing::info!("listening on https://{a}/wsman");
+        }
+        for a in &http {
+            tracing::info!("listening on http://{a}/wsman");
+        }
+        // One machine-readable line on stdout, for scripts that start the server on port 0.
+        println!(
+            "{}",
+            serde_json::json!({
+                "https": https.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                "http": http.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            })
+        );
+        server.run(vmsec_wsman::server::shutdown_signal()).await;
+        Ok::<(), CliError>(())
+    })?;
+    // In-flight requests are done; let queued jobs finish so none is left running.
+    service.shutdown();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The TLS certificate of `DATA/tls/`, created self-signed on first start.
+fn ensure_self_signed(data: &Path) -> Result<TlsSource, CliError> {
+    let dir = data.join("tls");
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    if !cert.exists() || !key.exists() {
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| CliError::new(format!("cannot create {}: {e}", dir.display())))?;
+        let host = crate::data_dir::host_name();
+        let names = vec![
+            "localhost".to_string(),
+            "127.0.0.1".into(),
+            "::1".into(),
+            host,
+        ];
+        let ck = rcgen::generate_simple_self_signed(names)
+            .map_err(|e| CliError::new(format!("cannot create a TLS certificate: {e}")))?;
+        let key_pem = zeroize::Zeroizing::new(ck.signing_key.serialize_pem());
+        crate::data_dir::write_private(&key, key_pem.as_bytes())?;
+        std::fs::write(&cert, ck.cert.pem())
+            .map_err(|e| CliError::new(format!("cannot write {}: {e}", cert.display())))?;
+        let fp = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, ck.cert.der());
+        let hex: Vec<String> = fp.as_ref().iter().map(|b| format!("{b:02X}")).collect();
+        tracing::warn!(
+            "created a self-signed TLS certificate {}; SHA-256 fingerprint {}",
+            cert.display(),
+            hex.join(":")
+        );
+    }
+    Ok(TlsSource::PemFiles { cert, key })
+}

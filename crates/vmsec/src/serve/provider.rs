@@ -1,0 +1,228 @@
+//! The WS-Management adapter's view of the service: `vmsec_wsman::Provider` over `Service`.
+//! Thin by design: it moves values between the two and maps errors; the semantics are the
+//! service's.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use vmsec_cim::Value;
+use vmsec_service::classes::SECURITY_SERVICE;
+use vmsec_service::{Caller, JobStarted, Method, Service, ServiceError};
+use vmsec_wsman::{MethodOutput, OutValue, Principal, Provider, ProviderError};
+
+pub struct ServiceProvider {
+    pub service: Arc<Service>,
+}
+
+impl ServiceProvider {
+    fn caller(&self, who: &Principal) -> Result<Caller, ProviderError> {
+        self.service.caller(&who.user).map_err(read_error)
+    }
+}
+
+/// Errors of Get and Enumerate (methods report theirs in ReturnValue instead).
+fn read_error(e: ServiceError) -> ProviderError {
+    match e {
+        ServiceError::AccessDenied(_) => ProviderError::AccessDenied,
+        ServiceError::NotFound(m) if m.starts_with("class ") => ProviderError::NoSuchClass(
+            m.trim_start_matches("class ")
+                .trim_end_matches(" is not served")
+                .to_owned(),
+        ),
+        ServiceError::NotFound(_) | ServiceError::UnknownVm(_) => ProviderError::NoSuchInstance,
+        other => ProviderError::Internal(other.to_string()),
+    }
+}
+
+fn job_output(r: Result<JobStarted, ServiceError>, method: Method) -> MethodOutput {
+    match r {
+        Ok(j) => MethodOutput {
+            return_value: Method::JOB_STARTED,
+            out: vec![(
+                "Job".into(),
+                OutValue::JobRef {
+                    instance_id: j.instance_id,
+                },
+            )],
+        },
+        Err(e) => failed(method, &e),
+    }
+}
+
+fn failed(method: Method, e: &ServiceError) -> MethodOutput {
+    tracing::info!(method = method.name(), "method failed: {e}");
+    MethodOutput {
+        return_value: method.return_code(e),
+        out: Vec::new(),
+    }
+}
+
+fn text_arg<'a>(input: &'a [(String, Value)], name: &str) -> Result<&'a str, ServiceError> {
+    match input
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+    {
+        Some(Value::String(s)) => Ok(s),
+        Some(Value::Null) | None => {
+            Err(ServiceError::InvalidParameter(format!("{name} is missing")))
+        }
+        Some(_) => Err(ServiceError::IncorrectType(format!(
+            "{name} must be a string"
+        ))),
+    }
+}
+
+fn bytes_arg(input: &[(String, Value)], name: &str) -> Result<Vec<u8>, ServiceError> {
+    match input
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+    {
+        Some(Value::Null) | None => Ok(Vec::new()),
+        Some(v) => v
+            .to_bytes()
+            .ok_or_else(|| ServiceError::IncorrectType(format!("{name} must be a uint8 array"))),
+    }
+}
+
+impl Provider for ServiceProvider {
+    fn authenticate(&self, user: &str, password: &str, peer: IpAddr) -> Option<Principal> {
+        self.service
+            .authenticate(user, password, &peer.to_string())
+            .ok()
+            .map(|c| Principal { user: c.name })
+    }
+
+    fn get(
+        &self,
+        who: &Principal,
+        class: &str,
+        selectors: &[(String, String)],
+    ) -> Result<vmsec_cim::Instance, ProviderError> {
+        let caller = self.caller(who)?;
+        self.service
+            .instance(&caller, class, selectors)
+            .map_err(read_error)?
+            .ok_or(ProviderError::NoSuchInstance)
+    }
+
+    fn enumerate(
+        &self,
+        who: &Principal,
+        class: &str,
+        filter: &[(String, String)],
+    ) -> Result<Vec<vmsec_cim::Instance>, ProviderError> {
+        let caller = self.caller(who)?;
+        self.service
+            .instances(&caller, class, filter)
+            .map_err(read_error)
+    }
+
+    fn invoke(
+        &self,
+        who: &Principal,
+        class: &str,
+        selectors: &[(String, String)],
+        method: &str,
+        input: &[(String, Value)],
+    ) -> Result<MethodOutput, ProviderError> {
+        if !class.eq_ignore_ascii_case(SECURITY_SERVICE) {
+            return Err(ProviderError::NoSuchClass(class.to_owned()));
+        }
+        let caller = self.caller(who)?;
+        // The selectors must name the one security service (or be empty, as some clients send).
+        if !selectors.is_empty() {
+            let found = self
+                .service
+                .instance(&caller, SECURITY_SERVICE, selectors)
+                .map_err(read_error)?;
+            if found.is_none() {
+                return Err(ProviderError::NoSuchInstance);
+            }
+        }
+        let m = Method::from_name(method).ok_or_else(|| {
+            ProviderError::InvalidParameter(format!("{SECURITY_SERVICE} has no method {method}"))
+        })?;
+        let s = &self.service;
+        let out = match m {
+            Method::GetKeyProtector => {
+                match text_arg(input, "SecuritySettingData")
+                    .and_then(|ssd| s.get_key_protector(&caller, ssd))
+                {
+                    Ok(kp) => MethodOutput {
+                        return_value: Method::SUCCESS,
+                        out: vec![(
+                            "KeyProtector".into(),
+                            OutValue::Value(Value::from_bytes(&kp)),
+                        )],
+                    },
+                    Err(e) => failed(m, &e),
+                }
+            }
+            Method::SetKeyProtector => job_output(
+                text_arg(input, "SecuritySettingData").and_then(|ssd| {
+                    let kp = bytes_arg(input, "KeyProtector")?;
+                    s.set_key_protector(&caller, ssd, kp)
+                }),
+                m,
+            ),
+            Method::RestoreLastKnownGoodKeyProtector => job_output(
+                text_arg(input, "SecuritySettingData")
+                    .and_then(|ssd| s.restore_last_known_good_key_protector(&caller, ssd)),
+                m,
+            ),
+            Method::SetSecurityPolicy => job_output(
+                text_arg(input, "SecuritySettingData").and_then(|ssd| {
+                    let policy = bytes_arg(input, "SecurityPolicy")?;
+                    s.set_security_policy(&caller, ssd, policy)
+                }),
+                m,
+            ),
+            Method::ModifySecuritySettings => job_output(
+                text_arg(input, "SecuritySettingData")
+                    .and_then(|ssd| s.modify_security_settings(&caller, ssd)),
+                m,
+            ),
+            Method::StartService | Method::StopService => {
+                let r = if m == Method::StartService {
+                    s.start_service(&caller)
+                } else {
+                    s.stop_service(&caller)
+                };
+                match r {
+                    Ok(()) => MethodOutput {
+                        return_value: Method::SUCCESS,
+                        out: Vec::new(),
+                    },
+                    Err(e) => failed(m, &e),
+                }
+            }
+        };
+        Ok(out)
+    }
+
+    fn metrics_extra(&self) -> String {
+        let mut out = String::from(
+            "# HELP vmsec_jobs Jobs kept in the store, by JobState.\n# TYPE vmsec_jobs gauge\n",
+        );
+        match self.service.job_counts() {
+            Ok(counts) => {
+                for (state, n) in counts {
+                    out.push_str(&format!("vmsec_jobs{{state=\"{}\"}} {n}\n", state.name()));
+                }
+            }
+            Err(e) => tracing::warn!("metrics: cannot count jobs: {e}"),
+        }
+        out
+    }
+}
+
+/// Every class the provider serves must be one the service knows.
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_security_service_is_a_served_class() {
+        assert!(vmsec_service::classes::served_class("msvm_securityservice").is_ok());
+    }
+}
