@@ -1,1 +1,33 @@
 #![forbid(unsafe_code)]
+//! WS-Management server of vmsec (profile: shared/specs/wsman.md).
+//!
+//! The core is sans-IO: [`Engine::handle`] turns request bytes into a typed request,
+//! calls the [`Provider`], and turns the result into reply bytes — faults included —
+//! without sockets. [`server`] is the thin HTTP(S) shell around it: Basic
+//! authentication, size limits, timeouts, rate limiting of failed logins, metrics and
+//! graceful shutdown.
+//!
+//! Limits (all configurable through [`EngineConfig`] and [`server::ServerConfig`]):
+//! request bodies 4 MiB, read while capped; replies never exceed the client's
+//! `wsman:MaxEnvelopeSize` (at least 8192) nor 16 MiB, else `wsman:EncodingLimit` naming
+//! the size needed (Pull returns fewer items instead, while one fits); XML nesting 64
+//! levels, no DTD; WQL 4096 characters and 32 conditions; 1024 open enumerations, idle
+//! expiry 300 s, at most 1000 items per Pull. `wsman:OperationTimeout` is parsed but not
+//! enforced: provider calls are not interruptible.
+
+pub mod engine;
+pub mod enumeration;
+pub mod envelope;
+pub mod fault;
+pub mod methods;
+pub mod ns;
+pub mod provider;
+mod reply;
+pub mod server;
+pub mod wql;
+pub mod wscim;
+mod xmlw;
+
+pub use engine::{Engine, EngineConfig, Response};
+pub use fault::{Fault, FaultKind};
+pub use provider::{MethodOutput, OutValue, Principal, Provider, ProviderError};

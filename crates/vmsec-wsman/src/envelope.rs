@@ -1,0 +1,738 @@
+//! Parsing a request envelope into a typed [`Request`].
+//!
+//! Namespaces are matched by URI, never by prefix. DTDs are refused (roxmltree's
+//! default), nesting is limited to [`MAX_DEPTH`], and `mustUnderstand` is accepted on
+//! every header, known or not: headers outside the profile are ignored.
+
+use std::time::Duration;
+
+use roxmltree::{Document, Node, ParsingOptions};
+use vmsec_cim::Value;
+
+use crate::fault::{Fault, FaultKind};
+use crate::methods::{self, MethodDef};
+use crate::ns::{self, Resource};
+
+/// Deepest element nesting accepted; a WS-Man request needs fewer than 10 levels.
+pub const MAX_DEPTH: usize = 64;
+/// Most XML nodes accepted in one request (a 13 KB key protector is ~27,000).
+pub const MAX_NODES: u32 = 1_000_000;
+/// Smallest `MaxEnvelopeSize` a client may ask for (DSP0226 R6.2-4).
+pub const MIN_ENVELOPE_SIZE: usize = 8192;
+
+/// Headers of a request, as the profile reads them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Header {
+    /// `wsa:Action`.
+    pub action: String,
+    /// `wsa:MessageID`, echoed as `wsa:RelatesTo`.
+    pub message_id: String,
+    /// `wsa:To`, not checked.
+    pub to: Option<String>,
+    /// `wsa:ReplyTo/wsa:Address`.
+    pub reply_to: Option<String>,
+    /// `wsman:ResourceURI`.
+    pub resource_uri: Option<String>,
+    /// `wsman:SelectorSet`, in order, `__cimnamespace` included.
+    pub selectors: Vec<(String, String)>,
+    /// `wsman:MaxEnvelopeSize` in bytes.
+    pub max_envelope_size: Option<usize>,
+    /// `wsman:OperationTimeout`.
+    pub operation_timeout: Option<Duration>,
+    /// `wsman:Locale/@xml:lang`.
+    pub locale: Option<String>,
+    /// `wsmv:DataLocale/@xml:lang`.
+    pub data_locale: Option<String>,
+    /// `wsmv:SessionId`.
+    pub session_id: Option<String>,
+    /// `wsman:OptionSet` options as name and value.
+    pub options: Vec<(String, String)>,
+}
+
+/// What items of an enumeration carry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EnumerationMode {
+    /// The instances (the default).
+    #[default]
+    Objects,
+    /// Endpoint references only (`EnumerateEPR`).
+    Epr,
+    /// Instance and endpoint reference (`EnumerateObjectAndEPR`).
+    ObjectAndEpr,
+}
+
+/// The body of an Enumerate request.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Enumerate {
+    /// The class, from the resource URI or the WQL `FROM`.
+    pub class: String,
+    /// WQL equality conditions.
+    pub filter: Vec<(String, String)>,
+    /// What items carry.
+    pub mode: EnumerationMode,
+    /// `wsman:OptimizeEnumeration`: return the first items with the response.
+    pub optimize: bool,
+    /// `wsman:MaxElements`.
+    pub max_elements: Option<u32>,
+}
+
+/// A typed request.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Operation {
+    /// WS-Transfer Get of one instance.
+    Get {
+        /// The class.
+        class: String,
+    },
+    /// WS-Enumeration Enumerate.
+    Enumerate(Enumerate),
+    /// WS-Enumeration Pull.
+    Pull {
+        /// The enumeration context.
+        context: String,
+        /// `wsen:MaxElements`.
+        max_elements: Option<u32>,
+    },
+    /// WS-Enumeration Release.
+    Release {
+        /// The enumeration context.
+        context: String,
+    },
+    /// WS-Management Identify (what `Test-WSMan` and `wsl id` send first).
+    Identify,
+    /// A CIM method invocation.
+    Invoke {
+        /// The method's definition.
+        method: &'static MethodDef,
+        /// Every in-parameter, typed, in declaration order.
+        input: Vec<(String, Value)>,
+    },
+}
+
+impl Operation {
+    /// Short name for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Operation::Get { .. } => "get",
+            Operation::Enumerate(_) => "enumerate",
+            Operation::Pull { .. } => "pull",
+            Operation::Release { .. } => "release",
+            Operation::Invoke { .. } => "invoke",
+            Operation::Identify => "identify",
+        }
+    }
+}
+
+/// A parsed request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Request {
+    /// Its headers.
+    pub header: Header,
+    /// What it asks.
+    pub operation: Operation,
+}
+
+/// Why a body could not become a [`Request`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ParseError {
+    /// Not a SOAP 1.2 envelope at all (HTTP 400, no fault).
+    NotSoap(String),
+    /// A SOAP request the profile refuses, answered with this fault. `relates_to` is
+    /// the request's MessageID when it could be read.
+    Fault {
+        /// The fault to send.
+        fault: Fault,
+        /// The request's `wsa:MessageID`, if known.
+        relates_to: Option<String>,
+        /// The operation, when the action was understood (for metrics).
+        operation: Option<&'static str>,
+    },
+}
+
+fn fault(kind: FaultKind, reason: impl Into<String>) -> Fault {
+    Fault::new(kind, reason)
+}
+
+fn text_of<'a>(node: Node<'a, '_>) -> &'a str {
+    node.text().unwrap_or("").trim()
+}
+
+fn check_depth(doc: &Document<'_>) -> Result<(), ParseError> {
+    // Document order visits a parent before its children, so one pass indexed by node id
+    // computes every depth without recursion.
+    let mut depth: Vec<usize> = Vec::new();
+    for node in doc.descendants() {
+        let own = node
+            .parent()
+            .and_then(|p| depth.get(p.id().get() as usize).copied())
+            .map_or(0, |d| d + 1);
+        let index = node.id().get() as usize;
+        if depth.len() <= index {
+            depth.resize(index + 1, 0);
+        }
+        if let Some(slot) = depth.get_mut(index) {
+            *slot = own;
+        }
+        if own > MAX_DEPTH {
+            return Err(ParseError::NotSoap(format!(
+                "elements nest deeper than {MAX_DEPTH} levels"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Parses an ISO 8601 duration as WS-Man uses it (`PT60S`, `PT60.000S`, `P1DT2H`).
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let rest = s.trim().strip_prefix('P')?;
+    let (date, time) = match rest.split_once('T') {
+        Some((d, t)) => (d, Some(t)),
+        None => (rest, None),
+    };
+    let mut seconds = 0f64;
+    let mut any = false;
+    let mut take = |part: &str, units: &[(char, f64)]| -> Option<()> {
+        let mut num = String::new();
+        for c in part.chars() {
+            if c.is_ascii_digit() || c == '.' {
+                num.push(c);
+                continue;
+            }
+            let factor = units.iter().find(|(u, _)| *u == c)?.1;
+            let n: f64 = num.parse().ok()?;
+            seconds += n * factor;
+            num.clear();
+            any = true;
+        }
+        num.is_empty().then_some(())
+    };
+    take(
+        date,
+        &[
+            ('Y', 365.0 * 86400.0),
+            ('M', 30.0 * 86400.0),
+            ('W', 7.0 * 86400.0),
+            ('D', 86400.0),
+        ],
+    )?;
+    if let Some(t) = time {
+        if t.is_empty() {
+            return None;
+        }
+        take(t, &[('H', 3600.0), ('M', 60.0), ('S', 1.0)])?;
+    }
+    (any && seconds.is_finite()).then(|| Duration::try_from_secs_f64(seconds).ok())?
+}
+
+fn parse_header(header: Option<Node<'_, '_>>) -> Result<Header, Fault> {
+    let mut h = Header::default();
+    let mut action = None;
+    let mut message_id = None;
+    for child in header
+        .into_iter()
+        .flat_map(|n| n.children())
+        .filter(Node::is_element)
+    {
+        let name = child.tag_name();
+        let once = |slot: &Option<String>, what: &str| {
+            if slot.is_some() {
+                Err(fault(
+                    FaultKind::InvalidMessageInformationHeader,
+                    format!("the header {what} appears twice"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        match (name.namespace().unwrap_or(""), name.name()) {
+            (ns::WSA, "Action") => {
+                once(&action, "wsa:Action")?;
+                action = Some(text_of(child).to_owned());
+            }
+            (ns::WSA, "MessageID") => {
+                once(&message_id, "wsa:MessageID")?;
+                message_id = Some(text_of(child).to_owned());
+            }
+            (ns::WSA, "To") => h.to = Some(text_of(child).to_owned()),
+            (ns::WSA, "ReplyTo") => {
+                h.reply_to = child
+                    .children()
+                    .find(|n| n.has_tag_name((ns::WSA, "Address")))
+                    .map(|n| text_of(n).to_owned());
+            }
+            (ns::WSMAN, "ResourceURI") => {
+                once(&h.resource_uri, "wsman:ResourceURI")?;
+                h.resource_uri = Some(text_of(child).to_owned());
+            }
+            (ns::WSMAN, "SelectorSet") => {
+                for sel in child.children().filter(Node::is_element) {
+                    if !sel.has_tag_name((ns::WSMAN, "Selector")) {
+                        continue;
+                    }
+                    let Some(sel_name) = sel.attribute("Name") else {
+                        return Err(fault(
+                            FaultKind::InvalidSelectors,
+                            "a selector has no Name attribute",
+                        ));
+                    };
+                    if sel.children().any(|n| n.is_element()) {
+                        return Err(fault(
+                            FaultKind::InvalidSelectors,
+                            format!("selector {sel_name} holds an endpoint reference; only text selectors are supported"),
+                        )
+                        .with_detail("TypeMismatch"));
+                    }
+                    h.selectors
+                        .push((sel_name.to_owned(), sel.text().unwrap_or("").to_owned()));
+                }
+            }
+            (ns::WSMAN, "MaxEnvelopeSize") => {
+                let text = text_of(child);
+                let size: usize = text.parse().map_err(|_| {
+                    fault(
+                        FaultKind::InvalidMessageInformationHeader,
+                        format!(
+                            "wsman:MaxEnvelopeSize \"{}\" is not a number of bytes",
+                            excerpt(text)
+                        ),
+                    )
+                })?;
+                if size < MIN_ENVELOPE_SIZE {
+                    return Err(fault(
+                        FaultKind::EncodingLimit,
+                        format!("wsman:MaxEnvelopeSize {size} is below the minimum of {MIN_ENVELOPE_SIZE} bytes"),
+                    )
+                    .with_detail("MinimumEnvelopeLimit"));
+                }
+                h.max_envelope_size = Some(size);
+            }
+            (ns::WSMAN, "OperationTimeout") => {
+                let text = text_of(child);
+                h.operation_timeout = Some(parse_duration(text).ok_or_else(|| {
+                    fault(
+                        FaultKind::InvalidMessageInformationHeader,
+                        format!(
+                            "wsman:OperationTimeout \"{}\" is not an xs:duration",
+                            excerpt(text)
+                        ),
+                    )
+                })?);
+            }
+            (ns::WSMAN, "Locale") => {
+                h.locale = child.attribute((ns::XML, "lang")).map(str::to_owned)
+            }
+            (ns::WSMV, "DataLocale") => {
+                h.data_locale = child.attribute((ns::XML, "lang")).map(str::to_owned)
+            }
+            (ns::WSMV, "SessionId") => h.session_id = Some(text_of(child).to_owned()),
+            (ns::WSMAN, "OptionSet") => {
+                for opt in child
+                    .children()
+                    .filter(|n| n.has_tag_name((ns::WSMAN, "Option")))
+                {
+                    let opt_name = opt.attribute("Name").unwrap_or("");
+                    h.options
+                        .push((opt_name.to_owned(), opt.text().unwrap_or("").to_owned()));
+                }
+            }
+            _ => {}
+        }
+    }
+    h.message_id = message_id.unwrap_or_default();
+    h.action = action.ok_or_else(|| {
+        fault(
+            FaultKind::MessageInformationHeaderRequired,
+            "the request has no wsa:Action header",
+        )
+    })?;
+    Ok(h)
+}
+
+fn excerpt(s: &str) -> String {
+    s.chars().take(60).collect()
+}
+
+/// Resolves the class a request addresses from its resource URI.
+fn class_of(h: &Header) -> Result<Resource, Fault> {
+    let Some(uri) = h.resource_uri.as_deref() else {
+        return Err(fault(
+            FaultKind::DestinationUnreachable,
+            "the request has no wsman:ResourceURI header",
+        )
+        .with_code(2_150_858_811));
+    };
+    ns::resource(uri).ok_or_else(|| {
+        fault(
+            FaultKind::DestinationUnreachable,
+            format!(
+                "the resource URI {} is not served; classes live under {}",
+                excerpt(uri),
+                ns::WMI_V2_PREFIX
+            ),
+        )
+        .with_code(2_150_858_811)
+    })
+}
+
+fn single_class(h: &Header) -> Result<String, Fault> {
+    match class_of(h)? {
+        Resource::Class(c) => Ok(c),
+        Resource::AllClasses => Err(fault(
+            FaultKind::DestinationUnreachable,
+            "the namespace URI (…/*) addresses no single instance; use a class resource URI",
+        )
+        .with_code(2_150_858_811)),
+    }
+}
+
+fn body_element<'a, 'i>(
+    body: Node<'a, 'i>,
+    ns_uri: &str,
+    local: &str,
+) -> Result<Node<'a, 'i>, Fault> {
+    body.children()
+        .find(|n| n.has_tag_name((ns_uri, local)))
+        .ok_or_else(|| {
+            fault(
+                FaultKind::SchemaValidationError,
+                format!("the body has no {local} element"),
+            )
+        })
+}
+
+fn max_elements(node: Node<'_, '_>, ns_uri: &str) -> Result<Option<u32>, Fault> {
+    let Some(n) = node
+        .children()
+        .find(|n| n.has_tag_name((ns_uri, "MaxElements")))
+    else {
+        return Ok(None);
+    };
+    let text = text_of(n);
+    match text.parse::<u32>() {
+        Ok(v) if v > 0 => Ok(Some(v)),
+        _ => Err(fault(
+            FaultKind::SchemaValidationError,
+            format!(
+                "MaxElements \"{}\" is not a positive integer",
+                excerpt(text)
+            ),
+        )),
+    }
+}
+
+fn enumerate(h: &Header, body: Node<'_, '_>) -> Result<Enumerate, Fault> {
+    let en = body_element(body, ns::WSEN, "Enumerate")?;
+    let mut req = Enumerate::default();
+    let mut query = None;
+    for child in en.children().filter(Node::is_element) {
+        let name = child.tag_name();
+        match (name.namespace().unwrap_or(""), name.name()) {
+            (ns::WSMAN | ns::WSEN, "Filter") => {
+                let dialect = child.attribute("Dialect").unwrap_or("");
+                if dialect != ns::WQL_DIALECT {
+                    return Err(fault(
+                        FaultKind::CannotProcessFilter,
+                        format!(
+                            "the filter dialect \"{}\" is not supported; use {}",
+                            excerpt(dialect),
+                            ns::WQL_DIALECT
+                        ),
+                    ));
+                }
+                let text = child.text().unwrap_or("");
+                query = Some(
+                    crate::wql::parse(text)
+                        .map_err(|e| fault(FaultKind::CannotProcessFilter, e.to_string()))?,
+                );
+            }
+            (ns::WSMAN, "EnumerationMode") => {
+                req.mode = match text_of(child) {
+                    "EnumerateEPR" => EnumerationMode::Epr,
+                    "EnumerateObjectAndEPR" => EnumerationMode::ObjectAndEpr,
+                    other => {
+                        return Err(fault(
+                            FaultKind::SchemaValidationError,
+                            format!(
+                                "wsman:EnumerationMode \"{}\" is not EnumerateEPR or EnumerateObjectAndEPR",
+                                excerpt(other)
+                            ),
+                        ));
+                    }
+                };
+            }
+            (ns::WSMAN, "OptimizeEnumeration") => req.optimize = true,
+            (ns::WSMAN, "MaxElements") => req.max_elements = max_elements(en, ns::WSMAN)?,
+            _ => {}
+        }
+    }
+    let resource = class_of(h)?;
+    match (resource, query) {
+        (Resource::Class(c), None) => req.class = c,
+        (Resource::AllClasses, None) => {
+            return Err(fault(
+                FaultKind::CannotProcessFilter,
+                "enumerating the namespace URI (…/*) needs a WQL filter naming the class",
+            ));
+        }
+        (Resource::AllClasses, Some(q)) => {
+            req.class = q.class;
+            req.filter = q.conditions;
+        }
+        (Resource::Class(c), Some(q)) => {
+            if !c.eq_ignore_ascii_case(&q.class) {
+                return Err(fault(
+                    FaultKind::CannotProcessFilter,
+                    format!(
+                        "the filter selects from {} but the resource URI names {c}",
+                        q.class
+                    ),
+                ));
+            }
+            req.class = c;
+            req.filter = q.conditions;
+        }
+    }
+    Ok(req)
+}
+
+fn context_of<'a, 'i>(body: Node<'a, 'i>, local: &str) -> Result<(Node<'a, 'i>, String), Fault> {
+    let el = body_element(body, ns::WSEN, local)?;
+    let ctx = el
+        .children()
+        .find(|n| n.has_tag_name((ns::WSEN, "EnumerationContext")))
+        .ok_or_else(|| {
+            fault(
+                FaultKind::SchemaValidationError,
+                format!("{local} has no EnumerationContext"),
+            )
+        })?;
+    Ok((el, text_of(ctx).to_owned()))
+}
+
+fn invoke(h: &Header, body: Node<'_, '_>) -> Result<Operation, Fault> {
+    let not_supported = || {
+        fault(
+            FaultKind::ActionNotSupported,
+            format!("the action {} is not supported", excerpt(&h.action)),
+        )
+    };
+    let (prefix, method_name) = h.action.rsplit_once('/').ok_or_else(not_supported)?;
+    let Some(Resource::Class(action_class)) = ns::resource(prefix) else {
+        return Err(not_supported());
+    };
+    let class = match &h.resource_uri {
+        Some(_) => single_class(h)?,
+        None => action_class.clone(),
+    };
+    if !class.eq_ignore_ascii_case(&action_class) {
+        return Err(fault(
+            FaultKind::ActionNotSupported,
+            format!("the action is for class {action_class} but the resource URI names {class}"),
+        ));
+    }
+    if vmsec_cim::schema::class(&class).is_none() {
+        return Err(unknown_class(&class));
+    }
+    let method = methods::method(&class, method_name).ok_or_else(|| {
+        fault(
+            FaultKind::ActionNotSupported,
+            format!("class {class} has no method {}", excerpt(method_name)),
+        )
+    })?;
+    let input_name = format!("{}_INPUT", method.name);
+    let input = body.children().find(Node::is_element);
+    if let Some(el) = input {
+        let tag = el.tag_name();
+        let in_class_ns = matches!(ns::resource(tag.namespace().unwrap_or("")),
+            Some(Resource::Class(c)) if c.eq_ignore_ascii_case(&class));
+        if !tag.name().eq_ignore_ascii_case(&input_name) || !in_class_ns {
+            return Err(fault(
+                FaultKind::SchemaValidationError,
+                format!(
+                    "the body holds <{}> in namespace \"{}\"; expected {input_name} in {}",
+                    tag.name(),
+                    excerpt(tag.namespace().unwrap_or("")),
+                    ns::class_uri(method.class)
+                ),
+            ));
+        }
+    }
+    let input = methods::type_input(method, input)?;
+    Ok(Operation::Invoke { method, input })
+}
+
+/// The fault for a class outside the schema.
+pub fn unknown_class(class: &str) -> Fault {
+    fault(
+        FaultKind::DestinationUnreachable,
+        format!(
+            "the class {} is not served in {}",
+            excerpt(class),
+            ns::CIM_NAMESPACE
+        ),
+    )
+    .with_code(2_150_858_811)
+}
+
+/// Parses a request body.
+pub fn parse(bytes: &[u8]) -> Result<Request, ParseError> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| ParseError::NotSoap(format!("the body is not UTF-8: {e}")))?;
+    let opts = ParsingOptions {
+        allow_dtd: false,
+        nodes_limit: MAX_NODES,
+        ..ParsingOptions::default()
+    };
+    let doc = Document::parse_with_options(text, opts)
+        .map_err(|e| ParseError::NotSoap(format!("the body is not well-formed XML: {e}")))?;
+    check_depth(&doc)?;
+    let root = doc.root_element();
+    if !root.has_tag_name((ns::SOAP, "Envelope")) {
+        return Err(ParseError::NotSoap(format!(
+            "the root element is not a SOAP 1.2 Envelope ({}:{})",
+            excerpt(root.tag_name().namespace().unwrap_or("")),
+            root.tag_name().name()
+        )));
+    }
+    let header = root
+        .children()
+        .find(|n| n.has_tag_name((ns::SOAP, "Header")));
+    let Some(body) = root.children().find(|n| n.has_tag_name((ns::SOAP, "Body"))) else {
+        return Err(ParseError::NotSoap("the envelope has no SOAP Body".into()));
+    };
+    // DSP0226 §11: Identify carries no addressing headers at all.
+    if body
+        .children()
+        .any(|n| n.has_tag_name((ns::WSMID, "Identify")))
+    {
+        return Ok(Request {
+            header: Header::default(),
+            operation: Operation::Identify,
+        });
+    }
+    let header = parse_header(header).map_err(|fault| ParseError::Fault {
+        fault,
+        // A fault about another header still relates to the request when its id is readable.
+        relates_to: header
+            .and_then(|h| {
+                h.children()
+                    .find(|n| n.has_tag_name((ns::WSA, "MessageID")))
+            })
+            .map(|n| text_of(n).to_owned())
+            .filter(|id| !id.is_empty()),
+        operation: None,
+    })?;
+    let wrap = |op: Option<&'static str>| {
+        let relates_to = Some(header.message_id.clone()).filter(|id| !id.is_empty());
+        move |fault| ParseError::Fault {
+            fault,
+            relates_to,
+            operation: op,
+        }
+    };
+    if header.message_id.is_empty() {
+        return Err(wrap(None)(fault(
+            FaultKind::MessageInformationHeaderRequired,
+            "the request has no wsa:MessageID header",
+        )));
+    }
+    let operation = match header.action.as_str() {
+        ns::ACTION_GET => single_class(&header)
+            .map(|class| Operation::Get { class })
+            .map_err(wrap(Some("get")))?,
+        ns::ACTION_ENUMERATE => enumerate(&header, body)
+            .map(Operation::Enumerate)
+            .map_err(wrap(Some("enumerate")))?,
+        ns::ACTION_PULL => {
+            let (el, context) = context_of(body, "Pull").map_err(wrap(Some("pull")))?;
+            let max_elements = max_elements(el, ns::WSEN).map_err(wrap(Some("pull")))?;
+            Operation::Pull {
+                context,
+                max_elements,
+            }
+        }
+        ns::ACTION_RELEASE => {
+            let (_, context) = context_of(body, "Release").map_err(wrap(Some("release")))?;
+            Operation::Release { context }
+        }
+        _ => invoke(&header, body).map_err(wrap(Some("invoke")))?,
+    };
+    Ok(Request { header, operation })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_in_the_forms_clients_send_parse() {
+        assert_eq!(parse_duration("PT20S"), Some(Duration::from_secs(20)));
+        assert_eq!(parse_duration("PT60.000S"), Some(Duration::from_secs(60)));
+        assert_eq!(parse_duration("PT1.5M"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("P1DT2H"), Some(Duration::from_secs(93_600)));
+    }
+
+    #[test]
+    fn malformed_durations_are_refused() {
+        for bad in ["", "P", "PT", "20", "PT20", "PTS", "PT-5S", "PT5X", "P1H"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_profile_header_is_read_whatever_the_prefixes() {
+        let body = include_str!("../testdata/etree_invoke_get_key_protector_cdata.xml")
+            .replace("{{MAXENV}}", "512000");
+        let req = parse(body.as_bytes()).unwrap();
+        let h = &req.header;
+        assert_eq!(h.message_id, "uuid:9C8B7A6D-5E4F-4A3B-2C1D-0E9F8A7B6C5D");
+        assert_eq!(h.max_envelope_size, Some(512_000));
+        assert_eq!(h.operation_timeout, Some(Duration::from_secs(20)));
+        assert_eq!(h.locale.as_deref(), Some("en-US"));
+        assert_eq!(h.data_locale.as_deref(), Some("en-US"));
+        assert_eq!(
+            h.session_id.as_deref(),
+            Some("uuid:7A1B8E56-0C2D-4E1F-9A3B-5C6D7E8F9A0B")
+        );
+        assert_eq!(h.reply_to.as_deref(), Some(ns::ANONYMOUS));
+        assert_eq!(
+            h.to.as_deref(),
+            Some("https://hv01.example.test:5986/wsman")
+        );
+        assert_eq!(h.options, vec![("WMI_FLAG".to_owned(), "0".to_owned())]);
+        assert_eq!(h.selectors.len(), 4);
+        let Operation::Invoke { method, input } = &req.operation else {
+            panic!("{:?}", req.operation)
+        };
+        assert_eq!(method.name, "GetKeyProtector");
+        assert_eq!(input.len(), 1);
+    }
+
+    #[test]
+    fn a_utf8_byte_order_mark_is_accepted() {
+        let body = format!(
+            "\u{FEFF}{}",
+            include_str!("../testdata/pypsrp_get_security_service.xml")
+        );
+        assert!(matches!(
+            parse(body.as_bytes()),
+            Ok(Request {
+                operation: Operation::Get { .. },
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_repeated_action_header_is_refused() {
+        let body = include_str!("../testdata/pypsrp_get_security_service.xml").replace(
+            "<wsa:To>",
+            "<wsa:Action>http://schemas.xmlsoap.org/ws/2004/09/transfer/Get</wsa:Action><wsa:To>",
+        );
+        let Err(ParseError::Fault { fault, .. }) = parse(body.as_bytes()) else {
+            panic!()
+        };
+        assert_eq!(fault.kind, FaultKind::InvalidMessageInformationHeader);
+    }
+}

@@ -1,0 +1,355 @@
+//! The methods served, with their in-parameter types, and the typing of an Invoke body
+//! (`<p:Method_INPUT>`) into CIM values.
+//!
+//! Fault choice: a body that does not fit the method's signature — an unknown
+//! parameter, a scalar given twice, text that is not a lexical form of the declared type
+//! (`"300"` for a `uint8`), element content where text belongs — is
+//! `wsman:SchemaValidationError`. `wsman:InvalidParameter` is left to the provider, for
+//! values that are well-typed but unacceptable.
+
+use std::borrow::Cow;
+
+use roxmltree::Node;
+use vmsec_cim::{CimType, Value};
+
+use crate::fault::{Fault, FaultKind};
+use crate::ns;
+
+/// One in-parameter of a method.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParamDef {
+    /// Name as the MOF spells it.
+    pub name: &'static str,
+    /// Scalar type (of the items, for arrays).
+    pub cim_type: CimType,
+    /// Whether the parameter is an array (repeated elements on the wire).
+    pub is_array: bool,
+}
+
+/// One invokable method.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MethodDef {
+    /// Class the method belongs to.
+    pub class: &'static str,
+    /// Method name as the MOF spells it.
+    pub name: &'static str,
+    /// In-parameters in declaration order.
+    pub inputs: &'static [ParamDef],
+}
+
+const SSD: ParamDef = ParamDef {
+    name: "SecuritySettingData",
+    cim_type: CimType::String,
+    is_array: false,
+};
+const fn bytes(name: &'static str) -> ParamDef {
+    ParamDef {
+        name,
+        cim_type: CimType::UInt8,
+        is_array: true,
+    }
+}
+
+const SECURITY_SERVICE: &str = "Msvm_SecurityService";
+
+/// Every method this endpoint accepts.
+pub const METHODS: &[MethodDef] = &[
+    MethodDef {
+        class: SECURITY_SERVICE,
+        name: "GetKeyProtector",
+        inputs: &[SSD],
+    },
+    MethodDef {
+        class: SECURITY_SERVICE,
+        name: "SetKeyProtector",
+        inputs: &[SSD, bytes("KeyProtector")],
+    },
+    MethodDef {
+        class: SECURITY_SERVICE,
+        name: "RestoreLastKnownGoodKeyProtector",
+        inputs: &[SSD],
+    },
+    MethodDef {
+        class: SECURITY_SERVICE,
+        name: "SetSecurityPolicy",
+        inputs: &[SSD, bytes("SecurityPolicy")],
+    },
+    MethodDef {
+        class: SECURITY_SERVICE,
+        name: "ModifySecuritySettings",
+        inputs: &[SSD],
+    },
+    MethodDef {
+        class: SECURITY_SERVICE,
+        name: "StartService",
+        inputs: &[],
+    },
+    MethodDef {
+        class: SECURITY_SERVICE,
+        name: "StopService",
+        inputs: &[],
+    },
+];
+
+/// The method `name` of `class`, both ignoring ASCII case.
+pub fn method(class: &str, name: &str) -> Option<&'static MethodDef> {
+    METHODS
+        .iter()
+        .find(|m| m.class.eq_ignore_ascii_case(class) && m.name.eq_ignore_ascii_case(name))
+}
+
+fn schema_error(message: String) -> Fault {
+    Fault::new(FaultKind::SchemaValidationError, message)
+}
+
+fn is_nil(node: Node<'_, '_>) -> bool {
+    node.attribute((ns::XSI, "nil"))
+        .is_some_and(|v| matches!(v.trim(), "true" | "1"))
+}
+
+/// The character content of a parameter element (text and CDATA; comments skipped),
+/// refusing element content.
+fn text_of<'a>(def: &ParamDef, node: Node<'a, '_>) -> Result<Cow<'a, str>, Fault> {
+    let mut text: Cow<'a, str> = Cow::Borrowed("");
+    for child in node.children() {
+        if child.is_element() {
+            return Err(schema_error(format!(
+                "parameter {} holds an element <{}>; a {} is written as text",
+                def.name,
+                child.tag_name().name(),
+                def.cim_type
+            )));
+        }
+        if let Some(t) = child.text().filter(|_| child.is_text()) {
+            if text.is_empty() {
+                text = Cow::Borrowed(t);
+            } else {
+                text.to_mut().push_str(t);
+            }
+        }
+    }
+    Ok(text)
+}
+
+fn scalar(def: &ParamDef, text: &str, item: Option<usize>) -> Result<Value, Fault> {
+    let place = || match item {
+        Some(i) => format!("parameter {} item {i}", def.name),
+        None => format!("parameter {}", def.name),
+    };
+    let trimmed = text.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'));
+    let value = match def.cim_type {
+        // The hot path: a key protector is one element per byte.
+        CimType::UInt8 => trimmed.parse::<u8>().ok().map(Value::UInt8),
+        CimType::Boolean => match trimmed {
+            "true" | "1" | "TRUE" | "True" => Some(Value::Boolean(true)),
+            "false" | "0" | "FALSE" | "False" => Some(Value::Boolean(false)),
+            _ => None,
+        },
+        CimType::String => return Ok(Value::String(text.to_owned())),
+        t => Value::parse_scalar(t, text).ok(),
+    };
+    value.ok_or_else(|| {
+        let excerpt: String = trimmed.chars().take(40).collect();
+        let range = match def.cim_type {
+            CimType::UInt8 => " (0 to 255)",
+            _ => "",
+        };
+        schema_error(format!(
+            "{}: \"{excerpt}\" is not a {}{range}",
+            place(),
+            def.cim_type
+        ))
+    })
+}
+
+/// What has been seen of one parameter so far.
+enum Slot {
+    Absent,
+    Null,
+    Scalar(Value),
+    Items(Vec<Value>),
+}
+
+/// Types the children of a `<Method_INPUT>` element against `method`. Returns every
+/// declared parameter in declaration order, `Value::Null` where absent.
+pub fn type_input(
+    method: &MethodDef,
+    input: Option<Node<'_, '_>>,
+) -> Result<Vec<(String, Value)>, Fault> {
+    let mut slots: Vec<Slot> = method.inputs.iter().map(|_| Slot::Absent).collect();
+    let children = input
+        .into_iter()
+        .flat_map(|n| n.children())
+        .filter(Node::is_element);
+    for child in children {
+        let local = child.tag_name().name();
+        let found = method
+            .inputs
+            .iter()
+            .zip(slots.iter_mut())
+            .find(|(d, _)| d.name.eq_ignore_ascii_case(local));
+        let Some((def, slot)) = found else {
+            return Err(schema_error(format!(
+                "{} has no parameter {local}",
+                method.name
+            )));
+        };
+        let nil = is_nil(child);
+        *slot = match (std::mem::replace(slot, Slot::Absent), def.is_array, nil) {
+            (Slot::Absent, _, true) => Slot::Null,
+            (Slot::Absent, false, false) => Slot::Scalar(scalar(def, &text_of(def, child)?, None)?),
+            (Slot::Absent, true, false) => {
+                Slot::Items(vec![scalar(def, &text_of(def, child)?, Some(0))?])
+            }
+            (Slot::Items(mut items), true, false) => {
+                items.push(scalar(def, &text_of(def, child)?, Some(items.len()))?);
+                Slot::Items(items)
+            }
+            (_, true, _) => {
+                return Err(schema_error(format!(
+                    "parameter {} mixes null (xsi:nil) with items; only the whole array may be null",
+                    def.name
+                )));
+            }
+            (_, false, _) => {
+                return Err(schema_error(format!(
+                    "parameter {} is given more than once",
+                    def.name
+                )));
+            }
+        };
+    }
+    Ok(method
+        .inputs
+        .iter()
+        .zip(slots)
+        .map(|(def, slot)| {
+            let value = match slot {
+                Slot::Absent | Slot::Null => Value::Null,
+                Slot::Scalar(v) => v,
+                Slot::Items(items) => Value::Array(items),
+            };
+            (def.name.to_owned(), value)
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P: &str =
+        "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/v2/Msvm_SecurityService";
+
+    fn typed(method: &str, children: &str) -> Result<Vec<(String, Value)>, Fault> {
+        let xml = format!(
+            r#"<p:{method}_INPUT xmlns:p="{P}" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">{children}</p:{method}_INPUT>"#
+        );
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        type_input(method_or_panic(method), Some(doc.root_element()))
+    }
+
+    fn method_or_panic(name: &str) -> &'static MethodDef {
+        method("Msvm_SecurityService", name).unwrap()
+    }
+
+    #[test]
+    fn methods_are_found_ignoring_case_with_their_canonical_names() {
+        let m = method("msvm_securityservice", "setkeyprotector").unwrap();
+        assert_eq!(m.name, "SetKeyProtector");
+        assert_eq!(
+            m.inputs.iter().map(|p| p.name).collect::<Vec<_>>(),
+            ["SecuritySettingData", "KeyProtector"]
+        );
+        assert!(method("Msvm_ComputerSystem", "GetKeyProtector").is_none());
+    }
+
+    #[test]
+    fn byte_items_tolerate_surrounding_whitespace() {
+        let v = typed(
+            "SetKeyProtector",
+            "<p:KeyProtector> 7\n</p:KeyProtector><p:KeyProtector>0</p:KeyProtector>",
+        )
+        .unwrap();
+        assert_eq!(v[1].1, Value::Array(vec![Value::UInt8(7), Value::UInt8(0)]));
+    }
+
+    #[test]
+    fn strings_are_verbatim_and_comments_inside_them_are_skipped() {
+        let v = typed(
+            "GetKeyProtector",
+            "<p:SecuritySettingData> a<!-- note -->b &amp; </p:SecuritySettingData>",
+        )
+        .unwrap();
+        assert_eq!(v[0].1, Value::String(" ab & ".into()));
+    }
+
+    #[test]
+    fn an_empty_string_element_is_the_empty_string_and_nil_is_null() {
+        let v = typed("GetKeyProtector", "<p:SecuritySettingData/>").unwrap();
+        assert_eq!(v[0].1, Value::String(String::new()));
+        let v = typed(
+            "GetKeyProtector",
+            r#"<p:SecuritySettingData xsi:nil="true"/>"#,
+        )
+        .unwrap();
+        assert_eq!(v[0].1, Value::Null);
+    }
+
+    #[test]
+    fn element_content_in_a_string_parameter_is_refused() {
+        let e = typed(
+            "GetKeyProtector",
+            "<p:SecuritySettingData><INSTANCE/></p:SecuritySettingData>",
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, FaultKind::SchemaValidationError);
+        assert!(
+            e.reason.contains("holds an element <INSTANCE>"),
+            "{}",
+            e.reason
+        );
+    }
+
+    #[test]
+    fn booleans_accept_the_xsd_lexical_forms() {
+        let def = ParamDef {
+            name: "B",
+            cim_type: CimType::Boolean,
+            is_array: false,
+        };
+        for (text, want) in [
+            ("true", true),
+            ("1", true),
+            ("false", false),
+            (" 0 ", false),
+        ] {
+            assert_eq!(
+                scalar(&def, text, None).unwrap(),
+                Value::Boolean(want),
+                "{text}"
+            );
+        }
+        assert!(scalar(&def, "yes", None).is_err());
+    }
+
+    #[test]
+    fn other_scalar_types_use_the_cim_parser() {
+        let def = ParamDef {
+            name: "N",
+            cim_type: CimType::UInt32,
+            is_array: false,
+        };
+        assert_eq!(scalar(&def, "4096", None).unwrap(), Value::UInt32(4096));
+        let e = scalar(&def, "4294967296", None).unwrap_err();
+        assert_eq!(e.reason, "parameter N: \"4294967296\" is not a uint32");
+    }
+
+    #[test]
+    fn a_parameterless_method_without_input_element_types_to_nothing() {
+        assert_eq!(
+            type_input(method_or_panic("StopService"), None).unwrap(),
+            vec![]
+        );
+    }
+}

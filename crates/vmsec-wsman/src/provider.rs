@@ -1,0 +1,108 @@
+//! The boundary between the WS-Management adapter and the service that owns the classes.
+//!
+//! The adapter never interprets CIM semantics; it only turns SOAP into these calls and
+//! their results back into SOAP. The service crate implements [`Provider`].
+
+use std::net::IpAddr;
+
+use vmsec_cim::{Instance, Value};
+
+/// The authenticated caller of a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    /// The user name the credentials were verified for.
+    pub user: String,
+}
+
+/// What a provider returns from a method invocation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MethodOutput {
+    /// The method's `ReturnValue` (0 done, 4096 job started, …).
+    pub return_value: u32,
+    /// Out parameters, by name; parameters absent here are not written.
+    pub out: Vec<(String, OutValue)>,
+}
+
+/// One out parameter of a method.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OutValue {
+    /// A plain value (`uint8[]` as `Value::Array` of `Value::UInt8`).
+    Value(Value),
+    /// A reference to an `Msvm_ConcreteJob`, written as an endpoint reference.
+    JobRef {
+        /// The job's `InstanceID` key.
+        instance_id: String,
+    },
+}
+
+/// Why a provider call failed; each variant maps to exactly one SOAP fault.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    /// The class is not served (`wsa:DestinationUnreachable`).
+    #[error("class {0} is not served")]
+    NoSuchClass(String),
+    /// No instance has the given keys (`wsa:DestinationUnreachable`).
+    #[error("no instance matches the selectors")]
+    NoSuchInstance,
+    /// The selectors do not address an instance of the class (`wsman:InvalidSelectors`).
+    #[error("invalid selectors: {0}")]
+    InvalidSelectors(String),
+    /// The caller may not do this (`wsman:AccessDenied`).
+    #[error("access denied")]
+    AccessDenied,
+    /// A method or filter parameter has a valid type but an unacceptable value
+    /// (`wsman:InvalidParameter`).
+    #[error("invalid parameter: {0}")]
+    InvalidParameter(String),
+    /// The service failed (`wsman:InternalError`); the text must not hold secrets.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The service behind the WS-Management endpoint.
+///
+/// Every method except [`Provider::metrics_extra`] is called on a blocking thread:
+/// implementations may do synchronous storage or slow password hashing.
+pub trait Provider: Send + Sync + 'static {
+    /// Verifies HTTP Basic credentials; `None` rejects them.
+    fn authenticate(&self, user: &str, password: &str, peer: IpAddr) -> Option<Principal>;
+
+    /// Returns the instance of `class` whose keys are `selectors`. The adapter has checked
+    /// them against the schema: either none (a singleton request) or every key property
+    /// exactly once, names in the schema's spelling, `__cimnamespace` removed.
+    fn get(
+        &self,
+        who: &Principal,
+        class: &str,
+        selectors: &[(String, String)],
+    ) -> Result<Instance, ProviderError>;
+
+    /// Returns the instances of `class` whose properties equal every `filter` pair
+    /// (`WHERE a = 'x' AND b = 'y'`). Names are properties of the class in the schema's
+    /// spelling; values are text: strings verbatim, booleans `true`/`false`, integers in
+    /// decimal as written (a leading `+` dropped).
+    fn enumerate(
+        &self,
+        who: &Principal,
+        class: &str,
+        filter: &[(String, String)],
+    ) -> Result<Vec<Instance>, ProviderError>;
+
+    /// Invokes `method` on the instance of `class` addressed by `selectors` (checked as for
+    /// [`Provider::get`]). `method` is in the spelling of the method table. `input` holds
+    /// every declared in-parameter of the method in declaration order, `Value::Null` for
+    /// those the client left out.
+    fn invoke(
+        &self,
+        who: &Principal,
+        class: &str,
+        selectors: &[(String, String)],
+        method: &str,
+        input: &[(String, Value)],
+    ) -> Result<MethodOutput, ProviderError>;
+
+    /// Extra Prometheus text appended to `/metrics` (e.g. jobs by state).
+    fn metrics_extra(&self) -> String {
+        String::new()
+    }
+}

@@ -1,0 +1,271 @@
+//! A small in-memory provider and helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+use vmsec_cim::{CimDateTime, CimType, Instance, Value};
+use vmsec_wsman::{MethodOutput, OutValue, Principal, Provider, ProviderError};
+
+pub const SOAP: &str = "http://www.w3.org/2003/05/soap-envelope";
+pub const WSA: &str = "http://schemas.xmlsoap.org/ws/2004/08/addressing";
+pub const WSMAN: &str = "http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd";
+pub const WSEN: &str = "http://schemas.xmlsoap.org/ws/2004/09/enumeration";
+pub const WSMANFAULT: &str = "http://schemas.microsoft.com/wbem/wsman/1/wsmanfault";
+pub const V2: &str = "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/v2/";
+
+/// One recorded provider call.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Call {
+    Get {
+        class: String,
+        selectors: Vec<(String, String)>,
+    },
+    Enumerate {
+        class: String,
+        filter: Vec<(String, String)>,
+    },
+    Invoke {
+        user: String,
+        method: String,
+        selectors: Vec<(String, String)>,
+        input: Vec<(String, Value)>,
+    },
+}
+
+pub struct TestProvider {
+    pub calls: Mutex<Vec<Call>>,
+    pub key_protector: Mutex<Vec<u8>>,
+    pub vm_count: usize,
+    /// How long `get` takes, to keep a request in flight.
+    pub get_delay: std::time::Duration,
+}
+
+impl TestProvider {
+    pub fn new() -> TestProvider {
+        TestProvider {
+            calls: Mutex::new(Vec::new()),
+            key_protector: Mutex::new(b"<Protector/>".to_vec()),
+            vm_count: 3,
+            get_delay: std::time::Duration::ZERO,
+        }
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+pub fn security_service() -> Instance {
+    Instance::new("Msvm_SecurityService")
+        .with(
+            "CreationClassName",
+            CimType::String,
+            Value::String("Msvm_SecurityService".into()),
+        )
+        .with(
+            "Name",
+            CimType::String,
+            Value::String("vmsecuritywmi".into()),
+        )
+        .with(
+            "SystemCreationClassName",
+            CimType::String,
+            Value::String("Msvm_ComputerSystem".into()),
+        )
+        .with("SystemName", CimType::String, Value::String("HV01".into()))
+        .with(
+            "ElementName",
+            CimType::String,
+            Value::String("Security Service".into()),
+        )
+        .with("EnabledState", CimType::UInt16, Value::UInt16(2))
+        .with("OtherEnabledState", CimType::String, Value::Null)
+        .with(
+            "InstallDate",
+            CimType::DateTime,
+            Value::DateTime("20240102030405.000000+000".parse::<CimDateTime>().unwrap()),
+        )
+}
+
+pub fn computer_system(i: usize) -> Instance {
+    let (name, description) = if i == 0 {
+        ("HV01".to_owned(), "Microsoft Hosting Computer System")
+    } else {
+        (
+            format!("5B0E2E2B-7F77-4B39-9A43-0A5F0D3C9E1{i}"),
+            "Microsoft Virtual Machine",
+        )
+    };
+    Instance::new("Msvm_ComputerSystem")
+        .with(
+            "CreationClassName",
+            CimType::String,
+            Value::String("Msvm_ComputerSystem".into()),
+        )
+        .with("Name", CimType::String, Value::String(name))
+        .with(
+            "ElementName",
+            CimType::String,
+            Value::String(format!("vm-{i} <&>")),
+        )
+        .with(
+            "Description",
+            CimType::String,
+            Value::String(description.into()),
+        )
+        .with("EnabledState", CimType::UInt16, Value::UInt16(2))
+}
+
+impl Provider for TestProvider {
+    fn authenticate(&self, user: &str, password: &str, _peer: IpAddr) -> Option<Principal> {
+        (matches!(user, "admin" | "reader") && password == "secret")
+            .then(|| Principal { user: user.into() })
+    }
+
+    fn get(
+        &self,
+        _who: &Principal,
+        class: &str,
+        selectors: &[(String, String)],
+    ) -> Result<Instance, ProviderError> {
+        self.calls.lock().unwrap().push(Call::Get {
+            class: class.into(),
+            selectors: selectors.to_vec(),
+        });
+        match class {
+            "Msvm_SecurityService" => {
+                if selectors.is_empty()
+                    || selectors
+                        .iter()
+                        .any(|(n, v)| n == "Name" && v == "vmsecuritywmi")
+                {
+                    Ok(security_service())
+                } else {
+                    Err(ProviderError::NoSuchInstance)
+                }
+            }
+            "Msvm_ComputerSystem" => (0..=self.vm_count)
+                .map(computer_system)
+                .find(|i| {
+                    selectors.iter().any(|(n, v)| {
+                        n == "Name" && i.value("Name").and_then(Value::as_str) == Some(v)
+                    })
+                })
+                .ok_or(ProviderError::NoSuchInstance),
+            "Msvm_ConcreteJob" => Err(ProviderError::Internal("job store offline".into())),
+            other => Err(ProviderError::NoSuchClass(other.into())),
+        }
+    }
+
+    fn enumerate(
+        &self,
+        _who: &Principal,
+        class: &str,
+        filter: &[(String, String)],
+    ) -> Result<Vec<Instance>, ProviderError> {
+        self.calls.lock().unwrap().push(Call::Enumerate {
+            class: class.into(),
+            filter: filter.to_vec(),
+        });
+        let all: Vec<Instance> = match class {
+            "Msvm_ComputerSystem" => (0..=self.vm_count).map(computer_system).collect(),
+            "Msvm_SecurityService" => vec![security_service()],
+            _ => Vec::new(),
+        };
+        Ok(all
+            .into_iter()
+            .filter(|i| {
+                filter.iter().all(|(n, v)| {
+                    i.value(n)
+                        .and_then(Value::scalar_text)
+                        .is_some_and(|t| t.eq_ignore_ascii_case(v))
+                })
+            })
+            .collect())
+    }
+
+    fn invoke(
+        &self,
+        who: &Principal,
+        _class: &str,
+        selectors: &[(String, String)],
+        method: &str,
+        input: &[(String, Value)],
+    ) -> Result<MethodOutput, ProviderError> {
+        self.calls.lock().unwrap().push(Call::Invoke {
+            user: who.user.clone(),
+            method: method.into(),
+            selectors: selectors.to_vec(),
+            input: input.to_vec(),
+        });
+        if who.user == "reader" && method != "GetKeyProtector" {
+            return Err(ProviderError::AccessDenied);
+        }
+        let ssd = input
+            .iter()
+            .find(|(n, _)| n == "SecuritySettingData")
+            .map(|(_, v)| v.clone());
+        if ssd.as_ref().and_then(Value::as_str) == Some("bad") {
+            return Err(ProviderError::InvalidParameter(
+                "SecuritySettingData is not an instance".into(),
+            ));
+        }
+        match method {
+            "GetKeyProtector" => Ok(MethodOutput {
+                return_value: 0,
+                out: vec![(
+                    "KeyProtector".into(),
+                    OutValue::Value(Value::Array(
+                        self.key_protector
+                            .lock()
+                            .unwrap()
+                            .iter()
+                            .map(|b| Value::UInt8(*b))
+                            .collect(),
+                    )),
+                )],
+            }),
+            "StartService" | "StopService" => Ok(MethodOutput {
+                return_value: 0,
+                out: vec![],
+            }),
+            _ => Ok(MethodOutput {
+                return_value: 4096,
+                out: vec![(
+                    "Job".into(),
+                    OutValue::JobRef {
+                        instance_id: "5B0E2E2B-0000-4B39-9A43-JOB".into(),
+                    },
+                )],
+            }),
+        }
+    }
+
+    fn metrics_extra(&self) -> String {
+        "vmsec_jobs{state=\"running\"} 0\n".into()
+    }
+}
+
+pub fn testdata(name: &str) -> String {
+    let path = format!("{}/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Elements named (`ns`, `local`) anywhere in `doc`.
+pub fn find_all<'a, 'i>(
+    doc: &'a roxmltree::Document<'i>,
+    ns: &str,
+    local: &str,
+) -> Vec<roxmltree::Node<'a, 'i>> {
+    doc.descendants()
+        .filter(|n| n.has_tag_name((ns, local)))
+        .collect()
+}
+
+/// Text of the first element named (`ns`, `local`).
+pub fn text(doc: &roxmltree::Document<'_>, ns: &str, local: &str) -> Option<String> {
+    doc.descendants()
+        .find(|n| n.has_tag_name((ns, local)))
+        .map(|n| n.text().unwrap_or("").to_owned())
+}
