@@ -9,11 +9,10 @@ pub const MAX_KP: usize = 1024 * 1024;
 /// The MS-KPS namespace of the `Protector` element.
 pub const KPS_NAMESPACE: &str = "http://schemas.microsoft.com/kps/2014/07";
 
-/// Checks that `kp` is a key protector this service may store.
-///
-/// Until full verification (signatures, owner, chains) is wired in, this accepts exactly the
-/// well-formed UTF-8 XML documents whose root is `Protector` in the MS-KPS namespace, with
-/// an optional BOM and XML declaration, and refuses DTDs.
+/// Checks that `kp` is a key protector this service may store: a `Protector` of the MS-KPS
+/// namespace (optional BOM and XML declaration, no DTD) that passes every rule of
+/// shared/specs/key-protector.md — structure, one owner, parent chains, certificate
+/// signatures and the GuardianSignature. The error names the rule that failed.
 pub fn check(kp: &[u8]) -> Result<(), ServiceError> {
     if kp.is_empty() {
         return Err(ServiceError::InvalidKeyProtector(
@@ -26,33 +25,37 @@ pub fn check(kp: &[u8]) -> Result<(), ServiceError> {
             kp.len()
         )));
     }
-    let body = kp.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(kp);
-    let text = std::str::from_utf8(body).map_err(|e| {
-        ServiceError::InvalidKeyProtector(format!("the key protector is not UTF-8: {e}"))
+    let protector = vmsec_kp::Protector::parse(kp).map_err(|e| {
+        ServiceError::InvalidKeyProtector(format!("the key protector is malformed: {e}"))
     })?;
-    let doc = roxmltree::Document::parse(text).map_err(|e| {
-        ServiceError::InvalidKeyProtector(format!("the key protector is not well-formed XML: {e}"))
-    })?;
-    let root = doc.root_element();
-    if root.tag_name().name() != "Protector" || root.tag_name().namespace() != Some(KPS_NAMESPACE) {
-        return Err(ServiceError::InvalidKeyProtector(format!(
-            "the key protector's root element is {{{}}}{}, expected {{{KPS_NAMESPACE}}}Protector",
-            root.tag_name().namespace().unwrap_or(""),
-            root.tag_name().name()
-        )));
-    }
-    Ok(())
+    protector.verify().map_err(|e| {
+        ServiceError::InvalidKeyProtector(format!("the key protector does not verify: {e}"))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const GOLDEN: &[u8] = include_bytes!("../../vmsec-kp/testdata/golden-kp.xml");
+
     #[test]
-    fn accepts_a_protector_in_the_kps_namespace_with_bom_and_declaration() {
-        let kp = "\u{FEFF}<?xml version=\"1.0\" encoding=\"utf-8\"?>\
-                  <Protector xmlns=\"http://schemas.microsoft.com/kps/2014/07\"><Wrappings/></Protector>";
-        assert_eq!(check(kp.as_bytes()), Ok(()));
+    fn accepts_a_verified_protector_with_bom_and_declaration() {
+        assert_eq!(check(GOLDEN), Ok(()));
+        let with_bom = [b"\xEF\xBB\xBF".as_slice(), GOLDEN].concat();
+        assert_eq!(check(&with_bom), Ok(()));
+    }
+
+    #[test]
+    fn refuses_a_protector_whose_signature_does_not_verify() {
+        let text = String::from_utf8(GOLDEN.to_vec()).unwrap();
+        // Change one character of the first certificate: its signatures no longer hold.
+        let at = text.find("<SigningCertificate>").unwrap() + "<SigningCertificate>".len() + 40;
+        let mut bytes = text.into_bytes();
+        bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+        assert!(
+            matches!(check(&bytes), Err(ServiceError::InvalidKeyProtector(m)) if m.contains("verify") || m.contains("malformed"))
+        );
     }
 
     #[test]

@@ -10,8 +10,10 @@ mod caller;
 pub mod classes;
 mod codes;
 mod error;
+mod guardians;
 mod jobs;
 pub mod key_protector;
+pub mod master_key;
 pub mod passwords;
 pub mod setting_data;
 
@@ -22,15 +24,21 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 use uuid::Uuid;
+pub use vmsec_store::Role;
 use vmsec_store::{
-    AuditOutcome, AuditRecord, HostIdentity, Job, JobOwner, KpHistoryEntry, Role, Store, User, Vm,
+    AuditOutcome, AuditRecord, HostIdentity, Job, JobOwner, KpHistoryEntry, Store, User, Vm,
     VmSecurity,
 };
 
 pub use caller::Caller;
 pub use codes::{Method, describe};
 pub use error::ServiceError;
+pub use guardians::{
+    CertView, GuardianView, Inspection, PrivateKeyPems, UNTRUSTED_GUARDIAN, WrappingView,
+};
 pub use jobs::TIME_BEFORE_REMOVAL;
+pub use master_key::MasterKey;
+pub use vmsec_kp::KeySize;
 
 /// Largest security policy blob SetSecurityPolicy stores.
 pub const MAX_POLICY: usize = 64 * 1024;
@@ -44,6 +52,7 @@ pub struct Service {
     owner: JobOwner,
     runner: jobs::JobRunner,
     stopped: AtomicBool,
+    master_key: MasterKey,
     /// Credentials already verified, so that HTTP Basic on every request does not cost an
     /// argon2 hash each time: SHA-256(user, password) → the PHC hash they matched. An entry
     /// counts only while the user's stored hash is still that one.
@@ -81,7 +90,7 @@ pub struct JobStarted {
 impl Service {
     /// Starts the service over `store`: marks jobs interrupted by a crash of their process as
     /// failed, drops expired jobs, and starts the job runner.
-    pub fn open(store: Arc<dyn Store>) -> Result<Service, ServiceError> {
+    pub fn open(store: Arc<dyn Store>, master_key: MasterKey) -> Result<Service, ServiceError> {
         let host = store.host()?;
         let recovered = jobs::recover_interrupted(store.as_ref(), host.guid)?;
         if recovered > 0 {
@@ -95,6 +104,7 @@ impl Service {
             host,
             stopped: AtomicBool::new(false),
             verified: Default::default(),
+            master_key,
         })
     }
 

@@ -139,7 +139,11 @@ fn a_job_whose_process_died_is_marked_failed_at_next_start_and_others_are_left_a
     w.store.insert_job(&dead).unwrap();
     w.store.insert_job(&other_host).unwrap();
 
-    let reopened = Service::open(w.store.clone() as Arc<dyn Store>).unwrap();
+    let reopened = Service::open(
+        w.store.clone() as Arc<dyn Store>,
+        vmsec_service::MasterKey::at(w.dir.path().join("master.key")),
+    )
+    .unwrap();
     let job = w.store.job(&dead.instance_id).unwrap().unwrap();
     assert_eq!(job.state, JobState::Exception);
     assert_eq!(job.error_code, 32768);

@@ -147,7 +147,7 @@ fn set_key_protector_with_a_bad_kp_fails_its_job_with_invalid_parameter_and_says
     assert_eq!(job.state, JobState::Exception);
     assert_eq!(job.error_code, 32773);
     assert!(
-        job.error_description.contains("root element"),
+        job.error_description.contains("namespace"),
         "{}",
         job.error_description
     );

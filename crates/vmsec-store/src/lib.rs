@@ -64,6 +64,14 @@ pub trait Store: Send + Sync {
     /// Removes finished jobs whose `time_before_removal` has passed at `now`. Returns how many.
     fn remove_expired_jobs(&self, now: OffsetDateTime) -> Result<usize, StoreError>;
 
+    fn add_guardian(&self, guardian: &GuardianRecord) -> Result<(), StoreError>;
+    fn guardian(&self, name: &str) -> Result<Option<GuardianRecord>, StoreError>;
+    fn guardians(&self) -> Result<Vec<GuardianRecord>, StoreError>;
+    /// Returns whether a guardian was removed.
+    fn remove_guardian(&self, name: &str) -> Result<bool, StoreError>;
+    /// Every VM's current key protector.
+    fn key_protectors(&self) -> Result<Vec<(Uuid, Vec<u8>)>, StoreError>;
+
     /// Appends to the audit log and returns the record's sequence number.
     fn append_audit(&self, record: &AuditRecord) -> Result<i64, StoreError>;
     /// Audit records with `seq > after`, oldest first, at most `limit`.

@@ -303,3 +303,28 @@ pub struct AuditRecord {
     pub outcome: AuditOutcome,
     pub detail: String,
 }
+
+/// A guardian as stored: its certificates, the encryption certificate's signature, the
+/// metadata it was imported from (if any), and its private keys sealed under the host's
+/// master key (if this host holds them).
+#[derive(Clone, PartialEq, Eq)]
+pub struct GuardianRecord {
+    pub name: String,
+    pub encryption_cert: Vec<u8>,
+    pub signing_cert: Vec<u8>,
+    pub encryption_cert_signature_algorithm: String,
+    pub encryption_cert_signature: Vec<u8>,
+    pub metadata: Option<Vec<u8>>,
+    pub sealed_private_keys: Option<Vec<u8>>,
+    pub created: OffsetDateTime,
+}
+
+impl fmt::Debug for GuardianRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GuardianRecord")
+            .field("name", &self.name)
+            .field("has_private_keys", &self.sealed_private_keys.is_some())
+            .field("created", &self.created)
+            .finish_non_exhaustive()
+    }
+}

@@ -13,7 +13,8 @@ use crate::*;
 
 /// Forward migrations, applied in order on open; `PRAGMA user_version` counts those applied.
 /// Never edit a released one: add another.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE host (
     id    INTEGER PRIMARY KEY CHECK (id = 1),
     name  TEXT NOT NULL,
@@ -79,7 +80,20 @@ CREATE TABLE audit (
     outcome    TEXT NOT NULL,
     detail     TEXT NOT NULL
 );
-"#];
+"#,
+    r#"
+CREATE TABLE guardians (
+    name                        TEXT PRIMARY KEY,
+    encryption_cert             BLOB NOT NULL,
+    signing_cert                BLOB NOT NULL,
+    encryption_cert_sig_alg     TEXT NOT NULL,
+    encryption_cert_sig         BLOB NOT NULL,
+    metadata                    BLOB,
+    sealed_private_keys         BLOB,
+    created_us                  INTEGER NOT NULL
+);
+"#,
+];
 
 /// Connections kept open for reuse; more are opened on demand when all are in use.
 const POOL_IDLE_MAX: usize = 8;
@@ -723,6 +737,88 @@ impl Store for SqliteStore {
         })
     }
 
+    fn add_guardian(&self, g: &GuardianRecord) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let n = tx
+                .execute(
+                    &format!(
+                        "INSERT INTO guardians ({GUARDIAN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+                         ON CONFLICT (name) DO NOTHING"
+                    ),
+                    params![
+                        g.name,
+                        g.encryption_cert,
+                        g.signing_cert,
+                        g.encryption_cert_signature_algorithm,
+                        g.encryption_cert_signature,
+                        g.metadata,
+                        g.sealed_private_keys,
+                        to_us(g.created)
+                    ],
+                )
+                .map_err(map_err)?;
+            if n == 0 {
+                return Err(StoreError::AlreadyExists(format!("guardian {:?}", g.name)));
+            }
+            Ok(())
+        })
+    }
+
+    fn guardian(&self, name: &str) -> Result<Option<GuardianRecord>, StoreError> {
+        self.with_conn(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {GUARDIAN_COLUMNS} FROM guardians WHERE name = ?1"
+            ))
+            .map_err(map_err)?
+            .query_row([name], guardian_row)
+            .optional()
+            .map_err(map_err)?
+            .map(guardian_from)
+            .transpose()
+        })
+    }
+
+    fn guardians(&self) -> Result<Vec<GuardianRecord>, StoreError> {
+        self.with_conn(|c| {
+            let mut st = c
+                .prepare_cached(&format!(
+                    "SELECT {GUARDIAN_COLUMNS} FROM guardians ORDER BY name"
+                ))
+                .map_err(map_err)?;
+            let rows = st.query_map([], guardian_row).map_err(map_err)?;
+            rows.map(|r| guardian_from(r.map_err(map_err)?)).collect()
+        })
+    }
+
+    fn remove_guardian(&self, name: &str) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            Ok(tx
+                .execute("DELETE FROM guardians WHERE name = ?1", [name])
+                .map_err(map_err)?
+                > 0)
+        })
+    }
+
+    fn key_protectors(&self) -> Result<Vec<(Uuid, Vec<u8>)>, StoreError> {
+        self.with_conn(|c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT guid, key_protector FROM vms WHERE key_protector IS NOT NULL",
+                )
+                .map_err(map_err)?;
+            let rows = st
+                .query_map([], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+                })
+                .map_err(map_err)?;
+            rows.map(|r| {
+                let (g, kp) = r.map_err(map_err)?;
+                Ok((parse_guid(&g)?, kp))
+            })
+            .collect()
+        })
+    }
+
     fn append_audit(&self, record: &AuditRecord) -> Result<i64, StoreError> {
         self.write(|tx| {
             tx.prepare_cached(
@@ -780,6 +876,31 @@ impl Store for SqliteStore {
             .collect()
         })
     }
+}
+
+const GUARDIAN_COLUMNS: &str = "name, encryption_cert, signing_cert, encryption_cert_sig_alg, \
+     encryption_cert_sig, metadata, sealed_private_keys, created_us";
+
+fn guardian_row(r: &Row<'_>) -> rusqlite::Result<(GuardianRecord, i64)> {
+    Ok((
+        GuardianRecord {
+            name: r.get(0)?,
+            encryption_cert: r.get(1)?,
+            signing_cert: r.get(2)?,
+            encryption_cert_signature_algorithm: r.get(3)?,
+            encryption_cert_signature: r.get(4)?,
+            metadata: r.get(5)?,
+            sealed_private_keys: r.get(6)?,
+            created: OffsetDateTime::UNIX_EPOCH,
+        },
+        r.get(7)?,
+    ))
+}
+
+fn guardian_from(row: (GuardianRecord, i64)) -> Result<GuardianRecord, StoreError> {
+    let (mut g, us) = row;
+    g.created = from_us(us)?;
+    Ok(g)
 }
 
 impl SqliteStore {

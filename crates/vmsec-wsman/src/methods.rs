@@ -108,8 +108,23 @@ fn is_nil(node: Node<'_, '_>) -> bool {
 }
 
 /// The character content of a parameter element (text and CDATA; comments skipped),
-/// refusing element content.
+/// refusing element content — except that a string parameter holding elements is taken as
+/// the XML text it spells: Dell's `wsl` pastes an embedded instance unescaped, so
+/// `<p:SecuritySettingData><INSTANCE …>…</INSTANCE></p:SecuritySettingData>` means the text
+/// `<INSTANCE …>…</INSTANCE>`.
 fn text_of<'a>(def: &ParamDef, node: Node<'a, '_>) -> Result<Cow<'a, str>, Fault> {
+    if def.cim_type == CimType::String && node.children().any(|c| c.is_element()) {
+        let (Some(first), Some(last)) = (node.first_child(), node.last_child()) else {
+            return Ok(Cow::Borrowed(""));
+        };
+        let source = node.document().input_text();
+        return Ok(Cow::Borrowed(
+            source
+                .get(first.range().start..last.range().end)
+                .unwrap_or_default()
+                .trim(),
+        ));
+    }
     let mut text: Cow<'a, str> = Cow::Borrowed("");
     for child in node.children() {
         if child.is_element() {
@@ -297,18 +312,30 @@ mod tests {
     }
 
     #[test]
-    fn element_content_in_a_string_parameter_is_refused() {
-        let e = typed(
+    fn an_embedded_instance_pasted_as_elements_is_taken_as_its_text() {
+        // What Dell's wsl sends: the instance unescaped inside the string parameter.
+        let v = typed(
             "GetKeyProtector",
-            "<p:SecuritySettingData><INSTANCE/></p:SecuritySettingData>",
+            "<p:SecuritySettingData>\n  <INSTANCE CLASSNAME=\"X\"><PROPERTY NAME=\"a\" TYPE=\"string\"><VALUE>1 &amp; 2</VALUE></PROPERTY></INSTANCE>\n</p:SecuritySettingData>",
+        )
+        .unwrap();
+        assert_eq!(
+            v[0].1,
+            Value::String(
+                "<INSTANCE CLASSNAME=\"X\"><PROPERTY NAME=\"a\" TYPE=\"string\"><VALUE>1 &amp; 2</VALUE></PROPERTY></INSTANCE>".into()
+            )
+        );
+    }
+
+    #[test]
+    fn element_content_in_a_non_string_parameter_is_refused() {
+        let e = typed(
+            "SetKeyProtector",
+            "<p:SecuritySettingData>x</p:SecuritySettingData><p:KeyProtector><b>1</b></p:KeyProtector>",
         )
         .unwrap_err();
         assert_eq!(e.kind, FaultKind::SchemaValidationError);
-        assert!(
-            e.reason.contains("holds an element <INSTANCE>"),
-            "{}",
-            e.reason
-        );
+        assert!(e.reason.contains("holds an element <b>"), "{}", e.reason);
     }
 
     #[test]

@@ -180,7 +180,11 @@ fn epr_begin(out: &mut String, class: &str) {
     out.push_str("</a:Address><a:ReferenceParameters><w:ResourceURI>");
     out.push_str(ns::WMI_V2_PREFIX);
     xmlw::text(out, class);
-    out.push_str("</w:ResourceURI><w:SelectorSet>");
+    // The SelectorSet declares its own namespace: clients such as Dell's wsl cut it out of
+    // the reply and paste it into their next request, where `w` may mean nothing.
+    out.push_str("</w:ResourceURI><w:SelectorSet xmlns:w=\"");
+    out.push_str(ns::WSMAN);
+    out.push_str("\">");
 }
 
 fn epr_end(out: &mut String) {

@@ -48,6 +48,12 @@ pub enum Command {
     /// Manage VMs and their security.
     #[command(subcommand)]
     Vm(VmCmd),
+    /// Manage guardians: the hosts and services a key protector can be granted to.
+    #[command(subcommand)]
+    Guardian(GuardianCmd),
+    /// Make, change and inspect key protector files.
+    #[command(subcommand)]
+    Kp(KpFileCmd),
     /// Inspect the jobs of mutating methods.
     #[command(subcommand)]
     Job(JobCmd),
@@ -180,6 +186,87 @@ pub enum KpCmd {
     Restore { vm: String },
     /// List the VM's earlier key protectors.
     History { vm: String },
+    /// Give the VM a new key protector owned by this host's UntrustedGuardian
+    /// (Set-VMKeyProtector -NewLocalKeyProtector).
+    NewLocal { vm: String },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum KeySizeArg {
+    #[value(name = "2048")]
+    Rsa2048,
+    #[value(name = "3072")]
+    Rsa3072,
+    #[value(name = "4096")]
+    Rsa4096,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GuardianCmd {
+    /// Create a guardian with new keys, kept here (private keys sealed under DATA/master.key).
+    New {
+        name: String,
+        /// RSA key size.
+        #[arg(long, value_enum, default_value = "2048")]
+        key_size: KeySizeArg,
+    },
+    /// Import a guardian from an MS-KPS metadata.xml (from vmsec or a Windows HGS).
+    Import {
+        name: String,
+        #[arg(long)]
+        metadata: PathBuf,
+        /// Also import its private keys from DIR (encryption.key.pem, signing.key.pem).
+        #[arg(long)]
+        private: Option<PathBuf>,
+    },
+    /// Export a guardian as a signed metadata.xml.
+    Export {
+        name: String,
+        #[arg(long)]
+        out: PathBuf,
+        /// Also write its private keys into DIR (mode 0600): for backup or moving an owner.
+        #[arg(long)]
+        private: Option<PathBuf>,
+    },
+    /// List guardians.
+    List,
+    /// Remove a guardian.
+    Remove {
+        name: String,
+        /// Remove even if it owns stored key protectors.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KpFileCmd {
+    /// Make a new key protector owned by OWNER (whose keys are here) for the guardians.
+    New {
+        #[arg(long)]
+        owner: String,
+        #[arg(long = "guardian")]
+        guardians: Vec<String>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Grant a guardian (the owner's keys must be here); FILE is rewritten.
+    Grant {
+        file: PathBuf,
+        #[arg(long)]
+        guardian: String,
+    },
+    /// Revoke a guardian (the owner's keys must be here); FILE is rewritten. The transport key
+    /// changes at the next roll (vTPM start).
+    Revoke {
+        file: PathBuf,
+        #[arg(long)]
+        guardian: String,
+    },
+    /// Show the owner and guardians, their certificates, and the signature checks.
+    Show { file: PathBuf },
+    /// Verify every signature and rule; exit 1 naming the first that fails.
+    Verify { file: PathBuf },
 }
 
 #[derive(Subcommand, Debug)]

@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use serde_json::json;
 use vmsec_cim::{CimType, Instance, Value};
-use vmsec_service::{Caller, JobStarted, Method, Service, ServiceError, setting_data};
+use vmsec_service::{
+    Caller, JobStarted, KeySize, Method, PrivateKeyPems, Service, ServiceError, setting_data,
+};
 use vmsec_store::{JobState, Role, Vm};
+use zeroize::Zeroizing;
 
 use crate::CliError;
 use crate::cli::*;
@@ -48,6 +51,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::User(c) => ctx.user(c),
         Command::Vm(c) => ctx.vm(c),
         Command::Job(c) => ctx.job(c),
+        Command::Guardian(c) => ctx.guardian(c),
+        Command::Kp(c) => ctx.kp_file(c),
         Command::Audit { after, limit } => ctx.audit(after, limit),
         Command::Serve { .. } => unreachable!("handled above"),
     };
@@ -90,6 +95,49 @@ fn read_input(file: &Path) -> Result<Vec<u8>, CliError> {
         )));
     }
     Ok(buf)
+}
+
+/// Replaces `path` whole or not at all: a crash never leaves half a key protector.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
+        std::process::id()
+    ));
+    let fail = |e: std::io::Error| CliError::new(format!("cannot write {}: {e}", path.display()));
+    let mut f = std::fs::File::create(&tmp).map_err(fail)?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(fail)?;
+    std::fs::rename(&tmp, path).map_err(fail)
+}
+
+const ENCRYPTION_KEY_FILE: &str = "encryption.key.pem";
+const SIGNING_KEY_FILE: &str = "signing.key.pem";
+
+fn read_private_keys(dir: &Path) -> Result<PrivateKeyPems, CliError> {
+    let read = |name: &str| {
+        let p = dir.join(name);
+        std::fs::read_to_string(&p)
+            .map(Zeroizing::new)
+            .map_err(|e| CliError::new(format!("cannot read {}: {e}", p.display())))
+    };
+    Ok((read(ENCRYPTION_KEY_FILE)?, read(SIGNING_KEY_FILE)?))
+}
+
+fn write_private_keys(dir: &Path, enc: &str, sign: &str) -> Result<(), CliError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| CliError::new(format!("cannot create {}: {e}", dir.display())))?;
+    crate::data_dir::write_private(&dir.join(ENCRYPTION_KEY_FILE), enc.as_bytes())?;
+    crate::data_dir::write_private(&dir.join(SIGNING_KEY_FILE), sign.as_bytes())
 }
 
 fn write_output(out: Option<&Path>, bytes: &[u8]) -> Result<(), CliError> {
@@ -313,6 +361,23 @@ impl Ctx<'_> {
                     &format!("last known good key protector of {} restored", vm.name),
                 )
             }
+            KpCmd::NewLocal { vm } => {
+                let vm = self.find_vm(&vm)?;
+                let method = Method::SetKeyProtector;
+                let started = self
+                    .service
+                    .new_local_key_protector(self.me, vm.id)
+                    .map_err(|e| method_error(method, e))?;
+                self.finish_job(
+                    method,
+                    started,
+                    &format!(
+                        "{} has a new key protector owned by {}",
+                        vm.name,
+                        vmsec_service::UNTRUSTED_GUARDIAN
+                    ),
+                )
+            }
             KpCmd::History { vm } => {
                 let vm = self.find_vm(&vm)?;
                 let history = self.service.kp_history(self.me, vm.id)?;
@@ -365,6 +430,124 @@ impl Ctx<'_> {
                     started,
                     &format!("security policy of {} set", vm.name),
                 )
+            }
+        }
+    }
+
+    fn guardian(&self, c: GuardianCmd) -> Result<(), CliError> {
+        match c {
+            GuardianCmd::New { name, key_size } => {
+                let size = match key_size {
+                    KeySizeArg::Rsa2048 => KeySize::Rsa2048,
+                    KeySizeArg::Rsa3072 => KeySize::Rsa3072,
+                    KeySizeArg::Rsa4096 => KeySize::Rsa4096,
+                };
+                let g = self.service.new_guardian(self.me, &name, size)?;
+                self.out.either(|| output::guardian_text(&g), || json!(g))
+            }
+            GuardianCmd::Import {
+                name,
+                metadata,
+                private,
+            } => {
+                let xml = read_input(&metadata)?;
+                let keys = private.as_deref().map(read_private_keys).transpose()?;
+                let g = self.service.import_guardian(self.me, &name, &xml, keys)?;
+                self.out.either(|| output::guardian_text(&g), || json!(g))
+            }
+            GuardianCmd::Export { name, out, private } => {
+                let (xml, keys) =
+                    self.service
+                        .export_guardian(self.me, &name, private.is_some())?;
+                write_atomic(&out, &xml)?;
+                if let (Some(dir), Some((enc, sign))) = (private.as_deref(), keys) {
+                    write_private_keys(dir, &enc, &sign)?;
+                }
+                self.out.either(
+                    || format!("wrote {}", out.display()),
+                    || json!({ "ok": true, "metadata": out, "private": private }),
+                )
+            }
+            GuardianCmd::List => {
+                let gs = self.service.guardians(self.me)?;
+                self.out.either(
+                    || gs.iter().map(|g| output::guardian_text(g) + "\n").collect(),
+                    || json!(gs),
+                )
+            }
+            GuardianCmd::Remove { name, force } => {
+                self.service.remove_guardian(self.me, &name, force)?;
+                self.out.either(
+                    || format!("removed guardian {name}"),
+                    || json!({ "ok": true }),
+                )
+            }
+        }
+    }
+
+    fn kp_file(&self, c: KpFileCmd) -> Result<(), CliError> {
+        match c {
+            KpFileCmd::New {
+                owner,
+                guardians,
+                out,
+            } => {
+                let kp = self.service.new_protector(self.me, &owner, &guardians)?;
+                write_atomic(&out, &kp)?;
+                self.out.either(
+                    || {
+                        format!(
+                            "wrote {} (owner {owner}, {} guardian(s))",
+                            out.display(),
+                            guardians.len()
+                        )
+                    },
+                    || json!({ "ok": true, "file": out }),
+                )
+            }
+            KpFileCmd::Grant { file, guardian } => {
+                let kp = self
+                    .service
+                    .grant(self.me, &read_input(&file)?, &guardian)?;
+                write_atomic(&file, &kp)?;
+                self.out.either(
+                    || format!("granted {guardian} in {}", file.display()),
+                    || json!({ "ok": true }),
+                )
+            }
+            KpFileCmd::Revoke { file, guardian } => {
+                let kp = self
+                    .service
+                    .revoke(self.me, &read_input(&file)?, &guardian)?;
+                write_atomic(&file, &kp)?;
+                self.out.either(
+                    || format!("revoked {guardian} in {}", file.display()),
+                    || json!({ "ok": true }),
+                )
+            }
+            KpFileCmd::Show { file } => {
+                let i = self.service.inspect(self.me, &read_input(&file)?)?;
+                self.out.either(
+                    || output::inspection_text(&i),
+                    || output::inspection_json(&i),
+                )
+            }
+            KpFileCmd::Verify { file } => {
+                let i = self.service.inspect(self.me, &read_input(&file)?)?;
+                match (&i.verified, &i.unwrapped_here) {
+                    (Err(e), _) => Err(CliError::new(format!(
+                        "{}: does not verify: {e}",
+                        file.display()
+                    ))),
+                    (Ok(()), Some(Err(e))) => Err(CliError::new(format!(
+                        "{}: verifies, but unwrapping with this host's guardian fails: {e}",
+                        file.display()
+                    ))),
+                    (Ok(()), _) => self.out.either(
+                        || format!("{}: verified", file.display()),
+                        || output::inspection_json(&i),
+                    ),
+                }
             }
         }
     }

@@ -58,7 +58,8 @@ impl DataDir {
                 let _ = fs::set_permissions(&p, fs::Permissions::from_mode(0o600));
             }
         }
-        Service::open(Arc::new(store))
+        let master_key = vmsec_service::MasterKey::at(self.path.join("master.key"));
+        Service::open(Arc::new(store), master_key)
             .map_err(|e| CliError::new(format!("cannot start the service: {e}")))
     }
 

@@ -178,3 +178,75 @@ pub fn history_json(h: &KpHistoryEntry) -> Value {
         "replaced_at": rfc3339(h.replaced.at),
     })
 }
+
+fn cert_lines(label: &str, c: &vmsec_service::CertView) -> String {
+    format!(
+        "  {label} certificate: {}\n    thumbprint (SHA-1)  {}\n    SHA-256             {}\n    valid               {} to {}\n    key                 RSA {}\n",
+        c.subject,
+        c.thumbprint,
+        c.sha256_fingerprint,
+        rfc3339(c.not_before),
+        rfc3339(c.not_after),
+        c.key_bits
+    )
+}
+
+pub fn guardian_text(g: &vmsec_service::GuardianView) -> String {
+    format!(
+        "{}{}\n{}{}",
+        g.name,
+        if g.has_private_keys {
+            " (private keys here)"
+        } else {
+            ""
+        },
+        cert_lines("encryption", &g.encryption_certificate),
+        cert_lines("signing", &g.signing_certificate)
+    )
+}
+
+pub fn inspection_json(i: &vmsec_service::Inspection) -> Value {
+    json!({
+        "wrappings": i.wrappings,
+        "verified": i.verified.is_ok(),
+        "verify_error": i.verified.as_ref().err(),
+        "unwrapped_here": i.unwrapped_here.as_ref().map(|r| r.is_ok()),
+        "unwrap_error": i.unwrapped_here.as_ref().and_then(|r| r.as_ref().err()),
+    })
+}
+
+pub fn inspection_text(i: &vmsec_service::Inspection) -> String {
+    let mut t = String::new();
+    for w in &i.wrappings {
+        let role = if w.is_owner {
+            "owner".to_string()
+        } else {
+            format!("guardian (parent {})", w.parent_id)
+        };
+        t.push_str(&format!("wrapping {}: {role}", w.id));
+        match (&w.local_guardian, w.private_keys_here) {
+            (Some(n), true) => t.push_str(&format!(" = {n} (private keys here)")),
+            (Some(n), false) => t.push_str(&format!(" = {n}")),
+            (None, _) => {}
+        }
+        t.push('\n');
+        if let Some(c) = &w.encryption_certificate {
+            t.push_str(&cert_lines("encryption", c));
+        }
+        if let Some(c) = &w.signing_certificate {
+            t.push_str(&cert_lines("signing", c));
+        }
+    }
+    t.push_str(&match &i.verified {
+        Ok(()) => "signatures: certificate signatures and GuardianSignature verified\n".to_string(),
+        Err(e) => format!("signatures: FAILED: {e}\n"),
+    });
+    t.push_str(&match &i.unwrapped_here {
+        None => "transport key: no guardian of this host can unwrap it\n".to_string(),
+        Some(Ok(())) => {
+            "transport key: unwrapped here; TransportKeySignature verified\n".to_string()
+        }
+        Some(Err(e)) => format!("transport key: unwrap FAILED: {e}\n"),
+    });
+    t
+}

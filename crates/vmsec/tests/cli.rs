@@ -61,8 +61,8 @@ impl Cli {
     }
 }
 
-const KP: &str =
-    "<Protector xmlns=\"http://schemas.microsoft.com/kps/2014/07\"><Wrappings/></Protector>";
+/// A real key protector (owner + 2 guardians) that every version must keep accepting.
+const KP: &str = include_str!("../../vmsec-kp/testdata/golden-kp.xml");
 
 #[test]
 fn version_and_help_succeed_and_usage_errors_exit_2() {
@@ -177,10 +177,7 @@ fn a_bad_key_protector_fails_with_the_jobs_description() {
     let f = c.data.path().join("bad.xml");
     std::fs::write(&f, "<NotAProtector/>").unwrap();
     let err = c.fails(&["vm", "kp", "set", "a", f.to_str().unwrap()]);
-    assert!(
-        err.contains("root element") && err.contains("32773"),
-        "{err}"
-    );
+    assert!(err.contains("malformed") && err.contains("32773"), "{err}");
     let err = c.fails(&["vm", "kp", "set", "a", "/no/such/file"]);
     assert!(err.contains("/no/such/file"), "{err}");
 }
@@ -233,4 +230,130 @@ fn the_data_directory_is_private() {
         .mode()
         & 0o777;
     assert_eq!(db, 0o600);
+}
+
+#[test]
+fn guardians_and_key_protectors_from_the_command_line() {
+    let c = Cli::new();
+    let d = c.data.path();
+    let path = |n: &str| d.join(n).to_str().unwrap().to_owned();
+    let owner = c.json(&["guardian", "new", "owner"]);
+    assert_eq!(owner["has_private_keys"], true);
+    assert_eq!(
+        owner["encryption_certificate"]["subject"],
+        "CN=Shielded VM Encryption Certificate (owner)"
+    );
+    assert_eq!(
+        owner["encryption_certificate"]["thumbprint"]
+            .as_str()
+            .unwrap()
+            .len(),
+        40
+    );
+    c.ok(&["guardian", "new", "host-b"]);
+    let master = std::fs::metadata(d.join("master.key")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        master.permissions().mode() & 0o777,
+        0o600,
+        "master.key is created 0600"
+    );
+
+    // A guardian travels as signed metadata; its keys only when asked, 0600.
+    c.ok(&[
+        "guardian",
+        "export",
+        "host-b",
+        "--out",
+        &path("host-b.xml"),
+        "--private",
+        &path("host-b-keys"),
+    ]);
+    let key_mode = std::fs::metadata(d.join("host-b-keys/signing.key.pem"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(key_mode & 0o777, 0o600);
+    // Another host imports it: public only, unless the keys come along.
+    let other = Cli::new();
+    other.ok(&[
+        "guardian",
+        "import",
+        "host-b",
+        "--metadata",
+        &path("host-b.xml"),
+    ]);
+    assert_eq!(
+        other.json(&["guardian", "list"])[0]["has_private_keys"],
+        false
+    );
+    let third = Cli::new();
+    third.ok(&[
+        "guardian",
+        "import",
+        "host-b",
+        "--metadata",
+        &path("host-b.xml"),
+        "--private",
+        &path("host-b-keys"),
+    ]);
+    assert_eq!(
+        third.json(&["guardian", "list"])[0]["has_private_keys"],
+        true
+    );
+    // The same certificates under a second name are refused.
+    assert!(
+        c.fails(&[
+            "guardian",
+            "import",
+            "again",
+            "--metadata",
+            &path("host-b.xml")
+        ])
+        .contains("host-b")
+    );
+
+    c.ok(&["kp", "new", "--owner", "owner", "--out", &path("kp.xml")]);
+    c.ok(&["kp", "verify", &path("kp.xml")]);
+    c.ok(&["kp", "grant", &path("kp.xml"), "--guardian", "host-b"]);
+    let show = c.json(&["kp", "show", &path("kp.xml")]);
+    assert_eq!(show["verified"], true);
+    assert_eq!(show["unwrapped_here"], true);
+    assert_eq!(show["wrappings"].as_array().unwrap().len(), 2);
+    assert_eq!(show["wrappings"][0]["is_owner"], true);
+    assert_eq!(show["wrappings"][1]["local_guardian"], "host-b");
+    c.ok(&["kp", "revoke", &path("kp.xml"), "--guardian", "host-b"]);
+    assert_eq!(
+        c.json(&["kp", "show", &path("kp.xml")])["wrappings"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // A tampered file fails verification, naming why.
+    let mut text = std::fs::read_to_string(d.join("kp.xml")).unwrap();
+    let at = text.find("<SignatureValue>").unwrap() + 20;
+    let flipped = if &text[at..at + 1] == "A" { "B" } else { "A" };
+    text.replace_range(at..at + 1, flipped);
+    std::fs::write(d.join("bad.xml"), text).unwrap();
+    let err = c.fails(&["kp", "verify", &path("bad.xml")]);
+    assert!(
+        err.contains("does not verify") || err.contains("malformed") || err.contains("invalid"),
+        "{err}"
+    );
+
+    // Attach to a VM; the owner cannot then be removed without --force.
+    c.ok(&["vm", "add", "vm1"]);
+    c.ok(&["vm", "kp", "set", "vm1", &path("kp.xml")]);
+    assert!(
+        c.fails(&["guardian", "remove", "owner"])
+            .contains("--force")
+    );
+    c.ok(&["vm", "add", "vm2"]);
+    c.ok(&["vm", "kp", "new-local", "vm2"]);
+    c.ok(&["vm", "kp", "get", "vm2", "--out", &path("local.xml")]);
+    let local = c.json(&["kp", "show", &path("local.xml")]);
+    assert_eq!(local["wrappings"][0]["local_guardian"], "UntrustedGuardian");
+    c.ok(&["guardian", "remove", "owner", "--force"]);
 }

@@ -16,14 +16,6 @@ fn vmsec(data: &std::path::Path) -> Command {
     c
 }
 
-/// A large, well-formed key protector unique to `n`, so a torn write would show.
-fn kp(n: usize) -> String {
-    format!(
-        "<Protector xmlns=\"http://schemas.microsoft.com/kps/2014/07\"><Wrappings><!--{}--></Wrappings></Protector>",
-        format!("{n:08}").repeat(40_000)
-    )
-}
-
 #[test]
 fn sigkill_during_set_key_protector_leaves_a_consistent_store() {
     let dir = tempfile::tempdir().unwrap();
@@ -35,17 +27,35 @@ fn sigkill_during_set_key_protector_leaves_a_consistent_store() {
             .unwrap()
             .success()
     );
-    let kps: Vec<String> = (0..24).map(kp).collect();
-    for (n, k) in kps.iter().enumerate() {
+    assert!(
+        vmsec(&data)
+            .args(["guardian", "new", "owner"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // Real key protectors, each with its own transport key.
+    let kps: Vec<String> = (0..24)
+        .map(|n| {
+            let f = dir.path().join(format!("kp{n}.xml"));
+            let ok = vmsec(&data)
+                .args(["kp", "new", "--owner", "owner", "--out"])
+                .arg(&f)
+                .status()
+                .unwrap();
+            assert!(ok.success());
+            std::fs::read_to_string(&f).unwrap()
+        })
+        .collect();
+    for (n, _) in kps.iter().enumerate() {
         let f = dir.path().join(format!("kp{n}.xml"));
-        std::fs::write(&f, k).unwrap();
         let mut child = vmsec(&data)
             .args(["vm", "kp", "set", "victim"])
             .arg(&f)
             .spawn()
             .unwrap();
         // Kill at a different moment each time: before, during and after the transaction.
-        std::thread::sleep(Duration::from_millis((n as u64 * 7) % 60));
+        std::thread::sleep(Duration::from_millis((n as u64 * 5) % 40));
         let _ = child.kill();
         let _ = child.wait();
     }

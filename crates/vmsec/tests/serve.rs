@@ -246,6 +246,19 @@ fn pypsrp_pywinrm_and_wsl_run_the_key_protector_scenario() {
         );
         eprintln!("skipped wsl: not installed");
     } else {
+        // The CLI and the server share the store: a KP set here is what wsl reads there.
+        let out = Command::new(env!("CARGO_BIN_EXE_vmsec"))
+            .arg("--data")
+            .arg(&s.data)
+            .args(["vm", "kp", "set", "web3"])
+            .arg(&kp)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         run_scenario(
             Command::new("bash")
                 .arg(&wsl)

@@ -1,11 +1,12 @@
 //! Shared set-up for the service tests: a real SQLite store in a temporary directory.
 #![allow(dead_code)]
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use uuid::Uuid;
-use vmsec_service::{Caller, JobStarted, Service};
+use vmsec_service::{Caller, JobStarted, MasterKey, Service};
 use vmsec_store::sqlite::SqliteStore;
 use vmsec_store::{Job, Role, Store, Vm};
 
@@ -18,7 +19,8 @@ pub struct World {
 pub fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path().join("vmsec.db"), "testhost").unwrap());
-    let service = Service::open(store.clone()).unwrap();
+    let service =
+        Service::open(store.clone(), MasterKey::at(dir.path().join("master.key"))).unwrap();
     World {
         dir,
         store,
@@ -72,12 +74,23 @@ impl World {
     }
 }
 
-/// A well-formed key protector, distinct for each `n`.
+/// The owner of the test key protectors: made once, RSA key generation is slow.
+pub fn owner() -> &'static vmsec_kp::Guardian {
+    static OWNER: OnceLock<vmsec_kp::Guardian> = OnceLock::new();
+    OWNER.get_or_init(|| {
+        vmsec_kp::Guardian::generate("test owner", vmsec_kp::KeySize::Rsa2048).unwrap()
+    })
+}
+
+/// A real, verifying key protector, distinct for each `n` and the same for the same `n`.
 pub fn kp(n: u32) -> Vec<u8> {
-    format!(
-        "<Protector xmlns=\"http://schemas.microsoft.com/kps/2014/07\"><Wrappings><!-- {n} --></Wrappings></Protector>"
-    )
-    .into_bytes()
+    static MADE: OnceLock<Mutex<HashMap<u32, Vec<u8>>>> = OnceLock::new();
+    MADE.get_or_init(Default::default)
+        .lock()
+        .unwrap()
+        .entry(n)
+        .or_insert_with(|| vmsec_kp::Protector::new(owner(), &[]).unwrap().into_bytes())
+        .clone()
 }
 
 /// The embedded instance naming a VM, hand-written in the CIM-XML form WMI's GetText_(1)
