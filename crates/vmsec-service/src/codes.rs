@@ -13,7 +13,7 @@
 //! | NotSupported | 32770 not supported | 1 not supported |
 //! | ServiceStopped, StoreUnavailable | 32777 system not available | 2 failed |
 //! | Timeout (store busy) | 32772 timeout | 3 timeout |
-//! | AlreadyExists, NotFound, AuthenticationFailed, Internal | 32768 failed | 2 failed |
+//! | AlreadyExists, NotFound, AuthenticationFailed, Vtpm, Internal | 32768 failed | 2 failed |
 //!
 //! ModifySecuritySettings has no access-denied code of its own; it reports 2 and the job or
 //! audit record says why. docs/return-codes.md repeats this table for users; a test keeps
@@ -82,7 +82,7 @@ impl Method {
                 InvalidState(_) => 5,
                 IncompatibleSettings(_) => 6,
                 AccessDenied(_) | ServiceStopped | StoreUnavailable(_) | AlreadyExists(_)
-                | NotFound(_) | AuthenticationFailed | Internal(_) => 2,
+                | NotFound(_) | AuthenticationFailed | Vtpm(_) | Internal(_) => 2,
             },
             // CIM_Service.StartService/StopService: 0 success, 1 not supported,
             // 2 unknown/unspecified error, 3 timeout, 4 failed, 5 invalid parameter,
@@ -94,7 +94,9 @@ impl Method {
                 _ => 4,
             },
             _ => match error {
-                Internal(_) | AlreadyExists(_) | NotFound(_) | AuthenticationFailed => 32768,
+                Internal(_) | AlreadyExists(_) | NotFound(_) | AuthenticationFailed | Vtpm(_) => {
+                    32768
+                }
                 AccessDenied(_) => 32769,
                 NotSupported(_) => 32770,
                 Timeout(_) => 32772,
@@ -164,6 +166,7 @@ mod tests {
             "ServiceStopped" => ServiceStopped,
             "Timeout" => Timeout(m()),
             "StoreUnavailable" => StoreUnavailable(m()),
+            "Vtpm" => Vtpm(m()),
             "Internal" => Internal(m()),
             other => panic!("docs/return-codes.md names an error the code does not have: {other}"),
         }
@@ -201,7 +204,7 @@ mod tests {
             rows += 1;
         }
         // Every error variant has its row.
-        assert_eq!(rows, 16);
+        assert_eq!(rows, 17);
     }
 
     #[test]

@@ -42,6 +42,9 @@ pub enum ServiceError {
     Timeout(String),
     #[error("{0}")]
     StoreUnavailable(String),
+    /// swtpm could not be set up, started or stopped (the message has swtpm's own words).
+    #[error("vTPM: {0}")]
+    Vtpm(String),
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -16,6 +16,7 @@ pub mod key_protector;
 pub mod master_key;
 pub mod passwords;
 pub mod setting_data;
+pub mod vtpm;
 
 use std::cell::Cell;
 use std::sync::Arc;

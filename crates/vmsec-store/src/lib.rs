@@ -30,7 +30,12 @@ pub trait Store: Send + Sync {
     fn remove_user(&self, name: &str) -> Result<bool, StoreError>;
 
     /// Adds a VM with default (all off) security settings.
-    fn add_vm(&self, vm: &Vm) -> Result<(), StoreError>;
+    fn add_vm(&self, vm: &Vm) -> Result<(), StoreError> {
+        self.add_vm_with_security(vm, &VmSecurity::empty())
+    }
+    /// Adds a VM with the given security record (a VM moved from another host), in one
+    /// transaction: the VM never exists without its key protector.
+    fn add_vm_with_security(&self, vm: &Vm, security: &VmSecurity) -> Result<(), StoreError>;
     fn vm(&self, id: Uuid) -> Result<Option<Vm>, StoreError>;
     fn vm_by_name(&self, name: &str) -> Result<Option<Vm>, StoreError>;
     fn vms(&self) -> Result<Vec<Vm>, StoreError>;

@@ -86,7 +86,7 @@ pub struct Vm {
 }
 
 /// The eight booleans of `Msvm_SecuritySettingData`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct SecuritySettings {
     pub tpm_enabled: bool,

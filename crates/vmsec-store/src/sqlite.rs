@@ -485,7 +485,7 @@ impl Store for SqliteStore {
         })
     }
 
-    fn add_vm(&self, vm: &Vm) -> Result<(), StoreError> {
+    fn add_vm_with_security(&self, vm: &Vm, sec: &VmSecurity) -> Result<(), StoreError> {
         self.write(|tx| {
             let taken: Option<String> = tx
                 .query_row(
@@ -502,9 +502,32 @@ impl Store for SqliteStore {
                     format!("a VM named {:?}", vm.name)
                 }));
             }
+            let s = &sec.settings;
             tx.execute(
-                "INSERT INTO vms (guid, name, created_us) VALUES (?1, ?2, ?3)",
-                params![vm.id.to_string(), vm.name, to_us(vm.created)],
+                "INSERT INTO vms (guid, name, created_us, tpm_enabled, ksd_enabled, shielding_requested, \
+                 data_protection_requested, encrypt_state_and_vm_migration_traffic, \
+                 virtualization_based_security_opt_out, bind_to_host_tpm, app_container_launch_opt_out, \
+                 key_protector, kp_set_by, kp_set_us, last_known_good, security_policy, sealed_state_key) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                params![
+                    vm.id.to_string(),
+                    vm.name,
+                    to_us(vm.created),
+                    s.tpm_enabled,
+                    s.ksd_enabled,
+                    s.shielding_requested,
+                    s.data_protection_requested,
+                    s.encrypt_state_and_vm_migration_traffic,
+                    s.virtualization_based_security_opt_out,
+                    s.bind_to_host_tpm,
+                    s.app_container_launch_opt_out,
+                    sec.key_protector,
+                    sec.key_protector_set.as_ref().map(|p| &p.by),
+                    sec.key_protector_set.as_ref().map(|p| to_us(p.at)),
+                    sec.last_known_good,
+                    sec.security_policy,
+                    sec.sealed_state_key,
+                ],
             )
             .map_err(map_err)?;
             Ok(())

@@ -54,6 +54,9 @@ pub enum Command {
     /// Make, change and inspect key protector files.
     #[command(subcommand)]
     Kp(KpFileCmd),
+    /// Run VMs' vTPMs (swtpm) under their key protectors.
+    #[command(subcommand)]
+    Tpm(TpmCmd),
     /// Inspect the jobs of mutating methods.
     #[command(subcommand)]
     Job(JobCmd),
@@ -111,6 +114,15 @@ pub enum VmCmd {
         #[arg(long)]
         force: bool,
     },
+    /// Write the VM's settings, key protectors, sealed state key and (encrypted) vTPM state to
+    /// DIR, to move it to another host.
+    Export {
+        vm: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Register a VM exported from another host.
+    Import { dir: PathBuf },
     /// Security settings (Msvm_SecuritySettingData).
     #[command(subcommand)]
     Security(SecurityCmd),
@@ -287,4 +299,25 @@ pub enum JobCmd {
     List,
     /// Show one job.
     Show { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TpmCmd {
+    /// Start the VM's vTPM: unwrap and roll its key protector, start swtpm with the state key.
+    Start {
+        vm: String,
+        /// Keep the vTPM state in DIR instead of DATA/vtpm/<VM GUID>/state.
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Unix socket for the data channel (the control channel is PATH.ctrl).
+        #[arg(long, conflicts_with = "tcp")]
+        socket: Option<PathBuf>,
+        /// TCP port on 127.0.0.1 for the data channel (control on PORT+1).
+        #[arg(long)]
+        tcp: Option<u16>,
+    },
+    /// Stop the VM's vTPM gracefully.
+    Stop { vm: String },
+    /// Whether the vTPM of VM (or of every VM) runs.
+    Status { vm: Option<String> },
 }

@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use serde_json::json;
 use vmsec_cim::{CimType, Instance, Value};
+use vmsec_service::vtpm::VtpmLocation;
 use vmsec_service::{
     Caller, JobStarted, KeySize, Method, PrivateKeyPems, Service, ServiceError, setting_data,
 };
 use vmsec_store::{JobState, Role, Vm};
+use vmsec_tpm::Endpoint;
 use zeroize::Zeroizing;
 
 use crate::CliError;
@@ -46,12 +48,14 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         service: &service,
         me: &me,
         out: &out,
+        data_dir: data.path.clone(),
     };
     let result = match cli.command {
         Command::User(c) => ctx.user(c),
         Command::Vm(c) => ctx.vm(c),
         Command::Job(c) => ctx.job(c),
         Command::Guardian(c) => ctx.guardian(c),
+        Command::Tpm(c) => ctx.tpm(c, &data),
         Command::Kp(c) => ctx.kp_file(c),
         Command::Audit { after, limit } => ctx.audit(after, limit),
         Command::Serve { .. } => unreachable!("handled above"),
@@ -64,6 +68,7 @@ struct Ctx<'a> {
     service: &'a Service,
     me: &'a Caller,
     out: &'a Out,
+    data_dir: std::path::PathBuf,
 }
 
 /// A service error of a method call, with the return code a WS-Man client would have seen.
@@ -268,6 +273,21 @@ impl Ctx<'_> {
                 self.out.either(
                     || format!("removed VM {} {}", vm.name, vm.id),
                     || json!({ "ok": true }),
+                )
+            }
+            VmCmd::Export { vm, out } => {
+                let vm = self.find_vm(&vm)?;
+                crate::moving::export(self.service, self.me, &vm, &self.data_dir, &out)?;
+                self.out.either(
+                    || format!("exported {} to {}", vm.name, out.display()),
+                    || json!({ "ok": true, "dir": out }),
+                )
+            }
+            VmCmd::Import { dir } => {
+                let vm = crate::moving::import(self.service, self.me, &self.data_dir, &dir)?;
+                self.out.either(
+                    || format!("imported VM {} {}", vm.name, vm.id),
+                    || output::vm_json(&vm),
                 )
             }
             VmCmd::Security(SecurityCmd::Get { vm }) => {
@@ -548,6 +568,114 @@ impl Ctx<'_> {
                         || output::inspection_json(&i),
                     ),
                 }
+            }
+        }
+    }
+
+    fn tpm(&self, c: TpmCmd, data: &DataDir) -> Result<(), CliError> {
+        match c {
+            TpmCmd::Start {
+                vm,
+                state,
+                socket,
+                tcp,
+            } => {
+                let vm = self.find_vm(&vm)?;
+                let location = VtpmLocation::of(&data.vtpm_root(), vm.id);
+                let endpoint = match (socket, tcp) {
+                    (_, Some(port)) => Endpoint::Tcp { port },
+                    (Some(path), None) => Endpoint::Unix {
+                        path: std::path::absolute(&path).map_err(|e| {
+                            CliError::new(format!("--socket {}: {e}", path.display()))
+                        })?,
+                    },
+                    (None, None) => Endpoint::Unix {
+                        path: std::path::absolute(location.dir.join("swtpm.sock"))
+                            .map_err(|e| CliError::new(e.to_string()))?,
+                    },
+                };
+                let started = self.service.tpm_start(
+                    self.me,
+                    &vm,
+                    location,
+                    state.as_deref(),
+                    &data.path.join("vtpm-ca"),
+                    endpoint,
+                )?;
+                self.out.either(
+                    || {
+                        format!(
+                            "vTPM of {} running (pid {}{})\n  tpm2-tools:  export TPM2TOOLS_TCTI='{}'\n  QEMU:        {}\n  took {} ms",
+                            vm.name,
+                            started.pid,
+                            if started.manufactured { ", newly manufactured" } else { "" },
+                            started.tcti,
+                            started.qemu_args.join(" "),
+                            started.timings.total_ms
+                        )
+                    },
+                    || json!(started),
+                )
+            }
+            TpmCmd::Stop { vm } => {
+                let vm = self.find_vm(&vm)?;
+                let outcome = self.service.tpm_stop(
+                    self.me,
+                    &vm,
+                    &VtpmLocation::of(&data.vtpm_root(), vm.id),
+                )?;
+                self.out.either(
+                    || {
+                        format!(
+                            "vTPM of {}: {}",
+                            vm.name,
+                            json!(outcome).as_str().unwrap_or("stopped")
+                        )
+                    },
+                    || json!({ "vm": vm.id, "outcome": outcome }),
+                )
+            }
+            TpmCmd::Status { vm } => {
+                let vms = match vm {
+                    Some(v) => vec![self.find_vm(&v)?],
+                    None => self.service.vms(self.me)?,
+                };
+                let mut rows = Vec::new();
+                for vm in vms {
+                    let st = self
+                        .service
+                        .tpm_status(self.me, &VtpmLocation::of(&data.vtpm_root(), vm.id))?;
+                    rows.push((vm, st));
+                }
+                self.out.either(
+                    || {
+                        rows.iter()
+                            .map(|(vm, st)| match st {
+                                vmsec_tpm::Status::Running { pid, endpoint } => format!(
+                                    "{}  {}  running (pid {pid}){}\n",
+                                    vm.id,
+                                    vm.name,
+                                    endpoint
+                                        .as_ref()
+                                        .map(|e| format!(" {}", e.tcti()))
+                                        .unwrap_or_default()
+                                ),
+                                vmsec_tpm::Status::Stopped { .. } => {
+                                    format!("{}  {}  stopped\n", vm.id, vm.name)
+                                }
+                            })
+                            .collect()
+                    },
+                    || {
+                        json!(
+                            rows.iter()
+                                .map(
+                                    |(vm, st)| json!({ "vm": vm.id, "name": vm.name, "status": st })
+                                )
+                                .collect::<Vec<_>>()
+                        )
+                    },
+                )
             }
         }
     }

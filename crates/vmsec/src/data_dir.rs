@@ -40,6 +40,11 @@ impl DataDir {
         })
     }
 
+    /// Where the VMs' vTPMs live: `vtpm/<VM GUID>/`.
+    pub fn vtpm_root(&self) -> PathBuf {
+        self.path.join("vtpm")
+    }
+
     pub fn store_path(&self) -> PathBuf {
         self.path.join("vmsec.db")
     }

@@ -5,6 +5,7 @@
 mod cli;
 mod commands;
 mod data_dir;
+mod moving;
 mod output;
 mod serve;
 
