@@ -368,6 +368,38 @@ fn write_job(tx: &Connection, job: &Job) -> Result<(), StoreError> {
     Ok(())
 }
 
+fn write_security(tx: &Connection, id: Uuid, sec: &VmSecurity) -> Result<(), StoreError> {
+    let s = &sec.settings;
+    tx.prepare_cached(
+        "UPDATE vms SET tpm_enabled = ?2, ksd_enabled = ?3, shielding_requested = ?4, \
+         data_protection_requested = ?5, encrypt_state_and_vm_migration_traffic = ?6, \
+         virtualization_based_security_opt_out = ?7, bind_to_host_tpm = ?8, \
+         app_container_launch_opt_out = ?9, key_protector = ?10, kp_set_by = ?11, \
+         kp_set_us = ?12, last_known_good = ?13, security_policy = ?14, \
+         sealed_state_key = ?15 WHERE guid = ?1",
+    )
+    .map_err(map_err)?
+    .execute(params![
+        id.to_string(),
+        s.tpm_enabled,
+        s.ksd_enabled,
+        s.shielding_requested,
+        s.data_protection_requested,
+        s.encrypt_state_and_vm_migration_traffic,
+        s.virtualization_based_security_opt_out,
+        s.bind_to_host_tpm,
+        s.app_container_launch_opt_out,
+        sec.key_protector,
+        sec.key_protector_set.as_ref().map(|p| &p.by),
+        sec.key_protector_set.as_ref().map(|p| to_us(p.at)),
+        sec.last_known_good,
+        sec.security_policy,
+        sec.sealed_state_key,
+    ])
+    .map_err(map_err)?;
+    Ok(())
+}
+
 fn read_security(tx: &Connection, id: Uuid) -> Result<VmSecurity, StoreError> {
     let row = tx
         .prepare_cached(
@@ -502,35 +534,12 @@ impl Store for SqliteStore {
                     format!("a VM named {:?}", vm.name)
                 }));
             }
-            let s = &sec.settings;
             tx.execute(
-                "INSERT INTO vms (guid, name, created_us, tpm_enabled, ksd_enabled, shielding_requested, \
-                 data_protection_requested, encrypt_state_and_vm_migration_traffic, \
-                 virtualization_based_security_opt_out, bind_to_host_tpm, app_container_launch_opt_out, \
-                 key_protector, kp_set_by, kp_set_us, last_known_good, security_policy, sealed_state_key) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-                params![
-                    vm.id.to_string(),
-                    vm.name,
-                    to_us(vm.created),
-                    s.tpm_enabled,
-                    s.ksd_enabled,
-                    s.shielding_requested,
-                    s.data_protection_requested,
-                    s.encrypt_state_and_vm_migration_traffic,
-                    s.virtualization_based_security_opt_out,
-                    s.bind_to_host_tpm,
-                    s.app_container_launch_opt_out,
-                    sec.key_protector,
-                    sec.key_protector_set.as_ref().map(|p| &p.by),
-                    sec.key_protector_set.as_ref().map(|p| to_us(p.at)),
-                    sec.last_known_good,
-                    sec.security_policy,
-                    sec.sealed_state_key,
-                ],
+                "INSERT INTO vms (guid, name, created_us) VALUES (?1, ?2, ?3)",
+                params![vm.id.to_string(), vm.name, to_us(vm.created)],
             )
             .map_err(map_err)?;
-            Ok(())
+            write_security(tx, vm.id, sec)
         })
     }
 
@@ -629,34 +638,7 @@ impl Store for SqliteStore {
                     at: now,
                 });
             }
-            let s = &after.settings;
-            tx.prepare_cached(
-                "UPDATE vms SET tpm_enabled = ?2, ksd_enabled = ?3, shielding_requested = ?4, \
-                 data_protection_requested = ?5, encrypt_state_and_vm_migration_traffic = ?6, \
-                 virtualization_based_security_opt_out = ?7, bind_to_host_tpm = ?8, \
-                 app_container_launch_opt_out = ?9, key_protector = ?10, kp_set_by = ?11, \
-                 kp_set_us = ?12, last_known_good = ?13, security_policy = ?14, \
-                 sealed_state_key = ?15 WHERE guid = ?1",
-            )
-            .map_err(map_err)?
-            .execute(params![
-                id.to_string(),
-                s.tpm_enabled,
-                s.ksd_enabled,
-                s.shielding_requested,
-                s.data_protection_requested,
-                s.encrypt_state_and_vm_migration_traffic,
-                s.virtualization_based_security_opt_out,
-                s.bind_to_host_tpm,
-                s.app_container_launch_opt_out,
-                after.key_protector,
-                after.key_protector_set.as_ref().map(|p| &p.by),
-                after.key_protector_set.as_ref().map(|p| to_us(p.at)),
-                after.last_known_good,
-                after.security_policy,
-                after.sealed_state_key,
-            ])
-            .map_err(map_err)?;
+            write_security(tx, id, &after)?;
             if let Some(job) = finish {
                 write_job(tx, job)?;
             }
