@@ -29,7 +29,7 @@ XML
 wsl invoke "$V2/Msvm_SecurityService" GetKeyProtector "SecuritySettingData=RFILE:$out/ssd.xml" >"$out/invoke.txt" 2>&1 || fail "wsl invoke ran"
 grep -q 'GetKeyProtector_OUTPUT' "$out/invoke.txt" || fail "wsl invoke GetKeyProtector: $(tail -c 800 "$out/invoke.txt")"
 grep -q '<p:ReturnValue>0</p:ReturnValue>' "$out/invoke.txt" || fail "GetKeyProtector ReturnValue 0: $(tail -c 800 "$out/invoke.txt")"
-grep -q '<p:KeyProtector>' "$out/invoke.txt" || fail "GetKeyProtector returned the key protector"
+grep -q '<p:KeyProtector>' "$out/invoke.txt" || fail "GetKeyProtector returned the key protector: $(tail -c 800 "$out/invoke.txt")"
 ok "wsl invokes GetKeyProtector and gets the key protector"
 
 wsl invoke "$V2/Msvm_SecurityService" RestoreLastKnownGoodKeyProtector "SecuritySettingData=RFILE:$out/ssd.xml" >"$out/restore.txt" 2>&1 || fail "wsl invoke ran"
