@@ -75,8 +75,9 @@ pub struct TpmStarted {
     pub endpoint: Endpoint,
     /// The tpm2-tss TCTI for tpm2-tools (`TPM2TOOLS_TCTI`).
     pub tcti: String,
-    /// The QEMU arguments that attach the vTPM.
-    pub qemu_args: Vec<String>,
+    /// The QEMU arguments that attach the vTPM (unix sockets only: QEMU passes the data
+    /// channel as a descriptor).
+    pub qemu_args: Option<Vec<String>>,
     /// Whether the vTPM was manufactured by this start.
     pub manufactured: bool,
     pub state_dir: PathBuf,
@@ -132,18 +133,18 @@ impl Service {
             endpoint.validate().map_err(|e| ServiceError::InvalidParameter(e.to_string()))?;
             let total = Instant::now();
             let sec = self.store.vm_security(vm.id)?;
-            if !sec.settings.tpm_enabled {
-                return Err(ServiceError::InvalidState(format!(
-                    "the vTPM of {} is off; turn it on with `vmsec vm security set {} --tpm on`",
-                    vm.name, vm.name
-                )));
-            }
             let Some(current_bytes) = sec.key_protector.clone() else {
                 return Err(ServiceError::InvalidState(format!(
                     "{} has no key protector; set one with `vmsec vm kp set` or `vmsec vm kp new-local`",
                     vm.name
                 )));
             };
+            if !sec.settings.tpm_enabled {
+                return Err(ServiceError::InvalidState(format!(
+                    "the vTPM of {} is off; turn it on with `vmsec vm security set {} --tpm on`",
+                    vm.name, vm.name
+                )));
+            }
             create_private_dir(&location.dir)?;
             let _lock = lock(&location.dir)?;
             if let Some(dir) = state_dir {
@@ -174,8 +175,22 @@ impl Service {
 
             // 2. The state key, unsealed with the last known good's TK; made on first start.
             let t = Instant::now();
-            let dek = match (&sec.sealed_state_key, &sec.last_known_good) {
-                (None, _) => {
+            // The key is sealed under the last known good's TK. A KP derived from the last known
+            // good by grant or revoke keeps its TK, so the current TK is tried first: that is how
+            // a host granted after the last start (a VM moved to it) unseals. AES-GCM
+            // authenticates, so a wrong key is refused, never misused.
+            let by_current = sec
+                .sealed_state_key
+                .as_ref()
+                .and_then(|sealed| vmsec_tpm::unseal(tk.as_bytes(), vm.id, sealed).ok());
+            let dek = match (by_current, &sec.sealed_state_key, &sec.last_known_good) {
+                (_, Some(_), None) => {
+                    return Err(ServiceError::Internal(
+                        "the store has a sealed vTPM state key but no last known good key protector".into(),
+                    ));
+                }
+                (Some(dek), _, _) => dek,
+                (None, None, _) => {
                     // First start: store the new key sealed under the current KP as last known
                     // good *before* swtpm ever sees it, so no crash can orphan the state it
                     // encrypts.
@@ -200,7 +215,7 @@ impl Service {
                     )?;
                     dek
                 }
-                (Some(sealed), Some(lkg)) => {
+                (None, Some(sealed), Some(lkg)) => {
                     let lkg_tk = if *lkg == current_bytes {
                         tk.clone()
                     } else {
@@ -217,12 +232,7 @@ impl Service {
                         ServiceError::Internal(format!("the vTPM state key does not unseal with the last known good: {e}"))
                     })?
                 }
-                (Some(_), None) => {
-                    return Err(ServiceError::Internal(
-                        "the store has a sealed vTPM state key but no last known good key protector".into(),
-                    ));
-                }
-            };
+};
             timings.unseal_ms = ms(t.elapsed());
 
             // 3. Roll the KP and reseal the state key under the new TK.
@@ -361,6 +371,11 @@ impl Service {
             for kp in [&security.key_protector, &security.last_known_good].into_iter().flatten() {
                 crate::key_protector::check(kp)?;
             }
+            crate::setting_data::check_rules(
+                &Default::default(),
+                &security.settings,
+                security.key_protector.is_some(),
+            )?;
             if security.sealed_state_key.is_some() && security.last_known_good.is_none() {
                 return Err(ServiceError::InvalidParameter(
                     "the export has a sealed vTPM state key but no last known good key protector".into(),

@@ -112,28 +112,28 @@ impl Endpoint {
         }
     }
 
-    /// QEMU arguments that attach this vTPM as a TPM 2.0 CRB device.
+    /// QEMU arguments that attach this vTPM as a TPM 2.0 CRB device, or `None` for a TCP
+    /// endpoint: QEMU's `tpm-emulator` hands swtpm the data channel as a file descriptor over
+    /// the control socket (CMD_SET_DATAFD), which only a unix socket can carry. TCP serves
+    /// tpm2-tools and other TCTI clients.
     ///
     /// Commas in a path are doubled, QEMU's escape for option values.
-    pub fn qemu_args(&self) -> Vec<String> {
+    pub fn qemu_args(&self) -> Option<Vec<String>> {
         let chardev = match self {
-            Endpoint::Tcp { port } => format!(
-                "socket,id=chrtpm,host=127.0.0.1,port={}",
-                port.saturating_add(1)
-            ),
+            Endpoint::Tcp { .. } => return None,
             Endpoint::Unix { path } => format!(
                 "socket,id=chrtpm,path={}",
                 ctrl_path(path).display().to_string().replace(',', ",,")
             ),
         };
-        vec![
+        Some(vec![
             "-chardev".into(),
             chardev,
             "-tpmdev".into(),
             "emulator,id=tpm0,chardev=chrtpm".into(),
             "-device".into(),
             "tpm-crb,tpmdev=tpm0".into(),
-        ]
+        ])
     }
 
     /// The tpm2-tss TCTI string (`TPM2TOOLS_TCTI`, `-T`) for tpm2-tools 5.x.
@@ -249,7 +249,7 @@ mod tests {
             path: "/run/vmsec/vm1.sock".into(),
         };
         assert_eq!(
-            unix.qemu_args(),
+            unix.qemu_args().unwrap(),
             [
                 "-chardev",
                 "socket,id=chrtpm,path=/run/vmsec/vm1.sock.ctrl",
@@ -259,11 +259,8 @@ mod tests {
                 "tpm-crb,tpmdev=tpm0"
             ]
         );
-        let tcp = Endpoint::Tcp { port: 2321 };
-        assert_eq!(
-            tcp.qemu_args()[1],
-            "socket,id=chrtpm,host=127.0.0.1,port=2322"
-        );
+        // QEMU passes the data channel as a descriptor: only a unix socket carries it.
+        assert_eq!(Endpoint::Tcp { port: 2321 }.qemu_args(), None);
     }
 
     #[test]
@@ -272,7 +269,7 @@ mod tests {
             path: "/run/a,b.sock".into(),
         };
         assert_eq!(
-            ep.qemu_args()[1],
+            ep.qemu_args().unwrap()[1],
             "socket,id=chrtpm,path=/run/a,,b.sock.ctrl"
         );
     }

@@ -269,7 +269,25 @@ impl Ctx<'_> {
             }
             VmCmd::Remove { vm, force } => {
                 let vm = self.find_vm(&vm)?;
+                // The vTPM directory goes with the VM; a running vTPM must be stopped first.
+                let location = VtpmLocation::of(&self.data_dir.join("vtpm"), vm.id);
+                if let vmsec_tpm::Status::Running { pid, .. } =
+                    self.service.tpm_status(self.me, &location)?
+                {
+                    return Err(CliError::new(format!(
+                        "the vTPM of {} is running (pid {pid}); stop it first with `vmsec tpm stop {}`",
+                        vm.name, vm.name
+                    )));
+                }
                 self.service.remove_vm(self.me, &vm, force)?;
+                if location.dir.exists() {
+                    std::fs::remove_dir_all(&location.dir).map_err(|e| {
+                        CliError::new(format!(
+                            "removed the VM, but not {}: {e}",
+                            location.dir.display()
+                        ))
+                    })?;
+                }
                 self.out.either(
                     || format!("removed VM {} {}", vm.name, vm.id),
                     || json!({ "ok": true }),
@@ -610,7 +628,11 @@ impl Ctx<'_> {
                             started.pid,
                             if started.manufactured { ", newly manufactured" } else { "" },
                             started.tcti,
-                            started.qemu_args.join(" "),
+                            started
+                                .qemu_args
+                                .as_ref()
+                                .map(|a| a.join(" "))
+                                .unwrap_or_else(|| "attach needs --socket: QEMU passes the data channel over a unix socket".into()),
                             started.timings.total_ms
                         )
                     },

@@ -354,28 +354,30 @@ fn start_refusals_name_the_command_that_fixes_them() {
         return;
     }
     let host = Host::new();
+    host.ok(&["vm", "add", "vm1"]);
+    // No key protector: that comes first, since the TPM cannot be turned on without one.
+    let err = host.fails(&["tpm", "start", "vm1", "--socket", s(&host.socket("vm1"))]);
+    assert!(err.contains("vm kp set"), "{err}");
+
     host.ok(&["guardian", "new", "owner"]);
     let kp = host.path("kp.xml");
     host.ok(&["kp", "new", "--owner", "owner", "--out", s(&kp)]);
-    host.ok(&["vm", "add", "vm1"]);
     host.ok(&["vm", "kp", "set", "vm1", s(&kp)]);
     let err = host.fails(&["tpm", "start", "vm1", "--socket", s(&host.socket("vm1"))]);
     assert!(err.contains("--tpm on"), "{err}");
+    assert_eq!(
+        host.json(&["tpm", "status", "vm1"])[0]["status"]["state"],
+        "stopped"
+    );
 
-    // TpmEnabled without a key protector cannot be set here (ModifySecuritySettings refuses
-    // it), but a VM moved from elsewhere can arrive that way: an export without its KP.
+    // An import that breaks the rules (TPM on without a key protector) is refused.
     host.ok(&["vm", "security", "set", "vm1", "--tpm", "on"]);
     let out = host.path("export");
     host.ok(&["vm", "export", "vm1", "--out", s(&out)]);
     std::fs::remove_file(out.join("key-protector.xml")).expect("removing the KP");
     let other = Host::new();
-    other.ok(&["vm", "import", s(&out)]);
-    let err = other.fails(&["tpm", "start", "vm1", "--socket", s(&other.socket("vm1"))]);
-    assert!(err.contains("vm kp set"), "{err}");
-    assert_eq!(
-        other.json(&["tpm", "status", "vm1"])[0]["status"]["state"],
-        "stopped"
-    );
+    let err = other.fails(&["vm", "import", s(&out)]);
+    assert!(err.contains("no key protector"), "{err}");
 }
 
 #[test]
@@ -556,12 +558,13 @@ fn a_vm_moves_to_another_host_once_that_host_is_granted() {
     a.ok(&["vm", "kp", "set", "vm1", s(&kp)]);
     a.start("vm1").stop();
 
-    // B forgets the first import, state included: `vm import` refuses to overwrite a state.
+    // B forgets the first import; `vm remove` takes its vTPM directory along.
     let vtpm_b = b.vtpm_dir("vm1");
     b.ok(&["vm", "remove", "vm1", "--force"]);
-    if vtpm_b.exists() {
-        std::fs::remove_dir_all(&vtpm_b).expect("removing B's stale vTPM directory");
-    }
+    assert!(
+        !vtpm_b.exists(),
+        "vm remove removes the VM's vTPM directory"
+    );
     export_import(&a, &b, "export2");
     let tpm = b.start("vm1");
     assert_eq!(tpm.started["manufactured"], false);
@@ -569,11 +572,9 @@ fn a_vm_moves_to_another_host_once_that_host_is_granted() {
 }
 
 /// The move as issue 6 describes it: grant, SetKeyProtector and export without a start on A.
-/// B can unwrap the current KP, and granting kept its transport key, but the state key is
-/// sealed under the last known good (A's KP without B), which B cannot unwrap, so the start
-/// fails. Ignored until `tpm_start` also tries the current KP's transport key.
+/// B cannot unwrap the last known good (A's KP without B), but granting kept the transport
+/// key, so the state key unseals with the current KP's TK.
 #[test]
-#[ignore = "known gap: tpm start needs the last known good unwrappable, see the vtpm report"]
 fn a_vm_granted_to_another_host_starts_there_without_a_start_on_the_old_host() {
     if !tools_present() {
         return;
