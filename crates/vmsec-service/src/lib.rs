@@ -411,13 +411,11 @@ impl Service {
         }
     }
 
-    /// Parses the SecuritySettingData argument and finds its VM.
+    /// Parses the SecuritySettingData argument and names its VM. Whether the VM exists is
+    /// answered by the read of its security record that every caller does next.
     fn target(&self, ssd: &str) -> Result<(vmsec_cim::Instance, Uuid), ServiceError> {
         let instance = setting_data::parse(ssd)?;
         let vm = setting_data::vm_id(&instance)?;
-        if self.store.vm(vm)?.is_none() {
-            return Err(ServiceError::UnknownVm(vm.to_string()));
-        }
         Ok((instance, vm))
     }
 
@@ -442,13 +440,17 @@ impl Service {
         )
     }
 
-    fn submit(
+    /// Starts a job for `method`: `precheck` reads the parsed argument against the VM's state
+    /// now (so the caller gets the return code at once) and returns what the job needs of it;
+    /// `change` applies that inside the job's transaction, checking again against the state
+    /// it really changes.
+    fn submit<P: Send + 'static>(
         &self,
         who: &Caller,
         method: Method,
         ssd: &str,
-        precheck: impl FnOnce(&vmsec_cim::Instance, Uuid, &VmSecurity) -> Result<(), ServiceError>,
-        change: impl FnMut(&mut VmSecurity) -> Result<(), ServiceError> + Send + 'static,
+        precheck: impl FnOnce(&vmsec_cim::Instance, &VmSecurity) -> Result<P, ServiceError>,
+        mut change: impl FnMut(&mut VmSecurity, &P) -> Result<(), ServiceError> + Send + 'static,
     ) -> Result<JobStarted, ServiceError> {
         self.audited(who, method.name(), None, AuditOutcome::Allowed, |vm_seen| {
             self.ensure_started()?;
@@ -459,19 +461,17 @@ impl Service {
                 .store
                 .vm_security(vm)
                 .map_err(|e| not_found_is_unknown_vm(e, vm))?;
-            // Checked now so the caller gets the return code at once; checked again in the
-            // job against the state it really changes.
-            precheck(&instance, vm, &current)?;
+            let planned = precheck(&instance, &current)?;
             let store = self.store.clone();
             let actor = who.name.clone();
-            let mut change = change;
-            let audit_store = self.store.clone();
             let work: jobs::Work = Box::new(move |done: &Job| {
                 let out = store
                     .update_vm_security(
                         vm,
                         &actor,
-                        &mut |sec| change(sec).map_err(|e| Box::new(e) as vmsec_store::Rejection),
+                        &mut |sec| {
+                            change(sec, &planned).map_err(|e| Box::new(e) as vmsec_store::Rejection)
+                        },
                         Some(done),
                     )
                     .map(|_| ())
@@ -483,7 +483,7 @@ impl Service {
                         format!("job {}: {e}", done.instance_id),
                     ),
                 };
-                let _ = audit_store.append_audit(&AuditRecord {
+                let _ = store.append_audit(&AuditRecord {
                     seq: 0,
                     at: OffsetDateTime::now_utc(),
                     actor: actor.clone(),
@@ -529,8 +529,8 @@ impl Service {
             who,
             Method::SetKeyProtector,
             ssd,
-            |_, _, _| Ok(()),
-            move |sec| {
+            |_, _| Ok(()),
+            move |sec, _| {
                 let new = kp
                     .take()
                     .ok_or_else(|| ServiceError::Internal("job ran twice".into()))?;
@@ -561,8 +561,8 @@ impl Service {
             who,
             Method::RestoreLastKnownGoodKeyProtector,
             ssd,
-            move |_, _, sec| need_lkg(sec),
-            move |sec| {
+            move |_, sec| need_lkg(sec),
+            move |sec, _| {
                 need_lkg(sec)?;
                 sec.key_protector = sec.last_known_good.clone();
                 Ok(())
@@ -597,8 +597,8 @@ impl Service {
             who,
             Method::SetSecurityPolicy,
             ssd,
-            |_, _, _| Ok(()),
-            move |sec| {
+            |_, _| Ok(()),
+            move |sec, _| {
                 let p = policy
                     .take()
                     .ok_or_else(|| ServiceError::Internal("job ran twice".into()))?;
@@ -615,26 +615,18 @@ impl Service {
         who: &Caller,
         ssd: &str,
     ) -> Result<JobStarted, ServiceError> {
-        // The instance is parsed once here; the job needs only what it asks for.
-        let requested: Arc<std::sync::Mutex<Option<vmsec_cim::Instance>>> = Arc::default();
-        let slot = requested.clone();
         self.submit(
             who,
             Method::ModifySecuritySettings,
             ssd,
-            move |instance, _, sec| {
-                let after = setting_data::requested(instance, sec.settings);
+            |instance, sec| {
+                let patch = setting_data::SettingsPatch::of(instance);
+                let after = patch.apply(sec.settings);
                 setting_data::check_rules(&sec.settings, &after, sec.key_protector.is_some())?;
-                *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(instance.clone());
-                Ok(())
+                Ok(patch)
             },
-            move |sec| {
-                let instance = requested
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone()
-                    .ok_or_else(|| ServiceError::Internal("no instance for the job".into()))?;
-                let after = setting_data::requested(&instance, sec.settings);
+            |sec, patch| {
+                let after = patch.apply(sec.settings);
                 setting_data::check_rules(&sec.settings, &after, sec.key_protector.is_some())?;
                 sec.settings = after;
                 Ok(())

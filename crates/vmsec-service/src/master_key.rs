@@ -59,19 +59,19 @@ impl MasterKey {
     pub fn seal(&self, plaintext: &[u8], context: &[u8]) -> Result<Vec<u8>, ServiceError> {
         let mut nonce = [0u8; NONCE_LEN];
         getrandom::fill(&mut nonce).map_err(|e| internal(format!("no randomness: {e}")))?;
-        let mut buf = plaintext.to_vec();
+        // Wiped on drop: it holds the plaintext until sealing has overwritten it.
+        let mut buf = Zeroizing::new(plaintext.to_vec());
         self.aead()?
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(context),
-                &mut buf,
+                &mut *buf,
             )
             .map_err(|_| internal("sealing failed"))?;
         let mut out = Vec::with_capacity(MAGIC.len() + NONCE_LEN + buf.len());
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&buf);
-        buf.iter_mut().for_each(|b| *b = 0);
         Ok(out)
     }
 

@@ -69,35 +69,51 @@ pub fn instance_id(vm: Uuid) -> String {
     format!("Microsoft:{}", vm.to_string().to_uppercase())
 }
 
-/// The settings an instance asks for, applied over `current`: a property that is absent or
-/// null leaves the current value.
-pub fn requested(instance: &Instance, current: SecuritySettings) -> SecuritySettings {
-    let mut s = current;
-    let fields: [(&str, &mut bool); 8] = [
-        ("TpmEnabled", &mut s.tpm_enabled),
-        ("KsdEnabled", &mut s.ksd_enabled),
-        ("ShieldingRequested", &mut s.shielding_requested),
-        ("DataProtectionRequested", &mut s.data_protection_requested),
-        (
-            "EncryptStateAndVmMigrationTraffic",
-            &mut s.encrypt_state_and_vm_migration_traffic,
-        ),
-        (
-            "VirtualizationBasedSecurityOptOut",
-            &mut s.virtualization_based_security_opt_out,
-        ),
-        ("BindToHostTpm", &mut s.bind_to_host_tpm),
-        (
-            "AppContainerLaunchOptOut",
-            &mut s.app_container_launch_opt_out,
-        ),
-    ];
-    for (name, field) in fields {
-        if let Some(b) = instance.value(name).and_then(Value::as_bool) {
-            *field = b;
-        }
+/// The booleans an instance asks to set; a property that is absent or null is `None` and
+/// leaves the current value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SettingsPatch([Option<bool>; 8]);
+
+/// The eight properties, in the order of [`SettingsPatch`] and [`fields`].
+const NAMES: [&str; 8] = [
+    "TpmEnabled",
+    "KsdEnabled",
+    "ShieldingRequested",
+    "DataProtectionRequested",
+    "EncryptStateAndVmMigrationTraffic",
+    "VirtualizationBasedSecurityOptOut",
+    "BindToHostTpm",
+    "AppContainerLaunchOptOut",
+];
+
+fn fields(s: &mut SecuritySettings) -> [&mut bool; 8] {
+    [
+        &mut s.tpm_enabled,
+        &mut s.ksd_enabled,
+        &mut s.shielding_requested,
+        &mut s.data_protection_requested,
+        &mut s.encrypt_state_and_vm_migration_traffic,
+        &mut s.virtualization_based_security_opt_out,
+        &mut s.bind_to_host_tpm,
+        &mut s.app_container_launch_opt_out,
+    ]
+}
+
+impl SettingsPatch {
+    pub fn of(instance: &Instance) -> SettingsPatch {
+        SettingsPatch(NAMES.map(|n| instance.value(n).and_then(Value::as_bool)))
     }
-    s
+
+    /// `current` with the requested values in place.
+    pub fn apply(&self, current: SecuritySettings) -> SecuritySettings {
+        let mut s = current;
+        for (field, want) in fields(&mut s).into_iter().zip(self.0) {
+            if let Some(b) = want {
+                *field = b;
+            }
+        }
+        s
+    }
 }
 
 /// The rules ModifySecuritySettings enforces, checked against the state they would produce.

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use vmsec_cim::Value;
-use vmsec_service::classes::SECURITY_SERVICE;
+use vmsec_service::classes::{self, SECURITY_SERVICE};
 use vmsec_service::{Caller, JobStarted, Method, Service, ServiceError};
 use vmsec_wsman::{MethodOutput, OutValue, Principal, Provider, ProviderError};
 
@@ -24,14 +24,14 @@ impl ServiceProvider {
 fn read_error(e: ServiceError) -> ProviderError {
     match e {
         ServiceError::AccessDenied(_) => ProviderError::AccessDenied,
-        ServiceError::NotFound(m) if m.starts_with("class ") => ProviderError::NoSuchClass(
-            m.trim_start_matches("class ")
-                .trim_end_matches(" is not served")
-                .to_owned(),
-        ),
         ServiceError::NotFound(_) | ServiceError::UnknownVm(_) => ProviderError::NoSuchInstance,
         other => ProviderError::Internal(other.to_string()),
     }
+}
+
+/// The served class of that name, or the fault for a class this service does not serve.
+fn served(class: &str) -> Result<&'static str, ProviderError> {
+    classes::served_class(class).map_err(|_| ProviderError::NoSuchClass(class.to_owned()))
 }
 
 fn job_output(r: Result<JobStarted, ServiceError>, method: Method) -> MethodOutput {
@@ -100,6 +100,7 @@ impl Provider for ServiceProvider {
         class: &str,
         selectors: &[(String, String)],
     ) -> Result<vmsec_cim::Instance, ProviderError> {
+        let class = served(class)?;
         let caller = self.caller(who)?;
         self.service
             .instance(&caller, class, selectors)
@@ -113,6 +114,7 @@ impl Provider for ServiceProvider {
         class: &str,
         filter: &[(String, String)],
     ) -> Result<Vec<vmsec_cim::Instance>, ProviderError> {
+        let class = served(class)?;
         let caller = self.caller(who)?;
         self.service
             .instances(&caller, class, filter)
@@ -218,11 +220,16 @@ impl Provider for ServiceProvider {
     }
 }
 
-/// Every class the provider serves must be one the service knows.
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
-    fn the_security_service_is_a_served_class() {
-        assert!(vmsec_service::classes::served_class("msvm_securityservice").is_ok());
+    fn classes_are_matched_without_case_and_unknown_ones_are_no_such_class() {
+        assert_eq!(served("msvm_securityservice"), Ok(SECURITY_SERVICE));
+        assert_eq!(
+            served("Msvm_Nothing"),
+            Err(ProviderError::NoSuchClass("Msvm_Nothing".into()))
+        );
     }
 }
