@@ -29,6 +29,12 @@ pub fn parse_document(input: &[u8]) -> Result<Document<'_>> {
     if text.contains("<!DOCTYPE") || text.contains("<!ENTITY") {
         return Err(Error::DtdForbidden);
     }
+    if vmsec_cim::limits::too_many_attributes(text, vmsec_cim::limits::MAX_XML_ATTRIBUTES) {
+        return Err(Error::Malformed(format!(
+            "an element has more than {} attributes",
+            vmsec_cim::limits::MAX_XML_ATTRIBUTES
+        )));
+    }
     let options = ParsingOptions {
         allow_dtd: false,
         nodes_limit: MAX_NODES,

@@ -319,11 +319,7 @@ pub fn matches(instance: &Instance, filter: &[(String, String)]) -> bool {
 
 impl Service {
     fn vm_records(&self, id: Uuid) -> Result<Option<(Vm, VmSecurity)>, ServiceError> {
-        let Some(vm) = self.store.vm(id)? else {
-            return Ok(None);
-        };
-        let sec = self.store.vm_security(id)?;
-        Ok(Some((vm, sec)))
+        Ok(self.store.vm_with_security(id)?)
     }
 
     /// The instance of `class` with the given key values (names as a client spelled them),

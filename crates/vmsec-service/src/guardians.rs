@@ -191,11 +191,22 @@ impl Service {
     }
 
     /// Every guardian whose private keys this host holds: the identities that unwrap.
-    pub(crate) fn local_identities(&self) -> Result<Vec<Guardian>, ServiceError> {
+    /// This host's guardians that hold private keys and appear in `kp`. Only those are
+    /// loaded: opening a private key validates it, which costs milliseconds per RSA key, and a
+    /// host may hold many guardians a given protector never names.
+    pub(crate) fn local_identities_for(
+        &self,
+        kp: &Protector,
+    ) -> Result<Vec<Guardian>, ServiceError> {
         self.store
             .guardians()?
             .iter()
             .filter(|r| r.sealed_private_keys.is_some())
+            .filter(|r| {
+                kp.wrappings().iter().any(|w| {
+                    w.encryption_cert == r.encryption_cert || w.signing_cert == r.signing_cert
+                })
+            })
             .map(|r| self.load_guardian(r))
             .collect()
     }
@@ -399,7 +410,7 @@ impl Service {
         let owner = kp.owner().ok_or_else(|| {
             ServiceError::InvalidKeyProtector("the key protector has no owner".into())
         })?;
-        self.local_identities()?
+        self.local_identities_for(kp)?
             .into_iter()
             .find(|g| g.signing_cert_der() == owner.signing_cert)
             .ok_or_else(|| {
@@ -499,7 +510,7 @@ impl Service {
         let verified = p.verify().map_err(|e| e.to_string());
         let unwrapped_here = if wrappings.iter().any(|w| w.private_keys_here) {
             Some(
-                p.unwrap(&self.local_identities()?)
+                p.unwrap(&self.local_identities_for(&p)?)
                     .map(|_| ())
                     .map_err(|e| e.to_string()),
             )

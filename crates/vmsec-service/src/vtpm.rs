@@ -161,9 +161,9 @@ impl Service {
 
             // 1. Unwrap the current KP.
             let t = Instant::now();
-            let identities = self.local_identities()?;
             let current = Protector::parse(&current_bytes)
                 .map_err(|e| ServiceError::InvalidKeyProtector(format!("the stored key protector is malformed: {e}")))?;
+            let identities = self.local_identities_for(&current)?;
             let tk = current.unwrap(&identities).map_err(|e| {
                 ServiceError::InvalidState(format!(
                     "the key protector could not be unwrapped on this host ({e}); set a key protector granted to a \
@@ -220,7 +220,11 @@ impl Service {
                         tk.clone()
                     } else {
                         Protector::parse(lkg)
-                            .and_then(|p| p.unwrap(&identities))
+                            .map_err(|e| e.to_string())
+                            .and_then(|p| {
+                                let identities = self.local_identities_for(&p).map_err(|e| e.to_string())?;
+                                p.unwrap(&identities).map_err(|e| e.to_string())
+                            })
                             .map_err(|e| {
                                 ServiceError::InvalidState(format!(
                                     "the last known good key protector cannot be unwrapped on this host, so the vTPM \

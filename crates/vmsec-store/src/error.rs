@@ -1,5 +1,5 @@
 /// Why the store could not do what was asked.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
     /// Another writer held the store longer than the busy timeout.
     #[error("the store is busy: {0}")]

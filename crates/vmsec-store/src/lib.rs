@@ -6,6 +6,7 @@
 //! PostgreSQL server shared by several hosts. Nothing here knows about CIM or XML.
 
 mod error;
+mod group_commit;
 mod model;
 pub mod sqlite;
 
@@ -43,6 +44,8 @@ pub trait Store: Send + Sync {
     fn remove_vm(&self, id: Uuid) -> Result<bool, StoreError>;
 
     fn vm_security(&self, id: Uuid) -> Result<VmSecurity, StoreError>;
+    /// The VM and its security record as of one moment (one read transaction), or `None`.
+    fn vm_with_security(&self, id: Uuid) -> Result<Option<(Vm, VmSecurity)>, StoreError>;
     /// Reads the VM's security record, lets `change` modify it, and writes it back, all in one
     /// transaction that excludes concurrent updates of the same VM. When the key protector
     /// changes, the previous one goes to the history with its provenance, and the new one is

@@ -491,6 +491,7 @@ impl<P: Provider> Engine<P> {
             .iter()
             .map(|(name, v)| match v {
                 OutValue::Value(v) => wscim::estimate_value(name, v),
+                OutValue::Bytes(b) => wscim::estimate_bytes(name, b),
                 OutValue::JobRef { instance_id } => 600 + instance_id.len(),
             })
             .sum();
@@ -508,6 +509,7 @@ impl<P: Provider> Engine<P> {
         for (name, value) in &output.out {
             match value {
                 OutValue::Value(v) => wscim::property(&mut out, name, v).map_err(internal)?,
+                OutValue::Bytes(b) => wscim::bytes_property(&mut out, name, b).map_err(internal)?,
                 OutValue::JobRef { instance_id } => {
                     if !wscim::is_element_name(name) {
                         return Err(internal(BadName(name.clone())));

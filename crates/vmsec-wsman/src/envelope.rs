@@ -15,6 +15,19 @@ use crate::ns::{self, Resource};
 
 /// Deepest element nesting accepted; a WS-Man request needs fewer than 10 levels.
 pub const MAX_DEPTH: usize = 64;
+
+/// Most attributes accepted on one element; a WS-Man request needs fewer than 5. See
+/// [`vmsec_cim::limits::too_many_attributes`] for why there is a bound.
+pub const MAX_ATTRIBUTES: usize = 64;
+
+fn check_attribute_counts(text: &str) -> Result<(), ParseError> {
+    if vmsec_cim::limits::too_many_attributes(text, MAX_ATTRIBUTES) {
+        return Err(ParseError::NotSoap(format!(
+            "an element has more than {MAX_ATTRIBUTES} attributes"
+        )));
+    }
+    Ok(())
+}
 /// Most XML nodes accepted in one request (a 13 KB key protector is ~27,000).
 pub const MAX_NODES: u32 = 1_000_000;
 /// Smallest `MaxEnvelopeSize` a client may ask for (DSP0226 R6.2-4).
@@ -579,6 +592,7 @@ pub fn parse(bytes: &[u8]) -> Result<Request, ParseError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let text = std::str::from_utf8(bytes)
         .map_err(|e| ParseError::NotSoap(format!("the body is not UTF-8: {e}")))?;
+    check_attribute_counts(text)?;
     let opts = ParsingOptions {
         allow_dtd: false,
         nodes_limit: MAX_NODES,

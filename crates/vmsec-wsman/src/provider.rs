@@ -12,6 +12,10 @@ use vmsec_cim::{Instance, Value};
 pub struct Principal {
     /// The user name the credentials were verified for.
     pub user: String,
+    /// What the provider said of the caller when it verified the credentials (its role),
+    /// handed back to it with each request of the same exchange so that it need not look
+    /// the user up again. Opaque to the engine.
+    pub role: String,
 }
 
 /// What a provider returns from a method invocation.
@@ -26,8 +30,11 @@ pub struct MethodOutput {
 /// One out parameter of a method.
 #[derive(Clone, Debug, PartialEq)]
 pub enum OutValue {
-    /// A plain value (`uint8[]` as `Value::Array` of `Value::UInt8`).
+    /// A plain value.
     Value(Value),
+    /// A `uint8[]` (a key protector): one element per byte, as `Value::Array` of
+    /// `Value::UInt8` would be, without a `Value` per byte.
+    Bytes(Vec<u8>),
     /// A reference to an `Msvm_ConcreteJob`, written as an endpoint reference.
     JobRef {
         /// The job's `InstanceID` key.

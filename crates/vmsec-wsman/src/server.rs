@@ -60,6 +60,10 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// Most connections open at once; more are closed on accept.
     pub max_connections: usize,
+    /// Most requests handled at once on blocking threads (authentication, the provider).
+    /// Requests beyond it wait their turn on the runtime: a few busy threads serve a 2-core
+    /// machine better than one per connection fighting over the cores and the store.
+    pub max_concurrent_requests: usize,
     /// Time in-flight requests get to finish after shutdown is asked.
     pub shutdown_grace: Duration,
     /// Failed-login limits.
@@ -79,6 +83,8 @@ impl Default for ServerConfig {
             body_read_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(120),
             max_connections: 512,
+            max_concurrent_requests: 4 * std::thread::available_parallelism()
+                .map_or(2, |n| n.get()),
             shutdown_grace: Duration::from_secs(30),
             login_rate: LoginRateLimit::default(),
             engine: EngineConfig::default(),
@@ -110,6 +116,8 @@ struct Shared<P> {
     metrics: Metrics,
     limiter: LoginLimiter,
     config: ServerConfig,
+    /// Turns on the blocking threads; see `ServerConfig::max_concurrent_requests`.
+    turns: Semaphore,
 }
 
 struct Listener {
@@ -160,6 +168,7 @@ impl<P: Provider> Server<P> {
                 engine,
                 metrics: Metrics::default(),
                 limiter,
+                turns: Semaphore::new(config.max_concurrent_requests.max(1)),
                 config,
             }),
             listeners,
@@ -379,6 +388,19 @@ async fn serve_connection<S, P>(
 
 type Reply = hyper::Response<Full<Bytes>>;
 
+/// Whether a request's Content-Type may hold a SOAP envelope. WinRM clients send
+/// `application/soap+xml`; the XML types are taken too, and so is no Content-Type at all.
+fn is_xml_content_type(value: Option<&HeaderValue>) -> bool {
+    let Some(value) = value else { return true };
+    let Ok(text) = value.to_str() else {
+        return false;
+    };
+    let media = text.split(';').next().unwrap_or("").trim();
+    ["application/soap+xml", "text/xml", "application/xml"]
+        .iter()
+        .any(|t| media.eq_ignore_ascii_case(t))
+}
+
 fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
     let mut r = hyper::Response::new(Full::new(body.into()));
     *r.status_mut() = status;
@@ -420,11 +442,13 @@ fn basic_credentials(value: &HeaderValue) -> Option<(String, Zeroizing<String>)>
     Some((user.to_owned(), Zeroizing::new(password.to_owned())))
 }
 
-async fn authenticate<P: Provider>(
+/// The Basic credentials of a request that may try to log in (not rate limited), to be
+/// verified by [`verify`] on a blocking thread.
+fn credentials<P: Provider>(
     shared: &Arc<Shared<P>>,
     peer: IpAddr,
     req: &Request<Incoming>,
-) -> Result<Principal, Reply> {
+) -> Result<(String, Zeroizing<String>), Reply> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Err(unauthorized());
     };
@@ -440,23 +464,43 @@ async fn authenticate<P: Provider>(
         }
         return Err(r);
     }
-    let principal = match basic_credentials(value) {
-        Some((user, password)) => {
-            let engine = shared.engine.clone();
-            tokio::task::spawn_blocking(move || {
-                engine.provider().authenticate(&user, &password, peer)
-            })
-            .await
-            .ok()
-            .flatten()
+    basic_credentials(value).ok_or_else(|| login_failed(shared, peer))
+}
+
+/// Checks credentials with the provider; blocking (a password hash may be verified).
+fn verify<P: Provider>(
+    shared: &Shared<P>,
+    peer: IpAddr,
+    (user, password): &(String, Zeroizing<String>),
+) -> Result<Principal, Reply> {
+    shared
+        .engine
+        .provider()
+        .authenticate(user, password, peer)
+        .ok_or_else(|| login_failed(shared, peer))
+}
+
+fn login_failed<P>(shared: &Shared<P>, peer: IpAddr) -> Reply {
+    shared.metrics.auth_failure();
+    shared.limiter.failed(peer, Instant::now());
+    unauthorized()
+}
+
+/// Runs `f` on a blocking thread once a turn is free; `None` if it panicked.
+async fn blocking<P: Provider, T: Send + 'static>(
+    shared: &Arc<Shared<P>>,
+    f: impl FnOnce(&Shared<P>) -> T + Send + 'static,
+) -> Option<T> {
+    // The semaphore is never closed, so acquiring fails only if it were.
+    let _turn = shared.turns.acquire().await.ok()?;
+    let shared = shared.clone();
+    match tokio::task::spawn_blocking(move || f(&shared)).await {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::error!(error = %e, "request handler panicked");
+            None
         }
-        None => None,
-    };
-    principal.ok_or_else(|| {
-        shared.metrics.auth_failure();
-        shared.limiter.failed(peer, Instant::now());
-        unauthorized()
-    })
+    }
 }
 
 async fn handle<P: Provider>(
@@ -481,15 +525,27 @@ async fn handle<P: Provider>(
         }
         _ => return reply(StatusCode::NOT_FOUND, TEXT_CONTENT_TYPE, "not found\n"),
     }
-    let who = match authenticate(shared, peer, &req).await {
-        Ok(p) => p,
+    if is_wsman && !is_xml_content_type(req.headers().get(header::CONTENT_TYPE)) {
+        return reply(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            TEXT_CONTENT_TYPE,
+            "send SOAP as Content-Type: application/soap+xml;charset=UTF-8\n",
+        );
+    }
+    let creds = match credentials(shared, peer, &req) {
+        Ok(c) => c,
         Err(r) => return r,
     };
     if !is_wsman {
-        let engine = shared.engine.clone();
-        let extra = tokio::task::spawn_blocking(move || engine.provider().metrics_extra())
-            .await
-            .unwrap_or_default();
+        let extra = match blocking(shared, move |shared| {
+            verify(shared, peer, &creds).map(|_| shared.engine.provider().metrics_extra())
+        })
+        .await
+        {
+            Some(Ok(extra)) => extra,
+            Some(Err(r)) => return r,
+            None => String::new(),
+        };
         let gauges = [(
             "vmsec_wsman_open_enumerations",
             "Open enumeration contexts.",
@@ -509,24 +565,31 @@ async fn handle<P: Provider>(
             return r;
         }
     };
-    let engine = shared.engine.clone();
-    let who_name = who.user.clone();
-    let result = tokio::task::spawn_blocking(move || engine.handle(&who, &body)).await;
-    let response = match result {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "request handler panicked");
+    // Credentials are verified together with the request, on one blocking thread: one
+    // hand-off per request instead of two.
+    let result = blocking(shared, move |shared| {
+        verify(shared, peer, &creds).map(|who| {
+            let response = shared.engine.handle(&who, &body);
+            (who.user, response)
+        })
+    })
+    .await;
+    let (who_name, response) = match result {
+        Some(Ok(r)) => r,
+        Some(Err(r)) => return r,
+        None => {
             let fault = Fault::new(
                 FaultKind::InternalError,
                 "the service failed while handling the request",
             );
-            crate::engine::Response {
+            let response = crate::engine::Response {
                 status: 500,
                 soap: true,
                 body: fault.to_envelope(None, &shared.config.engine.machine),
                 operation: "unknown",
                 outcome: "InternalError",
-            }
+            };
+            ("unknown".to_owned(), response)
         }
     };
     shared

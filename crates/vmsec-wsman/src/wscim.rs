@@ -40,6 +40,16 @@ pub fn estimate_value(name: &str, value: &Value) -> usize {
     }
 }
 
+/// The exact length of [`bytes_property`]'s XML.
+pub fn estimate_bytes(name: &str, bytes: &[u8]) -> usize {
+    // `<p:` name `>` … `</p:` name `>`
+    let tags = 2 * name.len() + 9;
+    bytes
+        .iter()
+        .map(|&b| tags + DECIMAL[usize::from(b)].len())
+        .sum()
+}
+
 fn scalar_estimate(v: &Value) -> usize {
     match v {
         Value::String(s) => s.len() + s.len() / 8,
@@ -91,6 +101,45 @@ pub fn property(out: &mut String, name: &str, value: &Value) -> Result<(), BadNa
     }
     Ok(())
 }
+
+/// Writes a `uint8[]` property: one element per byte, exactly as [`property`] writes a
+/// `Value::Array` of `Value::UInt8`.
+pub fn bytes_property(out: &mut String, name: &str, bytes: &[u8]) -> Result<(), BadName> {
+    check(name)?;
+    for &b in bytes {
+        out.push_str("<p:");
+        out.push_str(name);
+        out.push('>');
+        out.push_str(DECIMAL[usize::from(b)]);
+        out.push_str("</p:");
+        out.push_str(name);
+        out.push('>');
+    }
+    Ok(())
+}
+
+/// The decimal text of every byte value.
+static DECIMAL: [&str; 256] = [
+    "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
+    "17", "18", "19", "20", "21", "22", "23", "24", "25", "26", "27", "28", "29", "30", "31", "32",
+    "33", "34", "35", "36", "37", "38", "39", "40", "41", "42", "43", "44", "45", "46", "47", "48",
+    "49", "50", "51", "52", "53", "54", "55", "56", "57", "58", "59", "60", "61", "62", "63", "64",
+    "65", "66", "67", "68", "69", "70", "71", "72", "73", "74", "75", "76", "77", "78", "79", "80",
+    "81", "82", "83", "84", "85", "86", "87", "88", "89", "90", "91", "92", "93", "94", "95", "96",
+    "97", "98", "99", "100", "101", "102", "103", "104", "105", "106", "107", "108", "109", "110",
+    "111", "112", "113", "114", "115", "116", "117", "118", "119", "120", "121", "122", "123",
+    "124", "125", "126", "127", "128", "129", "130", "131", "132", "133", "134", "135", "136",
+    "137", "138", "139", "140", "141", "142", "143", "144", "145", "146", "147", "148", "149",
+    "150", "151", "152", "153", "154", "155", "156", "157", "158", "159", "160", "161", "162",
+    "163", "164", "165", "166", "167", "168", "169", "170", "171", "172", "173", "174", "175",
+    "176", "177", "178", "179", "180", "181", "182", "183", "184", "185", "186", "187", "188",
+    "189", "190", "191", "192", "193", "194", "195", "196", "197", "198", "199", "200", "201",
+    "202", "203", "204", "205", "206", "207", "208", "209", "210", "211", "212", "213", "214",
+    "215", "216", "217", "218", "219", "220", "221", "222", "223", "224", "225", "226", "227",
+    "228", "229", "230", "231", "232", "233", "234", "235", "236", "237", "238", "239", "240",
+    "241", "242", "243", "244", "245", "246", "247", "248", "249", "250", "251", "252", "253",
+    "254", "255",
+];
 
 fn element(out: &mut String, name: &str, v: &Value) {
     out.push_str("<p:");
@@ -228,6 +277,17 @@ mod tests {
         property(&mut out, "N", &Value::Null).unwrap();
         property(&mut out, "E", &Value::Array(vec![])).unwrap();
         assert_eq!(out, "<p:KP>1</p:KP><p:KP>255</p:KP><p:N xsi:nil=\"true\"/>");
+    }
+
+    #[test]
+    fn bytes_are_written_exactly_as_a_uint8_array_and_the_estimate_is_exact() {
+        let bytes: Vec<u8> = (0..=255).chain([0, 9, 10, 99, 100, 255]).collect();
+        let (mut fast, mut slow) = (String::new(), String::new());
+        bytes_property(&mut fast, "KeyProtector", &bytes).unwrap();
+        property(&mut slow, "KeyProtector", &Value::from_bytes(&bytes)).unwrap();
+        assert_eq!(fast, slow);
+        assert_eq!(estimate_bytes("KeyProtector", &bytes), fast.len());
+        assert!(bytes_property(&mut fast, "a b", &bytes).is_err());
     }
 
     #[test]

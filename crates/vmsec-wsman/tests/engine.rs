@@ -25,6 +25,7 @@ fn engine_with(config: EngineConfig) -> (Arc<TestProvider>, Engine<TestProvider>
 fn admin() -> Principal {
     Principal {
         user: "admin".into(),
+        role: String::new(),
     }
 }
 
@@ -603,6 +604,7 @@ fn another_user_cannot_pull_an_enumeration() {
     let r = e.handle(
         &Principal {
             user: "reader".into(),
+            role: String::new(),
         },
         pull(&ctx, 1).as_bytes(),
     );
@@ -922,6 +924,7 @@ fn provider_refusals_map_to_access_denied_and_invalid_parameter() {
     let r = e.handle(
         &Principal {
             user: "reader".into(),
+            role: String::new(),
         },
         set_key_protector("").as_bytes(),
     );

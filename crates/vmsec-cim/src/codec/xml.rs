@@ -20,6 +20,15 @@ pub(crate) fn check_size(s: &str) -> Result<(), Error> {
 /// errors onto our kinds so that callers can tell a DTD from a typo from a truncation.
 pub(crate) fn parse_document(s: &str) -> Result<Document<'_>, Error> {
     check_size(s)?;
+    if crate::limits::too_many_attributes(s, crate::limits::MAX_XML_ATTRIBUTES) {
+        return Err(Error::new(
+            ErrorKind::TooLarge,
+            format!(
+                "an element has more than {} attributes",
+                crate::limits::MAX_XML_ATTRIBUTES
+            ),
+        ));
+    }
     let options = ParsingOptions {
         allow_dtd: false,
         nodes_limit: MAX_XML_NODES,

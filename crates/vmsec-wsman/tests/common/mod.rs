@@ -119,8 +119,10 @@ pub fn computer_system(i: usize) -> Instance {
 
 impl Provider for TestProvider {
     fn authenticate(&self, user: &str, password: &str, _peer: IpAddr) -> Option<Principal> {
-        (matches!(user, "admin" | "reader") && password == "secret")
-            .then(|| Principal { user: user.into() })
+        (matches!(user, "admin" | "reader") && password == "secret").then(|| Principal {
+            user: user.into(),
+            role: String::new(),
+        })
     }
 
     fn get(

@@ -17,6 +17,9 @@ use crate::CliError;
 /// max_envelope_size = 4194304        # largest request body, bytes
 /// max_reply_size = 16777216          # largest reply, bytes (a client's MaxEnvelopeSize may lower it)
 /// enumeration_expiry_secs = 300
+/// header_timeout_secs = 10           # a request's headers (and the TLS handshake) must arrive in this
+/// body_timeout_secs = 60             # a request's body must arrive in this
+/// idle_timeout_secs = 120            # an idle keep-alive connection is closed after this
 /// log_level = "info"                 # or a tracing filter such as "vmsec=debug,info"
 /// ```
 #[derive(Debug, Default, Deserialize)]
@@ -29,6 +32,9 @@ pub struct FileConfig {
     pub max_envelope_size: Option<usize>,
     pub max_reply_size: Option<usize>,
     pub enumeration_expiry_secs: Option<u64>,
+    pub header_timeout_secs: Option<u64>,
+    pub body_timeout_secs: Option<u64>,
+    pub idle_timeout_secs: Option<u64>,
     pub log_level: Option<String>,
 }
 
@@ -51,6 +57,15 @@ pub fn check(cfg: &FileConfig) -> Result<(), CliError> {
         return Err(CliError::new(format!(
             "max_envelope_size {n} is too small: a key protector needs at least {MIN_ENVELOPE}"
         )));
+    }
+    for (name, v) in [
+        ("header_timeout_secs", cfg.header_timeout_secs),
+        ("body_timeout_secs", cfg.body_timeout_secs),
+        ("idle_timeout_secs", cfg.idle_timeout_secs),
+    ] {
+        if v == Some(0) {
+            return Err(CliError::new(format!("{name} must be at least 1")));
+        }
     }
     if cfg.tls_cert.is_some() != cfg.tls_key.is_some() {
         return Err(CliError::new(

@@ -90,6 +90,15 @@ pub fn run(data: &DataDir, args: ServeArgs) -> Result<(), CliError> {
     if let Some(s) = file.enumeration_expiry_secs {
         cfg.engine.enumeration_expiry = Duration::from_secs(s);
     }
+    if let Some(s) = file.header_timeout_secs {
+        cfg.header_read_timeout = Duration::from_secs(s);
+    }
+    if let Some(s) = file.body_timeout_secs {
+        cfg.body_read_timeout = Duration::from_secs(s);
+    }
+    if let Some(s) = file.idle_timeout_secs {
+        cfg.idle_timeout = Duration::from_secs(s);
+    }
     cfg.engine.machine = service.host().name.clone();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

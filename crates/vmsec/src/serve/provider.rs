@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use vmsec_cim::Value;
 use vmsec_service::classes::{self, SECURITY_SERVICE};
-use vmsec_service::{Caller, JobStarted, Method, Service, ServiceError};
+use vmsec_service::{Caller, JobStarted, Method, Role, Service, ServiceError};
 use vmsec_wsman::{MethodOutput, OutValue, Principal, Provider, ProviderError};
 
 pub struct ServiceProvider {
@@ -15,8 +15,16 @@ pub struct ServiceProvider {
 }
 
 impl ServiceProvider {
+    /// The caller as authenticated moments ago for this request; the store is asked only if
+    /// the principal did not come from `authenticate`.
     fn caller(&self, who: &Principal) -> Result<Caller, ProviderError> {
-        self.service.caller(&who.user).map_err(read_error)
+        match who.role.parse::<Role>().ok() {
+            Some(role) => Ok(Caller {
+                name: who.user.clone(),
+                role,
+            }),
+            None => self.service.caller(&who.user).map_err(read_error),
+        }
     }
 }
 
@@ -91,7 +99,10 @@ impl Provider for ServiceProvider {
         self.service
             .authenticate(user, password, &peer.to_string())
             .ok()
-            .map(|c| Principal { user: c.name })
+            .map(|c| Principal {
+                user: c.name,
+                role: c.role.as_str().to_owned(),
+            })
     }
 
     fn get(
@@ -154,10 +165,7 @@ impl Provider for ServiceProvider {
                 {
                     Ok(kp) => MethodOutput {
                         return_value: Method::SUCCESS,
-                        out: vec![(
-                            "KeyProtector".into(),
-                            OutValue::Value(Value::from_bytes(&kp)),
-                        )],
+                        out: vec![("KeyProtector".into(), OutValue::Bytes(kp))],
                     },
                     Err(e) => failed(m, &e),
                 }

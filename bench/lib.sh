@@ -1,0 +1,39 @@
+# Shared by the bench/ scripts: build once, start a release `vmsec serve`, read its address.
+# shellcheck shell=bash
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+BIN=$ROOT/target/release/vmsec
+VM=B5314955-3924-42BA-ABF9-793993D340A0
+GOLDEN_KP=$ROOT/crates/vmsec-kp/testdata/golden-kp.xml
+
+need() { command -v "$1" >/dev/null || { echo "$1 is not installed: run bench/setup (apt package $2)" >&2; exit 1; }; }
+
+build() { cargo build --release --locked -q -p vmsec; }
+
+# start_vmsec DATA [serve args...]: starts the server in the background on free loopback ports;
+# sets VMSEC_PID, VMSEC_HTTPS (host:port), VMSEC_HTTP (host:port or empty), BENCH_AUTH.
+start_vmsec() {
+  local data=$1; shift
+  VMSEC_LOG=${VMSEC_LOG:-warn} "$BIN" --data "$data" serve --listen 127.0.0.1:0 "$@" >"$data/addr" 2>>"$data/serve.log" &
+  VMSEC_PID=$!
+  for _ in $(seq 600); do [ -s "$data/addr" ] && break; sleep 0.05; done
+  [ -s "$data/addr" ] || { echo "vmsec serve did not start:" >&2; cat "$data/serve.log" >&2; exit 1; }
+  VMSEC_HTTPS=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["https"][0])' "$data/addr")
+  VMSEC_HTTP=$(python3 -c 'import json,sys; a=json.load(open(sys.argv[1])).get("http") or [""]; print(a[0])' "$data/addr")
+  BENCH_AUTH=$(printf 'admin:%s' "$(cat "$data/initial-admin-password")" | base64 -w0)
+  export BENCH_AUTH
+}
+
+# request NAME DATA: the request body bench/requests/NAME.xml for $VM, written into DATA.
+request() { sed "s/{{VM}}/$VM/g" "$ROOT/bench/requests/$1.xml" >"$2/$1.xml"; echo "$2/$1.xml"; }
+
+# rss_kib PID: resident memory of a process.
+rss_kib() { awk '/^VmRSS:/{print $2}' "/proc/$1/status"; }
+
+# wrk_run URL BODY CONNECTIONS SECONDS: prints "rps p50 p99 p999 errors".
+wrk_run() {
+  local t=$(( $3 < 2 ? 1 : 2 ))
+  BENCH_BODY=$2 wrk -t"$t" -c"$3" -d"${4}s" --timeout 10s --latency -s "$ROOT/bench/post.lua" "$1" \
+    | awk '/^RESULT/{for(i=2;i<=NF;i++){split($i,kv,"="); printf "%s ", kv[2]}; print ""}'
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# WS-Man throughput and latency against the ceiling of an HTTPS exchange on this machine.
+#
+# A release `vmsec serve` (HTTPS, loopback) answers GetKeyProtector for a VM holding the
+# 13,887-byte golden key protector (~470 KB reply) and Get of its Msvm_SecuritySettingData
+# (~2 KB reply). nginx (Debian) serves each reply, byte for byte, as a static file over HTTPS
+# on loopback with the same certificate, to the same wrk script (POST with the same body and
+# Authorization header). Each pair runs at 1, 16 and 64 keep-alive connections.
+# Usage: bench/wsman.sh [SECONDS]  (default 10 per run; 12 runs)
+source "$(dirname "$0")/lib.sh"
+secs=${1:-10}
+need wrk wrk; need nginx nginx-light; need curl curl
+build
+data=$(mktemp -d)
+cleanup() { kill "$VMSEC_PID" 2>/dev/null || true; [ -f "$data/nginx.pid" ] && kill "$(cat "$data/nginx.pid")" 2>/dev/null || true; rm -rf "$data"; }
+trap cleanup EXIT
+"$BIN" --data "$data" vm add bench --id "$VM" >/dev/null
+"$BIN" --data "$data" vm kp set bench "$GOLDEN_KP" >/dev/null
+start_vmsec "$data"
+
+# nginx: same certificate, 2 workers (one per core), keep-alive without limit, no access log.
+# POST to a static file is 405 in nginx; `error_page 405 =200 $uri` serves the file instead.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mkdir -p "$data/www"
+chmod 711 "$data"  # nginx workers run as www-data: they may traverse, not list
+cat >"$data/nginx.conf" <<CONF
+worker_processes 2;
+pid $data/nginx.pid;
+error_log $data/nginx-error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $data/nginx-body;
+  keepalive_requests 10000000;
+  keepalive_timeout 120s;
+  default_type application/soap+xml;
+  server {
+    listen 127.0.0.1:$port ssl;
+    ssl_certificate $data/tls/cert.pem;
+    ssl_certificate_key $data/tls/key.pem;
+    ssl_protocols TLSv1.3;
+    root $data/www;
+    location / { error_page 405 =200 \$uri; }
+  }
+}
+CONF
+nginx -c "$data/nginx.conf" -p "$data"
+
+printf '| reply | connections | vmsec req/s | nginx req/s | ratio (≥ 0.5) | vmsec p50 / p99 / p99.9 ms | nginx p50 / p99 / p99.9 ms | p99 ratio (≤ 2) | errors vmsec / nginx |\n' >"$data/table"
+printf '|---|---|---|---|---|---|---|---|---|\n' >>"$data/table"
+for name in getkp get-ssd; do
+  body=$(request "$name" "$data")
+  # nginx serves exactly what vmsec answers.
+  curl -sSk --fail -H "Authorization: Basic $BENCH_AUTH" -H 'Content-Type: application/soap+xml;charset=UTF-8' \
+    --data-binary @"$body" "https://$VMSEC_HTTPS/wsman" -o "$data/www/wsman"
+  chmod 644 "$data/www/wsman"
+  size=$(stat -c %s "$data/www/wsman")
+  for c in 1 16 64; do
+    read -r vr v50 v99 v999 ve < <(wrk_run "https://$VMSEC_HTTPS/wsman" "$body" "$c" "$secs")
+    read -r nr n50 n99 n999 ne < <(wrk_run "https://127.0.0.1:$port/wsman" "$body" "$c" "$secs")
+    row=$(python3 -c 'import sys; vr,nr,v99,n99=map(float,sys.argv[1:5]); print(f"{vr/nr:.2f} | {v99/n99:.2f}")' "$vr" "$nr" "$v99" "$n99")
+    rr=${row%% |*}; pr=${row##*| }
+    printf '| %s (%s bytes) | %s | %s | %s | %s | %s / %s / %s | %s / %s / %s | %s | %s / %s |\n' \
+      "$name" "$size" "$c" "$vr" "$nr" "$rr" "$v50" "$v99" "$v999" "$n50" "$n99" "$n999" "$pr" "$ve" "$ne" | tee -a "$data/table"
+  done
+done
+echo "vmsec resident memory after the runs: $(( $(rss_kib "$VMSEC_PID") / 1024 )) MiB" | tee -a "$data/table"
+python3 "$ROOT/bench/publish.py" wsman "bench/wsman.sh $secs" <"$data/table"
