@@ -181,8 +181,7 @@ pub struct Signature {
 }
 
 /// Signs with RSASSA-PKCS1-v1_5 SHA-256, the only signature vmsec writes.
-pub fn sign_rsa_sha256(pkcs8: &[u8], message: &[u8]) -> Result<Signature> {
-    let key = rsa::KeyPair::from_pkcs8(pkcs8).map_err(|_| Error::Crypto("loading RSA key"))?;
+pub fn sign_rsa_sha256(key: &rsa::KeyPair, message: &[u8]) -> Result<Signature> {
     let mut sig = vec![0u8; key.public_modulus_len()];
     key.sign(
         &signature::RSA_PKCS1_SHA256,
@@ -242,10 +241,12 @@ impl KeyEncryption {
         Ok(out)
     }
 
-    /// Decrypts with a PKCS#8 RSA private key; `None` when the ciphertext does not decrypt.
-    pub fn decrypt(self, pkcs8: &[u8], ciphertext: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
-        let private = rsa::PrivateDecryptingKey::from_pkcs8(pkcs8).ok()?;
-        let private = rsa::OaepPrivateDecryptingKey::new(private).ok()?;
+    /// Decrypts with an RSA private key; `None` when the ciphertext does not decrypt.
+    pub fn decrypt(
+        self,
+        private: &rsa::OaepPrivateDecryptingKey,
+        ciphertext: &[u8],
+    ) -> Option<Zeroizing<Vec<u8>>> {
         let mut out = Zeroizing::new(vec![0u8; private.min_output_size()]);
         let len = private
             .decrypt(self.oaep(), ciphertext, &mut out, None)

@@ -2,6 +2,7 @@
 //! certificate's signature by the signing key, and optionally both private keys.
 
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa;
@@ -45,6 +46,14 @@ const VALIDITY_DAYS: i64 = 3650;
 pub struct PrivateKeys {
     encryption: Zeroizing<Vec<u8>>,
     signing: Zeroizing<Vec<u8>>,
+    /// The keys loaded into aws-lc once: loading validates an RSA key, which costs more
+    /// than the decryption or signature it is loaded for.
+    loaded: OnceLock<Arc<Loaded>>,
+}
+
+struct Loaded {
+    encryption: rsa::OaepPrivateDecryptingKey,
+    signing: rsa::KeyPair,
 }
 
 impl PrivateKeys {
@@ -53,15 +62,44 @@ impl PrivateKeys {
         Self {
             encryption,
             signing,
+            loaded: OnceLock::new(),
         }
     }
 
     /// From PKCS#8 PEM text (`-----BEGIN PRIVATE KEY-----`).
     pub fn from_pkcs8_pem(encryption: &str, signing: &str) -> Result<Self> {
-        Ok(Self {
-            encryption: pem::decode(pem::PRIVATE_KEY, encryption)?,
-            signing: pem::decode(pem::PRIVATE_KEY, signing)?,
-        })
+        Ok(Self::from_pkcs8_der(
+            pem::decode(pem::PRIVATE_KEY, encryption)?,
+            pem::decode(pem::PRIVATE_KEY, signing)?,
+        ))
+    }
+
+    fn loaded(&self) -> Result<&Loaded> {
+        if let Some(l) = self.loaded.get() {
+            return Ok(l);
+        }
+        let invalid = |role| {
+            move |e: aws_lc_rs::error::KeyRejected| Error::InvalidPrivateKey {
+                role,
+                detail: e.to_string(),
+            }
+        };
+        let encryption = rsa::PrivateDecryptingKey::from_pkcs8(&self.encryption)
+            .map_err(invalid(CertRole::Encryption))
+            .and_then(|k| {
+                rsa::OaepPrivateDecryptingKey::new(k).map_err(|_| Error::InvalidPrivateKey {
+                    role: CertRole::Encryption,
+                    detail: "not usable for RSA-OAEP".into(),
+                })
+            })?;
+        let signing =
+            rsa::KeyPair::from_pkcs8(&self.signing).map_err(invalid(CertRole::Signing))?;
+        Ok(self.loaded.get_or_init(|| {
+            Arc::new(Loaded {
+                encryption,
+                signing,
+            })
+        }))
     }
 }
 
@@ -168,13 +206,14 @@ impl Guardian {
             &format!("Shielded VM Signing Certificate ({name})"),
             KeyUsagePurpose::DigitalSignature,
         )?;
-        let encryption_cert_signature = sign_rsa_sha256(&sign_der, &encryption_cert)?;
+        let keys = PrivateKeys::from_pkcs8_der(enc_der, sign_der);
+        let encryption_cert_signature = sign_rsa_sha256(&keys.loaded()?.signing, &encryption_cert)?;
         Ok(Self {
             name: name.to_owned(),
             encryption_cert,
             signing_cert,
             encryption_cert_signature,
-            keys: Some(PrivateKeys::from_pkcs8_der(enc_der, sign_der)),
+            keys: Some(keys),
         })
     }
 
@@ -198,7 +237,7 @@ impl Guardian {
         }
         let encryption_cert_signature = match (encryption_cert_signature, &keys) {
             (Some(sig), _) => sig,
-            (None, Some(keys)) => sign_rsa_sha256(&keys.signing, &encryption_cert_der)?,
+            (None, Some(keys)) => sign_rsa_sha256(&keys.loaded()?.signing, &encryption_cert_der)?,
             (None, None) => {
                 return Err(Error::MissingPrivateKey {
                     guardian: name.to_owned(),
@@ -306,14 +345,14 @@ impl Guardian {
         })
     }
 
-    /// The signing key, PKCS#8 DER.
-    pub(crate) fn signing_key(&self) -> Result<&[u8]> {
-        Ok(&self.private_keys()?.signing)
+    /// The signing key, loaded once.
+    pub(crate) fn signing_key(&self) -> Result<&rsa::KeyPair> {
+        Ok(&self.private_keys()?.loaded()?.signing)
     }
 
-    /// The encryption key, PKCS#8 DER.
-    pub(crate) fn encryption_key(&self) -> Result<&[u8]> {
-        Ok(&self.private_keys()?.encryption)
+    /// The encryption key, loaded once.
+    pub(crate) fn encryption_key(&self) -> Result<&rsa::OaepPrivateDecryptingKey> {
+        Ok(&self.private_keys()?.loaded()?.encryption)
     }
 }
 

@@ -261,15 +261,21 @@ impl<'a, 'i> Children<'a, 'i> {
 
 /// Escapes text content for our own writers (same rules as canonical XML).
 pub fn escape_text(s: &str, out: &mut String) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\r' => out.push_str("&#xD;"),
-            c => out.push(c),
-        }
+    // Copies runs that need no escaping whole: a key protector's text is mostly base64.
+    let mut run = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escaped = match b {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'\r' => "&#xD;",
+            _ => continue,
+        };
+        out.push_str(&s[run..i]);
+        out.push_str(escaped);
+        run = i + 1;
     }
+    out.push_str(&s[run..]);
 }
 
 /// Escapes an attribute value for our own writers (same rules as canonical XML).
@@ -307,6 +313,16 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn text_escaping_follows_canonical_xml_around_multibyte_text() {
+        let mut out = String::new();
+        escape_text("a&b<c>d\re\"'\tü✓&", &mut out);
+        assert_eq!(out, "a&amp;b&lt;c&gt;d&#xD;e\"'\tü✓&amp;");
+        out.clear();
+        escape_text("", &mut out);
+        assert_eq!(out, "");
     }
 
     #[test]

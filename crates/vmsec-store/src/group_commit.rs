@@ -166,7 +166,7 @@ mod tests {
         let queue = GroupCommit::<u32, u32, String>::new();
         let r = queue.submit(1, |_| Err("disk full".to_owned()), || "lost".into());
         assert_eq!(r, Err("disk full".to_owned()));
-        let r = queue.submit(2, |b| Ok(b), || "lost".into());
+        let r = queue.submit(2, Ok, || "lost".into());
         assert_eq!(r, Ok(2));
     }
 
@@ -184,6 +184,6 @@ mod tests {
         let panicked =
             std::thread::spawn(move || q.submit(1, |_| panic!("boom"), || "lost".into())).join();
         assert!(panicked.is_err());
-        assert_eq!(queue.submit(2, |b| Ok(b), || "lost".into()), Ok(2));
+        assert_eq!(queue.submit(2, Ok, || "lost".into()), Ok(2));
     }
 }

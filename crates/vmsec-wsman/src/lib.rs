@@ -11,7 +11,8 @@
 //! request bodies 4 MiB, read while capped; replies never exceed the client's
 //! `wsman:MaxEnvelopeSize` (at least 8192) nor 16 MiB, else `wsman:EncodingLimit` naming
 //! the size needed (Pull returns fewer items instead, while one fits); XML nesting 64
-//! levels, no DTD; WQL 4096 characters and 32 conditions; 1024 open enumerations, idle
+//! levels, 64 attributes per element, no DTD; a Content-Type other than
+//! `application/soap+xml`, `text/xml` or `application/xml` is answered 415; WQL 4096 characters and 32 conditions; 1024 open enumerations, idle
 //! expiry 300 s, at most 1000 items per Pull. `wsman:OperationTimeout` is parsed but not
 //! enforced: provider calls are not interruptible.
 

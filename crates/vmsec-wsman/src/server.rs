@@ -448,9 +448,9 @@ fn credentials<P: Provider>(
     shared: &Arc<Shared<P>>,
     peer: IpAddr,
     req: &Request<Incoming>,
-) -> Result<(String, Zeroizing<String>), Reply> {
+) -> Result<(String, Zeroizing<String>), Box<Reply>> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
-        return Err(unauthorized());
+        return Err(Box::new(unauthorized()));
     };
     if let Err(retry) = shared.limiter.check(peer, Instant::now()) {
         shared.metrics.rate_limited();
@@ -462,7 +462,7 @@ fn credentials<P: Provider>(
         if let Ok(v) = HeaderValue::from_str(&retry.as_secs().to_string()) {
             r.headers_mut().insert(header::RETRY_AFTER, v);
         }
-        return Err(r);
+        return Err(Box::new(r));
     }
     basic_credentials(value).ok_or_else(|| login_failed(shared, peer))
 }
@@ -472,7 +472,7 @@ fn verify<P: Provider>(
     shared: &Shared<P>,
     peer: IpAddr,
     (user, password): &(String, Zeroizing<String>),
-) -> Result<Principal, Reply> {
+) -> Result<Principal, Box<Reply>> {
     shared
         .engine
         .provider()
@@ -480,10 +480,11 @@ fn verify<P: Provider>(
         .ok_or_else(|| login_failed(shared, peer))
 }
 
-fn login_failed<P>(shared: &Shared<P>, peer: IpAddr) -> Reply {
+/// A refusal, boxed: a `Reply` is large and refusals are the rare path.
+fn login_failed<P>(shared: &Shared<P>, peer: IpAddr) -> Box<Reply> {
     shared.metrics.auth_failure();
     shared.limiter.failed(peer, Instant::now());
-    unauthorized()
+    Box::new(unauthorized())
 }
 
 /// Runs `f` on a blocking thread once a turn is free; `None` if it panicked.
@@ -534,7 +535,7 @@ async fn handle<P: Provider>(
     }
     let creds = match credentials(shared, peer, &req) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if !is_wsman {
         let extra = match blocking(shared, move |shared| {
@@ -543,7 +544,7 @@ async fn handle<P: Provider>(
         .await
         {
             Some(Ok(extra)) => extra,
-            Some(Err(r)) => return r,
+            Some(Err(r)) => return *r,
             None => String::new(),
         };
         let gauges = [(
@@ -576,7 +577,7 @@ async fn handle<P: Provider>(
     .await;
     let (who_name, response) = match result {
         Some(Ok(r)) => r,
-        Some(Err(r)) => return r,
+        Some(Err(r)) => return *r,
         None => {
             let fault = Fault::new(
                 FaultKind::InternalError,

@@ -234,11 +234,6 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs.get(xs.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
 /// A VM whose vTPM has been manufactured and holds [`VALUE`] at [`NV_INDEX`], stopped.
 fn vm_holding_value(host: &Host, vm: &str, owner: &str) {
     host.vm_with_tpm(vm, owner);
@@ -279,25 +274,6 @@ fn a_restart_rolls_the_key_protector_and_keeps_nv_data_and_persistent_keys() {
         String::from_utf8_lossy(&tpm.tpm2_ok("tpm2_getcap", &["handles-persistent"])).into_owned();
     assert!(handles.contains(PERSISTENT_HANDLE), "{handles}");
     tpm.stop();
-
-    // Latency of warm starts, for the record only: time depends on the machine.
-    let mut timings: Vec<serde_json::Value> = Vec::new();
-    for _ in 0..5 {
-        let tpm = host.start("vm1");
-        timings.push(tpm.started["timings"].clone());
-        tpm.stop();
-    }
-    for key in [
-        "total_ms",
-        "unwrap_ms",
-        "unseal_ms",
-        "roll_ms",
-        "swtpm_start_ms",
-        "commit_ms",
-    ] {
-        let xs = timings.iter().filter_map(|t| t[key].as_f64()).collect();
-        eprintln!("warm tpm start, median of 5: {key} = {}", median(xs));
-    }
 }
 
 #[test]

@@ -8,6 +8,7 @@ mod model;
 mod parse;
 mod write;
 
+use aws_lc_rs::rsa;
 use std::collections::HashMap;
 
 pub use model::{GuardianSignature, NS_KPS, TransportKeySignature, Wrapping};
@@ -378,7 +379,7 @@ fn make_wrapping(
     id: u32,
     parent_id: u32,
     guardian: &Guardian,
-    parent_key: &[u8],
+    parent_key: &rsa::KeyPair,
     tk: &TransportKey,
 ) -> Result<Wrapping> {
     let enc = cert::keys(guardian.encryption_cert_der(), CertRole::Encryption, None)?;
@@ -400,7 +401,7 @@ fn assemble(
     wrappings: Vec<Wrapping>,
     tk: &TransportKey,
     signer_id: u32,
-    signer_key: &[u8],
+    signer_key: &rsa::KeyPair,
 ) -> Result<Protector> {
     // The signatures cover the canonical form of <Wrappings> as it will sit in
     // the final document, so take it from a draft of that same document.
@@ -431,10 +432,18 @@ fn assemble(
         wrapping_id: signer_id,
         signature: sign_rsa_sha256(signer_key, &canonical)?,
     };
-    let text = write::protector(max_offline_unwraps, &wrappings, &tks, &gs);
-    let protector = Protector::parse(text.as_bytes())?;
-    protector.verify()?;
-    Ok(protector)
+    let bytes = write::protector(max_offline_unwraps, &wrappings, &tks, &gs).into_bytes();
+    // Neither parsed nor verified again: the bytes are what the writer made of these very
+    // values, and every signature was just made over their canonical form. The tests check
+    // that what new, grant, revoke and roll return equals its own parse and verifies.
+    Ok(Protector {
+        bytes,
+        canonical_wrappings: canonical,
+        max_offline_unwraps,
+        wrappings,
+        transport_key_signature: tks,
+        guardian_signature: gs,
+    })
 }
 
 #[cfg(test)]

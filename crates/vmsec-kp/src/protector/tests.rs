@@ -88,6 +88,11 @@ fn legacy_oaep_sha1_wrappings_are_written_without_parameters_and_unwrap() {
     assert_eq!(kp.unwrap(std::slice::from_ref(guardian)), Ok(tk.clone()));
     // Rolling moves every wrapping to what vmsec writes.
     let rolled = kp.roll(std::slice::from_ref(guardian)).expect("rolls");
+    // What assemble returns is exactly its own bytes parsed, and it verifies.
+    for p in [&kp, &rolled.protector] {
+        assert_eq!(&Protector::parse(p.as_bytes()).expect("parses"), p);
+        p.verify().expect("verifies");
+    }
     assert!(
         rolled
             .protector

@@ -1,0 +1,304 @@
+#!/usr/bin/env python3
+"""Crash safety: SIGKILL `vmsec serve` (and `vmsec tpm start`) at random moments under load.
+
+Each round starts `vmsec serve` on a data directory shared by all rounds, drives it for a
+random 50-1500 ms with WS-Man clients (SetKeyProtector with one of two valid key protectors,
+RestoreLastKnownGoodKeyProtector, ModifySecuritySettings toggling
+EncryptStateAndVmMigrationTraffic, each job polled to its end as a client does) and a CLI
+thread running `vmsec tpm start` / `tpm stop` on the same data directory, then kills the
+server with SIGKILL, and half of the time a running `tpm start` too. After every kill it
+restarts the server and checks:
+
+  1. every job a client saw Completed is in the store as Completed, and its effect is there:
+     a SetKeyProtector's key protector is the VM's current one or in its history, and a
+     ModifySecuritySettings that was the VM's last completed one is the VM's setting;
+  2. no job is left New or Running;
+  3. every stored key protector (current, last known good, history) verifies (`vmsec kp verify`);
+  4. the last known good and the sealed state key agree with the current key protector:
+     `tpm start` then `tpm stop` succeed for every VM;
+  5. the audit log has no gap (seq runs without holes) and holds a record for every method
+     call a client got an answer to.
+
+Prints `kills survived: N, violations: M` and exits 1 on any violation.
+Usage: crash.py VMSEC_BIN GOLDEN_KP --kills N [--seed S] [--vms V]
+"""
+import argparse
+import hashlib
+import http.client
+import json
+import os
+import random
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from jobs import GET, JOB, SERVICE, envelope, set_kp_body  # noqa: E402
+
+JOB_DONE = {7: "Completed", 8: "Terminated", 9: "Killed", 10: "Exception"}
+
+
+def ssd(vm, extra=""):
+    return ('&lt;INSTANCE CLASSNAME="Msvm_SecuritySettingData"&gt;&lt;PROPERTY NAME="InstanceID" '
+            'TYPE="string"&gt;&lt;VALUE&gt;Microsoft:%s&lt;/VALUE&gt;&lt;/PROPERTY&gt;%s&lt;/INSTANCE&gt;' % (vm, extra))
+
+
+def method_body(method, vm, extra=""):
+    return ('<p:%s_INPUT xmlns:p="%s"><p:SecuritySettingData>%s</p:SecuritySettingData></p:%s_INPUT>'
+            % (method, SERVICE, ssd(vm, extra), method))
+
+
+class Http:
+    def __init__(self, addr, auth):
+        host, port = addr.rsplit(":", 1)
+        self.conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        self.headers = {"Content-Type": "application/soap+xml;charset=UTF-8", "Authorization": "Basic " + auth}
+
+    def post(self, body):
+        self.conn.request("POST", "/wsman", body, self.headers)
+        r = self.conn.getresponse()
+        data = r.read().decode()
+        if r.status != 200:
+            raise RuntimeError("HTTP %d: %s" % (r.status, data[:300]))
+        return data
+
+
+class Harness:
+    def __init__(self, args):
+        self.bin, self.rng = args.bin, random.Random(args.seed)
+        self.dir = tempfile.mkdtemp(prefix="vmsec-crash-")
+        self.data = os.path.join(self.dir, "data")
+        self.vms = ["00000000-0000-4000-8000-%012d" % i for i in range(args.vms)]
+        self.violations, self.kills = [], 0
+        self.completed = []  # (vm, method, detail, job id)
+        self.answered = {}  # audit operation -> calls answered
+        self.lock = threading.Lock()
+        self.verified = set()
+        self.server = None
+        self.cli("guardian", "new", "owner")
+        self.kps = []
+        for name in ("a", "b"):
+            path = os.path.join(self.dir, "kp-%s.xml" % name)
+            self.cli("kp", "new", "--owner", "owner", "--out", path)
+            self.kps.append(open(path, "rb").read())
+        for i, vm in enumerate(self.vms):
+            self.cli("vm", "add", "vm%d" % i, "--id", vm)
+            self.cli("vm", "kp", "set", "vm%d" % i, os.path.join(self.dir, "kp-a.xml"))
+            self.cli("vm", "security", "set", "vm%d" % i, "--tpm", "on")
+            self.cli("tpm", "start", "vm%d" % i, "--socket", self.socket(i))
+            self.cli("tpm", "stop", "vm%d" % i)
+        self.cli("user", "add", "admin", "--role", "admin", "--password-stdin", stdin="crash-secret\n")
+        self.auth = __import__("base64").b64encode(b"admin:crash-secret").decode()
+
+    def socket(self, i):
+        return os.path.join(self.dir, "vm%d.sock" % i)
+
+    def cli(self, *args, stdin=None, check=True):
+        r = subprocess.run([self.bin, "--data", self.data, *args], input=stdin, capture_output=True, text=True)
+        if check and r.returncode != 0:
+            raise RuntimeError("vmsec %s: %s" % (" ".join(args), r.stderr.strip()))
+        return r
+
+    def start_server(self):
+        self.server = subprocess.Popen(
+            [self.bin, "--data", self.data, "serve", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**os.environ, "VMSEC_LOG": "error"})
+        line = self.server.stdout.readline()
+        self.addr = json.loads(line)["http"][0]
+
+    def violation(self, text):
+        self.violations.append("round %d: %s" % (self.kills, text))
+        print("VIOLATION", self.violations[-1], file=sys.stderr)
+
+    # ----- load -----
+
+    def answered_call(self, operation):
+        with self.lock:
+            self.answered[operation] = self.answered.get(operation, 0) + 1
+
+    def wait_job(self, c, jid):
+        get = envelope(GET, JOB, "", {"InstanceID": jid})
+        while True:
+            state = int(re.search(r"<p:JobState>(\d+)</p:JobState>", c.post(get)).group(1))
+            if state in JOB_DONE:
+                return state
+            time.sleep(0.005)
+
+    def client(self, stop):
+        try:
+            c = Http(self.addr, self.auth)
+            while not stop.is_set():
+                vm = self.rng.choice(self.vms)
+                kind = self.rng.choice(["set", "set", "restore", "modify"])
+                if kind == "set":
+                    kp = self.rng.choice(self.kps)
+                    body = set_kp_body(vm, kp)
+                    method, detail = "SetKeyProtector", hashlib.sha256(kp).hexdigest()
+                elif kind == "restore":
+                    method, detail = "RestoreLastKnownGoodKeyProtector", None
+                    body = method_body(method, vm)
+                else:
+                    on = self.rng.choice([True, False])
+                    method, detail = "ModifySecuritySettings", on
+                    body = method_body(method, vm, '&lt;PROPERTY NAME="EncryptStateAndVmMigrationTraffic" TYPE="boolean"&gt;'
+                                       '&lt;VALUE&gt;%s&lt;/VALUE&gt;&lt;/PROPERTY&gt;' % ("true" if on else "false"))
+                reply = c.post(envelope(SERVICE + "/" + method, SERVICE, body))
+                self.answered_call(method)
+                rv = re.search(r"<p:ReturnValue>(\d+)</p:ReturnValue>", reply)
+                if not rv or rv.group(1) != "4096":
+                    continue  # refused at once (e.g. no last known good): nothing to follow
+                jid = re.search(r'Name="InstanceID">([^<]+)<', reply).group(1)
+                if self.wait_job(c, jid) == 7:
+                    with self.lock:
+                        self.completed.append((vm, method, detail, jid, time.monotonic()))
+        except (OSError, RuntimeError, http.client.HTTPException, AttributeError):
+            return  # the server was killed under us
+
+    def tpm_cli(self, stop, procs):
+        while not stop.is_set():
+            i = self.rng.randrange(len(self.vms))
+            p = subprocess.Popen([self.bin, "--data", self.data, "tpm", "start", "vm%d" % i, "--socket", self.socket(i)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            with self.lock:
+                procs.append(p)
+            p.wait()
+            subprocess.run([self.bin, "--data", self.data, "tpm", "stop", "vm%d" % i], capture_output=True)
+
+    def round(self):
+        self.start_server()
+        stop, procs = threading.Event(), []
+        threads = [threading.Thread(target=self.client, args=(stop,)) for _ in range(3)]
+        threads.append(threading.Thread(target=self.tpm_cli, args=(stop, procs)))
+        for t in threads:
+            t.start()
+        time.sleep(self.rng.uniform(0.05, 1.5))
+        self.server.send_signal(signal.SIGKILL)
+        if self.rng.random() < 0.5:
+            with self.lock:
+                for p in procs:
+                    if p.poll() is None:
+                        p.send_signal(signal.SIGKILL)
+        stop.set()
+        self.server.wait()
+        for t in threads:
+            t.join()
+        self.kills += 1
+
+    # ----- checks -----
+
+    def db(self):
+        return sqlite3.connect("file:%s?mode=ro" % os.path.join(self.data, "vmsec.db"), uri=True, timeout=30)
+
+    def verify_kp(self, blob, what):
+        h = hashlib.sha256(blob).hexdigest()
+        if h in self.verified:
+            return
+        path = os.path.join(self.dir, "check.xml")
+        with open(path, "wb") as f:
+            f.write(blob)
+        r = self.cli("kp", "verify", path, check=False)
+        if r.returncode != 0:
+            self.violation("%s does not verify: %s" % (what, r.stderr.strip()))
+        else:
+            self.verified.add(h)
+
+    def check(self):
+        self.start_server()
+        try:
+            with self.db() as db:
+                unfinished = db.execute("SELECT instance_id, job_state FROM jobs WHERE job_state NOT IN (7, 8, 9, 10)").fetchall()
+                for jid, state in unfinished:
+                    self.violation("job %s left in state %d after restart" % (jid, state))
+                states = dict(db.execute("SELECT instance_id, job_state FROM jobs").fetchall())
+                rows = {vm: (kp, lkg, enc) for vm, kp, lkg, enc in db.execute(
+                    "SELECT upper(guid), key_protector, last_known_good, encrypt_state_and_vm_migration_traffic FROM vms")}
+                history = {}
+                for vm, kp in db.execute("SELECT upper(vm_guid), key_protector FROM kp_history"):
+                    history.setdefault(vm, set()).add(hashlib.sha256(kp).hexdigest())
+                seqs = db.execute("SELECT min(seq), max(seq), count(*) FROM audit").fetchone()
+                audited = dict(db.execute("SELECT operation, count(*) FROM audit GROUP BY operation").fetchall())
+            # 1. completed jobs are there with their effect
+            last_modify = {}
+            for vm, method, detail, jid, _ in self.completed:
+                if jid in states and states[jid] != 7:
+                    self.violation("job %s (%s) was seen Completed, the store says %d" % (jid, method, states[jid]))
+                vmu = vm.upper()
+                if method == "SetKeyProtector":
+                    current = hashlib.sha256(rows[vmu][0] or b"").hexdigest()
+                    if detail != current and detail not in history.get(vmu, set()):
+                        self.violation("%s's completed SetKeyProtector (job %s) is neither current nor in history" % (vm, jid))
+                elif method == "ModifySecuritySettings":
+                    last_modify[vmu] = (detail, jid)
+            # 3. every stored KP verifies
+            for vmu, (kp, lkg, _) in rows.items():
+                for blob, what in ((kp, "current KP of " + vmu), (lkg, "last known good of " + vmu)):
+                    if blob:
+                        self.verify_kp(blob, what)
+            with self.db() as db:
+                for vmu, kp in db.execute("SELECT upper(vm_guid), key_protector FROM kp_history"):
+                    self.verify_kp(kp, "a history KP of " + vmu)
+            # 5. audit without gaps, every answered call audited
+            lo, hi, n = seqs
+            if n and hi - lo + 1 != n:
+                self.violation("audit has gaps: seq %d..%d but %d records" % (lo, hi, n))
+            for op, count in self.answered.items():
+                if audited.get(op, 0) < count:
+                    self.violation("%d %s calls were answered but %d audited" % (count, op, audited.get(op, 0)))
+            # 4. the vTPM starts with what is stored (this rolls the KP, as every start does)
+            for i, vm in enumerate(self.vms):
+                r = self.cli("tpm", "start", "vm%d" % i, "--socket", self.socket(i), check=False)
+                if r.returncode != 0:
+                    self.violation("tpm start vm%d after restart: %s" % (i, r.stderr.strip()))
+                self.cli("tpm", "stop", "vm%d" % i, check=False)
+            # ModifySecuritySettings: the last completed one per VM shows, unless a later
+            # ModifySecuritySettings was still running when the server died (it then failed).
+            with self.db() as db:
+                enc = dict(db.execute("SELECT upper(guid), encrypt_state_and_vm_migration_traffic FROM vms"))
+                latest = dict(db.execute(
+                    "SELECT upper(vm_guid), instance_id FROM jobs j WHERE method = 'ModifySecuritySettings' AND job_state = 7 "
+                    "AND finish_time_us = (SELECT max(finish_time_us) FROM jobs WHERE vm_guid = j.vm_guid "
+                    "AND method = 'ModifySecuritySettings' AND job_state = 7)"))
+            for vmu, (on, jid) in last_modify.items():
+                if latest.get(vmu) != jid:
+                    continue  # a later one completed unseen before the kill
+                if bool(enc[vmu]) != on:
+                    self.violation("%s: the last completed ModifySecuritySettings set encryption %s, the store has %s"
+                                   % (vmu, on, bool(enc[vmu])))
+            # Only this round's completions can be compared with the next round's state.
+            self.completed.clear()
+        finally:
+            self.server.send_signal(signal.SIGTERM)
+            self.server.wait()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("bin")
+    ap.add_argument("golden_kp")
+    ap.add_argument("--kills", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=int(time.time()))
+    ap.add_argument("--vms", type=int, default=4)
+    args = ap.parse_args()
+    h = Harness(args)
+    started = time.monotonic()
+    print("seed %d, data %s" % (args.seed, h.data), file=sys.stderr)
+    for _ in range(args.kills):
+        h.round()
+        h.check()
+        if h.kills % 20 == 0:
+            print("%d kills, %d violations, %.0f s" % (h.kills, len(h.violations), time.monotonic() - started), file=sys.stderr)
+    answered = sum(h.answered.values())
+    print("kills survived: %d, violations: %d (%d method calls answered, %.0f s, seed %d)"
+          % (h.kills, len(h.violations), answered, time.monotonic() - started, args.seed))
+    for v in h.violations:
+        print("  " + v)
+    sys.exit(1 if h.violations else 0)
+
+
+if __name__ == "__main__":
+    main()
