@@ -6,6 +6,7 @@ ROOT=$PWD
 BIN=$ROOT/target/release/vmsec
 VM=B5314955-3924-42BA-ABF9-793993D340A0
 GOLDEN_KP=$ROOT/crates/vmsec-kp/testdata/golden-kp.xml
+export BENCH_LUA=$ROOT/bench  # where the wrk scripts find common.lua
 
 need() { command -v "$1" >/dev/null || { echo "$1 is not installed: run bench/setup (apt package $2)" >&2; exit 1; }; }
 

@@ -2,13 +2,8 @@
 -- them), each body a template from bench/requests with {{VM}} replaced:
 --   45% Get Msvm_SecuritySettingData, 45% GetKeyProtector, 10% SetKeyProtector (a job).
 -- BENCH_DELAY_MS (default 0) pauses each connection between requests, to hold a rate.
--- Prints a RESULT line like post.lua; non-2xx replies count as errors.
-local function slurp(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+-- Prints a RESULT line (common.lua).
+dofile(os.getenv("BENCH_LUA") .. "/common.lua")
 local dir = os.getenv("BENCH_REQUESTS")
 local mix = {
   { weight = 45, body = slurp(dir .. "/get-ssd.xml") },
@@ -17,10 +12,6 @@ local mix = {
 }
 local vms = tonumber(os.getenv("BENCH_VMS"))
 local pause = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
-local headers = {
-  ["Content-Type"] = "application/soap+xml;charset=UTF-8",
-  ["Authorization"] = "Basic " .. os.getenv("BENCH_AUTH"),
-}
 
 init = function(args)
   math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))
@@ -33,16 +24,9 @@ request = function()
     r = r - m.weight
   end
   local vm = string.format("00000000-0000-4000-8000-%012d", math.random(0, vms - 1))
-  return wrk.format("POST", "/wsman", headers, (pick.body:gsub("{{VM}}", vm:upper())))
+  return wrk.format("POST", "/wsman", soap_headers, (pick.body:gsub("{{VM}}", vm:upper())))
 end
 
 if pause > 0 then
   delay = function() return pause end
-end
-
-done = function(summary, latency, requests)
-  io.write(string.format("RESULT rps=%.0f p50_ms=%.2f p99_ms=%.2f p999_ms=%.2f errors=%d\n",
-    summary.requests / (summary.duration / 1e6),
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency:percentile(99.9) / 1000,
-    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
 end

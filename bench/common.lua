@@ -1,0 +1,21 @@
+-- Shared by the wrk scripts (loaded with dofile from $BENCH_LUA, which bench/lib.sh sets):
+-- reading a request body, the SOAP request headers, and the RESULT line every script prints.
+function slurp(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+soap_headers = {
+  ["Content-Type"] = "application/soap+xml;charset=UTF-8",
+  ["Authorization"] = "Basic " .. os.getenv("BENCH_AUTH"),
+}
+
+-- Non-2xx replies count as errors (wrk's summary.errors.status).
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT rps=%.0f p50_ms=%.2f p99_ms=%.2f p999_ms=%.2f errors=%d\n",
+    summary.requests / (summary.duration / 1e6),
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency:percentile(99.9) / 1000,
+    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
