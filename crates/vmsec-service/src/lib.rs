@@ -27,7 +27,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 pub use vmsec_store::Role;
 use vmsec_store::{
-    AuditOutcome, AuditRecord, HostIdentity, Job, JobOwner, KpHistoryEntry, Store, User, Vm,
+    AuditOutcome, AuditRecord, HostIdentity, Job, JobDone, JobOwner, KpHistoryEntry, Store, User, Vm,
     VmSecurity,
 };
 
@@ -465,25 +465,7 @@ impl Service {
             let store = self.store.clone();
             let actor = who.name.clone();
             let work: jobs::Work = Box::new(move |done: &Job| {
-                let out = store
-                    .update_vm_security(
-                        vm,
-                        &actor,
-                        &mut |sec| {
-                            change(sec, &planned).map_err(|e| Box::new(e) as vmsec_store::Rejection)
-                        },
-                        Some(done),
-                    )
-                    .map(|_| ())
-                    .map_err(ServiceError::from);
-                let (outcome, detail) = match &out {
-                    Ok(()) => (AuditOutcome::Succeeded, format!("job {}", done.instance_id)),
-                    Err(e) => (
-                        AuditOutcome::Failed,
-                        format!("job {}: {e}", done.instance_id),
-                    ),
-                };
-                let _ = store.append_audit(&AuditRecord {
+                let record = |outcome, detail| AuditRecord {
                     seq: 0,
                     at: OffsetDateTime::now_utc(),
                     actor: actor.clone(),
@@ -491,7 +473,33 @@ impl Service {
                     vm: Some(vm),
                     outcome,
                     detail,
-                });
+                };
+                // Success is audited in the transaction that stores the change; a failure
+                // changed nothing, so its record goes the ordinary way.
+                let succeeded = record(AuditOutcome::Succeeded, format!("job {}", done.instance_id));
+                let out = store
+                    .update_vm_security(
+                        vm,
+                        &actor,
+                        &mut |sec| {
+                            change(sec, &planned).map_err(|e| Box::new(e) as vmsec_store::Rejection)
+                        },
+                        Some(JobDone {
+                            job: done,
+                            audit: &succeeded,
+                        }),
+                    )
+                    .map(|_| ())
+                    .map_err(ServiceError::from);
+                if let Err(e) = &out {
+                    let failed = record(
+                        AuditOutcome::Failed,
+                        format!("job {}: {e}", done.instance_id),
+                    );
+                    if let Err(ae) = store.append_audit(&failed) {
+                        tracing::error!(job = %done.instance_id, "cannot audit the job's failure: {ae}");
+                    }
+                }
                 out
             });
             let id = self

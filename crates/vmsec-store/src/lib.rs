@@ -50,15 +50,15 @@ pub trait Store: Send + Sync {
     /// transaction that excludes concurrent updates of the same VM. When the key protector
     /// changes, the previous one goes to the history with its provenance, and the new one is
     /// recorded as set by `actor` now; history beyond [`KP_HISTORY_LIMIT`] is dropped oldest
-    /// first. When `finish` is given, that job row is written in the same transaction, so a
-    /// job is recorded complete exactly when its change is stored. If `change` fails nothing
-    /// is written and its error is returned.
+    /// first. When `finish` is given, its job row and audit record are written in the same
+    /// transaction, so a job is recorded complete, and audited, exactly when its change is
+    /// stored. If `change` fails nothing is written and its error is returned.
     fn update_vm_security(
         &self,
         id: Uuid,
         actor: &str,
         change: &mut dyn FnMut(&mut VmSecurity) -> Result<(), Rejection>,
-        finish: Option<&Job>,
+        finish: Option<JobDone<'_>>,
     ) -> Result<VmSecurity, UpdateError>;
     /// Earlier key protectors, newest first.
     fn kp_history(&self, id: Uuid) -> Result<Vec<KpHistoryEntry>, StoreError>;

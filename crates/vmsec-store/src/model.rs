@@ -290,6 +290,15 @@ impl AuditOutcome {
     }
 }
 
+/// How a job that changed a VM ends: its finished row and the audit record of its
+/// completion, written by [`Store::update_vm_security`](crate::Store::update_vm_security) in
+/// the same transaction as the change, so none of the three is ever stored without the others.
+#[derive(Clone, Copy, Debug)]
+pub struct JobDone<'a> {
+    pub job: &'a Job,
+    pub audit: &'a AuditRecord,
+}
+
 /// One line of the append-only audit log. Never holds key material.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct AuditRecord {

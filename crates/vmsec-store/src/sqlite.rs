@@ -412,6 +412,25 @@ fn job_params(job: &Job) -> [Box<dyn rusqlite::ToSql + '_>; 13] {
     ]
 }
 
+/// Appends one audit record inside the caller's transaction; returns its sequence number.
+fn insert_audit(tx: &Connection, record: &AuditRecord) -> Result<i64, StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO audit (at_us, actor, operation, vm_guid, outcome, detail) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .map_err(map_err)?
+    .execute(params![
+        to_us(record.at),
+        record.actor,
+        record.operation,
+        record.vm.map(|v| v.to_string()),
+        record.outcome.as_str(),
+        record.detail,
+    ])
+    .map_err(map_err)?;
+    Ok(tx.last_insert_rowid())
+}
+
 fn write_job(tx: &Connection, job: &Job) -> Result<(), StoreError> {
     let p = job_params(job);
     let n = tx
@@ -664,7 +683,7 @@ impl Store for SqliteStore {
         id: Uuid,
         actor: &str,
         change: &mut dyn FnMut(&mut VmSecurity) -> Result<(), Rejection>,
-        finish: Option<&Job>,
+        finish: Option<JobDone<'_>>,
     ) -> Result<VmSecurity, UpdateError> {
         let mut rejected = None;
         let out = self.write(|tx| {
@@ -706,8 +725,9 @@ impl Store for SqliteStore {
                 });
             }
             write_security(tx, id, &after)?;
-            if let Some(job) = finish {
-                write_job(tx, job)?;
+            if let Some(done) = finish {
+                write_job(tx, done.job)?;
+                insert_audit(tx, done.audit)?;
             }
             Ok(after)
         });
@@ -911,27 +931,10 @@ impl Store for SqliteStore {
                     let tx = conn
                         .transaction_with_behavior(TransactionBehavior::Immediate)
                         .map_err(map_err)?;
-                    let mut insert = tx
-                        .prepare_cached(
-                            "INSERT INTO audit (at_us, actor, operation, vm_guid, outcome, detail) \
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                        )
-                        .map_err(map_err)?;
-                    let mut seqs = Vec::with_capacity(batch.len());
-                    for record in &batch {
-                        insert
-                            .execute(params![
-                                to_us(record.at),
-                                record.actor,
-                                record.operation,
-                                record.vm.map(|v| v.to_string()),
-                                record.outcome.as_str(),
-                                record.detail,
-                            ])
-                            .map_err(map_err)?;
-                        seqs.push(tx.last_insert_rowid());
-                    }
-                    drop(insert);
+                    let seqs = batch
+                        .iter()
+                        .map(|record| insert_audit(&tx, record))
+                        .collect::<Result<Vec<_>, _>>()?;
                     tx.commit().map_err(map_err)?;
                     Ok(seqs)
                 })();

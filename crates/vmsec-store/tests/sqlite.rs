@@ -170,9 +170,23 @@ fn a_job_finished_with_its_change_is_one_transaction() {
     };
     s.insert_job(&job).unwrap();
     job.state = JobState::Completed;
-    // The change is rejected: the job must not be recorded complete either.
-    let _ = s.update_vm_security(v.id, "t", &mut |_| Err("no".into()), Some(&job));
+    let audit = AuditRecord {
+        seq: 0,
+        at: now,
+        actor: "t".into(),
+        operation: "SetKeyProtector".into(),
+        vm: Some(v.id),
+        outcome: AuditOutcome::Succeeded,
+        detail: "job J1".into(),
+    };
+    let done = JobDone {
+        job: &job,
+        audit: &audit,
+    };
+    // The change is rejected: the job must not be recorded complete, nor audited, either.
+    let _ = s.update_vm_security(v.id, "t", &mut |_| Err("no".into()), Some(done));
     assert_eq!(s.job("J1").unwrap().unwrap().state, JobState::Running);
+    assert!(s.audit(0, 10).unwrap().is_empty());
     s.update_vm_security(
         v.id,
         "t",
@@ -180,11 +194,15 @@ fn a_job_finished_with_its_change_is_one_transaction() {
             sec.settings.ksd_enabled = true;
             Ok(())
         },
-        Some(&job),
+        Some(done),
     )
     .unwrap();
     assert_eq!(s.job("J1").unwrap().unwrap().state, JobState::Completed);
     assert_eq!(s.job("J1").unwrap().unwrap().owner, job.owner);
+    let log = s.audit(0, 10).unwrap();
+    assert_eq!(log.len(), 1, "the completion is audited once, with the change");
+    assert_eq!(log[0].detail, "job J1");
+    assert_eq!(log[0].outcome, AuditOutcome::Succeeded);
 }
 
 #[test]
