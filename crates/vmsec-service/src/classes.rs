@@ -5,7 +5,7 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 use vmsec_cim::{CimDateTime, CimType, Instance, Value};
-use vmsec_store::{HostIdentity, Job, Role, Vm, VmSecurity};
+use vmsec_store::{HostIdentity, Job, Role, Vm, VmSecurity, VmSummary};
 
 use crate::setting_data::{instance_id, parse_instance_id};
 use crate::{Caller, Service, ServiceError};
@@ -125,8 +125,8 @@ pub fn vm_computer_system(vm: &Vm) -> Instance {
         .with("HealthState", CimType::UInt16, Value::UInt16(5))
 }
 
-pub fn security_setting_data(vm: &Vm, sec: &VmSecurity) -> Instance {
-    let st = &sec.settings;
+pub fn security_setting_data(v: &VmSummary) -> Instance {
+    let (vm, st) = (&v.vm, &v.settings);
     let b = |v: bool| Value::Boolean(v);
     Instance::new(SECURITY_SETTING_DATA)
         .with("InstanceID", CimType::String, s(instance_id(vm.id)))
@@ -169,8 +169,8 @@ pub fn security_setting_data(vm: &Vm, sec: &VmSecurity) -> Instance {
 
 /// The runtime security state: what is in force, not only what was asked for. Shielding and
 /// state encryption are in force only while a key protector is there to hold their keys.
-pub fn security_element(vm: &Vm, sec: &VmSecurity) -> Instance {
-    let has_kp = sec.key_protector.is_some();
+pub fn security_element(v: &VmSummary) -> Instance {
+    let (vm, has_kp) = (&v.vm, v.has_key_protector);
     // Keyed as Hyper-V's MOF has it: by the system the element belongs to.
     Instance::new(SECURITY_ELEMENT)
         .with("CreationClassName", CimType::String, s(SECURITY_ELEMENT))
@@ -187,12 +187,12 @@ pub fn security_element(vm: &Vm, sec: &VmSecurity) -> Instance {
         .with(
             "Shielded",
             CimType::Boolean,
-            Value::Boolean(has_kp && sec.settings.shielding_requested),
+            Value::Boolean(has_kp && v.settings.shielding_requested),
         )
         .with(
             "EncryptStateAndVmMigrationTrafficEnabled",
             CimType::Boolean,
-            Value::Boolean(has_kp && sec.settings.encrypt_state_and_vm_migration_traffic),
+            Value::Boolean(has_kp && v.settings.encrypt_state_and_vm_migration_traffic),
         )
 }
 
@@ -318,10 +318,6 @@ pub fn matches(instance: &Instance, filter: &[(String, String)]) -> bool {
 }
 
 impl Service {
-    fn vm_records(&self, id: Uuid) -> Result<Option<(Vm, VmSecurity)>, ServiceError> {
-        Ok(self.store.vm_with_security(id)?)
-    }
-
     /// The instance of `class` with the given key values (names as a client spelled them),
     /// or `None` when no instance has them.
     pub fn instance(
@@ -337,17 +333,16 @@ impl Service {
                 .find(|(k, _)| k.eq_ignore_ascii_case(name))
                 .map(|(_, v)| v.as_str())
         };
-        let per_vm =
-            |build: fn(&Vm, &VmSecurity) -> Instance| -> Result<Option<Instance>, ServiceError> {
-                // Msvm_SecurityElement is keyed by SystemName (the VM GUID), the others by InstanceID.
-                let Some(id) = key("InstanceID")
-                    .or_else(|| key("SystemName"))
-                    .and_then(|v| parse_instance_id(v).ok())
-                else {
-                    return Ok(None);
-                };
-                Ok(self.vm_records(id)?.map(|(vm, sec)| build(&vm, &sec)))
-            };
+        // Msvm_SecurityElement is keyed by SystemName (the VM GUID), the others by InstanceID.
+        let vm_key = || {
+            key("InstanceID")
+                .or_else(|| key("SystemName"))
+                .and_then(|v| parse_instance_id(v).ok())
+        };
+        let summarized = |build: fn(&VmSummary) -> Instance| -> Result<_, ServiceError> {
+            let Some(id) = vm_key() else { return Ok(None) };
+            Ok(self.store.vm_summary(id)?.map(|v| build(&v)))
+        };
         match class {
             SECURITY_SERVICE => {
                 let i = security_service(&self.host, self.is_started());
@@ -365,9 +360,15 @@ impl Service {
                 };
                 Ok(self.store.vm(id)?.map(|vm| vm_computer_system(&vm)))
             }
-            SECURITY_SETTING_DATA => per_vm(security_setting_data),
-            SECURITY_ELEMENT => per_vm(security_element),
-            TPM_SETTING_DATA => per_vm(tpm_setting_data),
+            SECURITY_SETTING_DATA => summarized(security_setting_data),
+            SECURITY_ELEMENT => summarized(security_element),
+            TPM_SETTING_DATA => {
+                let Some(id) = vm_key() else { return Ok(None) };
+                Ok(self
+                    .store
+                    .vm_with_security(id)?
+                    .map(|(vm, sec)| tpm_setting_data(&vm, &sec)))
+            }
             CONCRETE_JOB => {
                 let Some(id) = key("InstanceID") else {
                     return Ok(None);
@@ -411,16 +412,19 @@ impl Service {
                 self.store.remove_expired_jobs(OffsetDateTime::now_utc())?;
                 self.store.jobs()?.iter().map(concrete_job).collect()
             }
-            _ => {
-                let build: fn(&Vm, &VmSecurity) -> Instance = match class {
-                    SECURITY_SETTING_DATA => security_setting_data,
-                    SECURITY_ELEMENT => security_element,
-                    _ => tpm_setting_data,
+            SECURITY_SETTING_DATA | SECURITY_ELEMENT => {
+                let build = if class == SECURITY_SETTING_DATA {
+                    security_setting_data
+                } else {
+                    security_element
                 };
+                self.store.vm_summaries()?.iter().map(build).collect()
+            }
+            _ => {
                 let mut out = Vec::new();
                 for vm in self.store.vms()? {
                     let sec = self.store.vm_security(vm.id)?;
-                    out.push(build(&vm, &sec));
+                    out.push(tpm_setting_data(&vm, &sec));
                 }
                 out
             }

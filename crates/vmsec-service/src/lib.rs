@@ -27,8 +27,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 pub use vmsec_store::Role;
 use vmsec_store::{
-    AuditOutcome, AuditRecord, HostIdentity, Job, JobDone, JobOwner, KpHistoryEntry, Store, User, Vm,
-    VmSecurity,
+    AuditOutcome, AuditRecord, HostIdentity, Job, JobDone, JobOwner, KpHistoryEntry, Store, User,
+    Vm, VmSecurity,
 };
 
 pub use caller::Caller;
@@ -185,15 +185,11 @@ impl Service {
     ) -> Result<Caller, ServiceError> {
         let found = self.store.user(user)?;
         let digest = credential_digest(user, password);
-        let cached = |u: &User| {
-            self.verified
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&digest)
-                .is_some_and(|h| *h == u.password_hash)
-        };
         match found {
-            Some(u) if cached(&u) || passwords::verify(password, &u.password_hash) => {
+            Some(u)
+                if self.verified_before(&digest, &u)
+                    || passwords::verify(password, &u.password_hash) =>
+            {
                 let mut v = self.verified.lock().unwrap_or_else(|p| p.into_inner());
                 if v.len() >= VERIFIED_CACHE_MAX {
                     v.clear();
@@ -215,6 +211,28 @@ impl Service {
                 Err(ServiceError::AuthenticationFailed)
             }
         }
+    }
+
+    /// The caller these credentials stand for if [`Service::authenticate`] verified them
+    /// before and the user's password has not changed since; else `None`, which is no
+    /// refusal (`authenticate` decides). One read of the user, no hashing, no audit: quick
+    /// enough for the threads that serve connections.
+    pub fn authenticate_verified(&self, user: &str, password: &str) -> Option<Caller> {
+        let u = self.store.user(user).ok()??;
+        let known = self.verified_before(&credential_digest(user, password), &u);
+        known.then_some(Caller {
+            name: u.name,
+            role: u.role,
+        })
+    }
+
+    /// Whether credentials of this digest were verified against the user's current hash.
+    fn verified_before(&self, digest: &[u8; 32], user: &User) -> bool {
+        self.verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(digest)
+            .is_some_and(|h| *h == user.password_hash)
     }
 
     /// If the store has no user at all, creates `admin` with a random password and returns
@@ -322,6 +340,59 @@ impl Service {
                 Ok(())
             },
         )
+    }
+
+    /// Gives a user a new password. Requests authenticated with the old one are refused from
+    /// the next on: verified credentials are remembered only with the hash they matched.
+    pub fn set_user_password(
+        &self,
+        who: &Caller,
+        name: &str,
+        password: &str,
+    ) -> Result<(), ServiceError> {
+        self.audited(
+            who,
+            &format!("SetUserPassword {name}"),
+            None,
+            AuditOutcome::Succeeded,
+            |_| {
+                who.require(Role::Admin, "changing a user's password")?;
+                let mut user = self.existing_user(name)?;
+                user.password_hash = passwords::hash(password)?;
+                self.replace_user(&user)
+            },
+        )
+    }
+
+    /// Gives a user another role, effective from its next request.
+    pub fn set_user_role(&self, who: &Caller, name: &str, role: Role) -> Result<(), ServiceError> {
+        self.audited(
+            who,
+            &format!("SetUserRole {name} ({role})"),
+            None,
+            AuditOutcome::Succeeded,
+            |_| {
+                who.require(Role::Admin, "changing a user's role")?;
+                let mut user = self.existing_user(name)?;
+                user.role = role;
+                self.replace_user(&user)
+            },
+        )
+    }
+
+    fn existing_user(&self, name: &str) -> Result<User, ServiceError> {
+        self.store
+            .user(name)?
+            .ok_or_else(|| ServiceError::NotFound(format!("no user {name:?}")))
+    }
+
+    fn replace_user(&self, user: &User) -> Result<(), ServiceError> {
+        if self.store.update_user(user)? {
+            Ok(())
+        } else {
+            // Removed between the read and the write.
+            Err(ServiceError::NotFound(format!("no user {:?}", user.name)))
+        }
     }
 
     // ----- VMs -----

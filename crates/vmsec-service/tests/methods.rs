@@ -506,6 +506,64 @@ fn failed_logins_are_audited_and_good_ones_give_the_users_role() {
 }
 
 #[test]
+fn a_new_password_replaces_the_old_at_once_and_a_new_role_applies_to_the_next_login() {
+    let w = world();
+    w.service
+        .add_user(&admin(), "ops", Role::Reader, "the old password")
+        .unwrap();
+    // Verified once, so the old credentials are in the verification cache.
+    w.service
+        .authenticate("ops", "the old password", "127.0.0.1")
+        .unwrap();
+    w.service
+        .set_user_password(&admin(), "ops", "the new password")
+        .unwrap();
+    assert!(matches!(
+        w.service
+            .authenticate("ops", "the old password", "127.0.0.1"),
+        Err(ServiceError::AuthenticationFailed)
+    ));
+    let c = w
+        .service
+        .authenticate("ops", "the new password", "127.0.0.1")
+        .unwrap();
+    assert_eq!(c.role, Role::Reader);
+
+    w.service
+        .set_user_role(&admin(), "ops", Role::Operator)
+        .unwrap();
+    let c = w
+        .service
+        .authenticate("ops", "the new password", "127.0.0.1")
+        .unwrap();
+    assert_eq!(c.role, Role::Operator, "the role is read at every login");
+
+    assert!(matches!(
+        w.service
+            .set_user_password(&caller(Role::Operator), "ops", "mine now"),
+        Err(ServiceError::AccessDenied(_))
+    ));
+    assert!(matches!(
+        w.service.set_user_role(&admin(), "nobody", Role::Admin),
+        Err(ServiceError::NotFound(_))
+    ));
+    let log = w.store.audit(0, 1000).unwrap();
+    assert!(
+        log.iter()
+            .any(|r| r.operation == "SetUserPassword ops" && r.outcome == AuditOutcome::Succeeded)
+    );
+    assert!(
+        log.iter()
+            .any(|r| r.operation == "SetUserPassword ops" && r.outcome == AuditOutcome::Denied)
+    );
+    let text = format!("{log:?}");
+    assert!(
+        !text.contains("the new password") && !text.contains("mine now"),
+        "passwords never reach the audit log"
+    );
+}
+
+#[test]
 fn jobs_wait_reports_a_timeout_for_an_unknown_job() {
     let w = world();
     let r = w

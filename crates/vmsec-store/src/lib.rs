@@ -29,6 +29,9 @@ pub trait Store: Send + Sync {
     fn users(&self) -> Result<Vec<User>, StoreError>;
     /// Returns whether a user was removed.
     fn remove_user(&self, name: &str) -> Result<bool, StoreError>;
+    /// Sets the role and password hash of the user of that name (its creation time stays).
+    /// Returns whether the user exists.
+    fn update_user(&self, user: &User) -> Result<bool, StoreError>;
 
     /// Adds a VM with default (all off) security settings.
     fn add_vm(&self, vm: &Vm) -> Result<(), StoreError> {
@@ -46,6 +49,11 @@ pub trait Store: Send + Sync {
     fn vm_security(&self, id: Uuid) -> Result<VmSecurity, StoreError>;
     /// The VM and its security record as of one moment (one read transaction), or `None`.
     fn vm_with_security(&self, id: Uuid) -> Result<Option<(Vm, VmSecurity)>, StoreError>;
+    /// The VM with its settings and whether it has a key protector, without reading the key
+    /// protectors, or `None`.
+    fn vm_summary(&self, id: Uuid) -> Result<Option<VmSummary>, StoreError>;
+    /// [`Store::vm_summary`] of every VM, by name, as of one moment.
+    fn vm_summaries(&self) -> Result<Vec<VmSummary>, StoreError>;
     /// Reads the VM's security record, lets `change` modify it, and writes it back, all in one
     /// transaction that excludes concurrent updates of the same VM. When the key protector
     /// changes, the previous one goes to the history with its provenance, and the new one is

@@ -107,6 +107,15 @@ pub struct Provenance {
     pub at: OffsetDateTime,
 }
 
+/// A VM as most of its instances show it: its settings and whether a key protector is set,
+/// read without the key protectors themselves (which can be hundreds of kilobytes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VmSummary {
+    pub vm: Vm,
+    pub settings: SecuritySettings,
+    pub has_key_protector: bool,
+}
+
 /// Everything security-related the store keeps for one VM, read and written as a whole in
 /// [`Store::update_vm_security`](crate::Store::update_vm_security).
 #[derive(Clone, PartialEq, Eq)]

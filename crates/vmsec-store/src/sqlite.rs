@@ -481,39 +481,54 @@ fn write_security(tx: &Connection, id: Uuid, sec: &VmSecurity) -> Result<(), Sto
     Ok(())
 }
 
-fn read_security(tx: &Connection, id: Uuid) -> Result<VmSecurity, StoreError> {
-    let row = tx
-        .prepare_cached(
-            "SELECT tpm_enabled, ksd_enabled, shielding_requested, data_protection_requested, \
-             encrypt_state_and_vm_migration_traffic, virtualization_based_security_opt_out, \
-             bind_to_host_tpm, app_container_launch_opt_out, key_protector, kp_set_by, kp_set_us, \
-             last_known_good, security_policy, sealed_state_key FROM vms WHERE guid = ?1",
-        )
-        .map_err(map_err)?
-        .query_row([id.to_string()], |r| {
-            let b = |i: usize| r.get::<_, bool>(i);
-            Ok((
-                SecuritySettings {
-                    tpm_enabled: b(0)?,
-                    ksd_enabled: b(1)?,
-                    shielding_requested: b(2)?,
-                    data_protection_requested: b(3)?,
-                    encrypt_state_and_vm_migration_traffic: b(4)?,
-                    virtualization_based_security_opt_out: b(5)?,
-                    bind_to_host_tpm: b(6)?,
-                    app_container_launch_opt_out: b(7)?,
-                },
-                r.get::<_, Option<Vec<u8>>>(8)?,
-                r.get::<_, Option<String>>(9)?,
-                r.get::<_, Option<i64>>(10)?,
-                r.get::<_, Option<Vec<u8>>>(11)?,
-                r.get::<_, Option<Vec<u8>>>(12)?,
-                r.get::<_, Option<Vec<u8>>>(13)?,
-            ))
-        })
-        .optional()
-        .map_err(map_err)?
-        .ok_or_else(|| StoreError::NotFound(format!("VM {id}")))?;
+/// The eight settings columns, in [`settings_from_row`]'s order.
+const SETTINGS_COLUMNS: &str = "tpm_enabled, ksd_enabled, shielding_requested, \
+     data_protection_requested, encrypt_state_and_vm_migration_traffic, \
+     virtualization_based_security_opt_out, bind_to_host_tpm, app_container_launch_opt_out";
+
+fn settings_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<SecuritySettings> {
+    let b = |i: usize| r.get::<_, bool>(at + i);
+    Ok(SecuritySettings {
+        tpm_enabled: b(0)?,
+        ksd_enabled: b(1)?,
+        shielding_requested: b(2)?,
+        data_protection_requested: b(3)?,
+        encrypt_state_and_vm_migration_traffic: b(4)?,
+        virtualization_based_security_opt_out: b(5)?,
+        bind_to_host_tpm: b(6)?,
+        app_container_launch_opt_out: b(7)?,
+    })
+}
+
+/// A security record as its columns hold it; see [`security_from_parts`].
+type SecurityRow = (
+    SecuritySettings,
+    Option<Vec<u8>>,
+    Option<String>,
+    Option<i64>,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+);
+
+/// The security record's columns after the settings, in [`security_from_row`]'s order.
+const SECURITY_BLOB_COLUMNS: &str =
+    "key_protector, kp_set_by, kp_set_us, last_known_good, security_policy, sealed_state_key";
+
+/// Reads `SETTINGS_COLUMNS, SECURITY_BLOB_COLUMNS` starting at column `at`.
+fn security_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<SecurityRow> {
+    Ok((
+        settings_from_row(r, at)?,
+        r.get(at + 8)?,
+        r.get(at + 9)?,
+        r.get(at + 10)?,
+        r.get(at + 11)?,
+        r.get(at + 12)?,
+        r.get(at + 13)?,
+    ))
+}
+
+fn security_from_parts(row: SecurityRow) -> Result<VmSecurity, StoreError> {
     let (settings, key_protector, set_by, set_us, last_known_good, security_policy, sealed) = row;
     let key_protector_set = match (set_by, set_us) {
         (Some(by), Some(us)) => Some(Provenance {
@@ -529,6 +544,47 @@ fn read_security(tx: &Connection, id: Uuid) -> Result<VmSecurity, StoreError> {
         last_known_good,
         security_policy,
         sealed_state_key: sealed,
+    })
+}
+
+fn read_security(tx: &Connection, id: Uuid) -> Result<VmSecurity, StoreError> {
+    let row = tx
+        .prepare_cached(&format!(
+            "SELECT {SETTINGS_COLUMNS}, {SECURITY_BLOB_COLUMNS} FROM vms WHERE guid = ?1"
+        ))
+        .map_err(map_err)?
+        .query_row([id.to_string()], |r| security_from_row(r, 0))
+        .optional()
+        .map_err(map_err)?
+        .ok_or_else(|| StoreError::NotFound(format!("VM {id}")))?;
+    security_from_parts(row)
+}
+
+/// What a [`VmSummary`] is read from: the VM's columns, its settings, and whether it has a
+/// key protector. `typeof()` is answered from the record header; `IS NOT NULL` would read the
+/// whole blob from its overflow pages.
+const SUMMARY_SELECT: &str = "SELECT guid, name, created_us, tpm_enabled, ksd_enabled, \
+     shielding_requested, data_protection_requested, encrypt_state_and_vm_migration_traffic, \
+     virtualization_based_security_opt_out, bind_to_host_tpm, app_container_launch_opt_out, \
+     typeof(key_protector) <> 'null' FROM vms";
+
+type SummaryRow = ((String, String, i64), SecuritySettings, bool);
+
+fn summary_from_row(r: &Row<'_>) -> rusqlite::Result<SummaryRow> {
+    Ok((
+        (r.get(0)?, r.get(1)?, r.get(2)?),
+        settings_from_row(r, 3)?,
+        r.get(11)?,
+    ))
+}
+
+fn summary_from_parts(
+    (vm, settings, has_key_protector): SummaryRow,
+) -> Result<VmSummary, StoreError> {
+    Ok(VmSummary {
+        vm: vm_from_parts(vm)?,
+        settings,
+        has_key_protector,
     })
 }
 
@@ -598,6 +654,18 @@ impl Store for SqliteStore {
         })
     }
 
+    fn update_user(&self, user: &User) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            Ok(tx
+                .execute(
+                    "UPDATE users SET role = ?2, password_hash = ?3 WHERE name = ?1",
+                    params![user.name, user.role.as_str(), user.password_hash],
+                )
+                .map_err(map_err)?
+                > 0)
+        })
+    }
+
     fn add_vm_with_security(&self, vm: &Vm, sec: &VmSecurity) -> Result<(), StoreError> {
         self.write(|tx| {
             let taken: Option<String> = tx
@@ -630,14 +698,42 @@ impl Store for SqliteStore {
 
     fn vm_with_security(&self, id: Uuid) -> Result<Option<(Vm, VmSecurity)>, StoreError> {
         self.with_conn(|c| {
-            // One read transaction instead of one per statement: each costs WAL read locks.
-            let tx = c.transaction().map_err(map_err)?;
-            let Some(vm) = read_vm(&tx, id)? else {
-                return Ok(None);
-            };
-            let sec = read_security(&tx, id)?;
-            tx.commit().map_err(map_err)?;
-            Ok(Some((vm, sec)))
+            // One statement, so one implicit read transaction: each costs WAL read locks.
+            c.prepare_cached(&format!(
+                "SELECT guid, name, created_us, {SETTINGS_COLUMNS}, {SECURITY_BLOB_COLUMNS} \
+                 FROM vms WHERE guid = ?1"
+            ))
+            .map_err(map_err)?
+            .query_row([id.to_string()], |r| {
+                Ok(((r.get(0)?, r.get(1)?, r.get(2)?), security_from_row(r, 3)?))
+            })
+            .optional()
+            .map_err(map_err)?
+            .map(|(vm, sec)| Ok((vm_from_parts(vm)?, security_from_parts(sec)?)))
+            .transpose()
+        })
+    }
+
+    fn vm_summary(&self, id: Uuid) -> Result<Option<VmSummary>, StoreError> {
+        self.with_conn(|c| {
+            c.prepare_cached(&format!("{SUMMARY_SELECT} WHERE guid = ?1"))
+                .map_err(map_err)?
+                .query_row([id.to_string()], summary_from_row)
+                .optional()
+                .map_err(map_err)?
+                .map(summary_from_parts)
+                .transpose()
+        })
+    }
+
+    fn vm_summaries(&self) -> Result<Vec<VmSummary>, StoreError> {
+        self.with_conn(|c| {
+            let mut st = c
+                .prepare_cached(&format!("{SUMMARY_SELECT} ORDER BY name"))
+                .map_err(map_err)?;
+            let rows = st.query_map([], summary_from_row).map_err(map_err)?;
+            rows.map(|r| summary_from_parts(r.map_err(map_err)?))
+                .collect()
         })
     }
 

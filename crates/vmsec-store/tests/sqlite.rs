@@ -200,7 +200,11 @@ fn a_job_finished_with_its_change_is_one_transaction() {
     assert_eq!(s.job("J1").unwrap().unwrap().state, JobState::Completed);
     assert_eq!(s.job("J1").unwrap().unwrap().owner, job.owner);
     let log = s.audit(0, 10).unwrap();
-    assert_eq!(log.len(), 1, "the completion is audited once, with the change");
+    assert_eq!(
+        log.len(),
+        1,
+        "the completion is audited once, with the change"
+    );
     assert_eq!(log[0].detail, "job J1");
     assert_eq!(log[0].outcome, AuditOutcome::Succeeded);
 }
@@ -228,4 +232,43 @@ fn the_audit_log_appends_in_sequence() {
         after2.iter().map(|r| r.seq).collect::<Vec<_>>(),
         vec![3, 4, 5]
     );
+}
+
+#[test]
+fn a_summary_has_the_settings_and_whether_a_key_protector_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let (a, b) = (vm("a"), vm("b"));
+    s.add_vm(&b).unwrap();
+    s.add_vm(&a).unwrap();
+    s.update_vm_security(
+        a.id,
+        "t",
+        &mut |sec| {
+            sec.settings.tpm_enabled = true;
+            sec.key_protector = Some(vec![b'k'; 100_000]);
+            Ok(())
+        },
+        None,
+    )
+    .unwrap();
+    let one = s.vm_summary(a.id).unwrap().unwrap();
+    assert_eq!((one.vm.id, one.vm.name.as_str()), (a.id, "a"));
+    assert!(one.settings.tpm_enabled && !one.settings.ksd_enabled);
+    assert!(one.has_key_protector);
+    assert!(s.vm_summary(Uuid::new_v4()).unwrap().is_none());
+    let all = s.vm_summaries().unwrap();
+    let names: Vec<_> = all.iter().map(|v| v.vm.name.as_str()).collect();
+    assert_eq!(names, ["a", "b"], "by name");
+    assert_eq!(all[0], one);
+    assert!(!all[1].has_key_protector && !all[1].settings.tpm_enabled);
+    // The summary agrees with the full record.
+    let (full_vm, full) = s.vm_with_security(a.id).unwrap().unwrap();
+    assert_eq!(full_vm, one.vm);
+    assert_eq!(full.settings, one.settings);
+    assert_eq!(
+        full.key_protector.as_deref().map(<[u8]>::len),
+        Some(100_000)
+    );
+    assert_eq!(full.key_protector_set.unwrap().by, "t");
 }

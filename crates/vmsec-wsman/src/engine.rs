@@ -256,32 +256,44 @@ impl<P: Provider> Engine<P> {
         self.registry.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Answers one request from `who`.
+    /// Answers one request from `who`: [`Engine::read`], then [`Engine::answer`].
     pub fn handle(&self, who: &Principal, body: &[u8]) -> Response {
-        let request = match envelope::parse(body) {
-            Ok(r) => r,
-            Err(ParseError::NotSoap(why)) => {
-                tracing::debug!(%why, "request is not SOAP");
-                return Response {
-                    status: 400,
-                    soap: false,
-                    body: why,
-                    operation: "unknown",
-                    outcome: "bad_request",
-                };
-            }
-            Err(ParseError::Fault {
-                fault,
-                relates_to,
-                operation,
-            }) => {
-                return self.fault(
+        match self.read(body) {
+            Ok(request) => self.answer(who, &request),
+            Err(refused) => *refused,
+        }
+    }
+
+    /// Reads a request body into a request, or into the response that refuses it. Asks the
+    /// provider nothing, so a server may read a body before it knows who sent it.
+    pub fn read(&self, body: &[u8]) -> Result<Request, Box<Response>> {
+        envelope::parse(body).map_err(|e| {
+            Box::new(match e {
+                ParseError::NotSoap(why) => {
+                    tracing::debug!(%why, "request is not SOAP");
+                    Response {
+                        status: 400,
+                        soap: false,
+                        body: why,
+                        operation: "unknown",
+                        outcome: "bad_request",
+                    }
+                }
+                ParseError::Fault {
+                    fault,
+                    relates_to,
+                    operation,
+                } => self.fault(
                     &fault,
                     relates_to.as_deref(),
                     operation.unwrap_or("unknown"),
-                );
-            }
-        };
+                ),
+            })
+        })
+    }
+
+    /// Answers a request [`Engine::read`] returned, on behalf of `who`.
+    pub fn answer(&self, who: &Principal, request: &Request) -> Response {
         let operation = request.operation.name();
         let limit = request
             .header
@@ -289,7 +301,7 @@ impl<P: Provider> Engine<P> {
             .map_or(self.config.max_reply_size, |m| {
                 m.min(self.config.max_reply_size)
             });
-        let result = self.dispatch(who, &request, limit).and_then(|body| {
+        let result = self.dispatch(who, request, limit).and_then(|body| {
             if body.len() > limit {
                 Err(too_big(body.len(), limit))
             } else {

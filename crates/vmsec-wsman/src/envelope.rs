@@ -134,6 +134,17 @@ impl Operation {
             Operation::Identify => "identify",
         }
     }
+
+    /// Whether answering it takes only a point read of the provider and no writes (Get,
+    /// Release, Identify), so that a server may answer it on the thread that read it rather
+    /// than hand it to a blocking thread. Enumerate may read every instance, Pull renders up
+    /// to a whole envelope of them, Invoke writes.
+    pub fn is_quick(&self) -> bool {
+        matches!(
+            self,
+            Operation::Get { .. } | Operation::Release { .. } | Operation::Identify
+        )
+    }
 }
 
 /// A parsed request.

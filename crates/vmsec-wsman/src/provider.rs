@@ -68,15 +68,32 @@ pub enum ProviderError {
 
 /// The service behind the WS-Management endpoint.
 ///
-/// Every method except [`Provider::metrics_extra`] is called on a blocking thread:
-/// implementations may do synchronous storage or slow password hashing.
+/// [`Provider::authenticate`], [`Provider::enumerate`] and [`Provider::invoke`] are called
+/// on blocking threads: they may do synchronous storage, writes or slow password hashing.
+/// [`Provider::authenticate_verified`] and [`Provider::get`] may be called on the threads
+/// that serve connections, to spare a small request the hand-off to another thread: they
+/// must be quick point reads of local state, never hash a password nor wait for a write.
 pub trait Provider: Send + Sync + 'static {
     /// Verifies HTTP Basic credentials; `None` rejects them.
     fn authenticate(&self, user: &str, password: &str, peer: IpAddr) -> Option<Principal>;
 
+    /// Accepts credentials only if that is quick: the same user and password were verified
+    /// by [`Provider::authenticate`] before and the user's stored password has not changed
+    /// since. `None` decides nothing (the server then calls `authenticate`, which refuses or
+    /// audits); it is not a refusal. The default never decides.
+    fn authenticate_verified(
+        &self,
+        _user: &str,
+        _password: &str,
+        _peer: IpAddr,
+    ) -> Option<Principal> {
+        None
+    }
+
     /// Returns the instance of `class` whose keys are `selectors`. The adapter has checked
     /// them against the schema: either none (a singleton request) or every key property
-    /// exactly once, names in the schema's spelling, `__cimnamespace` removed.
+    /// exactly once, names in the schema's spelling, `__cimnamespace` removed. A point
+    /// read (see the trait's documentation).
     fn get(
         &self,
         who: &Principal,

@@ -6,8 +6,10 @@
 //! ([`LoginRateLimit`]). The body is capped while it is read (wsman:EncodingLimit
 //! fault past the cap); header, body and idle timeouts bound slow clients; a
 //! connection limit bounds sockets. Provider calls (authentication and the whole
-//! engine) run on blocking threads. Shutdown stops accepting and lets in-flight
-//! requests finish within a grace period.
+//! engine) run on blocking threads, except a small quick request (Get, Release,
+//! Identify) from credentials verified before, which is answered on the connection's
+//! thread ([`Provider`] says what that asks of a provider). Shutdown stops accepting
+//! and lets in-flight requests finish within a grace period.
 
 mod metrics;
 mod ratelimit;
@@ -38,6 +40,7 @@ pub use ratelimit::{LoginLimiter, LoginRateLimit};
 pub use tls::TlsSource;
 
 use crate::engine::{Engine, EngineConfig};
+use crate::envelope;
 use crate::fault::{Fault, FaultKind};
 use crate::provider::{Principal, Provider};
 
@@ -480,6 +483,57 @@ fn verify<P: Provider>(
         .ok_or_else(|| login_failed(shared, peer))
 }
 
+/// How far a request could be taken on the connection's own thread.
+enum Answered {
+    /// Authenticated and answered.
+    Fully((String, crate::engine::Response)),
+    /// Authenticated and read; answering it needs a blocking thread.
+    Partly(Principal, Box<envelope::Request>),
+    /// Needs a blocking thread from the start (a password to verify, a large body).
+    No,
+}
+
+/// Bodies up to this size are read on the connection's thread when the credentials are
+/// known good: parsing them costs less than handing them to another thread.
+const READ_AT_ONCE_MAX: usize = 32 * 1024;
+
+/// Takes a request as far as it can without a blocking thread. On a 2-core machine the
+/// hand-off to the blocking pool (a thread woken and put back to sleep per request) cost
+/// more CPU than answering a small Get itself; only credentials verified before (no
+/// password hashing) and quick operations (a point read) are answered here.
+fn answer_at_once<P: Provider>(
+    shared: &Shared<P>,
+    peer: IpAddr,
+    (user, password): &(String, Zeroizing<String>),
+    body: &Bytes,
+) -> Answered {
+    if body.len() > READ_AT_ONCE_MAX {
+        return Answered::No;
+    }
+    // A panic here must cost the request, as on a blocking thread, not the connection.
+    let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let engine = &shared.engine;
+        let Some(who) = engine
+            .provider()
+            .authenticate_verified(user, password, peer)
+        else {
+            return Answered::No;
+        };
+        match engine.read(body) {
+            Err(refused) => Answered::Fully((who.user, *refused)),
+            Ok(request) if request.operation.is_quick() => {
+                let response = engine.answer(&who, &request);
+                Answered::Fully((who.user, response))
+            }
+            Ok(request) => Answered::Partly(who, Box::new(request)),
+        }
+    }));
+    attempt.unwrap_or_else(|_| {
+        tracing::error!("request handler panicked");
+        Answered::No
+    })
+}
+
 /// A refusal, boxed: a `Reply` is large and refusals are the rare path.
 fn login_failed<P>(shared: &Shared<P>, peer: IpAddr) -> Box<Reply> {
     shared.metrics.auth_failure();
@@ -566,15 +620,26 @@ async fn handle<P: Provider>(
             return r;
         }
     };
-    // Credentials are verified together with the request, on one blocking thread: one
-    // hand-off per request instead of two.
-    let result = blocking(shared, move |shared| {
-        verify(shared, peer, &creds).map(|who| {
-            let response = shared.engine.handle(&who, &body);
-            (who.user, response)
-        })
-    })
-    .await;
+    let result = match answer_at_once(shared, peer, &creds, &body) {
+        Answered::Fully(r) => Some(Ok(r)),
+        Answered::Partly(who, request) => {
+            blocking(shared, move |shared| {
+                Ok((who.user.clone(), shared.engine.answer(&who, &request)))
+            })
+            .await
+        }
+        // Credentials are verified together with the request, on one blocking thread: one
+        // hand-off per request instead of two.
+        Answered::No => {
+            blocking(shared, move |shared| {
+                verify(shared, peer, &creds).map(|who| {
+                    let response = shared.engine.handle(&who, &body);
+                    (who.user, response)
+                })
+            })
+            .await
+        }
+    };
     let (who_name, response) = match result {
         Some(Ok(r)) => r,
         Some(Err(r)) => return *r,

@@ -202,6 +202,34 @@ async fn get_over_http_and_https_returns_the_instance() {
 }
 
 #[tokio::test]
+async fn credentials_verified_once_are_not_checked_again_and_every_operation_still_runs() {
+    let r = start(|_| {}).await;
+    let get = testdata("pypsrp_get_security_service.xml");
+    let invoke = testdata("libvirt_invoke_set_key_protector.xml");
+    let reply = http(&r, &post("/wsman", Some(ADMIN), &get)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(r.provider.logins(), Logins { checked: 1, known: 0 });
+    // Answered without the slow check: a Get on the connection's thread, an Invoke handed on.
+    for body in [&get, &invoke] {
+        let reply = https(&r, &post("/wsman", Some(ADMIN), body)).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    assert_eq!(r.provider.logins(), Logins { checked: 1, known: 2 });
+    let calls = r.provider.calls();
+    assert_eq!(calls.len(), 3);
+    assert!(matches!(&calls[2], Call::Invoke { method, .. } if method == "SetKeyProtector"));
+    // Another password for the same user is checked the slow way, and refused.
+    let reply = http(&r, &post("/wsman", Some(WRONG), &get)).await;
+    assert_eq!(reply.status, 401);
+    assert_eq!(r.provider.logins(), Logins { checked: 2, known: 2 });
+    // A request the engine refuses is still answered from known credentials.
+    let reply = http(&r, &post("/wsman", Some(ADMIN), "<not-soap/>")).await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(r.provider.calls().len(), 3);
+    stop(r).await;
+}
+
+#[tokio::test]
 async fn a_body_over_the_cap_is_an_encoding_limit_fault_and_not_executed() {
     let r = start(|c| c.max_request_bytes = 64 * 1024).await;
     let padding = "<!-- pad -->".repeat(10_000);

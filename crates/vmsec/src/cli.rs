@@ -92,6 +92,19 @@ pub enum UserCmd {
     List,
     /// Remove a user.
     Remove { name: String },
+    /// Give a user a new password, read from standard input; the old one stops working at once.
+    Passwd {
+        name: String,
+        /// Read the password from standard input (the only way; required so scripts say so).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Give a user another role.
+    Role {
+        name: String,
+        #[arg(value_enum)]
+        role: RoleArg,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -199,23 +199,27 @@ impl Ctx<'_> {
     fn user(&self, c: UserCmd) -> Result<(), CliError> {
         match c {
             UserCmd::Add { name, role, .. } => {
-                let mut password = String::new();
-                std::io::stdin()
-                    .take(4096)
-                    .read_to_string(&mut password)
-                    .map_err(|e| {
-                        CliError::new(format!("cannot read the password from standard input: {e}"))
-                    })?;
-                let password = password.strip_suffix('\n').unwrap_or(&password);
-                let password = password.strip_suffix('\r').unwrap_or(password);
-                let role = match role {
-                    RoleArg::Admin => Role::Admin,
-                    RoleArg::Operator => Role::Operator,
-                    RoleArg::Reader => Role::Reader,
-                };
-                self.service.add_user(self.me, &name, role, password)?;
+                let password = password_from_stdin()?;
+                let role = role_of(role);
+                self.service.add_user(self.me, &name, role, &password)?;
                 self.out.either(
                     || format!("added user {name} ({role})"),
+                    || json!({ "ok": true, "user": { "name": name, "role": role } }),
+                )
+            }
+            UserCmd::Passwd { name, .. } => {
+                let password = password_from_stdin()?;
+                self.service.set_user_password(self.me, &name, &password)?;
+                self.out.either(
+                    || format!("changed the password of user {name}"),
+                    || json!({ "ok": true }),
+                )
+            }
+            UserCmd::Role { name, role } => {
+                let role = role_of(role);
+                self.service.set_user_role(self.me, &name, role)?;
+                self.out.either(
+                    || format!("user {name} is now {role}"),
                     || json!({ "ok": true, "user": { "name": name, "role": role } }),
                 )
             }
@@ -742,5 +746,26 @@ impl Ctx<'_> {
             },
             || json!(records),
         )
+    }
+}
+
+/// A password from standard input (at most 4 KiB), without its final line ending.
+fn password_from_stdin() -> Result<Zeroizing<String>, CliError> {
+    let mut password = Zeroizing::new(String::new());
+    std::io::stdin()
+        .take(4096)
+        .read_to_string(&mut password)
+        .map_err(|e| CliError::new(format!("cannot read the password from standard input: {e}")))?;
+    let line = password.strip_suffix('\n').unwrap_or(&password);
+    let end = line.strip_suffix('\r').unwrap_or(line).len();
+    password.truncate(end);
+    Ok(password)
+}
+
+fn role_of(arg: RoleArg) -> Role {
+    match arg {
+        RoleArg::Admin => Role::Admin,
+        RoleArg::Operator => Role::Operator,
+        RoleArg::Reader => Role::Reader,
     }
 }

@@ -208,6 +208,63 @@ fn errors_name_the_problem() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("password"));
     assert!(c.fails(&["user", "remove", "nobody"]).contains("nobody"));
+    assert!(c.fails(&["user", "role", "nobody", "admin"]).contains("nobody"));
+    let out = c.run_with_stdin(
+        &["user", "passwd", "nobody", "--password-stdin"],
+        b"a long enough password\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no user \"nobody\""));
+}
+
+#[test]
+fn an_administrator_changes_a_users_role_and_password() {
+    let c = Cli::new();
+    let out = c.run_with_stdin(
+        &["user", "add", "ops", "--password-stdin"],
+        b"the first password\n",
+    );
+    assert!(out.status.success());
+    let role = |c: &Cli| {
+        c.json(&["user", "list"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["name"] == "ops")
+            .unwrap()["role"]
+            .clone()
+    };
+    assert_eq!(role(&c), "reader");
+    assert_eq!(
+        c.ok(&["user", "role", "ops", "operator"]).trim(),
+        "user ops is now operator"
+    );
+    assert_eq!(role(&c), "operator");
+    // Too short a new password is refused like at creation, and changes nothing.
+    let out = c.run_with_stdin(&["user", "passwd", "ops", "--password-stdin"], b"short\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("password"));
+    let out = c.run_with_stdin(
+        &["user", "passwd", "ops", "--password-stdin"],
+        b"the second password\n",
+    );
+    assert!(out.status.success());
+    let audit = c.json(&["audit"]);
+    let ops: Vec<_> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["operation"].as_str())
+        .filter(|o| o.starts_with("SetUser"))
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            "SetUserRole ops (operator)",
+            "SetUserPassword ops",
+            "SetUserPassword ops"
+        ]
+    );
 }
 
 #[test]

@@ -272,10 +272,9 @@ fn start() -> Server {
         &[&add[..2], &["rotated"], &add[2..]].concat(),
         Some("old-secret\n"),
     );
-    vmsec(&data, &["user", "remove", "rotated"], None);
     vmsec(
         &data,
-        &[&add[..2], &["rotated"], &add[2..]].concat(),
+        &["user", "passwd", "rotated", "--password-stdin"],
         Some("new-secret\n"),
     );
     let config = dir.path().join("serve.toml");

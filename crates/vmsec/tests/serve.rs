@@ -307,6 +307,42 @@ fn requests_without_valid_credentials_get_401_and_are_not_executed() {
 }
 
 #[test]
+fn a_password_changed_with_the_cli_while_serving_refuses_the_old_one_at_once() {
+    let s = Serve::start();
+    let body = get_ssd(VM1, 512_000);
+    // Twice: the second request is answered from the verified-credentials cache.
+    for _ in 0..2 {
+        let (status, text) = s.post(Some(("auditor", "reader-password")), body.as_bytes());
+        assert_eq!(status, 200, "{text}");
+    }
+    let mut passwd = Command::new(env!("CARGO_BIN_EXE_vmsec"))
+        .arg("--data")
+        .arg(&s.data)
+        .args(["user", "passwd", "auditor", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    passwd
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a new reader password\n")
+        .unwrap();
+    let out = passwd.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "changed the password of user auditor"
+    );
+    let old = s.post(Some(("auditor", "reader-password")), body.as_bytes());
+    assert_eq!(old.0, 401, "{}", old.1);
+    let new = s.post(Some(("auditor", "a new reader password")), body.as_bytes());
+    assert_eq!(new.0, 200, "{}", new.1);
+    s.stop();
+}
+
+#[test]
 fn hostile_and_wrong_requests_get_their_faults_and_the_server_stays_healthy() {
     let s = Serve::start();
     let fault = |body: &str| {

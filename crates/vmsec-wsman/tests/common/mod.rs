@@ -39,6 +39,16 @@ pub struct TestProvider {
     pub vm_count: usize,
     /// How long `get` takes, to keep a request in flight.
     pub get_delay: std::time::Duration,
+    /// Users `authenticate` accepted; `authenticate_verified` accepts only these.
+    pub verified: Mutex<Vec<String>>,
+    /// Calls of `authenticate` (the slow check) and of `authenticate_verified` that decided.
+    pub logins: Mutex<Logins>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Logins {
+    pub checked: usize,
+    pub known: usize,
 }
 
 impl TestProvider {
@@ -48,7 +58,13 @@ impl TestProvider {
             key_protector: Mutex::new(b"<Protector/>".to_vec()),
             vm_count: 3,
             get_delay: std::time::Duration::ZERO,
+            verified: Mutex::new(Vec::new()),
+            logins: Mutex::new(Logins::default()),
         }
+    }
+
+    pub fn logins(&self) -> Logins {
+        *self.logins.lock().unwrap()
     }
 
     pub fn calls(&self) -> Vec<Call> {
@@ -119,7 +135,24 @@ pub fn computer_system(i: usize) -> Instance {
 
 impl Provider for TestProvider {
     fn authenticate(&self, user: &str, password: &str, _peer: IpAddr) -> Option<Principal> {
-        (matches!(user, "admin" | "reader") && password == "secret").then(|| Principal {
+        self.logins.lock().unwrap().checked += 1;
+        let ok = matches!(user, "admin" | "reader") && password == "secret";
+        if ok {
+            self.verified.lock().unwrap().push(user.into());
+        }
+        ok.then(|| Principal {
+            user: user.into(),
+            role: String::new(),
+        })
+    }
+
+    fn authenticate_verified(&self, user: &str, password: &str, _: IpAddr) -> Option<Principal> {
+        let known =
+            password == "secret" && self.verified.lock().unwrap().iter().any(|u| u == user);
+        if known {
+            self.logins.lock().unwrap().known += 1;
+        }
+        known.then(|| Principal {
             user: user.into(),
             role: String::new(),
         })

@@ -28,6 +28,13 @@ impl ServiceProvider {
     }
 }
 
+fn principal(c: Caller) -> Principal {
+    Principal {
+        user: c.name,
+        role: c.role.as_str().to_owned(),
+    }
+}
+
 /// Errors of Get and Enumerate (methods report theirs in ReturnValue instead).
 fn read_error(e: ServiceError) -> ProviderError {
     match e {
@@ -99,10 +106,13 @@ impl Provider for ServiceProvider {
         self.service
             .authenticate(user, password, &peer.to_string())
             .ok()
-            .map(|c| Principal {
-                user: c.name,
-                role: c.role.as_str().to_owned(),
-            })
+            .map(principal)
+    }
+
+    fn authenticate_verified(&self, user: &str, password: &str, _: IpAddr) -> Option<Principal> {
+        self.service
+            .authenticate_verified(user, password)
+            .map(principal)
     }
 
     fn get(
