@@ -16,8 +16,8 @@ restarts the server and checks:
   3. every stored key protector (current, last known good, history) verifies (`vmsec kp verify`);
   4. the last known good and the sealed state key agree with the current key protector:
      `tpm start` then `tpm stop` succeed for every VM;
-  5. the audit log has no gap (seq runs without holes) and holds a record for every method
-     call a client got an answer to.
+  5. the audit log has no gap (seq runs without holes), holds a record for every method
+     call a client got an answer to, and one for every job the store has as Completed.
 
 Prints `kills survived: N, violations: M` and exits 1 on any violation.
 Usage: crash.py VMSEC_BIN GOLDEN_KP --kills N [--seed S] [--vms V]
@@ -222,6 +222,9 @@ class Harness:
                     history.setdefault(vm, set()).add(hashlib.sha256(kp).hexdigest())
                 seqs = db.execute("SELECT min(seq), max(seq), count(*) FROM audit").fetchone()
                 audited = dict(db.execute("SELECT operation, count(*) FROM audit GROUP BY operation").fetchall())
+                completed_in_store = [jid for jid, state in states.items() if state == 7]
+                audited_jobs = {d for (d,) in db.execute(
+                    "SELECT detail FROM audit WHERE outcome = 'succeeded' AND detail LIKE 'job %'")}
             # 1. completed jobs are there with their effect
             last_modify = {}
             for vm, method, detail, jid, _ in self.completed:
@@ -242,7 +245,10 @@ class Harness:
             with self.db() as db:
                 for vmu, kp in db.execute("SELECT upper(vm_guid), key_protector FROM kp_history"):
                     self.verify_kp(kp, "a history KP of " + vmu)
-            # 5. audit without gaps, every answered call audited
+            # 5. audit without gaps, every answered call audited, every completed job audited
+            for jid in completed_in_store:
+                if "job " + jid not in audited_jobs:
+                    self.violation("job %s is Completed in the store but its completion is not audited" % jid)
             lo, hi, n = seqs
             if n and hi - lo + 1 != n:
                 self.violation("audit has gaps: seq %d..%d but %d records" % (lo, hi, n))

@@ -17,9 +17,9 @@ pub struct Property {
 }
 
 impl Property {
-    /// A property whose array-ness follows its value (`Value::Array` → array).
+    /// A property whose array-ness follows its value (an array value → array).
     pub fn new(name: impl Into<String>, cim_type: CimType, value: Value) -> Self {
-        let is_array = matches!(value, Value::Array(_));
+        let is_array = value.is_array();
         Property {
             name: name.into(),
             cim_type,

@@ -86,7 +86,7 @@ fn key_text(v: &Value, out: &mut String) {
         | Value::Real32(_)
         | Value::Real64(_) => out.push_str(&v.scalar_text().unwrap_or_default()),
         // Keys are never null or arrays in a valid path; writing NULL keeps the text parseable.
-        Value::Null | Value::Array(_) => out.push_str("NULL"),
+        Value::Null | Value::Array(_) | Value::Bytes(_) => out.push_str("NULL"),
         Value::Char16(_) | Value::String(_) | Value::DateTime(_) | Value::Reference(_) => {
             quote(&v.scalar_text().unwrap_or_default(), out)
         }

@@ -154,6 +154,15 @@ impl ClassDef {
                         check_scalar(def, &p.name, item)?;
                     }
                 }
+                Value::Bytes(bytes) => {
+                    if !def.is_array {
+                        return Err(wrong(type_text(p.cim_type, true)));
+                    }
+                    // Every element has the one type: checking the first checks them all.
+                    if !bytes.is_empty() {
+                        check_scalar(def, &p.name, &Value::UInt8(bytes[0]))?;
+                    }
+                }
                 Value::Null => {}
                 scalar => {
                     if def.is_array {

@@ -1,5 +1,7 @@
 //! Typed CIM values and their canonical text form (as in CIM-XML `VALUE` elements).
 
+use std::borrow::Cow;
+
 use crate::cim_type::CimType;
 use crate::datetime::CimDateTime;
 use crate::error::{Error, ErrorKind, excerpt};
@@ -7,7 +9,7 @@ use crate::limits::{MAX_ARRAY_LEN, MAX_STRING_BYTES};
 use crate::path::ObjectPath;
 
 /// A CIM value. `Null` stands for an absent value of any type; arrays hold scalars of one type.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub enum Value {
     /// No value.
     Null,
@@ -43,6 +45,40 @@ pub enum Value {
     Reference(ObjectPath),
     /// An array of scalars (elements may be `Null`, as CIM-XML `VALUE.NULL` allows).
     Array(Vec<Value>),
+    /// A `uint8[]` without null elements, held as bytes: a key protector is one, and as an
+    /// `Array` it would take some 30 times its size. Equal to the `Array` of the same
+    /// `UInt8`s; [`Value::from_bytes`] builds it, parsers build `Array`s.
+    Bytes(Vec<u8>),
+}
+
+impl PartialEq for Value {
+    fn eq(&self, other: &Value) -> bool {
+        use Value::*;
+        match (self, other) {
+            (Null, Null) => true,
+            (Boolean(a), Boolean(b)) => a == b,
+            (UInt8(a), UInt8(b)) => a == b,
+            (UInt16(a), UInt16(b)) => a == b,
+            (UInt32(a), UInt32(b)) => a == b,
+            (UInt64(a), UInt64(b)) => a == b,
+            (SInt8(a), SInt8(b)) => a == b,
+            (SInt16(a), SInt16(b)) => a == b,
+            (SInt32(a), SInt32(b)) => a == b,
+            (SInt64(a), SInt64(b)) => a == b,
+            (Real32(a), Real32(b)) => a == b,
+            (Real64(a), Real64(b)) => a == b,
+            (Char16(a), Char16(b)) => a == b,
+            (String(a), String(b)) => a == b,
+            (DateTime(a), DateTime(b)) => a == b,
+            (Reference(a), Reference(b)) => a == b,
+            (Array(a), Array(b)) => a == b,
+            (Bytes(a), Bytes(b)) => a == b,
+            (Bytes(bytes), Array(items)) | (Array(items), Bytes(bytes)) => {
+                bytes.len() == items.len() && bytes.iter().zip(items).all(|(b, v)| *v == UInt8(*b))
+            }
+            _ => false,
+        }
+    }
 }
 
 impl Value {
@@ -89,12 +125,18 @@ impl Value {
         }
     }
 
-    /// The elements, if this is an array.
-    pub fn as_array(&self) -> Option<&[Value]> {
+    /// The elements, if this is an array (a `Bytes` value's are made for the call).
+    pub fn as_array(&self) -> Option<Cow<'_, [Value]>> {
         match self {
-            Value::Array(v) => Some(v),
+            Value::Array(v) => Some(Cow::Borrowed(v)),
+            Value::Bytes(b) => Some(Cow::Owned(b.iter().map(|&b| Value::UInt8(b)).collect())),
             _ => None,
         }
+    }
+
+    /// Whether this is an array, of either form.
+    pub fn is_array(&self) -> bool {
+        matches!(self, Value::Array(_) | Value::Bytes(_))
     }
 
     /// The datetime, if this is one.
@@ -115,7 +157,13 @@ impl Value {
 
     /// A `uint8[]` as bytes (how key protectors travel); `None` if any element is not a uint8.
     pub fn to_bytes(&self) -> Option<Vec<u8>> {
-        self.as_array()?
+        let Value::Array(items) = self else {
+            return match self {
+                Value::Bytes(b) => Some(b.clone()),
+                _ => None,
+            };
+        };
+        items
             .iter()
             .map(|v| match v {
                 Value::UInt8(b) => Some(*b),
@@ -126,7 +174,7 @@ impl Value {
 
     /// Bytes as a `uint8[]` value.
     pub fn from_bytes(bytes: &[u8]) -> Value {
-        Value::Array(bytes.iter().map(|b| Value::UInt8(*b)).collect())
+        Value::Bytes(bytes.to_vec())
     }
 
     /// The scalar type of this value; for arrays, of the first non-null element. `None` for `Null`.
@@ -149,6 +197,7 @@ impl Value {
             Value::DateTime(_) => CimType::DateTime,
             Value::Reference(_) => CimType::Reference,
             Value::Array(items) => return items.iter().find_map(Value::cim_type),
+            Value::Bytes(b) => return (!b.is_empty()).then_some(CimType::UInt8),
         })
     }
 
@@ -203,7 +252,7 @@ impl Value {
     /// The canonical text of a scalar, as CIM-XML writes it; `None` for `Null` and arrays.
     pub fn scalar_text(&self) -> Option<String> {
         Some(match self {
-            Value::Null | Value::Array(_) => return None,
+            Value::Null | Value::Array(_) | Value::Bytes(_) => return None,
             Value::Boolean(b) => if *b { "TRUE" } else { "FALSE" }.to_owned(),
             Value::UInt8(v) => v.to_string(),
             Value::UInt16(v) => v.to_string(),

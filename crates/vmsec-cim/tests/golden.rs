@@ -155,7 +155,7 @@ fn wmi_dtd_instance_with_refarray_and_embedded_object_parses() {
             "Name",
             Value::String("6F2A9B1C-3D4E-4F50-8A61-72B3C4D5E6F7".into()),
         );
-    assert_eq!(related, &[Value::Reference(expected), Value::Null]);
+    assert_eq!(*related, [Value::Reference(expected), Value::Null]);
     let extra = inst.value("Extra").and_then(Value::as_str).unwrap();
     let nested = parse_embedded_instance(extra).unwrap();
     assert_eq!(nested.value("Shielded"), Some(&Value::Boolean(true)));

@@ -132,6 +132,16 @@ fn property() -> impl Strategy<Value = Property> {
         .prop_flat_map(|(name, t, shape)| {
             let value: BoxedStrategy<Value> = match shape {
                 0 => Just(Value::Null).boxed(),
+                // A uint8[] built compactly, as the service builds key protectors.
+                1 if t == CimType::UInt8 => prop_oneof![
+                    proptest::collection::vec(any::<u8>(), 0..6).prop_map(Value::Bytes),
+                    proptest::collection::vec(
+                        prop_oneof![4 => scalar(t), 1 => Just(Value::Null)],
+                        0..6,
+                    )
+                    .prop_map(Value::Array),
+                ]
+                .boxed(),
                 1 => proptest::collection::vec(
                     prop_oneof![4 => scalar(t), 1 => Just(Value::Null)],
                     0..6,
@@ -142,7 +152,7 @@ fn property() -> impl Strategy<Value = Property> {
             };
             (Just(name), Just(t), any::<bool>(), value).prop_map(
                 |(name, cim_type, null_array, value)| Property {
-                    is_array: matches!(value, Value::Array(_)) || (value.is_null() && null_array),
+                    is_array: value.is_array() || (value.is_null() && null_array),
                     name,
                     cim_type,
                     value,

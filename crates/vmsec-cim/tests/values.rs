@@ -1,5 +1,6 @@
 //! Values, datetimes, object paths and instances.
 
+use vmsec_cim::codec::{cimxml, mof, wmixml};
 use vmsec_cim::{CimDateTime, CimType, ErrorKind, Instance, ObjectPath, Property, Value};
 
 #[test]
@@ -125,11 +126,49 @@ fn value_accessors_expose_the_payload_only_for_their_variant() {
     assert_eq!(Value::String("x".into()).as_str(), Some("x"));
     assert!(Value::Null.is_null());
     assert_eq!(
-        Value::from_bytes(&[1, 2]).as_array().map(<[Value]>::len),
-        Some(2)
+        Value::from_bytes(&[1, 2]).as_array().as_deref(),
+        Some([Value::UInt8(1), Value::UInt8(2)].as_slice())
     );
     assert_eq!(Value::from_bytes(&[1, 2]).to_bytes(), Some(vec![1, 2]));
     assert_eq!(Value::Array(vec![Value::UInt16(1)]).to_bytes(), None);
+}
+
+#[test]
+fn bytes_are_the_same_value_as_the_array_of_their_uint8s() {
+    let bytes = Value::from_bytes(&[0, 7, 255]);
+    let array = Value::Array(vec![Value::UInt8(0), Value::UInt8(7), Value::UInt8(255)]);
+    assert_eq!(bytes, array);
+    assert_eq!(array, bytes);
+    assert_eq!(array.to_bytes(), bytes.to_bytes());
+    assert_eq!(bytes.cim_type(), Some(CimType::UInt8));
+    assert!(bytes.is_array() && bytes.scalar_text().is_none());
+    assert_eq!(Value::from_bytes(&[]), Value::Array(vec![]));
+    assert_eq!(Value::from_bytes(&[]).cim_type(), None);
+    // Not equal to a shorter, a longer, a differently typed or a nulled array.
+    assert_ne!(bytes, Value::from_bytes(&[0, 7]));
+    assert_ne!(bytes, Value::from_bytes(&[0, 7, 255, 1]));
+    assert_ne!(
+        bytes,
+        Value::Array(vec![Value::UInt16(0), Value::UInt16(7), Value::UInt16(255)])
+    );
+    assert_ne!(
+        bytes,
+        Value::Array(vec![Value::UInt8(0), Value::Null, Value::UInt8(255)])
+    );
+    // Every codec writes both forms alike, and reads back the same value.
+    type Parse = fn(&str) -> Result<Instance, vmsec_cim::Error>;
+    type Serialize = fn(&Instance) -> String;
+    let codecs: [(Serialize, Parse); 3] = [
+        (cimxml::serialize, cimxml::parse),
+        (wmixml::serialize, wmixml::parse),
+        (mof::serialize, mof::parse),
+    ];
+    let with = |v: &Value| Instance::new("C").with("B", CimType::UInt8, v.clone());
+    for (serialize, parse) in codecs {
+        let text = serialize(&with(&bytes));
+        assert_eq!(text, serialize(&with(&array)));
+        assert_eq!(parse(&text).unwrap().value("B"), Some(&bytes));
+    }
 }
 
 #[test]

@@ -31,6 +31,10 @@ pub const CLASSES: [&str; 6] = [
 ];
 
 /// CIM `EnabledState`: Enabled / Disabled.
+/// Most key-protector bytes one enumeration of `Msvm_TPMSettingData` carries (a key
+/// protector is some 14 KB, so about 2,300 VMs with a last known good each).
+pub const MAX_ENUMERATED_KP_BYTES: usize = 64 * 1024 * 1024;
+
 const ENABLED: u16 = 2;
 const DISABLED: u16 = 3;
 
@@ -421,9 +425,24 @@ impl Service {
                 self.store.vm_summaries()?.iter().map(build).collect()
             }
             _ => {
+                // Each carries its key protectors: bounded, so no enumeration can take the
+                // service's memory.
                 let mut out = Vec::new();
+                let mut carried = 0usize;
                 for vm in self.store.vms()? {
                     let sec = self.store.vm_security(vm.id)?;
+                    carried += [&sec.key_protector, &sec.last_known_good]
+                        .iter()
+                        .map(|kp| kp.as_ref().map_or(0, Vec::len))
+                        .sum::<usize>();
+                    if carried > MAX_ENUMERATED_KP_BYTES {
+                        return Err(ServiceError::TooLarge(format!(
+                            "the {TPM_SETTING_DATA} instances carry more than {} MiB of key \
+                             protectors, the most one enumeration holds: filter it by InstanceID, \
+                             or Get each VM's instance",
+                            MAX_ENUMERATED_KP_BYTES / (1024 * 1024)
+                        )));
+                    }
                     out.push(tpm_setting_data(&vm, &sec));
                 }
                 out

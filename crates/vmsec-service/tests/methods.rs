@@ -571,3 +571,60 @@ fn jobs_wait_reports_a_timeout_for_an_unknown_job() {
         .wait_job(&admin(), "NO-SUCH-JOB", Duration::from_millis(10));
     assert!(matches!(r, Err(ServiceError::NotFound(_))));
 }
+
+// ----- enumerations -----
+
+#[test]
+fn an_enumeration_carrying_too_many_key_protectors_is_refused_not_built() {
+    use vmsec_service::classes::{
+        MAX_ENUMERATED_KP_BYTES, SECURITY_SETTING_DATA, TPM_SETTING_DATA,
+    };
+    let w = world();
+    // Written straight to the store: the limit counts bytes, whatever they hold.
+    let blob = vec![b'k'; 1024 * 1024];
+    let count = MAX_ENUMERATED_KP_BYTES / blob.len() + 1;
+    for i in 0..count {
+        let vm = w.vm(&format!("vm{i}"));
+        w.store
+            .update_vm_security(
+                vm.id,
+                "test",
+                &mut |s| {
+                    s.key_protector = Some(blob.clone());
+                    Ok(())
+                },
+                None,
+            )
+            .unwrap();
+    }
+    let reader = caller(Role::Reader);
+    match w.service.instances(&reader, TPM_SETTING_DATA, &[]) {
+        Err(ServiceError::TooLarge(why)) => {
+            assert!(why.contains("filter it by InstanceID"), "{why}")
+        }
+        other => panic!("expected TooLarge, got {:?}", other.map(|v| v.len())),
+    }
+    // One VM's instance, and the classes without key protectors, still enumerate.
+    let one = [(
+        "InstanceID".to_owned(),
+        format!("Microsoft:{}", w.service.vms(&reader).unwrap()[0].id).to_uppercase(),
+    )];
+    assert_eq!(
+        w.service
+            .instances(&reader, TPM_SETTING_DATA, &one)
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        w.service
+            .instances(&reader, SECURITY_SETTING_DATA, &[])
+            .unwrap()
+            .len(),
+        count
+    );
+    assert_eq!(
+        Method::GetKeyProtector.return_code(&ServiceError::TooLarge(String::new())),
+        32778
+    );
+}

@@ -32,6 +32,9 @@ pub struct EngineConfig {
     pub enumeration_expiry: Duration,
     /// Most enumeration contexts open at once (all users together).
     pub max_enumerations: usize,
+    /// Most memory the instances of open enumeration contexts take together; an
+    /// Enumerate whose rest does not fit is refused with `wsman:QuotaLimit`.
+    pub max_enumeration_bytes: usize,
     /// Most items per Pull or optimized Enumerate, whatever the client asks.
     pub max_elements: u32,
 }
@@ -43,6 +46,7 @@ impl Default for EngineConfig {
             max_reply_size: 16 * 1024 * 1024,
             enumeration_expiry: Duration::from_secs(300),
             max_enumerations: 1024,
+            max_enumeration_bytes: 256 * 1024 * 1024,
             max_elements: 1000,
         }
     }
@@ -227,7 +231,11 @@ fn identify_response() -> String {
 impl<P: Provider> Engine<P> {
     /// An endpoint serving `provider`.
     pub fn new(provider: Arc<P>, config: EngineConfig) -> Engine<P> {
-        let registry = Registry::new(config.enumeration_expiry, config.max_enumerations);
+        let registry = Registry::new(
+            config.enumeration_expiry,
+            config.max_enumerations,
+            config.max_enumeration_bytes,
+        );
         Engine {
             provider,
             config,

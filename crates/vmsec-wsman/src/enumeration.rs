@@ -1,13 +1,13 @@
 //! Open enumeration contexts: the instances an Enumerate produced and not yet pulled.
 //!
 //! A context belongs to the user who opened it, expires after a configurable idle time,
-//! and the registry holds a bounded number of them, so neither forgotten nor hostile
-//! enumerations can grow memory without limit.
+//! and the registry holds a bounded number of them taking a bounded amount of memory, so
+//! neither forgotten nor hostile enumerations can grow memory without limit.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use vmsec_cim::Instance;
+use vmsec_cim::{Instance, Property, Value};
 
 use crate::envelope::EnumerationMode;
 use crate::fault::{Fault, FaultKind};
@@ -23,12 +23,61 @@ pub struct Context {
     pub items: VecDeque<Instance>,
 }
 
+impl Context {
+    /// About how much memory its instances take.
+    pub fn heap_bytes(&self) -> usize {
+        self.items.iter().map(instance_bytes).sum()
+    }
+}
+
+/// About how much memory an instance takes: its properties and what they point to.
+pub fn instance_bytes(inst: &Instance) -> usize {
+    let property =
+        |p: &Property| std::mem::size_of::<Property>() + p.name.len() + value_bytes(&p.value);
+    std::mem::size_of::<Instance>()
+        + inst.class_name().len()
+        + inst.properties().iter().map(property).sum::<usize>()
+        + inst.system_properties().iter().map(property).sum::<usize>()
+}
+
+fn value_bytes(v: &Value) -> usize {
+    match v {
+        Value::String(s) => s.len(),
+        Value::Bytes(b) => b.len(),
+        Value::Array(items) => {
+            items.len() * std::mem::size_of::<Value>()
+                + items.iter().map(value_bytes).sum::<usize>()
+        }
+        Value::Reference(path) => {
+            path.class_name.len()
+                + path.namespace.as_ref().map_or(0, String::len)
+                + path
+                    .keys
+                    .iter()
+                    .map(|(k, v)| k.len() + std::mem::size_of::<Value>() + value_bytes(v))
+                    .sum::<usize>()
+        }
+        _ => 0,
+    }
+}
+
+/// An open context with its deadline and its size as counted when stored.
+#[derive(Debug)]
+struct Entry {
+    context: Context,
+    deadline: Instant,
+    bytes: usize,
+}
+
 /// The registry of open contexts.
 #[derive(Debug)]
 pub struct Registry {
-    contexts: HashMap<String, (Context, Instant)>,
+    contexts: HashMap<String, Entry>,
     expiry: Duration,
     capacity: usize,
+    max_bytes: usize,
+    /// The sum of the stored contexts' `bytes`.
+    held: usize,
 }
 
 fn invalid(id: &str) -> Fault {
@@ -41,13 +90,40 @@ fn invalid(id: &str) -> Fault {
 
 impl Registry {
     /// A registry whose contexts expire `expiry` after their last use, holding at most
-    /// `capacity` of them.
-    pub fn new(expiry: Duration, capacity: usize) -> Registry {
+    /// `capacity` of them, whose instances take at most `max_bytes` together.
+    pub fn new(expiry: Duration, capacity: usize, max_bytes: usize) -> Registry {
         Registry {
             contexts: HashMap::new(),
             expiry,
             capacity,
+            max_bytes,
+            held: 0,
         }
+    }
+
+    /// About how much memory the stored contexts take.
+    pub fn held_bytes(&self) -> usize {
+        self.held
+    }
+
+    fn insert(&mut self, id: String, context: Context, deadline: Instant, bytes: usize) {
+        self.held += bytes;
+        if let Some(old) = self.contexts.insert(
+            id,
+            Entry {
+                context,
+                deadline,
+                bytes,
+            },
+        ) {
+            self.held -= old.bytes;
+        }
+    }
+
+    fn remove(&mut self, id: &str) -> Option<Entry> {
+        let e = self.contexts.remove(id)?;
+        self.held -= e.bytes;
+        Some(e)
     }
 
     /// Number of open contexts (expired ones included until the next purge).
@@ -61,12 +137,18 @@ impl Registry {
     }
 
     fn purge(&mut self, now: Instant) {
-        self.contexts.retain(|_, (_, deadline)| *deadline > now);
+        self.contexts.retain(|_, e| e.deadline > now);
+        self.held = self.contexts.values().map(|e| e.bytes).sum();
     }
 
-    /// Stores `context` under a fresh id; `wsman:QuotaLimit` when full of live contexts.
+    /// Stores `context` under a fresh id; `wsman:QuotaLimit` when full of live contexts or
+    /// when its instances do not fit in the memory left.
     pub fn open(&mut self, context: Context, now: Instant) -> Result<String, Fault> {
-        if self.contexts.len() >= self.capacity {
+        let bytes = context.heap_bytes();
+        let fits = |r: &Registry| {
+            r.contexts.len() < r.capacity && r.held.saturating_add(bytes) <= r.max_bytes
+        };
+        if !fits(self) {
             self.purge(now);
         }
         if self.contexts.len() >= self.capacity {
@@ -78,27 +160,43 @@ impl Registry {
                 ),
             ));
         }
+        if !fits(self) {
+            const MIB: usize = 1024 * 1024;
+            return Err(Fault::new(
+                FaultKind::QuotaLimit,
+                format!(
+                    "the rest of this enumeration ({} instances, about {} MiB) does not fit in the \
+                     {} MiB the server keeps for open enumerations ({} MiB in use): filter it \
+                     (WQL), get instances one by one, or pull or release open enumerations",
+                    context.items.len(),
+                    bytes.div_ceil(MIB),
+                    self.max_bytes / MIB,
+                    self.held.div_ceil(MIB),
+                ),
+            ));
+        }
         let id = format!(
             "uuid:{}",
             uuid::Uuid::new_v4().hyphenated().to_string().to_uppercase()
         );
-        self.contexts
-            .insert(id.clone(), (context, now + self.expiry));
+        self.insert(id.clone(), context, now + self.expiry, bytes);
         Ok(id)
     }
 
-    /// Puts a partly pulled context back under its id, renewing its expiry.
+    /// Puts a partly pulled context back under its id, renewing its expiry. It holds less
+    /// than when it was opened, so it always fits.
     pub fn restore(&mut self, id: String, context: Context, now: Instant) {
-        self.contexts.insert(id, (context, now + self.expiry));
+        let bytes = context.heap_bytes();
+        self.insert(id, context, now + self.expiry, bytes);
     }
 
     /// Takes the context `id` out for a Pull. Unknown, expired and other users'
     /// contexts are all `wsen:InvalidEnumerationContext`, so ids leak nothing.
     pub fn take(&mut self, id: &str, owner: &str, now: Instant) -> Result<Context, Fault> {
-        match self.contexts.remove(id) {
-            Some((ctx, deadline)) if deadline > now && ctx.owner == owner => Ok(ctx),
-            Some((ctx, deadline)) if deadline > now => {
-                self.contexts.insert(id.to_owned(), (ctx, deadline));
+        match self.remove(id) {
+            Some(e) if e.deadline > now && e.context.owner == owner => Ok(e.context),
+            Some(e) if e.deadline > now => {
+                self.insert(id.to_owned(), e.context, e.deadline, e.bytes);
                 Err(invalid(id))
             }
             _ => Err(invalid(id)),
@@ -128,7 +226,7 @@ mod tests {
     #[test]
     fn a_context_is_taken_by_its_owner_and_restored_for_the_next_pull() {
         let t0 = Instant::now();
-        let mut r = Registry::new(Duration::from_secs(60), 4);
+        let mut r = Registry::new(Duration::from_secs(60), 4, usize::MAX);
         let id = r.open(ctx("alice", 3), t0).unwrap();
         let c = r.take(&id, "alice", t0).unwrap();
         assert_eq!(c.items.len(), 3);
@@ -143,7 +241,7 @@ mod tests {
     #[test]
     fn another_users_pull_fails_and_leaves_the_context_open() {
         let t0 = Instant::now();
-        let mut r = Registry::new(Duration::from_secs(60), 4);
+        let mut r = Registry::new(Duration::from_secs(60), 4, usize::MAX);
         let id = r.open(ctx("alice", 1), t0).unwrap();
         assert_eq!(
             r.take(&id, "mallory", t0).unwrap_err().kind,
@@ -155,7 +253,7 @@ mod tests {
     #[test]
     fn contexts_expire() {
         let t0 = Instant::now();
-        let mut r = Registry::new(Duration::from_secs(60), 4);
+        let mut r = Registry::new(Duration::from_secs(60), 4, usize::MAX);
         let id = r.open(ctx("alice", 1), t0).unwrap();
         let late = t0 + Duration::from_secs(61);
         assert_eq!(
@@ -167,7 +265,7 @@ mod tests {
     #[test]
     fn the_registry_is_bounded_but_expired_contexts_make_room() {
         let t0 = Instant::now();
-        let mut r = Registry::new(Duration::from_secs(60), 2);
+        let mut r = Registry::new(Duration::from_secs(60), 2, usize::MAX);
         r.open(ctx("a", 1), t0).unwrap();
         r.open(ctx("a", 1), t0).unwrap();
         assert_eq!(
@@ -181,10 +279,52 @@ mod tests {
     #[test]
     fn release_ends_the_context() {
         let t0 = Instant::now();
-        let mut r = Registry::new(Duration::from_secs(60), 2);
+        let mut r = Registry::new(Duration::from_secs(60), 2, usize::MAX);
         let id = r.open(ctx("a", 1), t0).unwrap();
         r.release(&id, "a", t0).unwrap();
         assert!(r.release(&id, "a", t0).is_err());
         assert!(r.is_empty());
+    }
+
+    #[test]
+    fn the_registry_holds_a_bounded_amount_of_memory() {
+        let t0 = Instant::now();
+        let big = |n: usize| Context {
+            owner: "a".into(),
+            mode: EnumerationMode::Objects,
+            items: (0..n)
+                .map(|_| {
+                    Instance::new("Msvm_TPMSettingData").with(
+                        "KeyProtector",
+                        vmsec_cim::CimType::UInt8,
+                        Value::from_bytes(&[7; 10_000]),
+                    )
+                })
+                .collect(),
+        };
+        assert!(big(1).heap_bytes() > 10_000);
+        let mut r = Registry::new(Duration::from_secs(60), 100, 100_000);
+        let id = r.open(big(6), t0).unwrap();
+        let refused = r.open(big(6), t0).unwrap_err();
+        assert_eq!(refused.kind, FaultKind::QuotaLimit);
+        assert!(
+            refused.reason.contains("does not fit"),
+            "{}",
+            refused.reason
+        );
+        // Pulling shrinks what is held; releasing frees it.
+        let mut c = r.take(&id, "a", t0).unwrap();
+        assert_eq!(r.held_bytes(), 0, "a context out for a Pull is not counted");
+        c.items.truncate(2);
+        r.restore(id.clone(), c, t0);
+        assert!(r.held_bytes() < 30_000);
+        let second = r.open(big(6), t0).unwrap();
+        r.release(&id, "a", t0).unwrap();
+        r.release(&second, "a", t0).unwrap();
+        assert_eq!(r.held_bytes(), 0);
+        // Expired contexts make room.
+        r.open(big(9), t0).unwrap();
+        assert!(r.open(big(9), t0).is_err());
+        assert!(r.open(big(9), t0 + Duration::from_secs(61)).is_ok());
     }
 }

@@ -183,6 +183,40 @@ enum Slot {
     Null,
     Scalar(Value),
     Items(Vec<Value>),
+    /// Items that are all `uint8` so far: a key protector of up to a megabyte is kept as
+    /// bytes, not as a `Value` each.
+    Bytes(Vec<u8>),
+}
+
+impl Slot {
+    fn items(&self) -> usize {
+        match self {
+            Slot::Items(v) => v.len(),
+            Slot::Bytes(b) => b.len(),
+            _ => 0,
+        }
+    }
+
+    /// This slot (absent or holding items) with one more item.
+    fn push(self, item: Value) -> Slot {
+        match (self, item) {
+            (Slot::Bytes(mut b), Value::UInt8(x)) => {
+                b.push(x);
+                Slot::Bytes(b)
+            }
+            (Slot::Absent, Value::UInt8(x)) => Slot::Bytes(vec![x]),
+            (Slot::Bytes(b), other) => {
+                let mut items: Vec<Value> = b.into_iter().map(Value::UInt8).collect();
+                items.push(other);
+                Slot::Items(items)
+            }
+            (Slot::Items(mut items), other) => {
+                items.push(other);
+                Slot::Items(items)
+            }
+            (_, other) => Slot::Items(vec![other]),
+        }
+    }
 }
 
 /// Types the children of a `<Method_INPUT>` element against `method`. Returns every
@@ -213,12 +247,9 @@ pub fn type_input(
         *slot = match (std::mem::replace(slot, Slot::Absent), def.is_array, nil) {
             (Slot::Absent, _, true) => Slot::Null,
             (Slot::Absent, false, false) => Slot::Scalar(scalar(def, &text_of(def, child)?, None)?),
-            (Slot::Absent, true, false) => {
-                Slot::Items(vec![scalar(def, &text_of(def, child)?, Some(0))?])
-            }
-            (Slot::Items(mut items), true, false) => {
-                items.push(scalar(def, &text_of(def, child)?, Some(items.len()))?);
-                Slot::Items(items)
+            (s @ (Slot::Absent | Slot::Items(_) | Slot::Bytes(_)), true, false) => {
+                let item = scalar(def, &text_of(def, child)?, Some(s.items()))?;
+                s.push(item)
             }
             (_, true, _) => {
                 return Err(schema_error(format!(
@@ -243,6 +274,7 @@ pub fn type_input(
                 Slot::Absent | Slot::Null => Value::Null,
                 Slot::Scalar(v) => v,
                 Slot::Items(items) => Value::Array(items),
+                Slot::Bytes(bytes) => Value::Bytes(bytes),
             };
             (def.name.to_owned(), value)
         })

@@ -61,6 +61,10 @@ pub enum ProviderError {
     /// (`wsman:InvalidParameter`).
     #[error("invalid parameter: {0}")]
     InvalidParameter(String),
+    /// The answer would be larger than the service holds for one request
+    /// (`wsman:QuotaLimit`); the text says what to do instead.
+    #[error("too large: {0}")]
+    TooLarge(String),
     /// The service failed (`wsman:InternalError`); the text must not hold secrets.
     #[error("internal error: {0}")]
     Internal(String),

@@ -36,6 +36,7 @@ pub fn estimate_value(name: &str, value: &Value) -> usize {
         Value::Array(items) => {
             items.len() * (tags + 4) + items.iter().map(scalar_estimate).sum::<usize>()
         }
+        Value::Bytes(bytes) => estimate_bytes(name, bytes),
         v => tags + scalar_estimate(v),
     }
 }
@@ -97,6 +98,7 @@ pub fn property(out: &mut String, name: &str, value: &Value) -> Result<(), BadNa
                 element(out, name, item);
             }
         }
+        Value::Bytes(bytes) => write_bytes(out, name, bytes),
         v => element(out, name, v),
     }
     Ok(())
@@ -106,6 +108,11 @@ pub fn property(out: &mut String, name: &str, value: &Value) -> Result<(), BadNa
 /// `Value::Array` of `Value::UInt8`.
 pub fn bytes_property(out: &mut String, name: &str, bytes: &[u8]) -> Result<(), BadName> {
     check(name)?;
+    write_bytes(out, name, bytes);
+    Ok(())
+}
+
+fn write_bytes(out: &mut String, name: &str, bytes: &[u8]) {
     for &b in bytes {
         out.push_str("<p:");
         out.push_str(name);
@@ -115,7 +122,6 @@ pub fn bytes_property(out: &mut String, name: &str, bytes: &[u8]) -> Result<(), 
         out.push_str(name);
         out.push('>');
     }
-    Ok(())
 }
 
 /// The decimal text of every byte value.
@@ -144,7 +150,7 @@ static DECIMAL: [&str; 256] = [
 fn element(out: &mut String, name: &str, v: &Value) {
     out.push_str("<p:");
     out.push_str(name);
-    if matches!(v, Value::Null | Value::Array(_)) {
+    if matches!(v, Value::Null | Value::Array(_) | Value::Bytes(_)) {
         // Arrays cannot nest in CIM; a nested one is written as null rather than flattened.
         out.push_str(" xsi:nil=\"true\"/>");
         return;
@@ -160,7 +166,7 @@ fn element(out: &mut String, name: &str, v: &Value) {
 /// the endpoint reference for references.
 fn scalar(out: &mut String, v: &Value) {
     match v {
-        Value::Null | Value::Array(_) => {}
+        Value::Null | Value::Array(_) | Value::Bytes(_) => {}
         Value::Boolean(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::UInt8(n) => xmlw::uint(out, u64::from(*n)),
         Value::UInt16(n) => xmlw::uint(out, u64::from(*n)),

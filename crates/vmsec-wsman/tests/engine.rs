@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use vmsec_cim::Value;
-use vmsec_wsman::{Engine, EngineConfig, Principal, Response};
+use vmsec_wsman::{Engine, EngineConfig, Principal, Provider, Response};
 
 fn engine() -> (Arc<TestProvider>, Engine<TestProvider>) {
     engine_with(EngineConfig {
@@ -633,6 +633,42 @@ fn open_enumerations_are_bounded() {
     assert_eq!(send(&e, &body).status, 200);
     assert_eq!(send(&e, &body).status, 200);
     assert_fault(&send(&e, &body), "QuotaLimit");
+}
+
+#[test]
+fn open_enumerations_hold_a_bounded_amount_of_memory() {
+    let mut provider = TestProvider::new();
+    provider.vm_count = 40;
+    let who = Principal {
+        user: "admin".into(),
+        role: String::new(),
+    };
+    let one: usize = Provider::enumerate(&provider, &who, "Msvm_ComputerSystem", &[])
+        .unwrap()
+        .iter()
+        .map(vmsec_wsman::enumeration::instance_bytes)
+        .sum();
+    let e = Engine::new(
+        Arc::new(provider),
+        EngineConfig {
+            max_enumeration_bytes: one * 3 / 2,
+            ..EngineConfig::default()
+        },
+    );
+    let body = testdata("pywinrm_enumerate_object_and_epr.xml").replace(
+        "<w:OptimizeEnumeration/><w:MaxElements>2</w:MaxElements>",
+        "",
+    );
+    // The 41 instances fit once, not twice.
+    let first = send(&e, &body);
+    assert_eq!(first.status, 200, "{}", first.body);
+    let msg = assert_fault(&send(&e, &body), "QuotaLimit");
+    assert!(msg.contains("does not fit"), "{msg}");
+    // Releasing the first makes room again.
+    let ctx = context_of(&first.body).unwrap();
+    let release = testdata("release.xml").replace("{{CONTEXT}}", &ctx);
+    assert_eq!(send(&e, &release).status, 200);
+    assert_eq!(send(&e, &body).status, 200);
 }
 
 #[test]

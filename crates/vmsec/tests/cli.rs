@@ -208,7 +208,10 @@ fn errors_name_the_problem() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("password"));
     assert!(c.fails(&["user", "remove", "nobody"]).contains("nobody"));
-    assert!(c.fails(&["user", "role", "nobody", "admin"]).contains("nobody"));
+    assert!(
+        c.fails(&["user", "role", "nobody", "admin"])
+            .contains("nobody")
+    );
     let out = c.run_with_stdin(
         &["user", "passwd", "nobody", "--password-stdin"],
         b"a long enough password\n",

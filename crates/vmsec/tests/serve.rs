@@ -74,28 +74,18 @@ impl Serve {
             .unwrap()
             .trim()
             .to_owned();
-        let mut reader = Command::new(env!("CARGO_BIN_EXE_vmsec"))
-            .arg("--data")
-            .arg(&data)
-            .args([
+        cli_with_stdin(
+            &data,
+            &[
                 "user",
                 "add",
                 "auditor",
                 "--role",
                 "reader",
                 "--password-stdin",
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        reader
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"reader-password\n")
-            .unwrap();
-        assert!(reader.wait().unwrap().success());
+            ],
+            b"reader-password\n",
+        );
         Serve {
             https: addrs["https"][0].as_str().unwrap().parse().unwrap(),
             http: addrs["http"][0].as_str().unwrap().parse().unwrap(),
@@ -163,6 +153,27 @@ impl Serve {
             "the admin password never reaches the log"
         );
     }
+}
+
+/// Runs a CLI command that must succeed, with `stdin` as its input; returns its output.
+fn cli_with_stdin(data: &Path, args: &[&str], stdin: &[u8]) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vmsec"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// The venv's python (set by scripts/test); without it the real-client tests cannot run.
@@ -315,26 +326,12 @@ fn a_password_changed_with_the_cli_while_serving_refuses_the_old_one_at_once() {
         let (status, text) = s.post(Some(("auditor", "reader-password")), body.as_bytes());
         assert_eq!(status, 200, "{text}");
     }
-    let mut passwd = Command::new(env!("CARGO_BIN_EXE_vmsec"))
-        .arg("--data")
-        .arg(&s.data)
-        .args(["user", "passwd", "auditor", "--password-stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    passwd
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"a new reader password\n")
-        .unwrap();
-    let out = passwd.wait_with_output().unwrap();
-    assert!(out.status.success());
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "changed the password of user auditor"
+    let out = cli_with_stdin(
+        &s.data,
+        &["user", "passwd", "auditor", "--password-stdin"],
+        b"a new reader password\n",
     );
+    assert_eq!(out.trim(), "changed the password of user auditor");
     let old = s.post(Some(("auditor", "reader-password")), body.as_bytes());
     assert_eq!(old.0, 401, "{}", old.1);
     let new = s.post(Some(("auditor", "a new reader password")), body.as_bytes());

@@ -45,9 +45,8 @@ fn open(tag: &str, name: &str, cim_type: Option<CimType>, origin: Option<&str>, 
 
 fn write_property(p: &Property, origin: Option<&str>, dialect: Dialect, out: &mut String) {
     let is_array = match &p.value {
-        Value::Array(_) => true,
         Value::Null => p.is_array,
-        _ => false,
+        v => v.is_array(),
     };
     match (p.cim_type, is_array) {
         (CimType::Reference, false) => {
@@ -86,14 +85,15 @@ fn write_property(p: &Property, origin: Option<&str>, dialect: Dialect, out: &mu
         }
         (t, true) => {
             open("PROPERTY.ARRAY", &p.name, Some(t), origin, out);
-            if let (Dialect::Wmi, Value::Array(items)) = (dialect, &p.value) {
+            let items = p.value.as_array();
+            if let (Dialect::Wmi, Some(items)) = (dialect, &items) {
                 // ARRAYSIZE is optional in both DTDs; this crate's WMI writer states the count, readers ignore it.
                 out.push_str(&format!(" ARRAYSIZE=\"{}\"", items.len()));
             }
             out.push('>');
-            if let Value::Array(items) = &p.value {
+            if let Some(items) = items {
                 out.push_str("<VALUE.ARRAY>");
-                for item in items {
+                for item in items.iter() {
                     match item.scalar_text() {
                         Some(text) => {
                             out.push_str("<VALUE>");

@@ -147,8 +147,7 @@ impl Provider for TestProvider {
     }
 
     fn authenticate_verified(&self, user: &str, password: &str, _: IpAddr) -> Option<Principal> {
-        let known =
-            password == "secret" && self.verified.lock().unwrap().iter().any(|u| u == user);
+        let known = password == "secret" && self.verified.lock().unwrap().iter().any(|u| u == user);
         if known {
             self.logins.lock().unwrap().known += 1;
         }

@@ -90,6 +90,9 @@ pub fn run(data: &DataDir, args: ServeArgs) -> Result<(), CliError> {
     if let Some(s) = file.enumeration_expiry_secs {
         cfg.engine.enumeration_expiry = Duration::from_secs(s);
     }
+    if let Some(mib) = file.max_enumeration_mib {
+        cfg.engine.max_enumeration_bytes = mib.saturating_mul(1024 * 1024);
+    }
     if let Some(s) = file.header_timeout_secs {
         cfg.header_read_timeout = Duration::from_secs(s);
     }

@@ -40,6 +40,7 @@ fn read_error(e: ServiceError) -> ProviderError {
     match e {
         ServiceError::AccessDenied(_) => ProviderError::AccessDenied,
         ServiceError::NotFound(_) | ServiceError::UnknownVm(_) => ProviderError::NoSuchInstance,
+        ServiceError::TooLarge(why) => ProviderError::TooLarge(why),
         other => ProviderError::Internal(other.to_string()),
     }
 }

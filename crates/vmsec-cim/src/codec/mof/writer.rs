@@ -22,8 +22,8 @@ pub(super) fn serialize(inst: &Instance) -> String {
         }
         out.push_str(&p.name);
         out.push_str(" = ");
-        match &p.value {
-            Value::Array(items) => {
+        match p.value.as_array() {
+            Some(items) => {
                 out.push('{');
                 for (i, item) in items.iter().enumerate() {
                     if i > 0 {
@@ -33,7 +33,7 @@ pub(super) fn serialize(inst: &Instance) -> String {
                 }
                 out.push('}');
             }
-            v => literal(v, &mut out),
+            None => literal(&p.value, &mut out),
         }
         out.push_str(";\n");
     }
@@ -42,16 +42,15 @@ pub(super) fn serialize(inst: &Instance) -> String {
 }
 
 fn effective_array(p: &Property) -> bool {
-    match p.value {
-        Value::Array(_) => true,
+    match &p.value {
         Value::Null => p.is_array,
-        _ => false,
+        v => v.is_array(),
     }
 }
 
 fn literal(v: &Value, out: &mut String) {
     match v {
-        Value::Null | Value::Array(_) => out.push_str("NULL"),
+        Value::Null | Value::Array(_) | Value::Bytes(_) => out.push_str("NULL"),
         Value::Boolean(b) => out.push_str(if *b { "TRUE" } else { "FALSE" }),
         Value::Real32(r) => real(f64::from(*r), format!("{r:?}"), out),
         Value::Real64(r) => real(*r, format!("{r:?}"), out),
