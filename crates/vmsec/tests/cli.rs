@@ -1,7 +1,8 @@
 //! The CLI end to end: the built binary on a fresh data directory.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+mod common;
+
+use std::process::{Command, Output};
 
 struct Cli {
     data: tempfile::TempDir,
@@ -15,17 +16,7 @@ impl Cli {
     }
 
     fn run_with_stdin(&self, args: &[&str], stdin: &[u8]) -> Output {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vmsec"))
-            .arg("--data")
-            .arg(self.data.path())
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(stdin).unwrap();
-        child.wait_with_output().unwrap()
+        common::run_vmsec(self.data.path(), args, stdin)
     }
 
     fn run(&self, args: &[&str]) -> Output {

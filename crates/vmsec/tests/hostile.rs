@@ -2,6 +2,8 @@
 //! live `vmsec serve`: every file gets its documented answer, and afterwards the server still
 //! answers a normal GetKeyProtector correctly and its resident memory stayed bounded.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -214,28 +216,7 @@ impl Drop for Server {
 }
 
 fn vmsec(data: &Path, args: &[&str], stdin: Option<&str>) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vmsec"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.unwrap_or("").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    common::vmsec_ok(data, args, stdin.unwrap_or("").as_bytes())
 }
 
 fn start() -> Server {

@@ -2,6 +2,8 @@
 //! key-protector scenario against the built binary, and hostile or unauthenticated requests
 //! get their documented answers without harming the server.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -157,23 +159,7 @@ impl Serve {
 
 /// Runs a CLI command that must succeed, with `stdin` as its input; returns its output.
 fn cli_with_stdin(data: &Path, args: &[&str], stdin: &[u8]) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vmsec"))
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    String::from_utf8(common::vmsec_ok(data, args, stdin).stdout).unwrap()
 }
 
 /// The venv's python (set by scripts/test); without it the real-client tests cannot run.

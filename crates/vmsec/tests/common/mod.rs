@@ -1,0 +1,33 @@
+//! What the binary's integration tests share.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+/// Runs `vmsec --data DATA ARGS…` with `stdin` as its standard input; its output, whatever
+/// its exit status.
+pub fn run_vmsec(data: &Path, args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vmsec"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// [`run_vmsec`] for a command that must succeed.
+pub fn vmsec_ok(data: &Path, args: &[&str], stdin: &[u8]) -> Output {
+    let out = run_vmsec(data, args, stdin);
+    assert!(
+        out.status.success(),
+        "vmsec {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
