@@ -510,7 +510,8 @@ fn answer_at_once<P: Provider>(
     if body.len() > READ_AT_ONCE_MAX {
         return Answered::No;
     }
-    // A panic here must cost the request, as on a blocking thread, not the connection.
+    // A panic must not take the connection's task down: the request then goes the blocking
+    // way, which answers a panic with 500.
     let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let engine = &shared.engine;
         let Some(who) = engine
