@@ -272,3 +272,54 @@ fn a_summary_has_the_settings_and_whether_a_key_protector_is_set() {
     );
     assert_eq!(full.key_protector_set.unwrap().by, "t");
 }
+
+#[test]
+fn the_wal_stays_bounded_under_steady_reads_and_writes_and_is_gone_after_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = dir.path().join("s.db-wal");
+    let s = std::sync::Arc::new(open(&dir));
+    let v = vm("a");
+    s.add_vm(&v).unwrap();
+    // Readers that never stop: without them SQLite would start the WAL over by itself.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (s, stop) = (s.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    s.vm_with_security(v.id).unwrap();
+                }
+            })
+        })
+        .collect();
+    // ~3 MiB of pages per write (the key protector, and the previous one into the history).
+    let mut largest = 0;
+    for n in 0..100u8 {
+        s.update_vm_security(
+            v.id,
+            "t",
+            &mut |sec| {
+                sec.key_protector = Some(vec![n; 1024 * 1024]);
+                Ok(())
+            },
+            None,
+        )
+        .unwrap();
+        largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for r in readers {
+        r.join().unwrap();
+    }
+    // 100 writes made ~300 MiB of WAL frames; the file was emptied past 64 MiB.
+    assert!(
+        largest < 160 * 1024 * 1024,
+        "the WAL reached {} MiB",
+        largest / (1024 * 1024)
+    );
+    drop(s);
+    assert!(
+        !wal.exists(),
+        "the last connection to close removes the WAL"
+    );
+}
