@@ -233,10 +233,10 @@ impl SqliteStore {
 /// How often the checkpointer copies the WAL into the database.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
-/// WAL pages (4 KiB each) past which the checkpointer empties the WAL file: 64 MiB.
+/// WAL pages (4 KiB each) past which the checkpointer starts the WAL file over: 64 MiB.
 const WAL_RESET_PAGES: i64 = 16 * 1024;
 
-/// How long emptying the WAL may wait for readers to leave it (writers wait meanwhile).
+/// How long starting the WAL over may wait for readers to leave it (writers wait meanwhile).
 const WAL_RESET_WAIT: Duration = Duration::from_millis(200);
 
 /// The thread that checkpoints the WAL in the background, off the request path.
@@ -246,8 +246,10 @@ const WAL_RESET_WAIT: Duration = Duration::from_millis(200);
 /// every frame copied and no reader in the WAL, which under steady load may never happen (a
 /// fill of 100,000 VMs left a 10 GB WAL, and the next start spent 3.5 s reading it). So when
 /// the WAL holds more than [`WAL_RESET_PAGES`], the checkpointer takes the in-process
-/// writers' turn and checkpoints with TRUNCATE, waiting at most [`WAL_RESET_WAIT`] for
-/// readers; if they are still there it tries again next time.
+/// writers' turn and checkpoints with RESTART, waiting at most [`WAL_RESET_WAIT`] for
+/// readers; if they are still there it tries again next time. The next write then starts at
+/// the beginning of the file, which keeps its size (TRUNCATE would also shrink it, and cost
+/// SetKeyProtector jobs ~10% at 16 clients to grow it again).
 ///
 /// Dropping it stops the thread and waits for it, so that its connection closes before the
 /// process can exit: the last connection to close checkpoints and removes the WAL.
@@ -270,8 +272,8 @@ impl Checkpointer {
                         Ok(wal_pages) if wal_pages > WAL_RESET_PAGES => {
                             let _turn = writer.lock().unwrap_or_else(|p| p.into_inner());
                             // Busy (readers stayed) is not an error: next time.
-                            if let Err(e) = wal_checkpoint(&conn, "TRUNCATE") {
-                                tracing::debug!("WAL not emptied yet: {e}");
+                            if let Err(e) = wal_checkpoint(&conn, "RESTART") {
+                                tracing::debug!("WAL not started over yet: {e}");
                             }
                         }
                         Ok(_) => {}

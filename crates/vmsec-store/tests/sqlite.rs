@@ -292,9 +292,9 @@ fn the_wal_stays_bounded_under_steady_reads_and_writes_and_is_gone_after_close()
             })
         })
         .collect();
-    // ~3 MiB of pages per write (the key protector, and the previous one into the history).
+    // ~2 MiB of pages per write (the key protector, and the previous one into the history).
     let mut largest = 0;
-    for n in 0..100u8 {
+    for n in 0..200u8 {
         s.update_vm_security(
             v.id,
             "t",
@@ -311,9 +311,10 @@ fn the_wal_stays_bounded_under_steady_reads_and_writes_and_is_gone_after_close()
     for r in readers {
         r.join().unwrap();
     }
-    // 100 writes made ~300 MiB of WAL frames; the file was emptied past 64 MiB.
+    // 200 writes made ~400 MiB of WAL frames (the file grew to all of it before); it was
+    // started over past 64 MiB, so it stayed near that plus half a second of writes.
     assert!(
-        largest < 160 * 1024 * 1024,
+        largest < 200 * 1024 * 1024,
         "the WAL reached {} MiB",
         largest / (1024 * 1024)
     );
