@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use vmsec_cim::Instance;
 use vmsec_cim::schema::ClassDef;
 
-use crate::enumeration::{Context, Registry};
+use crate::enumeration::{Context, Registry, instance_bytes};
 use crate::envelope::{self, EnumerationMode, Header, Operation, ParseError, Request};
 use crate::fault::{Fault, FaultKind};
 use crate::methods::MethodDef;
@@ -189,8 +189,8 @@ fn fill(
     budget: usize,
     overhead: usize,
     limit: usize,
-) -> Result<(), Fault> {
-    let mut written = 0;
+) -> Result<usize, Fault> {
+    let (mut written, mut taken_bytes) = (0, 0);
     while written < max {
         let Some(inst) = queue.pop_front() else { break };
         let before = out.len();
@@ -209,8 +209,9 @@ fn fill(
             break;
         }
         written += 1;
+        taken_bytes += instance_bytes(&inst);
     }
-    Ok(())
+    Ok(taken_bytes)
 }
 
 /// The Identify reply: protocol version and product, without addressing headers.
@@ -457,7 +458,7 @@ impl<P: Provider> Engine<P> {
         max_elements: Option<u32>,
         limit: usize,
     ) -> Result<String, Fault> {
-        let mut ctx = self.registry().take(id, &who.user, Instant::now())?;
+        let (mut ctx, bytes) = self.registry().take(id, &who.user, Instant::now())?;
         let mut out = String::with_capacity(2048);
         let env = Envelope::begin(&mut out, PULL_RESPONSE, Some(&h.message_id));
         out.push_str("<s:Body><n:PullResponse>");
@@ -475,7 +476,14 @@ impl<P: Provider> Engine<P> {
         );
         let done = ctx.items.is_empty();
         if !done || filled.is_err() {
-            self.registry().restore(id.to_owned(), ctx, Instant::now());
+            // What the registry counted, less what this Pull took out (measured anew only
+            // on the rare failure, where items may have been taken before it).
+            let left = match &filled {
+                Ok(taken) => bytes.saturating_sub(*taken),
+                Err(_) => ctx.heap_bytes(),
+            };
+            self.registry()
+                .restore(id.to_owned(), ctx, left, Instant::now());
         }
         filled?;
         if !done {
@@ -511,7 +519,6 @@ impl<P: Provider> Engine<P> {
             .iter()
             .map(|(name, v)| match v {
                 OutValue::Value(v) => wscim::estimate_value(name, v),
-                OutValue::Bytes(b) => wscim::estimate_bytes(name, b),
                 OutValue::JobRef { instance_id } => 600 + instance_id.len(),
             })
             .sum();
@@ -529,7 +536,6 @@ impl<P: Provider> Engine<P> {
         for (name, value) in &output.out {
             match value {
                 OutValue::Value(v) => wscim::property(&mut out, name, v).map_err(internal)?,
-                OutValue::Bytes(b) => wscim::bytes_property(&mut out, name, b).map_err(internal)?,
                 OutValue::JobRef { instance_id } => {
                     if !wscim::is_element_name(name) {
                         return Err(internal(BadName(name.clone())));

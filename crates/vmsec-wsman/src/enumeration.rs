@@ -183,18 +183,19 @@ impl Registry {
         Ok(id)
     }
 
-    /// Puts a partly pulled context back under its id, renewing its expiry. It holds less
-    /// than when it was opened, so it always fits.
-    pub fn restore(&mut self, id: String, context: Context, now: Instant) {
-        let bytes = context.heap_bytes();
+    /// Puts a partly pulled context back under its id, renewing its expiry, with the
+    /// `bytes` its remaining instances take ([`Registry::take`]'s count less what was pulled).
+    /// It holds less than when it was opened, so it always fits.
+    pub fn restore(&mut self, id: String, context: Context, bytes: usize, now: Instant) {
         self.insert(id, context, now + self.expiry, bytes);
     }
 
-    /// Takes the context `id` out for a Pull. Unknown, expired and other users'
-    /// contexts are all `wsen:InvalidEnumerationContext`, so ids leak nothing.
-    pub fn take(&mut self, id: &str, owner: &str, now: Instant) -> Result<Context, Fault> {
+    /// Takes the context `id` out for a Pull, with the bytes counted for it. Unknown,
+    /// expired and other users' contexts are all `wsen:InvalidEnumerationContext`, so ids
+    /// leak nothing.
+    pub fn take(&mut self, id: &str, owner: &str, now: Instant) -> Result<(Context, usize), Fault> {
         match self.remove(id) {
-            Some(e) if e.deadline > now && e.context.owner == owner => Ok(e.context),
+            Some(e) if e.deadline > now && e.context.owner == owner => Ok((e.context, e.bytes)),
             Some(e) if e.deadline > now => {
                 self.insert(id.to_owned(), e.context, e.deadline, e.bytes);
                 Err(invalid(id))
@@ -228,13 +229,13 @@ mod tests {
         let t0 = Instant::now();
         let mut r = Registry::new(Duration::from_secs(60), 4, usize::MAX);
         let id = r.open(ctx("alice", 3), t0).unwrap();
-        let c = r.take(&id, "alice", t0).unwrap();
+        let (c, bytes) = r.take(&id, "alice", t0).unwrap();
         assert_eq!(c.items.len(), 3);
         assert!(
             r.take(&id, "alice", t0).is_err(),
             "a taken context is not there twice"
         );
-        r.restore(id.clone(), c, t0);
+        r.restore(id.clone(), c, bytes, t0);
         assert!(r.take(&id, "alice", t0).is_ok());
     }
 
@@ -313,10 +314,11 @@ mod tests {
             refused.reason
         );
         // Pulling shrinks what is held; releasing frees it.
-        let mut c = r.take(&id, "a", t0).unwrap();
+        let (mut c, _) = r.take(&id, "a", t0).unwrap();
         assert_eq!(r.held_bytes(), 0, "a context out for a Pull is not counted");
         c.items.truncate(2);
-        r.restore(id.clone(), c, t0);
+        let left = c.heap_bytes();
+        r.restore(id.clone(), c, left, t0);
         assert!(r.held_bytes() < 30_000);
         let second = r.open(big(6), t0).unwrap();
         r.release(&id, "a", t0).unwrap();

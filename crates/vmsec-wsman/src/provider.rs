@@ -30,11 +30,8 @@ pub struct MethodOutput {
 /// One out parameter of a method.
 #[derive(Clone, Debug, PartialEq)]
 pub enum OutValue {
-    /// A plain value.
+    /// A plain value (a key protector as `Value::Bytes`).
     Value(Value),
-    /// A `uint8[]` (a key protector): one element per byte, as `Value::Array` of
-    /// `Value::UInt8` would be, without a `Value` per byte.
-    Bytes(Vec<u8>),
     /// A reference to an `Msvm_ConcreteJob`, written as an endpoint reference.
     JobRef {
         /// The job's `InstanceID` key.

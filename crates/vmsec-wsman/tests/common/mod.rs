@@ -63,8 +63,10 @@ impl TestProvider {
         }
     }
 
-    pub fn logins(&self) -> Logins {
-        *self.logins.lock().unwrap()
+    /// (calls of `authenticate`, calls of `authenticate_verified` that decided).
+    pub fn logins(&self) -> (usize, usize) {
+        let l = self.logins.lock().unwrap();
+        (l.checked, l.known)
     }
 
     pub fn calls(&self) -> Vec<Call> {

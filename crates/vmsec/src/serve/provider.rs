@@ -176,7 +176,7 @@ impl Provider for ServiceProvider {
                 {
                     Ok(kp) => MethodOutput {
                         return_value: Method::SUCCESS,
-                        out: vec![("KeyProtector".into(), OutValue::Bytes(kp))],
+                        out: vec![("KeyProtector".into(), OutValue::Value(Value::Bytes(kp)))],
                     },
                     Err(e) => failed(m, &e),
                 }
