@@ -543,10 +543,15 @@ fn write_security(tx: &Connection, id: Uuid, sec: &VmSecurity) -> Result<(), Sto
     Ok(())
 }
 
-/// The eight settings columns, in [`settings_from_row`]'s order.
-const SETTINGS_COLUMNS: &str = "tpm_enabled, ksd_enabled, shielding_requested, \
-     data_protection_requested, encrypt_state_and_vm_migration_traffic, \
-     virtualization_based_security_opt_out, bind_to_host_tpm, app_container_launch_opt_out";
+/// The eight settings columns, in [`settings_from_row`]'s order. Column lists are macros so
+/// that every query is one `&'static str` built by `concat!`, not formatted per call.
+macro_rules! settings_columns {
+    () => {
+        "tpm_enabled, ksd_enabled, shielding_requested, data_protection_requested, \
+         encrypt_state_and_vm_migration_traffic, virtualization_based_security_opt_out, \
+         bind_to_host_tpm, app_container_launch_opt_out"
+    };
+}
 
 fn settings_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<SecuritySettings> {
     let b = |i: usize| r.get::<_, bool>(at + i);
@@ -573,11 +578,19 @@ type SecurityRow = (
     Option<Vec<u8>>,
 );
 
-/// The security record's columns after the settings, in [`security_from_row`]'s order.
-const SECURITY_BLOB_COLUMNS: &str =
-    "key_protector, kp_set_by, kp_set_us, last_known_good, security_policy, sealed_state_key";
+/// The security record's columns: the settings, then the rest in [`security_from_row`]'s
+/// order.
+macro_rules! security_columns {
+    () => {
+        concat!(
+            settings_columns!(),
+            ", key_protector, kp_set_by, kp_set_us, last_known_good, security_policy, \
+             sealed_state_key"
+        )
+    };
+}
 
-/// Reads `SETTINGS_COLUMNS, SECURITY_BLOB_COLUMNS` starting at column `at`.
+/// Reads `security_columns!()` starting at column `at`.
 fn security_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<SecurityRow> {
     Ok((
         settings_from_row(r, at)?,
@@ -611,8 +624,10 @@ fn security_from_parts(row: SecurityRow) -> Result<VmSecurity, StoreError> {
 
 fn read_security(tx: &Connection, id: Uuid) -> Result<VmSecurity, StoreError> {
     let row = tx
-        .prepare_cached(&format!(
-            "SELECT {SETTINGS_COLUMNS}, {SECURITY_BLOB_COLUMNS} FROM vms WHERE guid = ?1"
+        .prepare_cached(concat!(
+            "SELECT ",
+            security_columns!(),
+            " FROM vms WHERE guid = ?1"
         ))
         .map_err(map_err)?
         .query_row([id.to_string()], |r| security_from_row(r, 0))
@@ -625,10 +640,15 @@ fn read_security(tx: &Connection, id: Uuid) -> Result<VmSecurity, StoreError> {
 /// What a [`VmSummary`] is read from: the VM's columns, its settings, and whether it has a
 /// key protector. `typeof()` is answered from the record header; `IS NOT NULL` would read the
 /// whole blob from its overflow pages.
-const SUMMARY_SELECT: &str = "SELECT guid, name, created_us, tpm_enabled, ksd_enabled, \
-     shielding_requested, data_protection_requested, encrypt_state_and_vm_migration_traffic, \
-     virtualization_based_security_opt_out, bind_to_host_tpm, app_container_launch_opt_out, \
-     typeof(key_protector) <> 'null' FROM vms";
+macro_rules! summary_select {
+    () => {
+        concat!(
+            "SELECT guid, name, created_us, ",
+            settings_columns!(),
+            ", typeof(key_protector) <> 'null' FROM vms"
+        )
+    };
+}
 
 type SummaryRow = ((String, String, i64), SecuritySettings, bool);
 
@@ -761,9 +781,10 @@ impl Store for SqliteStore {
     fn vm_with_security(&self, id: Uuid) -> Result<Option<(Vm, VmSecurity)>, StoreError> {
         self.with_conn(|c| {
             // One statement, so one implicit read transaction: each costs WAL read locks.
-            c.prepare_cached(&format!(
-                "SELECT guid, name, created_us, {SETTINGS_COLUMNS}, {SECURITY_BLOB_COLUMNS} \
-                 FROM vms WHERE guid = ?1"
+            c.prepare_cached(concat!(
+                "SELECT guid, name, created_us, ",
+                security_columns!(),
+                " FROM vms WHERE guid = ?1"
             ))
             .map_err(map_err)?
             .query_row([id.to_string()], |r| {
@@ -778,7 +799,7 @@ impl Store for SqliteStore {
 
     fn vm_summary(&self, id: Uuid) -> Result<Option<VmSummary>, StoreError> {
         self.with_conn(|c| {
-            c.prepare_cached(&format!("{SUMMARY_SELECT} WHERE guid = ?1"))
+            c.prepare_cached(concat!(summary_select!(), " WHERE guid = ?1"))
                 .map_err(map_err)?
                 .query_row([id.to_string()], summary_from_row)
                 .optional()
@@ -791,7 +812,7 @@ impl Store for SqliteStore {
     fn vm_summaries(&self) -> Result<Vec<VmSummary>, StoreError> {
         self.with_conn(|c| {
             let mut st = c
-                .prepare_cached(&format!("{SUMMARY_SELECT} ORDER BY name"))
+                .prepare_cached(concat!(summary_select!(), " ORDER BY name"))
                 .map_err(map_err)?;
             let rows = st.query_map([], summary_from_row).map_err(map_err)?;
             rows.map(|r| summary_from_parts(r.map_err(map_err)?))
