@@ -28,6 +28,14 @@ impl Property {
         }
     }
 
+    /// Whether it is written as an array: by its value, or by its declaration when null.
+    pub fn holds_array(&self) -> bool {
+        match &self.value {
+            Value::Null => self.is_array,
+            v => v.is_array(),
+        }
+    }
+
     /// Whether this is a WMI system property (`__PATH`, `__CLASS`, ...).
     pub fn is_system(&self) -> bool {
         is_system_name(&self.name)

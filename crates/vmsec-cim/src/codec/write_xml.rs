@@ -44,11 +44,7 @@ fn open(tag: &str, name: &str, cim_type: Option<CimType>, origin: Option<&str>, 
 }
 
 fn write_property(p: &Property, origin: Option<&str>, dialect: Dialect, out: &mut String) {
-    let is_array = match &p.value {
-        Value::Null => p.is_array,
-        v => v.is_array(),
-    };
-    match (p.cim_type, is_array) {
+    match (p.cim_type, p.holds_array()) {
         (CimType::Reference, false) => {
             open("PROPERTY.REFERENCE", &p.name, None, origin, out);
             out.push('>');

@@ -1,6 +1,6 @@
 //! MOF writer: one property per line, types restored by schema or a `CIMTYPE` qualifier.
 
-use crate::instance::{Instance, Property};
+use crate::instance::Instance;
 use crate::schema;
 use crate::value::Value;
 
@@ -11,11 +11,11 @@ pub(super) fn serialize(inst: &Instance) -> String {
         out.push_str("    ");
         let schema_types_it = class_def
             .and_then(|c| c.property(&p.name))
-            .is_some_and(|d| d.cim_type == p.cim_type && d.is_array == effective_array(p));
+            .is_some_and(|d| d.cim_type == p.cim_type && d.is_array == p.holds_array());
         if !schema_types_it {
             out.push_str("[CIMTYPE(\"");
             out.push_str(p.cim_type.name());
-            if effective_array(p) {
+            if p.holds_array() {
                 out.push_str("[]");
             }
             out.push_str("\")] ");
@@ -39,13 +39,6 @@ pub(super) fn serialize(inst: &Instance) -> String {
     }
     out.push_str("};\n");
     out
-}
-
-fn effective_array(p: &Property) -> bool {
-    match &p.value {
-        Value::Null => p.is_array,
-        v => v.is_array(),
-    }
 }
 
 fn literal(v: &Value, out: &mut String) {
