@@ -30,11 +30,11 @@ pub const CLASSES: [&str; 6] = [
     CONCRETE_JOB,
 ];
 
-/// CIM `EnabledState`: Enabled / Disabled.
 /// Most key-protector bytes one enumeration of `Msvm_TPMSettingData` carries (a key
 /// protector is some 14 KB, so about 2,300 VMs with a last known good each).
 pub const MAX_ENUMERATED_KP_BYTES: usize = 64 * 1024 * 1024;
 
+/// CIM `EnabledState`: Enabled / Disabled.
 const ENABLED: u16 = 2;
 const DISABLED: u16 = 3;
 

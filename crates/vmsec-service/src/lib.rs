@@ -350,49 +350,43 @@ impl Service {
         name: &str,
         password: &str,
     ) -> Result<(), ServiceError> {
-        self.audited(
-            who,
-            &format!("SetUserPassword {name}"),
-            None,
-            AuditOutcome::Succeeded,
-            |_| {
-                who.require(Role::Admin, "changing a user's password")?;
-                let mut user = self.existing_user(name)?;
-                user.password_hash = passwords::hash(password)?;
-                self.replace_user(&user)
-            },
-        )
+        let operation = format!("SetUserPassword {name}");
+        self.change_user(who, &operation, "changing a user's password", name, |u| {
+            u.password_hash = passwords::hash(password)?;
+            Ok(())
+        })
     }
 
     /// Gives a user another role, effective from its next request.
     pub fn set_user_role(&self, who: &Caller, name: &str, role: Role) -> Result<(), ServiceError> {
-        self.audited(
-            who,
-            &format!("SetUserRole {name} ({role})"),
-            None,
-            AuditOutcome::Succeeded,
-            |_| {
-                who.require(Role::Admin, "changing a user's role")?;
-                let mut user = self.existing_user(name)?;
-                user.role = role;
-                self.replace_user(&user)
-            },
-        )
-    }
-
-    fn existing_user(&self, name: &str) -> Result<User, ServiceError> {
-        self.store
-            .user(name)?
-            .ok_or_else(|| ServiceError::NotFound(format!("no user {name:?}")))
-    }
-
-    fn replace_user(&self, user: &User) -> Result<(), ServiceError> {
-        if self.store.update_user(user)? {
+        let operation = format!("SetUserRole {name} ({role})");
+        self.change_user(who, &operation, "changing a user's role", name, |u| {
+            u.role = role;
             Ok(())
-        } else {
-            // Removed between the read and the write.
-            Err(ServiceError::NotFound(format!("no user {:?}", user.name)))
-        }
+        })
+    }
+
+    /// An admin's audited change of an existing user.
+    fn change_user(
+        &self,
+        who: &Caller,
+        operation: &str,
+        what: &str,
+        name: &str,
+        change: impl FnOnce(&mut User) -> Result<(), ServiceError>,
+    ) -> Result<(), ServiceError> {
+        self.audited(who, operation, None, AuditOutcome::Succeeded, |_| {
+            who.require(Role::Admin, what)?;
+            let no_user = || ServiceError::NotFound(format!("no user {name:?}"));
+            let mut user = self.store.user(name)?.ok_or_else(no_user)?;
+            change(&mut user)?;
+            // False only if the user was removed between the read and the write.
+            if self.store.update_user(&user)? {
+                Ok(())
+            } else {
+                Err(no_user())
+            }
+        })
     }
 
     // ----- VMs -----

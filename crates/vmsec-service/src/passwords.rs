@@ -1,9 +1,8 @@
 //! Password hashing with argon2id, on threads of its own.
 
+use std::cell::RefCell;
 use std::sync::mpsc::{Receiver, Sender, channel, sync_channel};
 use std::sync::{Arc, Mutex, OnceLock};
-
-use std::cell::RefCell;
 
 use argon2::password_hash::{Output, ParamsString, PasswordHash, Salt, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
