@@ -1,8 +1,9 @@
 //! The embedded store: one SQLite file in WAL mode with `synchronous=FULL`, so that a
 //! transaction reported committed survives a crash of the process or the machine.
 
+use std::ffi::c_int;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
@@ -107,7 +108,7 @@ pub struct SqliteStore {
     /// In-process writers take turns here rather than in SQLite's busy handler, which sleeps
     /// between retries (up to 100 ms each) and so turned contention into tail latency.
     /// Other processes (the CLI beside `vmsec serve`) still meet the busy timeout.
-    writer: Arc<Mutex<()>>,
+    writer: Mutex<()>,
     audit: GroupCommit<AuditRecord, i64, StoreError>,
     /// The connection audit batches are written on: `synchronous=NORMAL`, so a batch is
     /// durable against a crash of the process at once (it is in the WAL file), and against a
@@ -134,7 +135,7 @@ impl SqliteStore {
         let store = SqliteStore {
             path: path.as_ref().to_owned(),
             idle: Mutex::new(Vec::new()),
-            writer: Arc::new(Mutex::new(())),
+            writer: Mutex::new(()),
             audit: GroupCommit::new(),
             audit_conn: Mutex::new(None),
             _checkpointer: None,
@@ -159,7 +160,7 @@ impl SqliteStore {
         }
         tx.commit().map_err(map_err)?;
         store.put_back(conn);
-        let checkpointer = Checkpointer::start(store.connect()?, store.writer.clone())?;
+        let checkpointer = Checkpointer::start(store.connect()?)?;
         Ok(SqliteStore {
             _checkpointer: Some(checkpointer),
             ..store
@@ -178,11 +179,13 @@ impl SqliteStore {
         conn.busy_timeout(BUSY_TIMEOUT).map_err(map_err)?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(map_err)?;
-        // Checkpoints run on the checkpointer thread, not inside whichever commit crossed
-        // the threshold: that commit's caller waited for the copy and its fsyncs (1% of
-        // GetKeyProtector calls, at several times the median latency).
+        // Frames are copied on the checkpointer thread, not inside whichever commit crossed
+        // SQLite's 4 MiB threshold: that commit's caller waited for the copy and its fsyncs
+        // (1% of GetKeyProtector calls, at several times the median latency). The pragma
+        // replaces the WAL hook, so ours goes in after it.
         conn.pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(map_err)?;
+        conn.wal_hook(Some(restart_full_wal));
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(map_err)?;
         Ok(conn)
@@ -233,23 +236,46 @@ impl SqliteStore {
 /// How often the checkpointer copies the WAL into the database.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
-/// WAL pages (4 KiB each) past which the checkpointer starts the WAL file over: 64 MiB.
-const WAL_RESET_PAGES: i64 = 16 * 1024;
+/// WAL pages (4 KiB each) past which a commit starts the WAL file over: 64 MiB.
+const WAL_RESET_PAGES: c_int = 16 * 1024;
 
-/// How long starting the WAL over may wait for readers to leave it (writers wait meanwhile).
-const WAL_RESET_WAIT: Duration = Duration::from_millis(200);
-
-/// The thread that checkpoints the WAL in the background, off the request path.
+/// The WAL hook of every connection: a commit that leaves more than [`WAL_RESET_PAGES`] in
+/// the WAL checkpoints with RESTART before its caller goes on.
 ///
-/// Every [`CHECKPOINT_EVERY`] it copies what it can (PASSIVE: it blocks no one). That alone
-/// does not bound the WAL file: SQLite starts writing the file over only when a writer finds
-/// every frame copied and no reader in the WAL, which under steady load may never happen (a
-/// fill of 100,000 VMs left a 10 GB WAL, and the next start spent 3.5 s reading it). So when
-/// the WAL holds more than [`WAL_RESET_PAGES`], the checkpointer takes the in-process
-/// writers' turn and checkpoints with RESTART, waiting at most [`WAL_RESET_WAIT`] for
-/// readers; if they are still there it tries again next time. The next write then starts at
-/// the beginning of the file, which keeps its size (TRUNCATE would also shrink it, and cost
-/// SetKeyProtector jobs ~10% at 16 clients to grow it again).
+/// Copying frames (the [`Checkpointer`]) does not bound the WAL file: SQLite writes the file
+/// from its start again only when a writer finds every frame copied and no reader in the
+/// WAL, which under steady reads and writes may never happen (a fill of 100,000 VMs left a
+/// 10 GB WAL, and the next start spent 3.5 s reading it). RESTART waits, under the busy
+/// timeout, for readers to move off the WAL, so the next write starts at the beginning of
+/// the file (which keeps its size: TRUNCATE would shrink it, and cost SetKeyProtector jobs
+/// ~10% at 16 clients to grow it again). Doing it here, in the commit that crossed the
+/// limit, bounds the file at the limit plus one transaction whatever the write rate, in
+/// this process and in any other (the CLI): an earlier version had the checkpointer do it
+/// every 500 ms, and a fast disk outran it by 140 MiB. It runs once per 64 MiB written, and
+/// the checkpointer has copied all but the last half second of frames by then.
+///
+/// The commit has happened when the hook runs: a busy checkpoint (a reader stayed past the
+/// busy timeout) is left for the next commit, never reported as the write's failure.
+fn restart_full_wal(wal: &rusqlite::hooks::Wal, pages: c_int) -> rusqlite::Result<()> {
+    if pages > WAL_RESET_PAGES {
+        let _turn = CHECKPOINTS.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = wal.checkpoint_v2(rusqlite::hooks::CheckpointMode::RESTART) {
+            tracing::debug!("WAL of {pages} pages not started over yet: {e}");
+        }
+    }
+    Ok(())
+}
+
+/// Checkpoints of this process take turns here. SQLite answers a checkpoint that finds
+/// another one running with SQLITE_BUSY at once, without the busy handler, so a RESTART
+/// meeting the checkpointer's copy would fail and leave the WAL to grow until a later
+/// commit; waiting here for the copy to end lets it succeed. (One lock for every store in
+/// the process: checkpoints of different files wait for each other, which costs only tests
+/// that open many stores.)
+static CHECKPOINTS: Mutex<()> = Mutex::new(());
+
+/// The thread that copies WAL frames into the database in the background, off the request
+/// path: every [`CHECKPOINT_EVERY`], as much as it can without waiting (PASSIVE).
 ///
 /// Dropping it stops the thread and waits for it, so that its connection closes before the
 /// process can exit: the last connection to close checkpoints and removes the WAL.
@@ -259,8 +285,7 @@ struct Checkpointer {
 }
 
 impl Checkpointer {
-    fn start(conn: Connection, writer: Arc<Mutex<()>>) -> Result<Checkpointer, StoreError> {
-        conn.busy_timeout(WAL_RESET_WAIT).map_err(map_err)?;
+    fn start(conn: Connection) -> Result<Checkpointer, StoreError> {
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
@@ -268,16 +293,10 @@ impl Checkpointer {
                 while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                     stopped.recv_timeout(CHECKPOINT_EVERY)
                 {
-                    match wal_checkpoint(&conn, "PASSIVE") {
-                        Ok(wal_pages) if wal_pages > WAL_RESET_PAGES => {
-                            let _turn = writer.lock().unwrap_or_else(|p| p.into_inner());
-                            // Busy (readers stayed) is not an error: next time.
-                            if let Err(e) = wal_checkpoint(&conn, "RESTART") {
-                                tracing::debug!("WAL not started over yet: {e}");
-                            }
-                        }
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!("WAL checkpoint failed: {e}"),
+                    let _turn = CHECKPOINTS.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::warn!("WAL checkpoint failed: {e}");
                     }
                 }
             })
@@ -298,22 +317,6 @@ impl Drop for Checkpointer {
             let _ = t.join();
         }
     }
-}
-
-/// Runs `PRAGMA wal_checkpoint(MODE)`; returns the pages in the WAL, or an error if the
-/// checkpoint could not finish (SQLite reports that as busy, not as an error).
-fn wal_checkpoint(conn: &Connection, mode: &str) -> Result<i64, StoreError> {
-    let (busy, wal_pages): (i64, i64) = conn
-        .query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .map_err(map_err)?;
-    if busy != 0 && mode != "PASSIVE" {
-        return Err(StoreError::Unavailable(format!(
-            "{mode} checkpoint busy with {wal_pages} pages in the WAL"
-        )));
-    }
-    Ok(wal_pages)
 }
 
 fn read_vm(c: &Connection, id: Uuid) -> Result<Option<Vm>, StoreError> {

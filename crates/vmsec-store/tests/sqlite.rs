@@ -311,10 +311,11 @@ fn the_wal_stays_bounded_under_steady_reads_and_writes_and_is_gone_after_close()
     for r in readers {
         r.join().unwrap();
     }
-    // 200 writes made ~400 MiB of WAL frames (the file grew to all of it before); it was
-    // started over past 64 MiB, so it stayed near that plus half a second of writes.
+    // 200 writes made ~400 MiB of WAL frames (the file grew to all of it before); the
+    // commit that takes it past 64 MiB starts it over, so it stays within that plus a write
+    // (more only if a reader held its transaction past the busy timeout).
     assert!(
-        largest < 200 * 1024 * 1024,
+        largest < 80 * 1024 * 1024,
         "the WAL reached {} MiB",
         largest / (1024 * 1024)
     );
