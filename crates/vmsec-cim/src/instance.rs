@@ -81,6 +81,16 @@ impl Instance {
         &self.system_properties
     }
 
+    /// About how much memory it takes: itself, its properties and what they point to.
+    pub fn heap_bytes(&self) -> usize {
+        let property =
+            |p: &Property| std::mem::size_of::<Property>() + p.name.len() + p.value.heap_bytes();
+        std::mem::size_of::<Instance>()
+            + self.class_name.len()
+            + self.properties.iter().map(property).sum::<usize>()
+            + self.system_properties.iter().map(property).sum::<usize>()
+    }
+
     /// The property named `name`, ignoring ASCII case as WMI does. System names look in the system list.
     pub fn get(&self, name: &str) -> Option<&Property> {
         self.list(name)

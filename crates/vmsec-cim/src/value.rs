@@ -82,6 +82,29 @@ impl PartialEq for Value {
 }
 
 impl Value {
+    /// About how many bytes it holds on the heap (what a server keeping instances between
+    /// requests counts against its memory budget).
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Value::String(s) => s.len(),
+            Value::Bytes(b) => b.len(),
+            Value::Array(items) => {
+                items.len() * std::mem::size_of::<Value>()
+                    + items.iter().map(Value::heap_bytes).sum::<usize>()
+            }
+            Value::Reference(path) => {
+                path.class_name.len()
+                    + path.namespace.as_ref().map_or(0, String::len)
+                    + path
+                        .keys
+                        .iter()
+                        .map(|(k, v)| k.len() + std::mem::size_of::<Value>() + v.heap_bytes())
+                        .sum::<usize>()
+            }
+            _ => 0,
+        }
+    }
+
     /// The boolean, if this is one.
     pub fn as_bool(&self) -> Option<bool> {
         match self {

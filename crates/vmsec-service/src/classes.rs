@@ -2,10 +2,13 @@
 //! Enumerate returns. Names and values follow Hyper-V's own instances so that clients written
 //! for Hyper-V find what they look for.
 
+use std::collections::VecDeque;
+use std::sync::Arc;
+
 use time::OffsetDateTime;
 use uuid::Uuid;
 use vmsec_cim::{CimDateTime, CimType, Instance, Value};
-use vmsec_store::{HostIdentity, Job, Role, Vm, VmSecurity, VmSummary};
+use vmsec_store::{HostIdentity, Job, Role, Store, StoreError, Vm, VmSecurity, VmSummary};
 
 use crate::setting_data::{instance_id, parse_instance_id};
 use crate::{Caller, Service, ServiceError};
@@ -30,9 +33,12 @@ pub const CLASSES: [&str; 6] = [
     CONCRETE_JOB,
 ];
 
-/// Most key-protector bytes one enumeration of `Msvm_TPMSettingData` carries (a key
-/// protector is some 14 KB, so about 2,300 VMs with a last known good each).
-pub const MAX_ENUMERATED_KP_BYTES: usize = 64 * 1024 * 1024;
+/// VMs an enumeration reads at a time for the classes with one small instance per VM.
+const PAGE: usize = 256;
+
+/// VMs an enumeration of `Msvm_TPMSettingData` reads at a time: each instance carries the
+/// VM's key protector and last known good (some 14 KB each, up to 1 MiB each).
+const TPM_PAGE: usize = 4;
 
 /// CIM `EnabledState`: Enabled / Disabled.
 const ENABLED: u16 = 2;
@@ -385,14 +391,15 @@ impl Service {
         }
     }
 
-    /// Every instance of `class` whose properties equal `filter` (WQL `WHERE a = 'x' AND …`).
-    /// A filter on the class's key is answered by a lookup, not a scan.
+    /// The instances of `class` whose properties equal `filter` (WQL `WHERE a = 'x' AND …`),
+    /// to be read as they are asked for ([`Instances`]). A filter on the class's key is
+    /// answered by a lookup, not a scan.
     pub fn instances(
         &self,
         who: &Caller,
         class: &str,
         filter: &[(String, String)],
-    ) -> Result<Vec<Instance>, ServiceError> {
+    ) -> Result<Instances, ServiceError> {
         who.require(Role::Reader, "enumerating instances")?;
         let class = served_class(class)?;
         let keyed_by_instance_id = matches!(
@@ -400,54 +407,133 @@ impl Service {
             SECURITY_SETTING_DATA | SECURITY_ELEMENT | TPM_SETTING_DATA | CONCRETE_JOB
         );
         let has = |name: &str| filter.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
+        let read = |listed: Vec<Instance>, per_vm: Option<&'static str>| Instances {
+            store: self.store.clone(),
+            buffer: listed.into_iter().filter(|i| matches(i, filter)).collect(),
+            per_vm: per_vm.map(|class| (class, None)),
+            filter: filter.to_vec(),
+        };
         if (keyed_by_instance_id && has("InstanceID"))
             || (class == SECURITY_ELEMENT && has("SystemName"))
             || (class == COMPUTER_SYSTEM && has("Name"))
         {
             let found = self.instance(who, class, filter)?;
-            return Ok(found.into_iter().filter(|i| matches(i, filter)).collect());
+            return Ok(read(found.into_iter().collect(), None));
         }
-        let all: Vec<Instance> = match class {
-            SECURITY_SERVICE => vec![security_service(&self.host, self.is_started())],
-            COMPUTER_SYSTEM => std::iter::once(host_computer_system(&self.host))
-                .chain(self.store.vms()?.iter().map(vm_computer_system))
-                .collect(),
+        Ok(match class {
+            SECURITY_SERVICE => read(vec![security_service(&self.host, self.is_started())], None),
             CONCRETE_JOB => {
                 self.store.remove_expired_jobs(OffsetDateTime::now_utc())?;
-                self.store.jobs()?.iter().map(concrete_job).collect()
+                read(self.store.jobs()?.iter().map(concrete_job).collect(), None)
             }
+            COMPUTER_SYSTEM => read(vec![host_computer_system(&self.host)], Some(class)),
+            _ => read(Vec::new(), Some(class)),
+        })
+    }
+}
+
+/// The instances of one enumeration, read as they are asked for. The classes with an instance
+/// per VM are read a page of VMs at a time, by VM name, so an enumeration holds one page
+/// however many VMs there are (100,000 VMs' `Msvm_SecuritySettingData` took ~130 MB when
+/// they were all read at once); a VM added or removed meanwhile is returned or not according
+/// to where the enumeration has got to. Other classes are read at once.
+pub struct Instances {
+    store: Arc<dyn Store>,
+    filter: Vec<(String, String)>,
+    /// Read, matching the filter, and not yet returned.
+    buffer: VecDeque<Instance>,
+    /// For a class with an instance per VM whose VMs are not all read: the class, and the
+    /// name of the last VM read (none before the first page).
+    per_vm: Option<(&'static str, Option<String>)>,
+}
+
+impl Instances {
+    /// Up to `n` next instances; fewer only at the end (none once all were returned).
+    pub fn next(&mut self, n: usize) -> Result<Vec<Instance>, ServiceError> {
+        let mut out = Vec::with_capacity(n.min(PAGE));
+        while out.len() < n {
+            match self.buffer.pop_front() {
+                Some(inst) => out.push(inst),
+                None if self.per_vm.is_some() => self.read_page()?,
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads the next page of VMs into the buffer; the last page (a short one) ends the walk.
+    fn read_page(&mut self) -> Result<(), ServiceError> {
+        let Instances {
+            store,
+            filter,
+            buffer,
+            per_vm,
+        } = self;
+        let Some((class, after)) = per_vm.as_mut() else {
+            return Ok(());
+        };
+        let after_name = after.as_deref();
+        // Whether the page was full (more may follow), and the name it ended at.
+        let (full, last) = match *class {
             SECURITY_SETTING_DATA | SECURITY_ELEMENT => {
-                let build = if class == SECURITY_SETTING_DATA {
+                let build = if *class == SECURITY_SETTING_DATA {
                     security_setting_data
                 } else {
                     security_element
                 };
-                self.store.vm_summaries()?.iter().map(build).collect()
+                let page = store.vm_summaries_after(after_name, PAGE)?;
+                buffer.extend(page.iter().map(build).filter(|i| matches(i, filter)));
+                (page.len() == PAGE, page.last().map(|v| v.vm.name.clone()))
+            }
+            COMPUTER_SYSTEM => {
+                let page = store.vms_after(after_name, PAGE)?;
+                buffer.extend(
+                    page.iter()
+                        .map(vm_computer_system)
+                        .filter(|i| matches(i, filter)),
+                );
+                (page.len() == PAGE, page.last().map(|vm| vm.name.clone()))
             }
             _ => {
-                // Each carries its key protectors: bounded, so no enumeration can take the
-                // service's memory.
-                let mut out = Vec::new();
-                let mut carried = 0usize;
-                for vm in self.store.vms()? {
-                    let sec = self.store.vm_security(vm.id)?;
-                    carried += [&sec.key_protector, &sec.last_known_good]
-                        .iter()
-                        .map(|kp| kp.as_ref().map_or(0, Vec::len))
-                        .sum::<usize>();
-                    if carried > MAX_ENUMERATED_KP_BYTES {
-                        return Err(ServiceError::TooLarge(format!(
-                            "the {TPM_SETTING_DATA} instances carry more than {} MiB of key \
-                             protectors, the most one enumeration holds: filter it by InstanceID, \
-                             or Get each VM's instance",
-                            MAX_ENUMERATED_KP_BYTES / (1024 * 1024)
-                        )));
+                let page = store.vms_after(after_name, TPM_PAGE)?;
+                for vm in &page {
+                    match store.vm_security(vm.id) {
+                        Ok(sec) => {
+                            let inst = tpm_setting_data(vm, &sec);
+                            if matches(&inst, filter) {
+                                buffer.push_back(inst);
+                            }
+                        }
+                        // Removed since the page was read.
+                        Err(StoreError::NotFound(_)) => {}
+                        Err(e) => return Err(e.into()),
                     }
-                    out.push(tpm_setting_data(&vm, &sec));
                 }
-                out
+                (
+                    page.len() == TPM_PAGE,
+                    page.last().map(|vm| vm.name.clone()),
+                )
             }
         };
-        Ok(all.into_iter().filter(|i| matches(i, filter)).collect())
+        match last {
+            Some(name) if full => *after = Some(name),
+            _ => *per_vm = None,
+        }
+        Ok(())
+    }
+
+    /// About how much memory it holds.
+    pub fn heap_bytes(&self) -> usize {
+        self.buffer.iter().map(Instance::heap_bytes).sum::<usize>()
+            + self
+                .filter
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>()
+            + self
+                .per_vm
+                .as_ref()
+                .and_then(|(_, after)| after.as_ref())
+                .map_or(0, String::len)
     }
 }

@@ -45,9 +45,6 @@ pub enum ServiceError {
     /// swtpm could not be set up, started or stopped (the message has swtpm's own words).
     #[error("vTPM: {0}")]
     Vtpm(String),
-    /// The answer would be larger than the service holds for one call (enumerations only).
-    #[error("{0}")]
-    TooLarge(String),
     #[error("internal error: {0}")]
     Internal(String),
 }

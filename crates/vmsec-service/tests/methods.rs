@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use support::*;
 use uuid::Uuid;
+use vmsec_cim::{Instance, Value};
 use vmsec_service::{Method, ServiceError};
 use vmsec_store::{AuditOutcome, JobState, Role, Store};
 
@@ -574,17 +575,35 @@ fn jobs_wait_reports_a_timeout_for_an_unknown_job() {
 
 // ----- enumerations -----
 
+/// Every instance of an enumeration, read `n` at a time, with the most memory it held.
+fn read_all(mut e: vmsec_service::classes::Instances, n: usize) -> (Vec<Instance>, usize) {
+    let (mut all, mut most) = (Vec::new(), e.heap_bytes());
+    loop {
+        let got = e.next(n).unwrap();
+        most = most.max(e.heap_bytes());
+        if got.is_empty() {
+            return (all, most);
+        }
+        assert!(got.len() <= n);
+        all.extend(got);
+    }
+}
+
+fn text_of(i: &Instance, name: &str) -> String {
+    match i.value(name) {
+        Some(Value::String(s)) => s.clone(),
+        other => panic!("{name} is {other:?}"),
+    }
+}
+
 #[test]
-fn an_enumeration_carrying_too_many_key_protectors_is_refused_not_built() {
-    use vmsec_service::classes::{
-        MAX_ENUMERATED_KP_BYTES, SECURITY_SETTING_DATA, TPM_SETTING_DATA,
-    };
+fn an_enumeration_of_tpm_setting_data_holds_a_few_key_protectors_not_all() {
+    use vmsec_service::classes::TPM_SETTING_DATA;
     let w = world();
-    // Written straight to the store: the limit counts bytes, whatever they hold.
+    // Written straight to the store: 12 MiB of key protectors in all.
     let blob = vec![b'k'; 1024 * 1024];
-    let count = MAX_ENUMERATED_KP_BYTES / blob.len() + 1;
-    for i in 0..count {
-        let vm = w.vm(&format!("vm{i}"));
+    for i in 0..12 {
+        let vm = w.vm(&format!("vm{i:02}"));
         w.store
             .update_vm_security(
                 vm.id,
@@ -598,33 +617,91 @@ fn an_enumeration_carrying_too_many_key_protectors_is_refused_not_built() {
             .unwrap();
     }
     let reader = caller(Role::Reader);
-    match w.service.instances(&reader, TPM_SETTING_DATA, &[]) {
-        Err(ServiceError::TooLarge(why)) => {
-            assert!(why.contains("filter it by InstanceID"), "{why}")
-        }
-        other => panic!("expected TooLarge, got {:?}", other.map(|v| v.len())),
+    let e = w.service.instances(&reader, TPM_SETTING_DATA, &[]).unwrap();
+    assert!(
+        e.heap_bytes() < 1024,
+        "nothing is read before it is asked for"
+    );
+    let (all, most) = read_all(e, 1);
+    assert_eq!(all.len(), 12);
+    for i in &all {
+        assert_eq!(
+            i.value("KeyProtector")
+                .and_then(Value::to_bytes)
+                .map(|b| b.len()),
+            Some(blob.len())
+        );
     }
-    // One VM's instance, and the classes without key protectors, still enumerate.
+    assert!(
+        most <= 4 * blob.len() + 64 * 1024,
+        "held {most} bytes at most: a page of 4 VMs"
+    );
+    // One VM's instance by its key.
     let one = [(
         "InstanceID".to_owned(),
         format!("Microsoft:{}", w.service.vms(&reader).unwrap()[0].id).to_uppercase(),
     )];
+    let e = w
+        .service
+        .instances(&reader, TPM_SETTING_DATA, &one)
+        .unwrap();
+    assert_eq!(read_all(e, 10).0.len(), 1);
+}
+
+#[test]
+fn an_enumeration_walks_every_vm_by_name_across_pages_and_filters_as_it_reads() {
+    use vmsec_service::classes::{COMPUTER_SYSTEM, SECURITY_ELEMENT, SECURITY_SETTING_DATA};
+    let w = world();
+    // Over two pages of 256, added out of order.
+    let vms: Vec<_> = (0..600).rev().map(|i| w.vm(&format!("vm{i:03}"))).collect();
+    for vm in [&vms[0], &vms[300], &vms[599]] {
+        w.store
+            .update_vm_security(
+                vm.id,
+                "test",
+                &mut |s| {
+                    s.settings.tpm_enabled = true;
+                    Ok(())
+                },
+                None,
+            )
+            .unwrap();
+    }
+    let reader = caller(Role::Reader);
+    let names = |class: &str, filter: &[(String, String)], n: usize| -> Vec<String> {
+        let e = w.service.instances(&reader, class, filter).unwrap();
+        read_all(e, n)
+            .0
+            .iter()
+            .map(|i| text_of(i, "ElementName"))
+            .collect()
+    };
+    let expected: Vec<String> = (0..600).map(|i| format!("vm{i:03}")).collect();
+    assert_eq!(names(SECURITY_SETTING_DATA, &[], 100), expected);
+    assert_eq!(names(SECURITY_ELEMENT, &[], 7).len(), 600);
+    let systems = names(COMPUTER_SYSTEM, &[], 1000);
+    assert_eq!(systems.len(), 601, "the host, then every VM");
+    assert_eq!(systems[1..], expected[..]);
+    let on = [("TpmEnabled".to_owned(), "true".to_owned())];
     assert_eq!(
-        w.service
-            .instances(&reader, TPM_SETTING_DATA, &one)
-            .unwrap()
-            .len(),
-        1
+        names(SECURITY_SETTING_DATA, &on, 2),
+        ["vm000", "vm299", "vm599"],
+        "a filter matching three VMs on different pages"
     );
-    assert_eq!(
-        w.service
-            .instances(&reader, SECURITY_SETTING_DATA, &[])
-            .unwrap()
-            .len(),
-        count
-    );
-    assert_eq!(
-        Method::GetKeyProtector.return_code(&ServiceError::TooLarge(String::new())),
-        32778
-    );
+    // A VM added after where the walk has got to is seen; one removed ahead of it is not.
+    let mut e = w
+        .service
+        .instances(&reader, SECURITY_SETTING_DATA, &[])
+        .unwrap();
+    assert_eq!(e.next(10).unwrap().len(), 10);
+    w.vm("vm999");
+    assert!(w.store.remove_vm(vms[100].id).unwrap());
+    let rest: Vec<String> = read_all(e, 50)
+        .0
+        .iter()
+        .map(|i| text_of(i, "ElementName"))
+        .collect();
+    assert_eq!(rest.len(), 590);
+    assert_eq!(rest.last().map(String::as_str), Some("vm999"));
+    assert!(!rest.contains(&"vm499".to_owned()));
 }

@@ -43,6 +43,9 @@ pub trait Store: Send + Sync {
     fn vm(&self, id: Uuid) -> Result<Option<Vm>, StoreError>;
     fn vm_by_name(&self, name: &str) -> Result<Option<Vm>, StoreError>;
     fn vms(&self) -> Result<Vec<Vm>, StoreError>;
+    /// Up to `limit` VMs by name, those whose names sort after `after` (from the first when
+    /// `None`): a page of a listing that is read as it is walked.
+    fn vms_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<Vm>, StoreError>;
     /// Removes a VM with its security record and history. Returns whether it existed.
     fn remove_vm(&self, id: Uuid) -> Result<bool, StoreError>;
 
@@ -52,8 +55,13 @@ pub trait Store: Send + Sync {
     /// The VM with its settings and whether it has a key protector, without reading the key
     /// protectors, or `None`.
     fn vm_summary(&self, id: Uuid) -> Result<Option<VmSummary>, StoreError>;
-    /// [`Store::vm_summary`] of every VM, by name, as of one moment.
-    fn vm_summaries(&self) -> Result<Vec<VmSummary>, StoreError>;
+    /// [`Store::vm_summary`] of up to `limit` VMs by name, those whose names sort after
+    /// `after` (from the first when `None`), as of one moment.
+    fn vm_summaries_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<VmSummary>, StoreError>;
     /// Reads the VM's security record, lets `change` modify it, and writes it back, all in one
     /// transaction that excludes concurrent updates of the same VM. When the key protector
     /// changes, the previous one goes to the history with its provenance, and the new one is

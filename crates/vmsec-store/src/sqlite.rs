@@ -319,6 +319,25 @@ impl Drop for Checkpointer {
     }
 }
 
+/// The statement and parameters of a page of VMs by name: `after_sql` (`?1` the name the
+/// page starts after, `?2` the limit) when there is a name, else `first_sql` (`?1` the limit).
+/// The name index serves both, so a page costs the same wherever it starts.
+fn page_of<'c>(
+    c: &'c Connection,
+    after_sql: &'static str,
+    first_sql: &'static str,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<(rusqlite::CachedStatement<'c>, Vec<rusqlite::types::Value>), StoreError> {
+    use rusqlite::types::Value::{Integer, Text};
+    let limit = Integer(i64::try_from(limit).unwrap_or(i64::MAX));
+    let (sql, params) = match after {
+        Some(name) => (after_sql, vec![Text(name.to_owned()), limit]),
+        None => (first_sql, vec![limit]),
+    };
+    Ok((c.prepare_cached(sql).map_err(map_err)?, params))
+}
+
 fn read_vm(c: &Connection, id: Uuid) -> Result<Option<Vm>, StoreError> {
     c.prepare_cached("SELECT guid, name, created_us FROM vms WHERE guid = ?1")
         .map_err(map_err)?
@@ -812,13 +831,22 @@ impl Store for SqliteStore {
         })
     }
 
-    fn vm_summaries(&self) -> Result<Vec<VmSummary>, StoreError> {
+    fn vm_summaries_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<VmSummary>, StoreError> {
         self.with_conn(|c| {
-            let mut st = c
-                .prepare_cached(concat!(summary_select!(), " ORDER BY name"))
-                .map_err(map_err)?;
-            let rows = st.query_map([], summary_from_row).map_err(map_err)?;
-            rows.map(|r| summary_from_parts(r.map_err(map_err)?))
+            let (mut st, rows) = page_of(
+                c,
+                concat!(summary_select!(), " WHERE name > ?1 ORDER BY name LIMIT ?2"),
+                concat!(summary_select!(), " ORDER BY name LIMIT ?1"),
+                after,
+                limit,
+            )?;
+            st.query_map(rusqlite::params_from_iter(&rows), summary_from_row)
+                .map_err(map_err)?
+                .map(|r| summary_from_parts(r.map_err(map_err)?))
                 .collect()
         })
     }
@@ -844,6 +872,24 @@ impl Store for SqliteStore {
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .map_err(map_err)?;
             rows.map(|r| vm_from_parts(r.map_err(map_err)?)).collect()
+        })
+    }
+
+    fn vms_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<Vm>, StoreError> {
+        self.with_conn(|c| {
+            let (mut st, rows) = page_of(
+                c,
+                "SELECT guid, name, created_us FROM vms WHERE name > ?1 ORDER BY name LIMIT ?2",
+                "SELECT guid, name, created_us FROM vms ORDER BY name LIMIT ?1",
+                after,
+                limit,
+            )?;
+            st.query_map(rusqlite::params_from_iter(&rows), |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .map_err(map_err)?
+            .map(|r| vm_from_parts(r.map_err(map_err)?))
+            .collect()
         })
     }
 

@@ -257,7 +257,7 @@ fn a_summary_has_the_settings_and_whether_a_key_protector_is_set() {
     assert!(one.settings.tpm_enabled && !one.settings.ksd_enabled);
     assert!(one.has_key_protector);
     assert!(s.vm_summary(Uuid::new_v4()).unwrap().is_none());
-    let all = s.vm_summaries().unwrap();
+    let all = s.vm_summaries_after(None, 10).unwrap();
     let names: Vec<_> = all.iter().map(|v| v.vm.name.as_str()).collect();
     assert_eq!(names, ["a", "b"], "by name");
     assert_eq!(all[0], one);
@@ -271,6 +271,40 @@ fn a_summary_has_the_settings_and_whether_a_key_protector_is_set() {
         Some(100_000)
     );
     assert_eq!(full.key_protector_set.unwrap().by, "t");
+}
+
+#[test]
+fn vms_are_listed_in_pages_by_name_from_where_the_last_page_ended() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    // Added out of order; one name sorts before another's prefix, one is not ASCII.
+    for name in ["m", "b", "ab", "a", "é", "z", "b2"] {
+        s.add_vm(&vm(name)).unwrap();
+    }
+    let mut pages = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = s.vms_after(after.as_deref(), 3).unwrap();
+        let summaries = s.vm_summaries_after(after.as_deref(), 3).unwrap();
+        assert_eq!(
+            summaries.iter().map(|v| &v.vm).collect::<Vec<_>>(),
+            page.iter().collect::<Vec<_>>(),
+            "summaries page like VMs"
+        );
+        let names: Vec<String> = page.iter().map(|v| v.name.clone()).collect();
+        after = names.last().cloned();
+        let last = names.len() < 3;
+        pages.push(names);
+        if last {
+            break;
+        }
+    }
+    assert_eq!(
+        pages,
+        [vec!["a", "ab", "b"], vec!["b2", "m", "z"], vec!["é"],]
+    );
+    assert!(s.vms_after(Some("é"), 3).unwrap().is_empty());
+    assert!(s.vms_after(None, 0).unwrap().is_empty());
 }
 
 #[test]

@@ -4,14 +4,13 @@
 //! touches a socket, so every operation and fault is testable with plain byte strings.
 //! It calls the provider synchronously: the server runs it on a blocking thread.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use vmsec_cim::Instance;
 use vmsec_cim::schema::ClassDef;
 
-use crate::enumeration::{Context, Registry, instance_bytes};
+use crate::enumeration::{Context, Registry};
 use crate::envelope::{self, EnumerationMode, Header, Operation, ParseError, Request};
 use crate::fault::{Fault, FaultKind};
 use crate::methods::MethodDef;
@@ -32,8 +31,8 @@ pub struct EngineConfig {
     pub enumeration_expiry: Duration,
     /// Most enumeration contexts open at once (all users together).
     pub max_enumerations: usize,
-    /// Most memory the instances of open enumeration contexts take together; an
-    /// Enumerate whose rest does not fit is refused with `wsman:QuotaLimit`.
+    /// Most memory open enumeration contexts hold together between Pulls; an Enumerate
+    /// whose context does not fit is refused with `wsman:QuotaLimit`.
     pub max_enumeration_bytes: usize,
     /// Most items per Pull or optimized Enumerate, whatever the client asks.
     pub max_elements: u32,
@@ -178,40 +177,42 @@ fn item(out: &mut String, inst: &Instance, mode: EnumerationMode) -> Result<(), 
     }
 }
 
-/// Moves up to `max` items from `queue` into `out` while `out` stays within `budget`
-/// bytes. An item that alone exceeds the budget is an EncodingLimit fault naming the
-/// size needed (`overhead` is the rest of the envelope); the item stays queued.
+/// Writes up to `max` of the context's next instances into `out` while `out` stays within
+/// `budget` bytes, reading them from its source as needed, and moves those written to
+/// `written` (so that a Pull that fails can put them back). An instance that alone exceeds
+/// the budget is an EncodingLimit fault naming the size needed (`overhead` is the rest of
+/// the envelope); it stays pending, as does the first one that did not fit.
 fn fill(
     out: &mut String,
-    queue: &mut VecDeque<Instance>,
-    mode: EnumerationMode,
+    ctx: &mut Context,
+    written: &mut Vec<Instance>,
     max: u32,
     budget: usize,
     overhead: usize,
     limit: usize,
-) -> Result<usize, Fault> {
-    let (mut written, mut taken_bytes) = (0, 0);
-    while written < max {
-        let Some(inst) = queue.pop_front() else { break };
+) -> Result<(), Fault> {
+    while written.len() < max as usize {
+        let Some(inst) = ctx.next(max as usize - written.len())? else {
+            break;
+        };
         let before = out.len();
         out.reserve(wscim::estimate_instance(&inst));
-        if let Err(e) = item(out, &inst, mode) {
-            queue.push_front(inst);
+        if let Err(e) = item(out, &inst, ctx.mode) {
+            ctx.put_back(inst);
             return Err(internal(e));
         }
         if out.len() > budget {
             let needed = out.len() - before + overhead;
             out.truncate(before);
-            queue.push_front(inst);
-            if written == 0 {
+            ctx.put_back(inst);
+            if written.is_empty() {
                 return Err(too_big(needed, limit));
             }
             break;
         }
-        written += 1;
-        taken_bytes += instance_bytes(&inst);
+        written.push(inst);
     }
-    Ok(taken_bytes)
+    Ok(())
 }
 
 /// The Identify reply: protocol version and product, without addressing headers.
@@ -405,12 +406,8 @@ impl<P: Provider> Engine<P> {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let items: VecDeque<Instance> = self.provider.enumerate(who, def.name, &filter)?.into();
-        let mut ctx = Context {
-            owner: who.user.clone(),
-            mode: e.mode,
-            items,
-        };
+        let source = self.provider.enumerate(who, def.name, &filter)?;
+        let mut ctx = Context::new(who.user.clone(), e.mode, source);
 
         let mut out = String::with_capacity(2048);
         let env = Envelope::begin(&mut out, ENUMERATE_RESPONSE, Some(&h.message_id));
@@ -422,15 +419,15 @@ impl<P: Provider> Engine<P> {
             let overhead = out.len() + 300;
             fill(
                 &mut items_xml,
-                &mut ctx.items,
-                ctx.mode,
+                &mut ctx,
+                &mut Vec::new(),
                 max,
                 limit.saturating_sub(overhead),
                 overhead,
                 limit,
             )?;
         }
-        let done = e.optimize && ctx.items.is_empty();
+        let done = e.optimize && ctx.is_done()?;
         out.push_str("<n:EnumerationContext>");
         if !done {
             let id = self.registry().open(ctx, Instant::now())?;
@@ -458,34 +455,37 @@ impl<P: Provider> Engine<P> {
         max_elements: Option<u32>,
         limit: usize,
     ) -> Result<String, Fault> {
-        let (mut ctx, bytes) = self.registry().take(id, &who.user, Instant::now())?;
+        let mut ctx = self.registry().take(id, &who.user, Instant::now())?;
         let mut out = String::with_capacity(2048);
         let env = Envelope::begin(&mut out, PULL_RESPONSE, Some(&h.message_id));
         out.push_str("<s:Body><n:PullResponse>");
         let overhead = out.len() + 300;
         let mut items_xml = String::new();
         let max = max_elements.unwrap_or(1).min(self.config.max_elements);
+        let mut written = Vec::new();
         let filled = fill(
             &mut items_xml,
-            &mut ctx.items,
-            ctx.mode,
+            &mut ctx,
+            &mut written,
             max,
             limit.saturating_sub(overhead),
             overhead,
             limit,
-        );
-        let done = ctx.items.is_empty();
-        if !done || filled.is_err() {
-            // What the registry counted, less what this Pull took out (measured anew only
-            // on the rare failure, where items may have been taken before it).
-            let left = match &filled {
-                Ok(taken) => bytes.saturating_sub(*taken),
-                Err(_) => ctx.heap_bytes(),
-            };
-            self.registry()
-                .restore(id.to_owned(), ctx, left, Instant::now());
+        )
+        .and_then(|()| Ok(ctx.is_done()?));
+        // A failed Pull leaves the enumeration open where it was, to be pulled again or
+        // released; a finished one is gone.
+        match filled {
+            Ok(true) => {}
+            Ok(false) => self.registry().restore(id.to_owned(), ctx, Instant::now()),
+            Err(_) => {
+                for inst in written.into_iter().rev() {
+                    ctx.put_back(inst);
+                }
+                self.registry().restore(id.to_owned(), ctx, Instant::now());
+            }
         }
-        filled?;
+        let done = filled?;
         if !done {
             out.push_str("<n:EnumerationContext>");
             crate::xmlw::text(&mut out, id);

@@ -1,63 +1,80 @@
-//! Open enumeration contexts: the instances an Enumerate produced and not yet pulled.
+//! Open enumeration contexts: where each Enumerate has got to, between its Pulls.
 //!
 //! A context belongs to the user who opened it, expires after a configurable idle time,
 //! and the registry holds a bounded number of them taking a bounded amount of memory, so
-//! neither forgotten nor hostile enumerations can grow memory without limit.
+//! neither forgotten nor hostile enumerations can grow memory without limit. A context
+//! holds its provider's [`Enumeration`] (a position, or the instances when they were read at
+//! once) and the instances read but not yet sent.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use vmsec_cim::{Instance, Property, Value};
+use vmsec_cim::Instance;
 
 use crate::envelope::EnumerationMode;
 use crate::fault::{Fault, FaultKind};
+use crate::provider::{Enumeration, ProviderError};
 
 /// An open enumeration, taken out of the registry while a Pull is served.
-#[derive(Debug)]
 pub struct Context {
     /// Who opened it.
     pub owner: String,
     /// What items carry.
     pub mode: EnumerationMode,
-    /// Instances not yet returned.
-    pub items: VecDeque<Instance>,
+    /// Instances read from `source` and not yet sent (one that did not fit the last reply,
+    /// the one read ahead to learn whether any are left).
+    pub pending: VecDeque<Instance>,
+    /// The rest.
+    pub source: Box<dyn Enumeration>,
 }
 
-impl Context {
-    /// About how much memory its instances take.
-    pub fn heap_bytes(&self) -> usize {
-        self.items.iter().map(instance_bytes).sum()
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("owner", &self.owner)
+            .field("mode", &self.mode)
+            .field("pending", &self.pending.len())
+            .finish_non_exhaustive()
     }
 }
 
-/// About how much memory an instance takes: its properties and what they point to.
-pub fn instance_bytes(inst: &Instance) -> usize {
-    let property =
-        |p: &Property| std::mem::size_of::<Property>() + p.name.len() + value_bytes(&p.value);
-    std::mem::size_of::<Instance>()
-        + inst.class_name().len()
-        + inst.properties().iter().map(property).sum::<usize>()
-        + inst.system_properties().iter().map(property).sum::<usize>()
-}
+impl Context {
+    /// A context that has read nothing yet.
+    pub fn new(owner: String, mode: EnumerationMode, source: Box<dyn Enumeration>) -> Context {
+        Context {
+            owner,
+            mode,
+            pending: VecDeque::new(),
+            source,
+        }
+    }
 
-fn value_bytes(v: &Value) -> usize {
-    match v {
-        Value::String(s) => s.len(),
-        Value::Bytes(b) => b.len(),
-        Value::Array(items) => {
-            items.len() * std::mem::size_of::<Value>()
-                + items.iter().map(value_bytes).sum::<usize>()
+    /// The next instance, reading up to `wanted` more from the source when none is pending;
+    /// `None` at the end.
+    pub fn next(&mut self, wanted: usize) -> Result<Option<Instance>, ProviderError> {
+        if self.pending.is_empty() {
+            self.pending.extend(self.source.next(wanted.max(1))?);
         }
-        Value::Reference(path) => {
-            path.class_name.len()
-                + path.namespace.as_ref().map_or(0, String::len)
-                + path
-                    .keys
-                    .iter()
-                    .map(|(k, v)| k.len() + std::mem::size_of::<Value>() + value_bytes(v))
-                    .sum::<usize>()
+        Ok(self.pending.pop_front())
+    }
+
+    /// Puts back an instance [`Context::next`] returned, to be the next again.
+    pub fn put_back(&mut self, instance: Instance) {
+        self.pending.push_front(instance);
+    }
+
+    /// Whether every instance was returned. A source cannot tell without reading, so this
+    /// reads one ahead when none is pending.
+    pub fn is_done(&mut self) -> Result<bool, ProviderError> {
+        if self.pending.is_empty() {
+            self.pending.extend(self.source.next(1)?);
         }
-        _ => 0,
+        Ok(self.pending.is_empty())
+    }
+
+    /// About how much memory it takes.
+    pub fn heap_bytes(&self) -> usize {
+        self.pending.iter().map(Instance::heap_bytes).sum::<usize>() + self.source.heap_bytes()
     }
 }
 
@@ -142,7 +159,7 @@ impl Registry {
     }
 
     /// Stores `context` under a fresh id; `wsman:QuotaLimit` when full of live contexts or
-    /// when its instances do not fit in the memory left.
+    /// when it does not fit in the memory left.
     pub fn open(&mut self, context: Context, now: Instant) -> Result<String, Fault> {
         let bytes = context.heap_bytes();
         let fits = |r: &Registry| {
@@ -165,10 +182,9 @@ impl Registry {
             return Err(Fault::new(
                 FaultKind::QuotaLimit,
                 format!(
-                    "the rest of this enumeration ({} instances, about {} MiB) does not fit in the \
-                     {} MiB the server keeps for open enumerations ({} MiB in use): filter it \
-                     (WQL), get instances one by one, or pull or release open enumerations",
-                    context.items.len(),
+                    "the rest of this enumeration (about {} MiB) does not fit in the {} MiB the \
+                     server keeps for open enumerations ({} MiB in use): filter it (WQL), get \
+                     instances one by one, or pull or release open enumerations",
                     bytes.div_ceil(MIB),
                     self.max_bytes / MIB,
                     self.held.div_ceil(MIB),
@@ -183,19 +199,19 @@ impl Registry {
         Ok(id)
     }
 
-    /// Puts a partly pulled context back under its id, renewing its expiry, with the
-    /// `bytes` its remaining instances take ([`Registry::take`]'s count less what was pulled).
-    /// It holds less than when it was opened, so it always fits.
-    pub fn restore(&mut self, id: String, context: Context, bytes: usize, now: Instant) {
+    /// Puts a partly pulled context back under its id, renewing its expiry. It is kept even
+    /// past the budget: the budget decides which enumerations start, and a started one may
+    /// hold a page more than when it started (what its source reads at a time).
+    pub fn restore(&mut self, id: String, context: Context, now: Instant) {
+        let bytes = context.heap_bytes();
         self.insert(id, context, now + self.expiry, bytes);
     }
 
-    /// Takes the context `id` out for a Pull, with the bytes counted for it. Unknown,
-    /// expired and other users' contexts are all `wsen:InvalidEnumerationContext`, so ids
-    /// leak nothing.
-    pub fn take(&mut self, id: &str, owner: &str, now: Instant) -> Result<(Context, usize), Fault> {
+    /// Takes the context `id` out for a Pull. Unknown, expired and other users' contexts
+    /// are all `wsen:InvalidEnumerationContext`, so ids leak nothing.
+    pub fn take(&mut self, id: &str, owner: &str, now: Instant) -> Result<Context, Fault> {
         match self.remove(id) {
-            Some(e) if e.deadline > now && e.context.owner == owner => Ok((e.context, e.bytes)),
+            Some(e) if e.deadline > now && e.context.owner == owner => Ok(e.context),
             Some(e) if e.deadline > now => {
                 self.insert(id.to_owned(), e.context, e.deadline, e.bytes);
                 Err(invalid(id))
@@ -213,15 +229,18 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provider::Listed;
+
+    fn listed(owner: &str, items: Vec<Instance>) -> Context {
+        Context::new(
+            owner.into(),
+            EnumerationMode::Objects,
+            Box::new(Listed::new(items)),
+        )
+    }
 
     fn ctx(owner: &str, n: usize) -> Context {
-        Context {
-            owner: owner.into(),
-            mode: EnumerationMode::Objects,
-            items: (0..n)
-                .map(|_| Instance::new("Msvm_ComputerSystem"))
-                .collect(),
-        }
+        listed(owner, vec![Instance::new("Msvm_ComputerSystem"); n])
     }
 
     #[test]
@@ -229,13 +248,13 @@ mod tests {
         let t0 = Instant::now();
         let mut r = Registry::new(Duration::from_secs(60), 4, usize::MAX);
         let id = r.open(ctx("alice", 3), t0).unwrap();
-        let (c, bytes) = r.take(&id, "alice", t0).unwrap();
-        assert_eq!(c.items.len(), 3);
+        let mut c = r.take(&id, "alice", t0).unwrap();
+        assert!(c.next(1).unwrap().is_some());
         assert!(
             r.take(&id, "alice", t0).is_err(),
             "a taken context is not there twice"
         );
-        r.restore(id.clone(), c, bytes, t0);
+        r.restore(id.clone(), c, t0);
         assert!(r.take(&id, "alice", t0).is_ok());
     }
 
@@ -290,18 +309,13 @@ mod tests {
     #[test]
     fn the_registry_holds_a_bounded_amount_of_memory() {
         let t0 = Instant::now();
-        let big = |n: usize| Context {
-            owner: "a".into(),
-            mode: EnumerationMode::Objects,
-            items: (0..n)
-                .map(|_| {
-                    Instance::new("Msvm_TPMSettingData").with(
-                        "KeyProtector",
-                        vmsec_cim::CimType::UInt8,
-                        Value::from_bytes(&[7; 10_000]),
-                    )
-                })
-                .collect(),
+        let big = |n: usize| {
+            let kp = Instance::new("Msvm_TPMSettingData").with(
+                "KeyProtector",
+                vmsec_cim::CimType::UInt8,
+                vmsec_cim::Value::from_bytes(&[7; 10_000]),
+            );
+            listed("a", vec![kp; n])
         };
         assert!(big(1).heap_bytes() > 10_000);
         let mut r = Registry::new(Duration::from_secs(60), 100, 100_000);
@@ -314,11 +328,12 @@ mod tests {
             refused.reason
         );
         // Pulling shrinks what is held; releasing frees it.
-        let (mut c, _) = r.take(&id, "a", t0).unwrap();
+        let mut c = r.take(&id, "a", t0).unwrap();
         assert_eq!(r.held_bytes(), 0, "a context out for a Pull is not counted");
-        c.items.truncate(2);
-        let left = c.heap_bytes();
-        r.restore(id.clone(), c, left, t0);
+        for _ in 0..4 {
+            c.next(1).unwrap().unwrap();
+        }
+        r.restore(id.clone(), c, t0);
         assert!(r.held_bytes() < 30_000);
         let second = r.open(big(6), t0).unwrap();
         r.release(&id, "a", t0).unwrap();

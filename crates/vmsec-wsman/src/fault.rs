@@ -247,7 +247,6 @@ impl From<ProviderError> for Fault {
                 FaultKind::InvalidParameter,
                 format!("A parameter is not valid: {why}"),
             ),
-            ProviderError::TooLarge(why) => Fault::new(FaultKind::QuotaLimit, why),
             ProviderError::Internal(why) => Fault::new(
                 FaultKind::InternalError,
                 format!("The service failed: {why}"),

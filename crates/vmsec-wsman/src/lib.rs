@@ -31,4 +31,6 @@ mod xmlw;
 
 pub use engine::{Engine, EngineConfig, Response};
 pub use fault::{Fault, FaultKind};
-pub use provider::{MethodOutput, OutValue, Principal, Provider, ProviderError};
+pub use provider::{
+    Enumeration, Listed, MethodOutput, OutValue, Principal, Provider, ProviderError,
+};

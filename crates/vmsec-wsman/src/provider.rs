@@ -58,13 +58,52 @@ pub enum ProviderError {
     /// (`wsman:InvalidParameter`).
     #[error("invalid parameter: {0}")]
     InvalidParameter(String),
-    /// The answer would be larger than the service holds for one request
-    /// (`wsman:QuotaLimit`); the text says what to do instead.
-    #[error("too large: {0}")]
-    TooLarge(String),
     /// The service failed (`wsman:InternalError`); the text must not hold secrets.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// The instances of one Enumerate, read as its Pulls ask for them, so that an open
+/// enumeration holds its position rather than every instance it will return.
+pub trait Enumeration: Send {
+    /// Up to `n` (at least 1) next instances; fewer when that is what the source reads at a
+    /// time, none only when every instance was returned.
+    fn next(&mut self, n: usize) -> Result<Vec<Instance>, ProviderError>;
+
+    /// About how much memory it holds while waiting for the next Pull.
+    fn heap_bytes(&self) -> usize;
+}
+
+/// An enumeration whose instances were all read at once: for classes with few or small
+/// instances.
+#[derive(Debug, Default)]
+pub struct Listed {
+    items: std::collections::VecDeque<Instance>,
+    /// [`Instance::heap_bytes`] of `items`, kept as they are taken.
+    bytes: usize,
+}
+
+impl Listed {
+    /// The instances, returned in this order.
+    pub fn new(items: Vec<Instance>) -> Listed {
+        let bytes = items.iter().map(Instance::heap_bytes).sum();
+        Listed {
+            items: items.into(),
+            bytes,
+        }
+    }
+}
+
+impl Enumeration for Listed {
+    fn next(&mut self, n: usize) -> Result<Vec<Instance>, ProviderError> {
+        let taken: Vec<Instance> = self.items.drain(..n.min(self.items.len())).collect();
+        self.bytes -= taken.iter().map(Instance::heap_bytes).sum::<usize>();
+        Ok(taken)
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.bytes
+    }
 }
 
 /// The service behind the WS-Management endpoint.
@@ -102,16 +141,18 @@ pub trait Provider: Send + Sync + 'static {
         selectors: &[(String, String)],
     ) -> Result<Instance, ProviderError>;
 
-    /// Returns the instances of `class` whose properties equal every `filter` pair
-    /// (`WHERE a = 'x' AND b = 'y'`). Names are properties of the class in the schema's
-    /// spelling; values are text: strings verbatim, booleans `true`/`false`, integers in
-    /// decimal as written (a leading `+` dropped).
+    /// Starts an enumeration of the instances of `class` whose properties equal every
+    /// `filter` pair (`WHERE a = 'x' AND b = 'y'`). Names are properties of the class in the
+    /// schema's spelling; values are text: strings verbatim, booleans `true`/`false`,
+    /// integers in decimal as written (a leading `+` dropped). Whether the caller may
+    /// enumerate is decided here; the instances may be read later, as they are pulled
+    /// ([`Listed`] when they are read at once).
     fn enumerate(
         &self,
         who: &Principal,
         class: &str,
         filter: &[(String, String)],
-    ) -> Result<Vec<Instance>, ProviderError>;
+    ) -> Result<Box<dyn Enumeration>, ProviderError>;
 
     /// Invokes `method` on the instance of `class` addressed by `selectors` (checked as for
     /// [`Provider::get`]). `method` is in the spelling of the method table. `input` holds

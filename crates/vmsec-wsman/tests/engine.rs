@@ -639,15 +639,15 @@ fn open_enumerations_are_bounded() {
 fn open_enumerations_hold_a_bounded_amount_of_memory() {
     let mut provider = TestProvider::new();
     provider.vm_count = 40;
+    provider.read_at_once = true;
     let who = Principal {
         user: "admin".into(),
         role: String::new(),
     };
-    let one: usize = Provider::enumerate(&provider, &who, "Msvm_ComputerSystem", &[])
+    let one = Provider::enumerate(&provider, &who, "Msvm_ComputerSystem", &[])
         .unwrap()
-        .iter()
-        .map(vmsec_wsman::enumeration::instance_bytes)
-        .sum();
+        .heap_bytes();
+    assert!(one > 41 * std::mem::size_of::<vmsec_cim::Instance>());
     let e = Engine::new(
         Arc::new(provider),
         EngineConfig {
@@ -697,6 +697,89 @@ fn pull_returns_fewer_items_when_the_envelope_limit_is_reached() {
         }
     }
     assert_eq!(total, 41, "every instance arrives exactly once");
+}
+
+/// The `Name`s of the `Msvm_ComputerSystem` instances in a reply, in order.
+fn computer_system_names(body: &str) -> Vec<String> {
+    let doc = roxmltree::Document::parse(body).unwrap();
+    let class_ns = format!("{V2}Msvm_ComputerSystem");
+    find_all(&doc, &class_ns, "Name")
+        .iter()
+        .map(|n| n.text().unwrap().to_owned())
+        .collect()
+}
+
+/// An Enumerate without optimization, of the 1 + `vm_count` computer systems.
+fn unoptimized_enumerate() -> String {
+    testdata("pywinrm_enumerate_object_and_epr.xml").replace(
+        "<w:OptimizeEnumeration/><w:MaxElements>2</w:MaxElements>",
+        "",
+    )
+}
+
+#[test]
+fn an_enumeration_reads_its_instances_as_they_are_pulled() {
+    let mut provider = TestProvider::new();
+    provider.vm_count = 40;
+    let (p, e) = {
+        let p = Arc::new(provider);
+        (p.clone(), Engine::new(p, EngineConfig::default()))
+    };
+    let ctx = context_of(&send(&e, &unoptimized_enumerate()).body).unwrap();
+    assert_eq!(p.made(), 0, "nothing is read before the first Pull");
+    let mut names = Vec::new();
+    loop {
+        let r = send(&e, &pull(&ctx, 5));
+        assert_eq!(r.status, 200, "{}", r.body);
+        names.extend(computer_system_names(&r.body));
+        // What was sent, and the one read ahead to learn whether any are left.
+        assert!(
+            p.made() <= names.len() + 1,
+            "{} made, {} sent",
+            p.made(),
+            names.len()
+        );
+        if context_of(&r.body).is_none() {
+            break;
+        }
+    }
+    let expected: Vec<String> = (0..=40)
+        .map(|i| match computer_system(i).value("Name") {
+            Some(Value::String(name)) => name.clone(),
+            other => panic!("Name is {other:?}"),
+        })
+        .collect();
+    assert_eq!(names, expected, "every instance once, in order");
+    assert_eq!(e.open_enumerations(), 0);
+}
+
+#[test]
+fn a_pull_that_fails_leaves_the_enumeration_where_it_was() {
+    let mut provider = TestProvider::new();
+    provider.vm_count = 40;
+    provider.fail_at = Some(4);
+    let e = Engine::new(Arc::new(provider), EngineConfig::default());
+    let ctx = context_of(&send(&e, &unoptimized_enumerate()).body).unwrap();
+    let first = send(&e, &pull(&ctx, 3));
+    assert_eq!(computer_system_names(&first.body).len(), 3);
+    // The second Pull sends the 4th instance, then fails reading the 5th.
+    let failed = send(&e, &pull(&ctx, 3));
+    assert!(assert_fault(&failed, "InternalError").contains("the disk failed"));
+    // The next Pull starts with the instance the failed one had taken.
+    let mut names = computer_system_names(&first.body);
+    loop {
+        let r = send(&e, &pull(&ctx, 3));
+        assert_eq!(r.status, 200, "{}", r.body);
+        names.extend(computer_system_names(&r.body));
+        if context_of(&r.body).is_none() {
+            break;
+        }
+    }
+    assert_eq!(names.len(), 41, "{names:?}");
+    let mut unique = names.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 41, "none twice: {names:?}");
 }
 
 #[test]

@@ -2,10 +2,13 @@
 #![allow(dead_code)]
 
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use vmsec_cim::{CimDateTime, CimType, Instance, Value};
-use vmsec_wsman::{MethodOutput, OutValue, Principal, Provider, ProviderError};
+use vmsec_wsman::{
+    Enumeration, Listed, MethodOutput, OutValue, Principal, Provider, ProviderError,
+};
 
 pub const SOAP: &str = "http://www.w3.org/2003/05/soap-envelope";
 pub const WSA: &str = "http://schemas.xmlsoap.org/ws/2004/08/addressing";
@@ -43,6 +46,53 @@ pub struct TestProvider {
     pub verified: Mutex<Vec<String>>,
     /// Calls of `authenticate` (the slow check) and of `authenticate_verified` that decided.
     pub logins: Mutex<Logins>,
+    /// Whether `Msvm_ComputerSystem` instances are all made at Enumerate ([`Listed`]) rather
+    /// than as they are pulled ([`Made`]).
+    pub read_at_once: bool,
+    /// `Msvm_ComputerSystem` instances made so far by enumerations.
+    pub made: Arc<AtomicUsize>,
+    /// The instance number at which the next enumeration's source fails, once.
+    pub fail_at: Option<usize>,
+}
+
+/// `Msvm_ComputerSystem` instances `next..=last` matching `filter`, made as they are asked
+/// for, two at a time at most (a source that reads in pages).
+pub struct Made {
+    next: usize,
+    last: usize,
+    filter: Vec<(String, String)>,
+    made: Arc<AtomicUsize>,
+    fail_at: Option<usize>,
+}
+
+impl Enumeration for Made {
+    fn next(&mut self, n: usize) -> Result<Vec<Instance>, ProviderError> {
+        let mut out = Vec::new();
+        while out.len() < n.min(2) && self.next <= self.last {
+            if self.fail_at.take_if(|at| *at == self.next).is_some() {
+                return Err(ProviderError::Internal("the disk failed".into()));
+            }
+            let inst = computer_system(self.next);
+            self.next += 1;
+            self.made.fetch_add(1, Ordering::SeqCst);
+            if matches(&inst, &self.filter) {
+                out.push(inst);
+            }
+        }
+        Ok(out)
+    }
+
+    fn heap_bytes(&self) -> usize {
+        0
+    }
+}
+
+fn matches(i: &Instance, filter: &[(String, String)]) -> bool {
+    filter.iter().all(|(n, v)| {
+        i.value(n)
+            .and_then(Value::scalar_text)
+            .is_some_and(|t| t.eq_ignore_ascii_case(v))
+    })
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -60,7 +110,15 @@ impl TestProvider {
             get_delay: std::time::Duration::ZERO,
             verified: Mutex::new(Vec::new()),
             logins: Mutex::new(Logins::default()),
+            read_at_once: false,
+            made: Arc::new(AtomicUsize::new(0)),
+            fail_at: None,
         }
+    }
+
+    /// `Msvm_ComputerSystem` instances made so far by enumerations.
+    pub fn made(&self) -> usize {
+        self.made.load(Ordering::SeqCst)
     }
 
     /// (calls of `authenticate`, calls of `authenticate_verified` that decided).
@@ -199,26 +257,28 @@ impl Provider for TestProvider {
         _who: &Principal,
         class: &str,
         filter: &[(String, String)],
-    ) -> Result<Vec<Instance>, ProviderError> {
+    ) -> Result<Box<dyn Enumeration>, ProviderError> {
         self.calls.lock().unwrap().push(Call::Enumerate {
             class: class.into(),
             filter: filter.to_vec(),
         });
         let all: Vec<Instance> = match class {
+            "Msvm_ComputerSystem" if !self.read_at_once => {
+                return Ok(Box::new(Made {
+                    next: 0,
+                    last: self.vm_count,
+                    filter: filter.to_vec(),
+                    made: self.made.clone(),
+                    fail_at: self.fail_at,
+                }));
+            }
             "Msvm_ComputerSystem" => (0..=self.vm_count).map(computer_system).collect(),
             "Msvm_SecurityService" => vec![security_service()],
             _ => Vec::new(),
         };
-        Ok(all
-            .into_iter()
-            .filter(|i| {
-                filter.iter().all(|(n, v)| {
-                    i.value(n)
-                        .and_then(Value::scalar_text)
-                        .is_some_and(|t| t.eq_ignore_ascii_case(v))
-                })
-            })
-            .collect())
+        Ok(Box::new(Listed::new(
+            all.into_iter().filter(|i| matches(i, filter)).collect(),
+        )))
     }
 
     fn invoke(

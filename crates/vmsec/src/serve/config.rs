@@ -17,7 +17,7 @@ use crate::CliError;
 /// max_envelope_size = 4194304        # largest request body, bytes
 /// max_reply_size = 16777216          # largest reply, bytes (a client's MaxEnvelopeSize may lower it)
 /// enumeration_expiry_secs = 300
-/// max_enumeration_mib = 256          # memory for the instances of open enumerations, all together
+/// max_enumeration_mib = 256          # memory open enumerations hold between Pulls, all together
 /// header_timeout_secs = 10           # a request's headers (and the TLS handshake) must arrive in this
 /// body_timeout_secs = 60             # a request's body must arrive in this
 /// idle_timeout_secs = 120            # an idle keep-alive connection is closed after this

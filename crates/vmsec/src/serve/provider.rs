@@ -8,7 +8,7 @@ use std::sync::Arc;
 use vmsec_cim::Value;
 use vmsec_service::classes::{self, SECURITY_SERVICE};
 use vmsec_service::{Caller, JobStarted, Method, Role, Service, ServiceError};
-use vmsec_wsman::{MethodOutput, OutValue, Principal, Provider, ProviderError};
+use vmsec_wsman::{Enumeration, MethodOutput, OutValue, Principal, Provider, ProviderError};
 
 pub struct ServiceProvider {
     pub service: Arc<Service>,
@@ -28,6 +28,19 @@ impl ServiceProvider {
     }
 }
 
+/// The service's instances of one enumeration, read as they are pulled.
+struct Pulled(classes::Instances);
+
+impl Enumeration for Pulled {
+    fn next(&mut self, n: usize) -> Result<Vec<vmsec_cim::Instance>, ProviderError> {
+        self.0.next(n).map_err(read_error)
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.0.heap_bytes()
+    }
+}
+
 fn principal(c: Caller) -> Principal {
     Principal {
         user: c.name,
@@ -40,7 +53,6 @@ fn read_error(e: ServiceError) -> ProviderError {
     match e {
         ServiceError::AccessDenied(_) => ProviderError::AccessDenied,
         ServiceError::NotFound(_) | ServiceError::UnknownVm(_) => ProviderError::NoSuchInstance,
-        ServiceError::TooLarge(why) => ProviderError::TooLarge(why),
         other => ProviderError::Internal(other.to_string()),
     }
 }
@@ -135,12 +147,14 @@ impl Provider for ServiceProvider {
         who: &Principal,
         class: &str,
         filter: &[(String, String)],
-    ) -> Result<Vec<vmsec_cim::Instance>, ProviderError> {
+    ) -> Result<Box<dyn Enumeration>, ProviderError> {
         let class = served(class)?;
         let caller = self.caller(who)?;
-        self.service
+        let instances = self
+            .service
             .instances(&caller, class, filter)
-            .map_err(read_error)
+            .map_err(read_error)?;
+        Ok(Box::new(Pulled(instances)))
     }
 
     fn invoke(
