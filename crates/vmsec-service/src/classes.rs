@@ -407,10 +407,10 @@ impl Service {
             SECURITY_SETTING_DATA | SECURITY_ELEMENT | TPM_SETTING_DATA | CONCRETE_JOB
         );
         let has = |name: &str| filter.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
-        let read = |listed: Vec<Instance>, per_vm: Option<&'static str>| Instances {
+        let read = |listed: Vec<Instance>, paged: Option<&'static str>| Instances {
             store: self.store.clone(),
             buffer: listed.into_iter().filter(|i| matches(i, filter)).collect(),
-            per_vm: per_vm.map(|class| (class, None)),
+            paged: paged.map(|class| (class, None)),
             filter: filter.to_vec(),
         };
         if (keyed_by_instance_id && has("InstanceID"))
@@ -424,7 +424,7 @@ impl Service {
             SECURITY_SERVICE => read(vec![security_service(&self.host, self.is_started())], None),
             CONCRETE_JOB => {
                 self.store.remove_expired_jobs(OffsetDateTime::now_utc())?;
-                read(self.store.jobs()?.iter().map(concrete_job).collect(), None)
+                read(Vec::new(), Some(class))
             }
             COMPUTER_SYSTEM => read(vec![host_computer_system(&self.host)], Some(class)),
             _ => read(Vec::new(), Some(class)),
@@ -433,18 +433,19 @@ impl Service {
 }
 
 /// The instances of one enumeration, read as they are asked for. The classes with an instance
-/// per VM are read a page of VMs at a time, by VM name, so an enumeration holds one page
-/// however many VMs there are (100,000 VMs' `Msvm_SecuritySettingData` took ~130 MB when
-/// they were all read at once); a VM added or removed meanwhile is returned or not according
-/// to where the enumeration has got to. Other classes are read at once.
+/// per VM are read a page of VMs at a time, by VM name, and jobs a page at a time by
+/// `InstanceID`, so an enumeration holds one page however many there are (100,000 VMs'
+/// `Msvm_SecuritySettingData` took ~250 MiB when they were all read at once); one added or
+/// removed meanwhile is returned or not according to where the enumeration has got to. The
+/// security service and an instance looked up by its key are read at once.
 pub struct Instances {
     store: Arc<dyn Store>,
     filter: Vec<(String, String)>,
     /// Read, matching the filter, and not yet returned.
     buffer: VecDeque<Instance>,
-    /// For a class with an instance per VM whose VMs are not all read: the class, and the
-    /// name of the last VM read (none before the first page).
-    per_vm: Option<(&'static str, Option<String>)>,
+    /// For a class read in pages, until the last page is read: the class, and the key of
+    /// the last instance read (VM name, or job `InstanceID`; none before the first page).
+    paged: Option<(&'static str, Option<String>)>,
 }
 
 impl Instances {
@@ -454,26 +455,26 @@ impl Instances {
         while out.len() < n {
             match self.buffer.pop_front() {
                 Some(inst) => out.push(inst),
-                None if self.per_vm.is_some() => self.read_page()?,
+                None if self.paged.is_some() => self.read_page()?,
                 None => break,
             }
         }
         Ok(out)
     }
 
-    /// Reads the next page of VMs into the buffer; the last page (a short one) ends the walk.
+    /// Reads the next page into the buffer; the last page (a short one) ends the walk.
     fn read_page(&mut self) -> Result<(), ServiceError> {
         let Instances {
             store,
             filter,
             buffer,
-            per_vm,
+            paged,
         } = self;
-        let Some((class, after)) = per_vm.as_mut() else {
+        let Some((class, after)) = paged.as_mut() else {
             return Ok(());
         };
-        let after_name = after.as_deref();
-        // Whether the page was full (more may follow), and the name it ended at.
+        let after_key = after.as_deref();
+        // Whether the page was full (more may follow), and the key it ended at.
         let (full, last) = match *class {
             SECURITY_SETTING_DATA | SECURITY_ELEMENT => {
                 let build = if *class == SECURITY_SETTING_DATA {
@@ -481,12 +482,20 @@ impl Instances {
                 } else {
                     security_element
                 };
-                let page = store.vm_summaries_after(after_name, PAGE)?;
+                let page = store.vm_summaries_after(after_key, PAGE)?;
                 buffer.extend(page.iter().map(build).filter(|i| matches(i, filter)));
                 (page.len() == PAGE, page.last().map(|v| v.vm.name.clone()))
             }
+            CONCRETE_JOB => {
+                let page = store.jobs_after(after_key, PAGE)?;
+                buffer.extend(page.iter().map(concrete_job).filter(|i| matches(i, filter)));
+                (
+                    page.len() == PAGE,
+                    page.last().map(|j| j.instance_id.clone()),
+                )
+            }
             COMPUTER_SYSTEM => {
-                let page = store.vms_after(after_name, PAGE)?;
+                let page = store.vms_after(after_key, PAGE)?;
                 buffer.extend(
                     page.iter()
                         .map(vm_computer_system)
@@ -495,7 +504,7 @@ impl Instances {
                 (page.len() == PAGE, page.last().map(|vm| vm.name.clone()))
             }
             _ => {
-                let page = store.vms_after(after_name, TPM_PAGE)?;
+                let page = store.vms_after(after_key, TPM_PAGE)?;
                 for vm in &page {
                     match store.vm_security(vm.id) {
                         Ok(sec) => {
@@ -517,7 +526,7 @@ impl Instances {
         };
         match last {
             Some(name) if full => *after = Some(name),
-            _ => *per_vm = None,
+            _ => *paged = None,
         }
         Ok(())
     }
@@ -531,7 +540,7 @@ impl Instances {
                 .map(|(k, v)| k.len() + v.len())
                 .sum::<usize>()
             + self
-                .per_vm
+                .paged
                 .as_ref()
                 .and_then(|(_, after)| after.as_ref())
                 .map_or(0, String::len)

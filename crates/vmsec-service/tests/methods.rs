@@ -649,6 +649,48 @@ fn an_enumeration_of_tpm_setting_data_holds_a_few_key_protectors_not_all() {
 }
 
 #[test]
+fn jobs_are_enumerated_in_pages_by_instance_id_and_expired_ones_are_gone() {
+    use vmsec_service::classes::CONCRETE_JOB;
+    let w = world();
+    let now = time::OffsetDateTime::now_utc();
+    // Over two pages of 256, and one expired job.
+    for n in (0..=600).rev() {
+        w.store
+            .insert_job(&vmsec_store::Job {
+                instance_id: format!("J{n:03}"),
+                method: "SetKeyProtector".into(),
+                vm: None,
+                state: JobState::Completed,
+                error_code: 0,
+                error_description: String::new(),
+                percent_complete: 100,
+                submitted_by: "t".into(),
+                time_submitted: now,
+                start_time: Some(now),
+                finish_time: Some(now - time::Duration::minutes(if n == 600 { 10 } else { 0 })),
+                time_before_removal: time::Duration::minutes(5),
+                owner: vmsec_store::JobOwner {
+                    host: Uuid::nil(),
+                    pid: 1,
+                    start_ticks: 2,
+                },
+            })
+            .unwrap();
+    }
+    let e = w
+        .service
+        .instances(&caller(Role::Reader), CONCRETE_JOB, &[])
+        .unwrap();
+    let ids: Vec<String> = read_all(e, 7)
+        .0
+        .iter()
+        .map(|i| text_of(i, "InstanceID"))
+        .collect();
+    let expected: Vec<String> = (0..600).map(|n| format!("J{n:03}")).collect();
+    assert_eq!(ids, expected);
+}
+
+#[test]
 fn an_enumeration_walks_every_vm_by_name_across_pages_and_filters_as_it_reads() {
     use vmsec_service::classes::{COMPUTER_SYSTEM, SECURITY_ELEMENT, SECURITY_SETTING_DATA};
     let w = world();

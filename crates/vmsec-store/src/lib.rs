@@ -83,6 +83,8 @@ pub trait Store: Send + Sync {
     fn update_job(&self, job: &Job) -> Result<(), StoreError>;
     fn job(&self, instance_id: &str) -> Result<Option<Job>, StoreError>;
     fn jobs(&self) -> Result<Vec<Job>, StoreError>;
+    /// Up to `limit` jobs by `InstanceID`, those after `after` (from the first when `None`).
+    fn jobs_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<Job>, StoreError>;
     /// Jobs not finished, of every owner.
     fn unfinished_jobs(&self) -> Result<Vec<Job>, StoreError>;
     /// Removes finished jobs whose `time_before_removal` has passed at `now`. Returns how many.

@@ -319,9 +319,9 @@ impl Drop for Checkpointer {
     }
 }
 
-/// The statement and parameters of a page of VMs by name: `after_sql` (`?1` the name the
-/// page starts after, `?2` the limit) when there is a name, else `first_sql` (`?1` the limit).
-/// The name index serves both, so a page costs the same wherever it starts.
+/// The statement and parameters of a page by a unique key: `after_sql` (`?1` the key the
+/// page starts after, `?2` the limit) when there is a key, else `first_sql` (`?1` the limit).
+/// The key's index serves both, so a page costs the same wherever it starts.
 fn page_of<'c>(
     c: &'c Connection,
     after_sql: &'static str,
@@ -421,9 +421,13 @@ fn vm_from_parts(p: (String, String, i64)) -> Result<Vm, StoreError> {
     })
 }
 
-const JOB_COLUMNS: &str = "instance_id, method, vm_guid, job_state, error_code, error_description, \
-     percent_complete, submitted_by, time_submitted_us, start_time_us, finish_time_us, \
-     time_before_removal_us, owner";
+macro_rules! job_columns {
+    () => {
+        "instance_id, method, vm_guid, job_state, error_code, error_description, \
+         percent_complete, submitted_by, time_submitted_us, start_time_us, finish_time_us, \
+         time_before_removal_us, owner"
+    };
+}
 
 type JobRow = (
     String,
@@ -1009,8 +1013,10 @@ impl Store for SqliteStore {
     fn insert_job(&self, job: &Job) -> Result<(), StoreError> {
         self.write(|tx| {
             let p = job_params(job);
-            tx.prepare_cached(&format!(
-                "INSERT INTO jobs ({JOB_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+            tx.prepare_cached(concat!(
+                "INSERT INTO jobs (",
+                job_columns!(),
+                ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
             ))
             .map_err(map_err)?
             .execute(rusqlite::params_from_iter(p.iter()))
@@ -1025,8 +1031,10 @@ impl Store for SqliteStore {
 
     fn job(&self, instance_id: &str) -> Result<Option<Job>, StoreError> {
         self.with_conn(|c| {
-            c.prepare_cached(&format!(
-                "SELECT {JOB_COLUMNS} FROM jobs WHERE instance_id = ?1"
+            c.prepare_cached(concat!(
+                "SELECT ",
+                job_columns!(),
+                " FROM jobs WHERE instance_id = ?1"
             ))
             .map_err(map_err)?
             .query_row([instance_id], job_row)
@@ -1039,6 +1047,30 @@ impl Store for SqliteStore {
 
     fn jobs(&self) -> Result<Vec<Job>, StoreError> {
         self.query_jobs("")
+    }
+
+    fn jobs_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<Job>, StoreError> {
+        self.with_conn(|c| {
+            let (mut st, rows) = page_of(
+                c,
+                concat!(
+                    "SELECT ",
+                    job_columns!(),
+                    " FROM jobs WHERE instance_id > ?1 ORDER BY instance_id LIMIT ?2"
+                ),
+                concat!(
+                    "SELECT ",
+                    job_columns!(),
+                    " FROM jobs ORDER BY instance_id LIMIT ?1"
+                ),
+                after,
+                limit,
+            )?;
+            st.query_map(rusqlite::params_from_iter(&rows), job_row)
+                .map_err(map_err)?
+                .map(|r| job_from_row(r.map_err(map_err)?))
+                .collect()
+        })
     }
 
     fn unfinished_jobs(&self) -> Result<Vec<Job>, StoreError> {
@@ -1245,7 +1277,12 @@ impl SqliteStore {
         self.with_conn(|c| {
             let mut st = c
                 .prepare_cached(&format!(
-                    "SELECT {JOB_COLUMNS} FROM jobs {filter} ORDER BY time_submitted_us, instance_id"
+                    concat!(
+                        "SELECT ",
+                        job_columns!(),
+                        " FROM jobs {} ORDER BY time_submitted_us, instance_id"
+                    ),
+                    filter
                 ))
                 .map_err(map_err)?;
             let rows = st.query_map([], job_row).map_err(map_err)?;

@@ -308,6 +308,40 @@ fn vms_are_listed_in_pages_by_name_from_where_the_last_page_ended() {
 }
 
 #[test]
+fn jobs_are_listed_in_pages_by_instance_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let now = OffsetDateTime::now_utc();
+    for id in ["J3", "J1", "J5", "J2", "J4"] {
+        s.insert_job(&Job {
+            instance_id: id.into(),
+            method: "SetKeyProtector".into(),
+            vm: None,
+            state: JobState::Completed,
+            error_code: 0,
+            error_description: String::new(),
+            percent_complete: 100,
+            submitted_by: "t".into(),
+            time_submitted: now,
+            start_time: Some(now),
+            finish_time: Some(now),
+            time_before_removal: time::Duration::minutes(5),
+            owner: JobOwner {
+                host: Uuid::nil(),
+                pid: 1,
+                start_ticks: 2,
+            },
+        })
+        .unwrap();
+    }
+    let ids = |page: Vec<Job>| page.into_iter().map(|j| j.instance_id).collect::<Vec<_>>();
+    assert_eq!(ids(s.jobs_after(None, 2).unwrap()), ["J1", "J2"]);
+    assert_eq!(ids(s.jobs_after(Some("J2"), 2).unwrap()), ["J3", "J4"]);
+    assert_eq!(ids(s.jobs_after(Some("J4"), 2).unwrap()), ["J5"]);
+    assert!(s.jobs_after(Some("J5"), 2).unwrap().is_empty());
+}
+
+#[test]
 fn the_wal_stays_bounded_under_steady_reads_and_writes_and_is_gone_after_close() {
     let dir = tempfile::tempdir().unwrap();
     let wal = dir.path().join("s.db-wal");
