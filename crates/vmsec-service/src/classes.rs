@@ -8,7 +8,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 use uuid::Uuid;
 use vmsec_cim::{CimDateTime, CimType, Instance, Value};
-use vmsec_store::{HostIdentity, Job, Role, Store, StoreError, Vm, VmSecurity, VmSummary};
+use vmsec_store::{HostIdentity, Job, Role, Store, Vm, VmSecurity, VmSummary};
 
 use crate::setting_data::{instance_id, parse_instance_id};
 use crate::{Caller, Service, ServiceError};
@@ -504,23 +504,15 @@ impl Instances {
                 (page.len() == PAGE, page.last().map(|vm| vm.name.clone()))
             }
             _ => {
-                let page = store.vms_after(after_key, TPM_PAGE)?;
-                for vm in &page {
-                    match store.vm_security(vm.id) {
-                        Ok(sec) => {
-                            let inst = tpm_setting_data(vm, &sec);
-                            if matches(&inst, filter) {
-                                buffer.push_back(inst);
-                            }
-                        }
-                        // Removed since the page was read.
-                        Err(StoreError::NotFound(_)) => {}
-                        Err(e) => return Err(e.into()),
-                    }
-                }
+                let page = store.vms_with_security_after(after_key, TPM_PAGE)?;
+                buffer.extend(
+                    page.iter()
+                        .map(|(vm, sec)| tpm_setting_data(vm, sec))
+                        .filter(|i| matches(i, filter)),
+                );
                 (
                     page.len() == TPM_PAGE,
-                    page.last().map(|vm| vm.name.clone()),
+                    page.last().map(|(vm, _)| vm.name.clone()),
                 )
             }
         };

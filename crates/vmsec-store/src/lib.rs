@@ -52,6 +52,13 @@ pub trait Store: Send + Sync {
     fn vm_security(&self, id: Uuid) -> Result<VmSecurity, StoreError>;
     /// The VM and its security record as of one moment (one read transaction), or `None`.
     fn vm_with_security(&self, id: Uuid) -> Result<Option<(Vm, VmSecurity)>, StoreError>;
+    /// [`Store::vm_with_security`] of up to `limit` VMs by name, those whose names sort
+    /// after `after` (from the first when `None`), as of one moment.
+    fn vms_with_security_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(Vm, VmSecurity)>, StoreError>;
     /// The VM with its settings and whether it has a key protector, without reading the key
     /// protectors, or `None`.
     fn vm_summary(&self, id: Uuid) -> Result<Option<VmSummary>, StoreError>;

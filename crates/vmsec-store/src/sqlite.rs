@@ -823,6 +823,39 @@ impl Store for SqliteStore {
         })
     }
 
+    fn vms_with_security_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(Vm, VmSecurity)>, StoreError> {
+        self.with_conn(|c| {
+            let (mut st, rows) = page_of(
+                c,
+                concat!(
+                    "SELECT guid, name, created_us, ",
+                    security_columns!(),
+                    " FROM vms WHERE name > ?1 ORDER BY name LIMIT ?2"
+                ),
+                concat!(
+                    "SELECT guid, name, created_us, ",
+                    security_columns!(),
+                    " FROM vms ORDER BY name LIMIT ?1"
+                ),
+                after,
+                limit,
+            )?;
+            st.query_map(rusqlite::params_from_iter(&rows), |r| {
+                Ok(((r.get(0)?, r.get(1)?, r.get(2)?), security_from_row(r, 3)?))
+            })
+            .map_err(map_err)?
+            .map(|row| {
+                let (vm, sec) = row.map_err(map_err)?;
+                Ok((vm_from_parts(vm)?, security_from_parts(sec)?))
+            })
+            .collect()
+        })
+    }
+
     fn vm_summary(&self, id: Uuid) -> Result<Option<VmSummary>, StoreError> {
         self.with_conn(|c| {
             c.prepare_cached(concat!(summary_select!(), " WHERE guid = ?1"))

@@ -279,7 +279,21 @@ fn vms_are_listed_in_pages_by_name_from_where_the_last_page_ended() {
     let s = open(&dir);
     // Added out of order; one name sorts before another's prefix, one is not ASCII.
     for name in ["m", "b", "ab", "a", "é", "z", "b2"] {
-        s.add_vm(&vm(name)).unwrap();
+        let v = vm(name);
+        s.add_vm(&v).unwrap();
+        if name == "m" {
+            s.update_vm_security(
+                v.id,
+                "t",
+                &mut |sec| {
+                    sec.settings.tpm_enabled = true;
+                    sec.key_protector = Some(b"kp".to_vec());
+                    Ok(())
+                },
+                None,
+            )
+            .unwrap();
+        }
     }
     let mut pages = Vec::new();
     let mut after: Option<String> = None;
@@ -291,6 +305,15 @@ fn vms_are_listed_in_pages_by_name_from_where_the_last_page_ended() {
             page.iter().collect::<Vec<_>>(),
             "summaries page like VMs"
         );
+        let full = s.vms_with_security_after(after.as_deref(), 3).unwrap();
+        assert_eq!(
+            full.iter().map(|(vm, _)| vm).collect::<Vec<_>>(),
+            page.iter().collect::<Vec<_>>(),
+            "full records page like VMs"
+        );
+        for (vm, sec) in &full {
+            assert_eq!(*sec, s.vm_security(vm.id).unwrap());
+        }
         let names: Vec<String> = page.iter().map(|v| v.name.clone()).collect();
         after = names.last().cloned();
         let last = names.len() < 3;
