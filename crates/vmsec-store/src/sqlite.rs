@@ -319,23 +319,29 @@ impl Drop for Checkpointer {
     }
 }
 
-/// The statement and parameters of a page by a unique key: `after_sql` (`?1` the key the
-/// page starts after, `?2` the limit) when there is a key, else `first_sql` (`?1` the limit).
-/// The key's index serves both, so a page costs the same wherever it starts.
-fn page_of<'c>(
-    c: &'c Connection,
-    after_sql: &'static str,
-    first_sql: &'static str,
-    after: Option<&str>,
-    limit: usize,
-) -> Result<(rusqlite::CachedStatement<'c>, Vec<rusqlite::types::Value>), StoreError> {
-    use rusqlite::types::Value::{Integer, Text};
-    let limit = Integer(i64::try_from(limit).unwrap_or(i64::MAX));
-    let (sql, params) = match after {
-        Some(name) => (after_sql, vec![Text(name.to_owned()), limit]),
-        None => (first_sql, vec![limit]),
+/// The two statements of a page of `SELECT …` by its unique column `key`: the page after a
+/// key (`?1` the key, `?2` the limit) and the first page (`?1` the limit). The key's index
+/// serves both, so a page costs the same wherever it starts.
+macro_rules! pages {
+    ($select:expr, $key:literal) => {
+        Pages {
+            after: concat!(
+                $select,
+                " WHERE ",
+                $key,
+                " > ?1 ORDER BY ",
+                $key,
+                " LIMIT ?2"
+            ),
+            first: concat!($select, " ORDER BY ", $key, " LIMIT ?1"),
+        }
     };
-    Ok((c.prepare_cached(sql).map_err(map_err)?, params))
+}
+
+/// See [`pages!`].
+struct Pages {
+    after: &'static str,
+    first: &'static str,
 }
 
 fn read_vm(c: &Connection, id: Uuid) -> Result<Option<Vm>, StoreError> {
@@ -828,32 +834,20 @@ impl Store for SqliteStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(Vm, VmSecurity)>, StoreError> {
-        self.with_conn(|c| {
-            let (mut st, rows) = page_of(
-                c,
+        self.page(
+            pages!(
                 concat!(
                     "SELECT guid, name, created_us, ",
                     security_columns!(),
-                    " FROM vms WHERE name > ?1 ORDER BY name LIMIT ?2"
+                    " FROM vms"
                 ),
-                concat!(
-                    "SELECT guid, name, created_us, ",
-                    security_columns!(),
-                    " FROM vms ORDER BY name LIMIT ?1"
-                ),
-                after,
-                limit,
-            )?;
-            st.query_map(rusqlite::params_from_iter(&rows), |r| {
-                Ok(((r.get(0)?, r.get(1)?, r.get(2)?), security_from_row(r, 3)?))
-            })
-            .map_err(map_err)?
-            .map(|row| {
-                let (vm, sec) = row.map_err(map_err)?;
-                Ok((vm_from_parts(vm)?, security_from_parts(sec)?))
-            })
-            .collect()
-        })
+                "name"
+            ),
+            after,
+            limit,
+            |r| Ok(((r.get(0)?, r.get(1)?, r.get(2)?), security_from_row(r, 3)?)),
+            |(vm, sec)| Ok((vm_from_parts(vm)?, security_from_parts(sec)?)),
+        )
     }
 
     fn vm_summary(&self, id: Uuid) -> Result<Option<VmSummary>, StoreError> {
@@ -873,19 +867,13 @@ impl Store for SqliteStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<VmSummary>, StoreError> {
-        self.with_conn(|c| {
-            let (mut st, rows) = page_of(
-                c,
-                concat!(summary_select!(), " WHERE name > ?1 ORDER BY name LIMIT ?2"),
-                concat!(summary_select!(), " ORDER BY name LIMIT ?1"),
-                after,
-                limit,
-            )?;
-            st.query_map(rusqlite::params_from_iter(&rows), summary_from_row)
-                .map_err(map_err)?
-                .map(|r| summary_from_parts(r.map_err(map_err)?))
-                .collect()
-        })
+        self.page(
+            pages!(summary_select!(), "name"),
+            after,
+            limit,
+            summary_from_row,
+            summary_from_parts,
+        )
     }
 
     fn vm_by_name(&self, name: &str) -> Result<Option<Vm>, StoreError> {
@@ -913,21 +901,13 @@ impl Store for SqliteStore {
     }
 
     fn vms_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<Vm>, StoreError> {
-        self.with_conn(|c| {
-            let (mut st, rows) = page_of(
-                c,
-                "SELECT guid, name, created_us FROM vms WHERE name > ?1 ORDER BY name LIMIT ?2",
-                "SELECT guid, name, created_us FROM vms ORDER BY name LIMIT ?1",
-                after,
-                limit,
-            )?;
-            st.query_map(rusqlite::params_from_iter(&rows), |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .map_err(map_err)?
-            .map(|r| vm_from_parts(r.map_err(map_err)?))
-            .collect()
-        })
+        self.page(
+            pages!("SELECT guid, name, created_us FROM vms", "name"),
+            after,
+            limit,
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            vm_from_parts,
+        )
     }
 
     fn remove_vm(&self, id: Uuid) -> Result<bool, StoreError> {
@@ -1079,35 +1059,32 @@ impl Store for SqliteStore {
     }
 
     fn jobs(&self) -> Result<Vec<Job>, StoreError> {
-        self.query_jobs("")
+        self.query_jobs(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs ORDER BY time_submitted_us, instance_id"
+        ))
     }
 
     fn jobs_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<Job>, StoreError> {
-        self.with_conn(|c| {
-            let (mut st, rows) = page_of(
-                c,
-                concat!(
-                    "SELECT ",
-                    job_columns!(),
-                    " FROM jobs WHERE instance_id > ?1 ORDER BY instance_id LIMIT ?2"
-                ),
-                concat!(
-                    "SELECT ",
-                    job_columns!(),
-                    " FROM jobs ORDER BY instance_id LIMIT ?1"
-                ),
-                after,
-                limit,
-            )?;
-            st.query_map(rusqlite::params_from_iter(&rows), job_row)
-                .map_err(map_err)?
-                .map(|r| job_from_row(r.map_err(map_err)?))
-                .collect()
-        })
+        self.page(
+            pages!(
+                concat!("SELECT ", job_columns!(), " FROM jobs"),
+                "instance_id"
+            ),
+            after,
+            limit,
+            job_row,
+            job_from_row,
+        )
     }
 
     fn unfinished_jobs(&self) -> Result<Vec<Job>, StoreError> {
-        self.query_jobs("WHERE job_state IN (2, 4)")
+        self.query_jobs(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs WHERE job_state IN (2, 4) ORDER BY time_submitted_us, instance_id"
+        ))
     }
 
     fn remove_expired_jobs(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
@@ -1306,20 +1283,34 @@ fn guardian_from(row: (GuardianRecord, i64)) -> Result<GuardianRecord, StoreErro
 }
 
 impl SqliteStore {
-    fn query_jobs(&self, filter: &str) -> Result<Vec<Job>, StoreError> {
+    /// Jobs read by `sql` (`SELECT job_columns!() …`, no parameters).
+    fn query_jobs(&self, sql: &'static str) -> Result<Vec<Job>, StoreError> {
         self.with_conn(|c| {
-            let mut st = c
-                .prepare_cached(&format!(
-                    concat!(
-                        "SELECT ",
-                        job_columns!(),
-                        " FROM jobs {} ORDER BY time_submitted_us, instance_id"
-                    ),
-                    filter
-                ))
-                .map_err(map_err)?;
+            let mut st = c.prepare_cached(sql).map_err(map_err)?;
             let rows = st.query_map([], job_row).map_err(map_err)?;
             rows.map(|r| job_from_row(r.map_err(map_err)?)).collect()
+        })
+    }
+
+    /// Up to `limit` rows of `pages` after the key `after` (from the first when `None`), each
+    /// read by `row` and made a record by `record`.
+    fn page<R, T>(
+        &self,
+        pages: Pages,
+        after: Option<&str>,
+        limit: usize,
+        row: impl FnMut(&Row<'_>) -> rusqlite::Result<R>,
+        record: impl Fn(R) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let (sql, args): (_, &[&dyn rusqlite::ToSql]) = match &after {
+            Some(key) => (pages.after, &[key, &limit]),
+            None => (pages.first, &[&limit]),
+        };
+        self.with_conn(|c| {
+            let mut st = c.prepare_cached(sql).map_err(map_err)?;
+            let rows = st.query_map(args, row).map_err(map_err)?;
+            rows.map(|r| record(r.map_err(map_err)?)).collect()
         })
     }
 }

@@ -17,6 +17,29 @@ fn vm(name: &str) -> Vm {
     }
 }
 
+/// A SetKeyProtector job submitted, run and completed at `now`, of no VM.
+fn completed_job(instance_id: &str, now: OffsetDateTime) -> Job {
+    Job {
+        instance_id: instance_id.into(),
+        method: "SetKeyProtector".into(),
+        vm: None,
+        state: JobState::Completed,
+        error_code: 0,
+        error_description: String::new(),
+        percent_complete: 100,
+        submitted_by: "t".into(),
+        time_submitted: now,
+        start_time: Some(now),
+        finish_time: Some(now),
+        time_before_removal: time::Duration::minutes(5),
+        owner: JobOwner {
+            host: Uuid::nil(),
+            pid: 1,
+            start_ticks: 2,
+        },
+    }
+}
+
 #[test]
 fn host_identity_is_created_once_and_kept_across_opens() {
     let dir = tempfile::tempdir().unwrap();
@@ -150,23 +173,11 @@ fn a_job_finished_with_its_change_is_one_transaction() {
     s.add_vm(&v).unwrap();
     let now = OffsetDateTime::now_utc();
     let mut job = Job {
-        instance_id: "J1".into(),
-        method: "SetKeyProtector".into(),
         vm: Some(v.id),
         state: JobState::Running,
-        error_code: 0,
-        error_description: String::new(),
         percent_complete: 0,
-        submitted_by: "t".into(),
-        time_submitted: now,
-        start_time: Some(now),
         finish_time: None,
-        time_before_removal: time::Duration::minutes(5),
-        owner: JobOwner {
-            host: Uuid::nil(),
-            pid: 1,
-            start_ticks: 2,
-        },
+        ..completed_job("J1", now)
     };
     s.insert_job(&job).unwrap();
     job.state = JobState::Completed;
@@ -336,26 +347,7 @@ fn jobs_are_listed_in_pages_by_instance_id() {
     let s = open(&dir);
     let now = OffsetDateTime::now_utc();
     for id in ["J3", "J1", "J5", "J2", "J4"] {
-        s.insert_job(&Job {
-            instance_id: id.into(),
-            method: "SetKeyProtector".into(),
-            vm: None,
-            state: JobState::Completed,
-            error_code: 0,
-            error_description: String::new(),
-            percent_complete: 100,
-            submitted_by: "t".into(),
-            time_submitted: now,
-            start_time: Some(now),
-            finish_time: Some(now),
-            time_before_removal: time::Duration::minutes(5),
-            owner: JobOwner {
-                host: Uuid::nil(),
-                pid: 1,
-                start_ticks: 2,
-            },
-        })
-        .unwrap();
+        s.insert_job(&completed_job(id, now)).unwrap();
     }
     let ids = |page: Vec<Job>| page.into_iter().map(|j| j.instance_id).collect::<Vec<_>>();
     assert_eq!(ids(s.jobs_after(None, 2).unwrap()), ["J1", "J2"]);

@@ -23,9 +23,9 @@ pub struct Context {
     pub mode: EnumerationMode,
     /// Instances read from `source` and not yet sent (one that did not fit the last reply,
     /// the one read ahead to learn whether any are left).
-    pub pending: VecDeque<Instance>,
+    pending: VecDeque<Instance>,
     /// The rest.
-    pub source: Box<dyn Enumeration>,
+    source: Box<dyn Enumeration>,
 }
 
 impl std::fmt::Debug for Context {
