@@ -31,9 +31,13 @@ pub struct EngineConfig {
     pub enumeration_expiry: Duration,
     /// Most enumeration contexts open at once (all users together).
     pub max_enumerations: usize,
+    /// Most enumeration contexts one user may have open at once.
+    pub max_enumerations_per_user: usize,
     /// Most memory open enumeration contexts hold together between Pulls; an Enumerate
     /// whose context does not fit is refused with `wsman:QuotaLimit`.
     pub max_enumeration_bytes: usize,
+    /// Most of that memory one user's contexts may hold.
+    pub max_enumeration_bytes_per_user: usize,
     /// Most items per Pull or optimized Enumerate, whatever the client asks.
     pub max_elements: u32,
 }
@@ -45,7 +49,9 @@ impl Default for EngineConfig {
             max_reply_size: 16 * 1024 * 1024,
             enumeration_expiry: Duration::from_secs(300),
             max_enumerations: 1024,
+            max_enumerations_per_user: 64,
             max_enumeration_bytes: 256 * 1024 * 1024,
+            max_enumeration_bytes_per_user: 64 * 1024 * 1024,
             max_elements: 1000,
         }
     }
@@ -237,6 +243,10 @@ impl<P: Provider> Engine<P> {
             config.enumeration_expiry,
             config.max_enumerations,
             config.max_enumeration_bytes,
+        )
+        .per_user(
+            config.max_enumerations_per_user,
+            config.max_enumeration_bytes_per_user,
         );
         Engine {
             provider,

@@ -2,7 +2,9 @@
 //!
 //! A context belongs to the user who opened it, expires after a configurable idle time,
 //! and the registry holds a bounded number of them taking a bounded amount of memory, so
-//! neither forgotten nor hostile enumerations can grow memory without limit. A context
+//! neither forgotten nor hostile enumerations can grow memory without limit. Each user
+//! may hold only a share of both bounds: one user who opens enumerations and never pulls
+//! them is refused alone, and never takes the registry from the others. A context
 //! holds its provider's [`Enumeration`] (a position, or the instances when they were read at
 //! once) and the instances read but not yet sent.
 
@@ -86,6 +88,13 @@ struct Entry {
     bytes: usize,
 }
 
+/// What the stored contexts of one user, or of all, hold.
+#[derive(Clone, Copy, Debug, Default)]
+struct Held {
+    contexts: usize,
+    bytes: usize,
+}
+
 /// The registry of open contexts.
 #[derive(Debug)]
 pub struct Registry {
@@ -93,8 +102,12 @@ pub struct Registry {
     expiry: Duration,
     capacity: usize,
     max_bytes: usize,
+    per_user_capacity: usize,
+    per_user_bytes: usize,
     /// The sum of the stored contexts' `bytes`.
     held: usize,
+    /// What each owner's stored contexts hold; owners with none have no entry.
+    by_owner: HashMap<String, Held>,
 }
 
 fn invalid(id: &str) -> Fault {
@@ -107,15 +120,26 @@ fn invalid(id: &str) -> Fault {
 
 impl Registry {
     /// A registry whose contexts expire `expiry` after their last use, holding at most
-    /// `capacity` of them, whose instances take at most `max_bytes` together.
+    /// `capacity` of them, whose instances take at most `max_bytes` together; one user may
+    /// hold all of that until [`Registry::per_user`] says otherwise.
     pub fn new(expiry: Duration, capacity: usize, max_bytes: usize) -> Registry {
         Registry {
             contexts: HashMap::new(),
             expiry,
             capacity,
             max_bytes,
+            per_user_capacity: capacity,
+            per_user_bytes: max_bytes,
             held: 0,
+            by_owner: HashMap::new(),
         }
+    }
+
+    /// Limits one user's share: at most `capacity` open contexts holding `max_bytes`.
+    pub fn per_user(mut self, capacity: usize, max_bytes: usize) -> Registry {
+        self.per_user_capacity = capacity;
+        self.per_user_bytes = max_bytes;
+        self
     }
 
     /// About how much memory the stored contexts take.
@@ -124,23 +148,40 @@ impl Registry {
     }
 
     fn insert(&mut self, id: String, context: Context, deadline: Instant, bytes: usize) {
+        let mine = self.by_owner.entry(context.owner.clone()).or_default();
+        mine.contexts += 1;
+        mine.bytes += bytes;
         self.held += bytes;
-        if let Some(old) = self.contexts.insert(
-            id,
-            Entry {
-                context,
-                deadline,
-                bytes,
-            },
-        ) {
-            self.held -= old.bytes;
+        let entry = Entry {
+            context,
+            deadline,
+            bytes,
+        };
+        if let Some(old) = self.contexts.insert(id, entry) {
+            self.forget(&old);
         }
     }
 
     fn remove(&mut self, id: &str) -> Option<Entry> {
         let e = self.contexts.remove(id)?;
-        self.held -= e.bytes;
+        self.forget(&e);
         Some(e)
+    }
+
+    /// Takes a removed entry off the counts.
+    fn forget(&mut self, e: &Entry) {
+        self.held -= e.bytes;
+        if let Some(mine) = self.by_owner.get_mut(&e.context.owner) {
+            mine.contexts -= 1;
+            mine.bytes -= e.bytes;
+            if mine.contexts == 0 {
+                self.by_owner.remove(&e.context.owner);
+            }
+        }
+    }
+
+    fn owner_holds(&self, owner: &str) -> Held {
+        self.by_owner.get(owner).copied().unwrap_or_default()
     }
 
     /// Number of open contexts (expired ones included until the next purge).
@@ -155,18 +196,53 @@ impl Registry {
 
     fn purge(&mut self, now: Instant) {
         self.contexts.retain(|_, e| e.deadline > now);
-        self.held = self.contexts.values().map(|e| e.bytes).sum();
+        self.held = 0;
+        self.by_owner.clear();
+        for e in self.contexts.values() {
+            self.held += e.bytes;
+            let mine = self.by_owner.entry(e.context.owner.clone()).or_default();
+            mine.contexts += 1;
+            mine.bytes += e.bytes;
+        }
     }
 
-    /// Stores `context` under a fresh id; `wsman:QuotaLimit` when full of live contexts or
-    /// when it does not fit in the memory left.
+    /// Stores `context` under a fresh id; `wsman:QuotaLimit` when its owner already holds
+    /// their share, when full of live contexts, or when it does not fit in the memory left.
     pub fn open(&mut self, context: Context, now: Instant) -> Result<String, Fault> {
         let bytes = context.heap_bytes();
         let fits = |r: &Registry| {
-            r.contexts.len() < r.capacity && r.held.saturating_add(bytes) <= r.max_bytes
+            let mine = r.owner_holds(&context.owner);
+            r.contexts.len() < r.capacity
+                && r.held.saturating_add(bytes) <= r.max_bytes
+                && mine.contexts < r.per_user_capacity
+                && mine.bytes.saturating_add(bytes) <= r.per_user_bytes
         };
         if !fits(self) {
             self.purge(now);
+        }
+        const MIB: usize = 1024 * 1024;
+        let mine = self.owner_holds(&context.owner);
+        if mine.contexts >= self.per_user_capacity {
+            return Err(Fault::new(
+                FaultKind::QuotaLimit,
+                format!(
+                    "you have {} enumerations open, the most one user may have; pull them to \
+                     the end or release them",
+                    mine.contexts
+                ),
+            ));
+        }
+        if mine.bytes.saturating_add(bytes) > self.per_user_bytes {
+            return Err(Fault::new(
+                FaultKind::QuotaLimit,
+                format!(
+                    "your open enumerations hold {} MiB, and this one (about {} MiB) does not \
+                     fit in the {} MiB one user may hold: pull or release them, or filter (WQL)",
+                    mine.bytes.div_ceil(MIB),
+                    bytes.div_ceil(MIB),
+                    self.per_user_bytes / MIB,
+                ),
+            ));
         }
         if self.contexts.len() >= self.capacity {
             return Err(Fault::new(
@@ -177,8 +253,7 @@ impl Registry {
                 ),
             ));
         }
-        if !fits(self) {
-            const MIB: usize = 1024 * 1024;
+        if self.held.saturating_add(bytes) > self.max_bytes {
             return Err(Fault::new(
                 FaultKind::QuotaLimit,
                 format!(
@@ -293,6 +368,64 @@ mod tests {
             FaultKind::QuotaLimit
         );
         assert!(r.open(ctx("a", 1), t0 + Duration::from_secs(61)).is_ok());
+        assert_eq!(r.len(), 1);
+    }
+
+    #[test]
+    fn a_user_at_their_share_is_refused_alone_and_others_still_open_contexts() {
+        let t0 = Instant::now();
+        let mut r = Registry::new(Duration::from_secs(300), 8, usize::MAX).per_user(3, usize::MAX);
+        for _ in 0..3 {
+            r.open(ctx("reader", 1), t0).unwrap();
+        }
+        let refused = r.open(ctx("reader", 1), t0).unwrap_err();
+        assert_eq!(refused.kind, FaultKind::QuotaLimit);
+        assert!(
+            refused.reason.contains("the most one user may have"),
+            "{}",
+            refused.reason
+        );
+        for _ in 0..3 {
+            r.open(ctx("admin", 1), t0).unwrap();
+        }
+        // Releasing one of the reader's contexts gives the reader room again.
+        let mut r = Registry::new(Duration::from_secs(300), 8, usize::MAX).per_user(1, usize::MAX);
+        let id = r.open(ctx("reader", 1), t0).unwrap();
+        assert!(r.open(ctx("reader", 1), t0).is_err());
+        r.release(&id, "reader", t0).unwrap();
+        assert!(r.open(ctx("reader", 1), t0).is_ok());
+    }
+
+    #[test]
+    fn a_users_memory_share_is_theirs_alone() {
+        let t0 = Instant::now();
+        let kp = Instance::new("Msvm_TPMSettingData").with(
+            "KeyProtector",
+            vmsec_cim::CimType::UInt8,
+            vmsec_cim::Value::from_bytes(&[7; 10_000]),
+        );
+        let big = |owner: &str| listed(owner, vec![kp.clone(); 4]);
+        let mut r = Registry::new(Duration::from_secs(300), 100, 200_000).per_user(100, 50_000);
+        r.open(big("reader"), t0).unwrap();
+        let refused = r.open(big("reader"), t0).unwrap_err();
+        assert!(
+            refused.reason.contains("one user may hold"),
+            "{}",
+            refused.reason
+        );
+        r.open(big("admin"), t0).unwrap();
+    }
+
+    #[test]
+    fn expired_contexts_no_longer_count_against_their_owner() {
+        let t0 = Instant::now();
+        let mut r = Registry::new(Duration::from_secs(60), 8, usize::MAX).per_user(1, usize::MAX);
+        r.open(ctx("reader", 1), t0).unwrap();
+        assert!(r.open(ctx("reader", 1), t0).is_err());
+        assert!(
+            r.open(ctx("reader", 1), t0 + Duration::from_secs(61))
+                .is_ok()
+        );
         assert_eq!(r.len(), 1);
     }
 

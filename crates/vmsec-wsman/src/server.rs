@@ -1,16 +1,24 @@
 //! The HTTP(S) shell around [`Engine`]: `POST /wsman` and `GET /metrics`.
 //!
-//! Every request needs valid HTTP Basic credentials before anything else happens: no
-//! or bad `Authorization` gets 401 with `WWW-Authenticate: Basic realm="WSMAN"` and
-//! the body is never read or executed. Failed logins are rate limited per source
-//! ([`LoginRateLimit`]). The body is capped while it is read (wsman:EncodingLimit
-//! fault past the cap); header, body and idle timeouts bound slow clients; a
-//! connection limit bounds sockets. Provider calls (authentication and the whole
-//! engine) run on blocking threads, except a small quick request (Get, Release,
-//! Identify) from credentials verified before, which is answered on the connection's
-//! thread ([`Provider`] says what that asks of a provider). Shutdown stops accepting
+//! Every request needs valid HTTP Basic credentials before anything else happens: the
+//! `Authorization` header is checked as soon as the headers are in, and no, bad or
+//! unknown credentials get 401 with `WWW-Authenticate: Basic realm="WSMAN"` at once,
+//! before a byte of the body is read. Password checks are rate limited per source
+//! ([`LoginRateLimit`]), their token taken before the hash runs. Only then is the body
+//! read: capped in size (wsman:EncodingLimit fault past the cap) and, with every other
+//! body being read or handled, in memory ([`ServerConfig::max_body_memory`], a share per
+//! user; 503 past it). Connections are limited in all and per source address. A
+//! connection that has not authenticated gets the header timeout as its idle timeout;
+//! one that has, the idle timeout. Refusals are logged at most once per interval.
+//!
+//! Provider calls (password checks and the whole engine) run on blocking threads, except
+//! credentials verified before and a small quick request (Get, Release, Identify), which
+//! are answered on the connection's thread ([`Provider`] says what that asks of a
+//! provider): such a body is at most [`READ_AT_ONCE_MAX`] bytes, and the XML entry point
+//! parses in time linear in its input, so that work is bounded. Shutdown stops accepting
 //! and lets in-flight requests finish within a grace period.
 
+mod limits;
 mod metrics;
 mod ratelimit;
 mod tls;
@@ -18,18 +26,20 @@ mod tls;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_rustls::TlsAcceptor;
@@ -43,6 +53,7 @@ use crate::engine::{Engine, EngineConfig};
 use crate::envelope;
 use crate::fault::{Fault, FaultKind};
 use crate::provider::{Principal, Provider};
+use limits::{BodyBudget, BodyReservation, ConnectionRefused, ConnectionSlots, LogThrottle};
 
 /// Server settings.
 #[derive(Clone, Debug)]
@@ -59,10 +70,18 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     /// Time allowed for a request's body.
     pub body_read_timeout: Duration,
-    /// Idle keep-alive connections are closed after this long.
+    /// Idle keep-alive connections are closed after this long, once they have
+    /// authenticated; before, after the header timeout (if shorter).
     pub idle_timeout: Duration,
     /// Most connections open at once; more are closed on accept.
     pub max_connections: usize,
+    /// Most connections one source address (IPv6: one /64) may have open at once.
+    pub max_connections_per_source: usize,
+    /// Most memory the bodies of requests being read or handled may hold together; a body
+    /// that would pass it gets 503 with `Retry-After`.
+    pub max_body_memory: usize,
+    /// Most of that one user's bodies may hold.
+    pub max_body_memory_per_user: usize,
     /// Most requests handled at once on blocking threads (authentication, the provider).
     /// Requests beyond it wait their turn on the runtime: a few busy threads serve a 2-core
     /// machine better than one per connection fighting over the cores and the store.
@@ -86,6 +105,9 @@ impl Default for ServerConfig {
             body_read_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(120),
             max_connections: 512,
+            max_connections_per_source: 64,
+            max_body_memory: 128 * 1024 * 1024,
+            max_body_memory_per_user: 32 * 1024 * 1024,
             max_concurrent_requests: 4 * std::thread::available_parallelism()
                 .map_or(2, |n| n.get()),
             shutdown_grace: Duration::from_secs(30),
@@ -121,6 +143,43 @@ struct Shared<P> {
     config: ServerConfig,
     /// Turns on the blocking threads; see `ServerConfig::max_concurrent_requests`.
     turns: Semaphore,
+    slots: Arc<ConnectionSlots>,
+    bodies: Arc<BodyBudget>,
+    /// Connections refused on accept, for the log.
+    refused: LogThrottle,
+}
+
+/// How often a flood of refused connections is told in the log.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+impl<P> Shared<P> {
+    fn refused_connection(&self, peer: SocketAddr, why: ConnectionRefused) {
+        self.metrics.connection_refused();
+        let Some(n) = self.refused.hit(Instant::now()) else {
+            return;
+        };
+        let (max, per_source) = (
+            self.config.max_connections,
+            self.config.max_connections_per_source,
+        );
+        match why {
+            ConnectionRefused::Global => tracing::warn!(
+                %peer, refused = n,
+                "connection limit reached ({max} open); closing new connections"
+            ),
+            ConnectionRefused::PerSource => tracing::warn!(
+                %peer, refused = n,
+                "a source holds its most connections ({per_source}); closing its new ones"
+            ),
+        }
+    }
+
+    /// Tells the refusals a flood left untold, once its interval has passed.
+    fn flush_refusals(&self) {
+        if let Some(n) = self.refused.flush(Instant::now()) {
+            tracing::warn!(refused = n, "connections refused by the connection limits");
+        }
+    }
 }
 
 struct Listener {
@@ -172,6 +231,12 @@ impl<P: Provider> Server<P> {
                 metrics: Metrics::default(),
                 limiter,
                 turns: Semaphore::new(config.max_concurrent_requests.max(1)),
+                slots: ConnectionSlots::new(
+                    config.max_connections,
+                    config.max_connections_per_source,
+                ),
+                bodies: BodyBudget::new(config.max_body_memory, config.max_body_memory_per_user),
+                refused: LogThrottle::new(REFUSAL_LOG_INTERVAL),
                 config,
             }),
             listeners,
@@ -200,19 +265,26 @@ impl<P: Provider> Server<P> {
         let (stop_tx, stop_rx) = watch::channel(false);
         // Each connection holds a clone of `done_tx`; when all are dropped, all are closed.
         let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
-        let slots = Arc::new(Semaphore::new(self.shared.config.max_connections));
         let mut accept_tasks = Vec::new();
         for listener in self.listeners {
             let shared = self.shared.clone();
             let stop = stop_rx.clone();
             let done = done_tx.clone();
-            let slots = slots.clone();
-            accept_tasks.push(tokio::spawn(accept_loop(
-                listener, shared, stop, done, slots,
-            )));
+            accept_tasks.push(tokio::spawn(accept_loop(listener, shared, stop, done)));
         }
         drop(done_tx);
+        let flusher = {
+            let shared = self.shared.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(REFUSAL_LOG_INTERVAL);
+                loop {
+                    tick.tick().await;
+                    shared.flush_refusals();
+                }
+            })
+        };
         shutdown.await;
+        flusher.abort();
         tracing::info!("shutting down: no new connections, finishing in-flight requests");
         let _ = stop_tx.send(true);
         for t in accept_tasks {
@@ -256,7 +328,6 @@ async fn accept_loop<P: Provider>(
     shared: Arc<Shared<P>>,
     mut stop: watch::Receiver<bool>,
     done: mpsc::Sender<()>,
-    slots: Arc<Semaphore>,
 ) {
     loop {
         let accepted = tokio::select! {
@@ -272,9 +343,12 @@ async fn accept_loop<P: Provider>(
                 continue;
             }
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "connection limit reached; closing new connection");
-            continue;
+        let slot = match shared.slots.take(peer.ip()) {
+            Ok(slot) => slot,
+            Err(why) => {
+                shared.refused_connection(peer, why);
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
@@ -298,31 +372,129 @@ async fn accept_loop<P: Provider>(
                 }
                 None => serve_connection::<TcpStream, P>(stream, peer, shared, stop).await,
             }
-            drop(permit);
+            drop(slot);
             drop(done);
         });
     }
 }
 
-/// Activity of one connection, for the idle timeout.
+/// What the idle and header timeouts of one connection watch.
 struct Activity {
     start: Instant,
+    /// When the last request was answered (ms since `start`).
     last_ms: AtomicU64,
     in_flight: AtomicUsize,
+    /// When the first byte of a request not yet handed to the service arrived (ms since
+    /// `start`, plus one; zero for none): its headers must be in within the header timeout.
+    head_since: AtomicU64,
+    /// Whether a request on this connection authenticated: only then does an idle
+    /// keep-alive connection get the long idle timeout.
+    authenticated: AtomicBool,
 }
 
 impl Activity {
-    fn touch(&self) {
-        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms.store(ms, Ordering::Relaxed);
+    fn new() -> Activity {
+        Activity {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            head_since: AtomicU64::new(0),
+            authenticated: AtomicBool::new(false),
+        }
     }
 
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn request_started(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.head_since.store(0, Ordering::Relaxed);
+    }
+
+    fn request_answered(&self) {
+        self.last_ms.store(self.now_ms(), Ordering::Relaxed);
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Bytes arrived: between requests, they start the next request's header clock.
+    fn bytes_read(&self) {
+        if self.in_flight.load(Ordering::Relaxed) == 0
+            && self.head_since.load(Ordering::Relaxed) == 0
+        {
+            self.head_since
+                .store(self.now_ms().saturating_add(1), Ordering::Relaxed);
+        }
+    }
+
+    /// How long a request's headers have been arriving, if one's are.
+    fn head_for(&self) -> Option<Duration> {
+        match self.head_since.load(Ordering::Relaxed) {
+            0 => None,
+            t => Some(Duration::from_millis(self.now_ms().saturating_sub(t - 1))),
+        }
+    }
+
+    /// How long the connection has been idle, if it is.
     fn idle_for(&self) -> Option<Duration> {
-        if self.in_flight.load(Ordering::Relaxed) > 0 {
+        if self.in_flight.load(Ordering::Relaxed) > 0 || self.head_for().is_some() {
             return None;
         }
-        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-        Some(self.start.elapsed().saturating_sub(last))
+        let last = self.last_ms.load(Ordering::Relaxed);
+        Some(Duration::from_millis(self.now_ms().saturating_sub(last)))
+    }
+}
+
+/// The connection's stream, telling [`Activity`] when bytes arrive. hyper's own header
+/// timeout also runs while a keep-alive connection waits for its next request, which would
+/// close idle connections after the header timeout; this one starts at a request's first byte.
+struct Watched<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.bytes_read();
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
 }
 
@@ -335,11 +507,7 @@ async fn serve_connection<S, P>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     P: Provider,
 {
-    let activity = Arc::new(Activity {
-        start: Instant::now(),
-        last_ms: AtomicU64::new(0),
-        in_flight: AtomicUsize::new(0),
-    });
+    let activity = Arc::new(Activity::new());
     let service = {
         let shared = shared.clone();
         let activity = activity.clone();
@@ -347,23 +515,25 @@ async fn serve_connection<S, P>(
             let shared = shared.clone();
             let activity = activity.clone();
             async move {
-                activity.in_flight.fetch_add(1, Ordering::Relaxed);
-                let resp = handle(&shared, peer.ip(), req).await;
-                activity.touch();
-                activity.in_flight.fetch_sub(1, Ordering::Relaxed);
+                activity.request_started();
+                let resp = handle(&shared, peer.ip(), &activity, req).await;
+                activity.request_answered();
                 Ok::<_, Infallible>(resp)
             }
         })
     };
     let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(shared.config.header_read_timeout)
-        .keep_alive(true);
+    builder.timer(TokioTimer::new()).keep_alive(true);
+    let stream = Watched {
+        inner: stream,
+        activity: activity.clone(),
+    };
     let conn = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);
+    let header = shared.config.header_read_timeout;
     let idle = shared.config.idle_timeout;
-    let mut tick = tokio::time::interval((idle / 4).max(Duration::from_millis(50)));
+    let idle_before_login = idle.min(header);
+    let mut tick = tokio::time::interval((idle_before_login / 4).max(Duration::from_millis(50)));
     let mut closing = false;
     loop {
         tokio::select! {
@@ -378,8 +548,18 @@ async fn serve_connection<S, P>(
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
-            _ = tick.tick(), if !closing => {
-                if activity.idle_for().is_some_and(|d| d >= idle) {
+            _ = tick.tick() => {
+                // Headers too slow: hang up, as on a dead peer (there is no request to answer).
+                if activity.head_for().is_some_and(|d| d >= header) {
+                    tracing::debug!(%peer, "request headers not received in time; closing");
+                    return;
+                }
+                let limit = if activity.authenticated.load(Ordering::Relaxed) {
+                    idle
+                } else {
+                    idle_before_login
+                };
+                if !closing && activity.idle_for().is_some_and(|d| d >= limit) {
                     tracing::debug!(%peer, "closing idle connection");
                     closing = true;
                     conn.as_mut().graceful_shutdown();
@@ -445,17 +625,31 @@ fn basic_credentials(value: &HeaderValue) -> Option<(String, Zeroizing<String>)>
     Some((user.to_owned(), Zeroizing::new(password.to_owned())))
 }
 
-/// The Basic credentials of a request that may try to log in (not rate limited), to be
-/// verified by [`verify`] on a blocking thread.
-fn credentials<P: Provider>(
+/// The caller the request's `Authorization` header stands for, checked before the body is
+/// read. Credentials verified before are accepted here, on the connection's thread (one
+/// point read); any other takes a token of the source's login budget, then has its password
+/// checked on a blocking thread. No, bad or unknown credentials get 401; a source out of
+/// tokens gets 429 without any check.
+async fn authenticate<P: Provider>(
     shared: &Arc<Shared<P>>,
     peer: IpAddr,
     req: &Request<Incoming>,
-) -> Result<(String, Zeroizing<String>), Box<Reply>> {
+) -> Result<Principal, Box<Reply>> {
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Err(Box::new(unauthorized()));
     };
-    if let Err(retry) = shared.limiter.check(peer, Instant::now()) {
+    let creds = basic_credentials(value);
+    if let Some((user, password)) = &creds {
+        // A panic must not take the connection's task down: the blocking way answers it.
+        let provider = shared.engine.provider();
+        let quick = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            provider.authenticate_verified(user, password, peer)
+        }));
+        if let Ok(Some(who)) = quick {
+            return Ok(who);
+        }
+    }
+    if let Err(retry) = shared.limiter.begin(peer, Instant::now()) {
         shared.metrics.rate_limited();
         let mut r = reply(
             StatusCode::TOO_MANY_REQUESTS,
@@ -467,46 +661,46 @@ fn credentials<P: Provider>(
         }
         return Err(Box::new(r));
     }
-    basic_credentials(value).ok_or_else(|| login_failed(shared, peer))
-}
-
-/// Checks credentials with the provider; blocking (a password hash may be verified).
-fn verify<P: Provider>(
-    shared: &Shared<P>,
-    peer: IpAddr,
-    (user, password): &(String, Zeroizing<String>),
-) -> Result<Principal, Box<Reply>> {
-    shared
-        .engine
-        .provider()
-        .authenticate(user, password, peer)
-        .ok_or_else(|| login_failed(shared, peer))
+    // Malformed credentials keep their token spent, like a wrong password.
+    let Some((user, password)) = creds else {
+        return Err(login_failed(shared));
+    };
+    let checked = blocking(shared, move |shared| {
+        shared
+            .engine
+            .provider()
+            .authenticate(&user, &password, peer)
+    })
+    .await;
+    match checked {
+        Some(Some(who)) => {
+            shared.limiter.succeeded(peer, Instant::now());
+            Ok(who)
+        }
+        _ => Err(login_failed(shared)),
+    }
 }
 
 /// How far a request could be taken on the connection's own thread.
 enum Answered {
-    /// Authenticated and answered.
-    Fully((String, crate::engine::Response)),
-    /// Authenticated and read; answering it needs a blocking thread.
-    Partly(Principal, Box<envelope::Request>),
-    /// Needs a blocking thread from the start (a password to verify, a large body).
+    /// Answered.
+    Fully(crate::engine::Response),
+    /// Read; answering it needs a blocking thread.
+    Partly(Box<envelope::Request>),
+    /// Needs a blocking thread from the start (a large body).
     No,
 }
 
-/// Bodies up to this size are read on the connection's thread when the credentials are
-/// known good: parsing them costs less than handing them to another thread.
-const READ_AT_ONCE_MAX: usize = 32 * 1024;
+/// Bodies up to this size are read on the connection's thread: parsing them costs less
+/// than handing them to another thread. The XML entry point's cost is linear in its input,
+/// so this bounds the time a request can hold the thread other connections share.
+pub const READ_AT_ONCE_MAX: usize = 16 * 1024;
 
 /// Takes a request as far as it can without a blocking thread. On a 2-core machine the
 /// hand-off to the blocking pool (a thread woken and put back to sleep per request) cost
-/// more CPU than answering a small Get itself; only credentials verified before (no
-/// password hashing) and quick operations (a point read) are answered here.
-fn answer_at_once<P: Provider>(
-    shared: &Shared<P>,
-    peer: IpAddr,
-    (user, password): &(String, Zeroizing<String>),
-    body: &Bytes,
-) -> Answered {
+/// more CPU than answering a small Get itself; only small bodies and quick operations (a
+/// point read) are answered here.
+fn answer_at_once<P: Provider>(shared: &Shared<P>, who: &Principal, body: &Bytes) -> Answered {
     if body.len() > READ_AT_ONCE_MAX {
         return Answered::No;
     }
@@ -514,19 +708,12 @@ fn answer_at_once<P: Provider>(
     // way, which answers a panic with 500.
     let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let engine = &shared.engine;
-        let Some(who) = engine
-            .provider()
-            .authenticate_verified(user, password, peer)
-        else {
-            return Answered::No;
-        };
         match engine.read(body) {
-            Err(refused) => Answered::Fully((who.user, *refused)),
+            Err(refused) => Answered::Fully(*refused),
             Ok(request) if request.operation.is_quick() => {
-                let response = engine.answer(&who, &request);
-                Answered::Fully((who.user, response))
+                Answered::Fully(engine.answer(who, &request))
             }
-            Ok(request) => Answered::Partly(who, Box::new(request)),
+            Ok(request) => Answered::Partly(Box::new(request)),
         }
     }));
     attempt.unwrap_or_else(|_| {
@@ -536,9 +723,8 @@ fn answer_at_once<P: Provider>(
 }
 
 /// A refusal, boxed: a `Reply` is large and refusals are the rare path.
-fn login_failed<P>(shared: &Shared<P>, peer: IpAddr) -> Box<Reply> {
+fn login_failed<P>(shared: &Shared<P>) -> Box<Reply> {
     shared.metrics.auth_failure();
-    shared.limiter.failed(peer, Instant::now());
     Box::new(unauthorized())
 }
 
@@ -562,6 +748,7 @@ async fn blocking<P: Provider, T: Send + 'static>(
 async fn handle<P: Provider>(
     shared: &Arc<Shared<P>>,
     peer: IpAddr,
+    activity: &Activity,
     req: Request<Incoming>,
 ) -> Reply {
     let path = req.uri().path();
@@ -588,20 +775,15 @@ async fn handle<P: Provider>(
             "send SOAP as Content-Type: application/soap+xml;charset=UTF-8\n",
         );
     }
-    let creds = match credentials(shared, peer, &req) {
-        Ok(c) => c,
+    let who = match authenticate(shared, peer, &req).await {
+        Ok(who) => who,
         Err(r) => return *r,
     };
+    activity.authenticated.store(true, Ordering::Relaxed);
     if !is_wsman {
-        let extra = match blocking(shared, move |shared| {
-            verify(shared, peer, &creds).map(|_| shared.engine.provider().metrics_extra())
-        })
-        .await
-        {
-            Some(Ok(extra)) => extra,
-            Some(Err(r)) => return *r,
-            None => String::new(),
-        };
+        let extra = blocking(shared, |shared| shared.engine.provider().metrics_extra())
+            .await
+            .unwrap_or_default();
         let gauges = [(
             "vmsec_wsman_open_enumerations",
             "Open enumeration contexts.",
@@ -614,56 +796,43 @@ async fn handle<P: Provider>(
         );
     }
     let started = Instant::now();
-    let body = match read_body(shared, req.into_body()).await {
+    // Held until the request is answered: the body's bytes stay in memory until then.
+    let (body, _held) = match read_body(shared, &who.user, req.into_body()).await {
         Ok(b) => b,
         Err((r, outcome)) => {
             shared.metrics.record("unknown", outcome, started.elapsed());
             return r;
         }
     };
-    let result = match answer_at_once(shared, peer, &creds, &body) {
-        Answered::Fully(r) => Some(Ok(r)),
-        Answered::Partly(who, request) => {
-            blocking(shared, move |shared| {
-                Ok((who.user.clone(), shared.engine.answer(&who, &request)))
-            })
-            .await
+    let result = match answer_at_once(shared, &who, &body) {
+        Answered::Fully(r) => Some(r),
+        Answered::Partly(request) => {
+            let who = who.clone();
+            blocking(shared, move |shared| shared.engine.answer(&who, &request)).await
         }
-        // Credentials are verified together with the request, on one blocking thread: one
-        // hand-off per request instead of two.
         Answered::No => {
-            blocking(shared, move |shared| {
-                verify(shared, peer, &creds).map(|who| {
-                    let response = shared.engine.handle(&who, &body);
-                    (who.user, response)
-                })
-            })
-            .await
+            let who = who.clone();
+            blocking(shared, move |shared| shared.engine.handle(&who, &body)).await
         }
     };
-    let (who_name, response) = match result {
-        Some(Ok(r)) => r,
-        Some(Err(r)) => return *r,
-        None => {
-            let fault = Fault::new(
-                FaultKind::InternalError,
-                "the service failed while handling the request",
-            );
-            let response = crate::engine::Response {
-                status: 500,
-                soap: true,
-                body: fault.to_envelope(None, &shared.config.engine.machine),
-                operation: "unknown",
-                outcome: "InternalError",
-            };
-            ("unknown".to_owned(), response)
+    let response = result.unwrap_or_else(|| {
+        let fault = Fault::new(
+            FaultKind::InternalError,
+            "the service failed while handling the request",
+        );
+        crate::engine::Response {
+            status: 500,
+            soap: true,
+            body: fault.to_envelope(None, &shared.config.engine.machine),
+            operation: "unknown",
+            outcome: "InternalError",
         }
-    };
+    });
     shared
         .metrics
         .record(response.operation, response.outcome, started.elapsed());
     tracing::debug!(
-        user = %who_name,
+        user = %who.user,
         %peer,
         operation = response.operation,
         outcome = response.outcome,
@@ -678,51 +847,57 @@ async fn handle<P: Provider>(
     reply(status, content_type, response.body)
 }
 
-/// Reads the body, refusing it past the size cap or the body timeout; the error carries
-/// the reply and the metrics outcome.
+/// Why a body was not read whole.
+enum BodyRefused {
+    TooLarge,
+    NoMemory,
+    Unreadable(hyper::Error),
+}
+
+/// Reads the body of `user`'s request, refusing it past the size cap, past the body memory
+/// budget, or past the body timeout; the error carries the reply and the metrics outcome.
+/// What the body holds is reserved in the budget as it arrives (all of it at once when its
+/// length is declared, since that much is then allocated) and given back when the returned
+/// reservation is dropped.
 async fn read_body<P: Provider>(
     shared: &Arc<Shared<P>>,
-    body: Incoming,
-) -> Result<Bytes, (Reply, &'static str)> {
+    user: &str,
+    mut body: Incoming,
+) -> Result<(Bytes, BodyReservation), (Reply, &'static str)> {
+    use hyper::body::Body as _;
     let max = shared.config.max_request_bytes;
-    let too_large = || {
-        let fault = Fault::new(
-            FaultKind::EncodingLimit,
-            format!("the request is larger than the server's limit of {max} bytes"),
-        )
-        .with_detail("ServiceEnvelopeLimit");
-        let mut r = reply(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            SOAP_CONTENT_TYPE,
-            fault.to_envelope(None, &shared.config.engine.machine),
-        );
-        // The rest of the body is unread; the connection cannot be reused.
-        r.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        r
+    let mut held = shared.bodies.reservation(user);
+    let declared = body.size_hint().exact();
+    let read = async {
+        let mut buf = BytesMut::new();
+        if let Some(n) = declared {
+            let n = usize::try_from(n).unwrap_or(usize::MAX);
+            if n > max {
+                return Err(BodyRefused::TooLarge);
+            }
+            if !held.grow(n) {
+                return Err(BodyRefused::NoMemory);
+            }
+            buf.reserve(n);
+        }
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(BodyRefused::Unreadable)?;
+            let Ok(data) = frame.into_data() else {
+                continue; // trailers
+            };
+            if buf.len() + data.len() > max {
+                return Err(BodyRefused::TooLarge);
+            }
+            if declared.is_none() && !held.grow(data.len()) {
+                return Err(BodyRefused::NoMemory);
+            }
+            buf.extend_from_slice(&data);
+        }
+        Ok(buf.freeze())
     };
-    let collected = tokio::time::timeout(
-        shared.config.body_read_timeout,
-        Limited::new(body, max).collect(),
-    )
-    .await;
-    match collected {
-        Ok(Ok(c)) => Ok(c.to_bytes()),
-        Ok(Err(e))
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err((too_large(), "EncodingLimit"))
-        }
-        Ok(Err(e)) => {
-            tracing::debug!(error = %e, "reading the request body failed");
-            let r = reply(
-                StatusCode::BAD_REQUEST,
-                TEXT_CONTENT_TYPE,
-                "the request body could not be read\n",
-            );
-            Err((r, "bad_request"))
-        }
+    let refused = match tokio::time::timeout(shared.config.body_read_timeout, read).await {
+        Ok(Ok(bytes)) => return Ok((bytes, held)),
+        Ok(Err(why)) => why,
         Err(_) => {
             let mut r = reply(
                 StatusCode::REQUEST_TIMEOUT,
@@ -731,9 +906,48 @@ async fn read_body<P: Provider>(
             );
             r.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            Err((r, "body_timeout"))
+            return Err((r, "body_timeout"));
         }
-    }
+    };
+    let mut r = match refused {
+        BodyRefused::TooLarge => {
+            let fault = Fault::new(
+                FaultKind::EncodingLimit,
+                format!("the request is larger than the server's limit of {max} bytes"),
+            )
+            .with_detail("ServiceEnvelopeLimit");
+            let r = reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                SOAP_CONTENT_TYPE,
+                fault.to_envelope(None, &shared.config.engine.machine),
+            );
+            (r, "EncodingLimit")
+        }
+        BodyRefused::NoMemory => {
+            shared.metrics.body_refused();
+            let mut r = reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                TEXT_CONTENT_TYPE,
+                "the server holds as many request bodies as it may; retry later\n",
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            (r, "body_memory")
+        }
+        BodyRefused::Unreadable(e) => {
+            tracing::debug!(error = %e, "reading the request body failed");
+            let r = reply(
+                StatusCode::BAD_REQUEST,
+                TEXT_CONTENT_TYPE,
+                "the request body could not be read\n",
+            );
+            (r, "bad_request")
+        }
+    };
+    // The rest of the body is unread; the connection cannot be reused.
+    r.0.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    Err(r)
 }
 
 #[cfg(test)]

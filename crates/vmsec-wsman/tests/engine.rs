@@ -636,6 +636,30 @@ fn open_enumerations_are_bounded() {
 }
 
 #[test]
+fn one_user_who_never_pulls_cannot_deny_enumeration_to_another() {
+    let (_, e) = engine_with(EngineConfig {
+        max_enumerations: 1024,
+        max_enumerations_per_user: 16,
+        ..EngineConfig::default()
+    });
+    let reader = Principal {
+        user: "reader".into(),
+        role: String::new(),
+    };
+    let body = testdata("pywinrm_enumerate_object_and_epr.xml");
+    let mut refused = 0;
+    for _ in 0..1030 {
+        let r = e.handle(&reader, body.as_bytes());
+        if r.status != 200 {
+            assert_fault(&r, "QuotaLimit");
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 1030 - 16, "the reader holds only their share");
+    assert_eq!(send(&e, &body).status, 200, "the admin still enumerates");
+}
+
+#[test]
 fn open_enumerations_hold_a_bounded_amount_of_memory() {
     let mut provider = TestProvider::new();
     provider.vm_count = 40;

@@ -126,6 +126,23 @@ fn post(path: &str, auth: Option<&str>, body: &str) -> Vec<u8> {
 
 const ADMIN: &str = "YWRtaW46c2VjcmV0"; // admin:secret
 const WRONG: &str = "YWRtaW46d3Jvbmc="; // admin:wrong
+const READER: &str = "cmVhZGVyOnNlY3JldA=="; // reader:secret
+
+/// A connection to `to` from the loopback address `from`, to stand for another host.
+async fn connect_from(from: [u8; 4], to: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(SocketAddr::from((from, 0)))
+        .expect("bind a loopback source address");
+    socket.connect(to).await.unwrap()
+}
+
+/// The headers of a POST declaring a `length`-byte body, none of which is sent.
+fn headers_only(auth: &str, length: usize) -> String {
+    format!(
+        "POST /wsman HTTP/1.1\r\nHost: x\r\nContent-Type: application/soap+xml;charset=UTF-8\r\nAuthorization: Basic {auth}\r\nContent-Length: {length}\r\n\r\n"
+    )
+}
 
 async fn http(r: &Running, raw: &[u8]) -> HttpReply {
     exchange(TcpStream::connect(r.http).await.unwrap(), raw).await
@@ -535,4 +552,169 @@ async fn tls_material_loads_from_pem_files() {
         .err()
         .unwrap();
     assert!(err.to_string().contains("nope.pem"), "{err}");
+}
+
+#[tokio::test]
+async fn bad_credentials_get_401_before_the_body_is_read() {
+    let r = start(|c| c.body_read_timeout = Duration::from_secs(60)).await;
+    // The body is announced but never sent: the answer cannot wait for it.
+    let reply = http(&r, headers_only(WRONG, 100_000).as_bytes()).await;
+    assert_eq!(reply.status, 401);
+    assert!(reply.header("WWW-Authenticate").is_some());
+    assert!(r.provider.calls().is_empty());
+    stop(r).await;
+}
+
+#[tokio::test]
+async fn concurrent_wrong_passwords_are_checked_no_more_than_the_burst() {
+    let mut provider = TestProvider::new();
+    provider.auth_delay = Duration::from_millis(20);
+    let r = start_with(provider, |c| {
+        c.login_rate = LoginRateLimit {
+            burst: 10,
+            per_minute: 6,
+            max_sources: 16,
+        };
+        c.max_connections_per_source = 512;
+    })
+    .await;
+    let body = testdata("pypsrp_get_security_service.xml");
+    let raw = post("/wsman", Some(WRONG), &body);
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        let (addr, raw) = (r.http, raw.clone());
+        tasks.push(tokio::spawn(async move {
+            exchange(TcpStream::connect(addr).await.unwrap(), &raw)
+                .await
+                .status
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert!(statuses.iter().all(|s| *s == 401 || *s == 429));
+    let (checked, _) = r.provider.logins();
+    assert_eq!(checked, 10, "only the burst's passwords were hashed");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 190);
+    stop(r).await;
+}
+
+#[tokio::test]
+async fn a_source_at_its_connection_limit_does_not_keep_other_sources_out() {
+    let r = start(|c| {
+        c.max_connections = 16;
+        c.max_connections_per_source = 4;
+    })
+    .await;
+    // Another "host" opens many idle sockets; only its share stays open.
+    let mut idle = Vec::new();
+    for _ in 0..40 {
+        idle.push(connect_from([127, 0, 0, 2], r.http).await);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut closed = 0;
+    for s in &mut idle {
+        let mut byte = [0u8; 1];
+        if let Ok(Ok(0)) = tokio::time::timeout(Duration::from_millis(20), s.read(&mut byte)).await
+        {
+            closed += 1;
+        }
+    }
+    assert_eq!(
+        closed, 36,
+        "connections past the source's 4 are closed on accept"
+    );
+    let body = testdata("pypsrp_get_security_service.xml");
+    let reply = http(&r, &post("/wsman", Some(ADMIN), &body)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    stop(r).await;
+}
+
+#[tokio::test]
+async fn request_bodies_hold_a_bounded_amount_of_memory_in_all_and_per_user() {
+    let r = start(|c| {
+        c.max_body_memory = 2_000_000;
+        c.max_body_memory_per_user = 1_000_000;
+    })
+    .await;
+    // Credentials verified once, so that the bodies below are read at once.
+    let body = testdata("pypsrp_get_security_service.xml");
+    for auth in [ADMIN, READER] {
+        assert_eq!(
+            http(&r, &post("/wsman", Some(auth), &body)).await.status,
+            200
+        );
+    }
+    // The reader announces a 900 KB body and withholds it: those bytes are spoken for.
+    let mut stalled = TcpStream::connect(r.http).await.unwrap();
+    stalled
+        .write_all(headers_only(READER, 900_000).as_bytes())
+        .await
+        .unwrap();
+    stalled.write_all(b"<s:Envelope").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let second = http(&r, headers_only(READER, 900_000).as_bytes()).await;
+    assert_eq!(second.status, 503, "past the reader's share");
+    assert_eq!(second.header("Retry-After"), Some("1"));
+    // The admin's share is untouched: a large body of theirs is read and answered.
+    let padded = body.replacen(
+        "<s:Header>",
+        &format!("<!--{}--><s:Header>", "x".repeat(800_000)),
+        1,
+    );
+    let reply = http(&r, &post("/wsman", Some(ADMIN), &padded)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    drop(stalled);
+    stop(r).await;
+}
+
+#[tokio::test]
+async fn an_authenticated_keep_alive_connection_outlives_the_header_timeout() {
+    let r = start(|c| {
+        c.header_read_timeout = Duration::from_millis(300);
+        c.idle_timeout = Duration::from_secs(30);
+    })
+    .await;
+    let body = testdata("pypsrp_get_security_service.xml");
+    let one = String::from_utf8(post("/wsman", Some(ADMIN), &body))
+        .unwrap()
+        .replace("Connection: close\r\n", "");
+    let mut s = TcpStream::connect(r.http).await.unwrap();
+    for round in 0..2 {
+        s.write_all(one.as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 65536];
+        while !String::from_utf8_lossy(&got).contains("</s:Envelope>") {
+            let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+                .await
+                .expect("reply in time")
+                .unwrap();
+            assert!(n > 0, "round {round}: the server closed the connection");
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"));
+        // Idle for longer than the header timeout, shorter than the idle timeout.
+        tokio::time::sleep(Duration::from_millis(900)).await;
+    }
+    stop(r).await;
+}
+
+#[tokio::test]
+async fn a_connection_that_never_authenticated_gets_the_short_timeout() {
+    let r = start(|c| {
+        c.header_read_timeout = Duration::from_millis(300);
+        c.idle_timeout = Duration::from_secs(60);
+    })
+    .await;
+    let mut s = TcpStream::connect(r.http).await.unwrap();
+    // A request without credentials, answered 401, then silence.
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "closed long before the idle timeout");
+    assert!(String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 401"));
+    stop(r).await;
 }

@@ -18,6 +18,8 @@ struct Inner {
     sum: f64,
     auth_failures: u64,
     rate_limited: u64,
+    connections_refused: u64,
+    bodies_refused: u64,
 }
 
 /// Counters shared by every connection.
@@ -53,6 +55,16 @@ impl Metrics {
     /// Counts a request refused by the login rate limiter.
     pub fn rate_limited(&self) {
         self.lock().rate_limited += 1;
+    }
+
+    /// Counts a connection closed on accept by a connection limit.
+    pub fn connection_refused(&self) {
+        self.lock().connections_refused += 1;
+    }
+
+    /// Counts a body refused (503) because request bodies held their most memory.
+    pub fn body_refused(&self) {
+        self.lock().bodies_refused += 1;
     }
 
     /// Renders every metric, then `gauges` (name, help, value), then `extra` verbatim.
@@ -102,6 +114,16 @@ impl Metrics {
                 "vmsec_wsman_rate_limited_total",
                 "Requests refused (429) after too many failed logins.",
                 m.rate_limited,
+            ),
+            (
+                "vmsec_wsman_connections_refused_total",
+                "Connections closed on accept by the global or per-source connection limit.",
+                m.connections_refused,
+            ),
+            (
+                "vmsec_wsman_bodies_refused_total",
+                "Request bodies refused (503) with the body memory budget spent.",
+                m.bodies_refused,
             ),
         ];
         for (name, help, v) in counters {

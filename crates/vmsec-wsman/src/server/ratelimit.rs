@@ -1,24 +1,31 @@
-//! Rate limiting of failed logins per source address.
+//! Rate limiting of password checks per source address.
 //!
-//! Each source has a token bucket; a failed login spends a token and an empty bucket
-//! refuses further attempts with HTTP 429 and `Retry-After`, without checking the
-//! password (so guessing costs the attacker time, not the server argon2 work). 429 is
-//! chosen over a delayed 401 because a delay would hold a connection and a thread per
-//! guess. IPv6 sources are grouped by /64, the usual allocation to one host. The table
-//! is bounded: when full, the buckets that have refilled are dropped, and if none has,
-//! the new source shares no state (it is not limited) rather than evicting a limited one.
+//! Each source has a token bucket. A login that needs its password checked takes a token
+//! *before* the hash runs, and gets it back only if the password was right: however many
+//! wrong passwords a source sends at once, at most `burst` of them are hashed, and an empty
+//! bucket refuses further attempts with HTTP 429 and `Retry-After` without hashing (so
+//! guessing costs the attacker time, not the server argon2 work). 429 is chosen over a
+//! delayed 401 because a delay would hold a connection and a thread per guess. IPv6
+//! sources are grouped by /64, the usual allocation to one host.
+//!
+//! The table is bounded. When it is full, buckets that have refilled are dropped (they hold
+//! nothing a new bucket would not); if none has, the bucket closest to full is evicted. A
+//! source is therefore always limited: at worst an evicted source starts again with a full
+//! burst, which is what a new address would give it anyway.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Limits of the failed-login rate limiter.
+use super::limits::source_key;
+
+/// Limits of the login rate limiter.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LoginRateLimit {
-    /// Failed logins a source may make in a burst.
+    /// Password checks a source may start in a burst (failures keep them spent).
     pub burst: u32,
-    /// Failed logins a source regains per minute.
+    /// Checks a source regains per minute.
     pub per_minute: u32,
     /// Most sources tracked at once.
     pub max_sources: usize,
@@ -47,19 +54,6 @@ pub struct LoginLimiter {
     buckets: Mutex<HashMap<IpAddr, Bucket>>,
 }
 
-fn source_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let bits = u128::from(v6) & !((1u128 << 64) - 1);
-                IpAddr::V6(bits.into())
-            }
-        },
-    }
-}
-
 impl LoginLimiter {
     /// A limiter with `limits`.
     pub fn new(limits: LoginRateLimit) -> LoginLimiter {
@@ -69,21 +63,33 @@ impl LoginLimiter {
         }
     }
 
-    fn refill(&self, b: &mut Bucket, now: Instant) {
-        let per_sec = f64::from(self.limits.per_minute) / 60.0;
-        let elapsed = now.saturating_duration_since(b.updated).as_secs_f64();
-        b.tokens = (b.tokens + elapsed * per_sec).min(f64::from(self.limits.burst));
-        b.updated = now;
+    fn per_sec(&self) -> f64 {
+        f64::from(self.limits.per_minute) / 60.0
     }
 
-    /// `Err(retry_after)` if `ip` has no failed logins left.
-    pub fn check(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+    /// The bucket's tokens at `now`, refilled since its last update.
+    fn tokens_at(&self, b: &Bucket, now: Instant) -> f64 {
+        let elapsed = now.saturating_duration_since(b.updated).as_secs_f64();
+        (b.tokens + elapsed * self.per_sec()).min(f64::from(self.limits.burst))
+    }
+
+    /// Takes a token of `ip` for a password check about to run; `Err(retry_after)` if it has
+    /// none left, and then the password must not be checked.
+    pub fn begin(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+        let key = source_key(ip);
         let mut map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(b) = map.get_mut(&source_key(ip)) else {
-            return Ok(());
-        };
-        self.refill(b, now);
+        if !map.contains_key(&key) && map.len() >= self.limits.max_sources {
+            self.make_room(&mut map, now);
+        }
+        let burst = f64::from(self.limits.burst);
+        let b = map.entry(key).or_insert(Bucket {
+            tokens: burst,
+            updated: now,
+        });
+        b.tokens = self.tokens_at(b, now);
+        b.updated = now;
         if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
             return Ok(());
         }
         let per_sec = f64::from(self.limits.per_minute.max(1)) / 60.0;
@@ -91,26 +97,30 @@ impl LoginLimiter {
         Err(Duration::from_secs_f64(wait))
     }
 
-    /// Spends a token of `ip` for a failed login.
-    pub fn failed(&self, ip: IpAddr, now: Instant) {
-        let key = source_key(ip);
+    /// Gives back the token [`LoginLimiter::begin`] took: the password was right.
+    pub fn succeeded(&self, ip: IpAddr, now: Instant) {
         let mut map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        if !map.contains_key(&key) && map.len() >= self.limits.max_sources {
-            let burst = f64::from(self.limits.burst);
-            let per_sec = f64::from(self.limits.per_minute) / 60.0;
-            map.retain(|_, b| {
-                b.tokens + now.saturating_duration_since(b.updated).as_secs_f64() * per_sec < burst
-            });
-            if map.len() >= self.limits.max_sources {
-                return;
-            }
+        if let Some(b) = map.get_mut(&source_key(ip)) {
+            b.tokens = (self.tokens_at(b, now) + 1.0).min(f64::from(self.limits.burst));
+            b.updated = now;
         }
-        let b = map.entry(key).or_insert(Bucket {
-            tokens: f64::from(self.limits.burst),
-            updated: now,
-        });
-        self.refill(b, now);
-        b.tokens = (b.tokens - 1.0).max(0.0);
+    }
+
+    /// Frees one place at least in a full table.
+    fn make_room(&self, map: &mut HashMap<IpAddr, Bucket>, now: Instant) {
+        let burst = f64::from(self.limits.burst);
+        map.retain(|_, b| self.tokens_at(b, now) < burst);
+        if map.len() < self.limits.max_sources {
+            return;
+        }
+        let fullest = map
+            .iter()
+            .map(|(k, b)| (*k, self.tokens_at(b, now)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(k, _)| k);
+        if let Some(k) = fullest {
+            map.remove(&k);
+        }
     }
 }
 
@@ -132,43 +142,82 @@ mod tests {
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let t0 = Instant::now();
         for _ in 0..3 {
-            assert!(l.check(ip, t0).is_ok());
-            l.failed(ip, t0);
+            assert!(l.begin(ip, t0).is_ok());
         }
-        let retry = l.check(ip, t0).unwrap_err();
+        let retry = l.begin(ip, t0).unwrap_err();
         assert_eq!(retry, Duration::from_secs(1));
-        assert!(l.check(ip, t0 + Duration::from_secs(1)).is_ok());
+        assert!(l.begin(ip, t0 + Duration::from_secs(1)).is_ok());
+    }
+
+    #[test]
+    fn attempts_under_way_spend_their_tokens_before_any_password_is_checked() {
+        // 200 attempts begun at once, none finished yet: only the burst may go on to hash.
+        let l = limiter(10, 6, 16);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let t0 = Instant::now();
+        let started = (0..200).filter(|_| l.begin(ip, t0).is_ok()).count();
+        assert_eq!(started, 10);
+    }
+
+    #[test]
+    fn right_passwords_give_their_token_back() {
+        let l = limiter(2, 1, 16);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let t0 = Instant::now();
+        for _ in 0..10 {
+            l.begin(ip, t0).unwrap();
+            l.succeeded(ip, t0);
+        }
+        assert!(l.begin(ip, t0).is_ok());
     }
 
     #[test]
     fn other_sources_are_not_affected() {
         let l = limiter(1, 1, 16);
         let t0 = Instant::now();
-        l.failed("192.0.2.1".parse().unwrap(), t0);
-        assert!(l.check("192.0.2.1".parse().unwrap(), t0).is_err());
-        assert!(l.check("192.0.2.2".parse().unwrap(), t0).is_ok());
+        l.begin("192.0.2.1".parse().unwrap(), t0).unwrap();
+        assert!(l.begin("192.0.2.1".parse().unwrap(), t0).is_err());
+        assert!(l.begin("192.0.2.2".parse().unwrap(), t0).is_ok());
     }
 
     #[test]
     fn ipv6_sources_in_one_slash_64_share_a_bucket() {
         let l = limiter(1, 1, 16);
         let t0 = Instant::now();
-        l.failed("2001:db8::1".parse().unwrap(), t0);
-        assert!(l.check("2001:db8::ffff:1".parse().unwrap(), t0).is_err());
-        assert!(l.check("2001:db8:0:1::1".parse().unwrap(), t0).is_ok());
+        l.begin("2001:db8::1".parse().unwrap(), t0).unwrap();
+        assert!(l.begin("2001:db8::ffff:1".parse().unwrap(), t0).is_err());
+        assert!(l.begin("2001:db8:0:1::1".parse().unwrap(), t0).is_ok());
     }
 
     #[test]
-    fn the_table_is_bounded() {
-        let l = limiter(1, 1, 2);
+    fn a_full_table_still_limits_every_source() {
+        let l = limiter(1, 1, 4);
         let t0 = Instant::now();
-        for i in 1..=5u8 {
-            l.failed(IpAddr::from([192, 0, 2, i]), t0);
+        for i in 1..=200u8 {
+            let ip = IpAddr::from([192, 0, 2, i]);
+            assert!(l.begin(ip, t0).is_ok(), "a new source has its burst");
+            assert!(
+                l.begin(ip, t0).is_err(),
+                "and is limited past it, even with the table full"
+            );
         }
-        assert_eq!(l.buckets.lock().unwrap().len(), 2);
-        assert!(
-            l.check(IpAddr::from([192, 0, 2, 1]), t0).is_err(),
-            "limited sources are kept"
+        assert_eq!(l.buckets.lock().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn a_full_table_drops_refilled_buckets_before_limited_ones() {
+        let l = limiter(1, 60, 2);
+        let t0 = Instant::now();
+        let (a, b, c): (IpAddr, IpAddr, IpAddr) = (
+            "192.0.2.1".parse().unwrap(),
+            "192.0.2.2".parse().unwrap(),
+            "192.0.2.3".parse().unwrap(),
         );
+        l.begin(a, t0).unwrap();
+        let t1 = t0 + Duration::from_secs(2);
+        l.begin(b, t1).unwrap();
+        // a has refilled by t1, b has not: c takes a's place and b stays limited.
+        l.begin(c, t1).unwrap();
+        assert!(l.begin(b, t1).is_err());
     }
 }

@@ -42,6 +42,8 @@ pub struct TestProvider {
     pub vm_count: usize,
     /// How long `get` takes, to keep a request in flight.
     pub get_delay: std::time::Duration,
+    /// How long `authenticate` takes, as a password hash does.
+    pub auth_delay: std::time::Duration,
     /// Users `authenticate` accepted; `authenticate_verified` accepts only these.
     pub verified: Mutex<Vec<String>>,
     /// Calls of `authenticate` (the slow check) and of `authenticate_verified` that decided.
@@ -108,6 +110,7 @@ impl TestProvider {
             key_protector: Mutex::new(b"<Protector/>".to_vec()),
             vm_count: 3,
             get_delay: std::time::Duration::ZERO,
+            auth_delay: std::time::Duration::ZERO,
             verified: Mutex::new(Vec::new()),
             logins: Mutex::new(Logins::default()),
             read_at_once: false,
@@ -196,6 +199,7 @@ pub fn computer_system(i: usize) -> Instance {
 impl Provider for TestProvider {
     fn authenticate(&self, user: &str, password: &str, _peer: IpAddr) -> Option<Principal> {
         self.logins.lock().unwrap().checked += 1;
+        std::thread::sleep(self.auth_delay);
         let ok = matches!(user, "admin" | "reader") && password == "secret";
         if ok {
             self.verified.lock().unwrap().push(user.into());

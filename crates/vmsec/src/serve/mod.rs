@@ -92,6 +92,11 @@ pub fn run(data: &DataDir, args: ServeArgs) -> Result<(), CliError> {
     }
     if let Some(mib) = file.max_enumeration_mib {
         cfg.engine.max_enumeration_bytes = mib.saturating_mul(1024 * 1024);
+        // One user may hold a quarter of it, as of the default.
+        cfg.engine.max_enumeration_bytes_per_user = cfg.engine.max_enumeration_bytes / 4;
+    }
+    if let Some(n) = file.max_enumerations_per_user {
+        cfg.engine.max_enumerations_per_user = n;
     }
     if let Some(s) = file.header_timeout_secs {
         cfg.header_read_timeout = Duration::from_secs(s);
