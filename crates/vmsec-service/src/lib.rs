@@ -58,6 +58,8 @@ pub struct Service {
     /// argon2 hash each time: SHA-256(user, password) → the PHC hash they matched. An entry
     /// counts only while the user's stored hash is still that one.
     verified: std::sync::Mutex<std::collections::HashMap<[u8; 32], String>>,
+    /// Passwords checked with argon2 so far (for monitoring, and to show what a login cost).
+    password_checks: std::sync::atomic::AtomicU64,
 }
 
 /// Most verified credentials remembered.
@@ -105,6 +107,7 @@ impl Service {
             host,
             stopped: AtomicBool::new(false),
             verified: Default::default(),
+            password_checks: Default::default(),
             master_key,
         })
     }
@@ -185,11 +188,21 @@ impl Service {
     ) -> Result<Caller, ServiceError> {
         let found = self.store.user(user)?;
         let digest = credential_digest(user, password);
+        let right = match &found {
+            Some(u) if self.verified_before(&digest, u) => true,
+            Some(u) => {
+                self.password_checks.fetch_add(1, Ordering::Relaxed);
+                passwords::verify(password, &u.password_hash)
+            }
+            // The same work as a wrong password: the answer's time must not say that the
+            // name is unknown.
+            None => {
+                self.password_checks.fetch_add(1, Ordering::Relaxed);
+                passwords::verify_nobody(password)
+            }
+        };
         match found {
-            Some(u)
-                if self.verified_before(&digest, &u)
-                    || passwords::verify(password, &u.password_hash) =>
-            {
+            Some(u) if right => {
                 let mut v = self.verified.lock().unwrap_or_else(|p| p.into_inner());
                 if v.len() >= VERIFIED_CACHE_MAX {
                     v.clear();
@@ -211,6 +224,11 @@ impl Service {
                 Err(ServiceError::AuthenticationFailed)
             }
         }
+    }
+
+    /// How many passwords [`Service::authenticate`] has checked with argon2.
+    pub fn password_checks(&self) -> u64 {
+        self.password_checks.load(Ordering::Relaxed)
     }
 
     /// The caller these credentials stand for if [`Service::authenticate`] verified them

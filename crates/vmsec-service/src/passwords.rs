@@ -137,6 +137,19 @@ pub(crate) fn verify(password: &str, phc: &str) -> bool {
     .unwrap_or(false)
 }
 
+/// The hash of a random password nobody was told, made with the parameters [`hash`] gives
+/// every stored password. A login as a user that does not exist is checked against it, so
+/// it costs the same argon2 work as a wrong password of a real user, and the time of the
+/// answer does not tell which user names exist.
+const NOBODY: &str = "$argon2id$v=19$m=19456,t=2,p=1$1GLSnnvn21DiCZ5sOuT+6g$oT/Xp0ubMp9k+4nw9skue9u88azglzD7lGYT1ghCWHQ";
+
+/// Checks `password` against [`NOBODY`]: the work of [`verify`], for a user that does not
+/// exist. Always false.
+pub(crate) fn verify_nobody(password: &str) -> bool {
+    let _ = verify(password, NOBODY);
+    false
+}
+
 /// Most memory a stored hash may ask for; ours ask for 19 MiB.
 const MAX_HASH_MEMORY_KIB: u32 = 256 * 1024;
 
@@ -253,6 +266,18 @@ mod tests {
         let greedy = "$argon2id$v=19$m=4194304,t=1,p=1$c2l4dGVlbiBieXRlIHNsdA$\
                       AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
         assert!(!verify("correct horse battery", greedy));
+    }
+
+    #[test]
+    fn the_hash_for_unknown_users_costs_what_a_stored_hash_costs() {
+        let nobody = PasswordHash::new(NOBODY).unwrap();
+        let stored = hash("correct horse battery").unwrap();
+        let stored = PasswordHash::new(&stored).unwrap();
+        assert_eq!(nobody.algorithm, stored.algorithm);
+        assert_eq!(nobody.version, stored.version);
+        assert_eq!(Params::try_from(&nobody), Params::try_from(&stored));
+        assert_eq!(nobody.hash.map(|h| h.len()), stored.hash.map(|h| h.len()));
+        assert!(!verify_nobody("correct horse battery"));
     }
 
     #[test]

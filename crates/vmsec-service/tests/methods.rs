@@ -507,6 +507,34 @@ fn failed_logins_are_audited_and_good_ones_give_the_users_role() {
 }
 
 #[test]
+fn an_unknown_user_costs_the_same_password_check_as_a_known_user_with_a_wrong_password() {
+    let w = world();
+    w.service
+        .add_user(&admin(), "ops", Role::Operator, "a long password")
+        .unwrap();
+    let before = w.service.password_checks();
+    let _ = w
+        .service
+        .authenticate("ops", "a wrong password", "127.0.0.1");
+    let known = w.service.password_checks() - before;
+    let _ = w
+        .service
+        .authenticate("no-such-user", "a wrong password", "127.0.0.1");
+    let unknown = w.service.password_checks() - before - known;
+    assert_eq!(known, 1);
+    assert_eq!(unknown, known, "an unknown name is hashed like a known one");
+    // Credentials verified before are not hashed again.
+    w.service
+        .authenticate("ops", "a long password", "127.0.0.1")
+        .unwrap();
+    let after_login = w.service.password_checks();
+    w.service
+        .authenticate("ops", "a long password", "127.0.0.1")
+        .unwrap();
+    assert_eq!(w.service.password_checks(), after_login);
+}
+
+#[test]
 fn a_new_password_replaces_the_old_at_once_and_a_new_role_applies_to_the_next_login() {
     let w = world();
     w.service

@@ -249,6 +249,11 @@ impl Provider for ServiceProvider {
             }
             Err(e) => tracing::warn!("metrics: cannot count jobs: {e}"),
         }
+        out.push_str(&format!(
+            "# HELP vmsec_password_checks_total Passwords checked with argon2 (known and unknown users alike).\n\
+             # TYPE vmsec_password_checks_total counter\nvmsec_password_checks_total {}\n",
+            self.service.password_checks()
+        ));
         out
     }
 }
