@@ -235,7 +235,11 @@ impl<P: Provider> Server<P> {
                     config.max_connections,
                     config.max_connections_per_source,
                 ),
-                bodies: BodyBudget::new(config.max_body_memory, config.max_body_memory_per_user),
+                // Whatever the budget says, one body of the largest size allowed fits.
+                bodies: BodyBudget::new(
+                    config.max_body_memory.max(config.max_request_bytes),
+                    config.max_body_memory_per_user.max(config.max_request_bytes),
+                ),
                 refused: LogThrottle::new(REFUSAL_LOG_INTERVAL),
                 config,
             }),

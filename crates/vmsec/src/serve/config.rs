@@ -18,9 +18,16 @@ use crate::CliError;
 /// max_reply_size = 16777216          # largest reply, bytes (a client's MaxEnvelopeSize may lower it)
 /// enumeration_expiry_secs = 300
 /// max_enumeration_mib = 256          # memory open enumerations hold between Pulls, all together
+///                                    # (one user may hold a quarter of it)
+/// max_enumerations_per_user = 64     # open enumeration contexts of one user (1,024 in all)
+/// max_connections = 512              # open connections, all together
+/// max_connections_per_source = 64    # open connections of one address (IPv6: one /64)
+/// max_body_memory_mib = 128          # memory request bodies hold while read or handled (a quarter
+///                                    # per user); past it a body gets 503 with Retry-After
 /// header_timeout_secs = 10           # a request's headers (and the TLS handshake) must arrive in this
 /// body_timeout_secs = 60             # a request's body must arrive in this
-/// idle_timeout_secs = 120            # an idle keep-alive connection is closed after this
+/// idle_timeout_secs = 120            # an idle keep-alive connection is closed after this, once it
+///                                    # has authenticated (before: after header_timeout_secs)
 /// log_level = "info"                 # or a tracing filter such as "vmsec=debug,info"
 /// ```
 #[derive(Debug, Default, Deserialize)]
@@ -34,6 +41,10 @@ pub struct FileConfig {
     pub max_reply_size: Option<usize>,
     pub enumeration_expiry_secs: Option<u64>,
     pub max_enumeration_mib: Option<usize>,
+    pub max_enumerations_per_user: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_source: Option<usize>,
+    pub max_body_memory_mib: Option<usize>,
     pub header_timeout_secs: Option<u64>,
     pub body_timeout_secs: Option<u64>,
     pub idle_timeout_secs: Option<u64>,
@@ -58,6 +69,23 @@ pub fn check(cfg: &FileConfig) -> Result<(), CliError> {
     {
         return Err(CliError::new(format!(
             "max_envelope_size {n} is too small: a key protector needs at least {MIN_ENVELOPE}"
+        )));
+    }
+    for (name, v) in [
+        ("max_enumerations_per_user", cfg.max_enumerations_per_user),
+        ("max_connections", cfg.max_connections),
+        ("max_connections_per_source", cfg.max_connections_per_source),
+        ("max_body_memory_mib", cfg.max_body_memory_mib),
+    ] {
+        if v == Some(0) {
+            return Err(CliError::new(format!("{name} must be at least 1")));
+        }
+    }
+    if let (Some(all), Some(one)) = (cfg.max_body_memory_mib, cfg.max_envelope_size)
+        && all.saturating_mul(1024 * 1024) < one
+    {
+        return Err(CliError::new(format!(
+            "max_body_memory_mib {all} cannot hold one body of max_envelope_size {one}"
         )));
     }
     for (name, v) in [

@@ -98,6 +98,17 @@ pub fn run(data: &DataDir, args: ServeArgs) -> Result<(), CliError> {
     if let Some(n) = file.max_enumerations_per_user {
         cfg.engine.max_enumerations_per_user = n;
     }
+    if let Some(n) = file.max_connections {
+        cfg.max_connections = n;
+    }
+    if let Some(n) = file.max_connections_per_source {
+        cfg.max_connections_per_source = n;
+    }
+    if let Some(mib) = file.max_body_memory_mib {
+        cfg.max_body_memory = mib.saturating_mul(1024 * 1024);
+        // One user may hold a quarter of it, as of the default.
+        cfg.max_body_memory_per_user = cfg.max_body_memory / 4;
+    }
     if let Some(s) = file.header_timeout_secs {
         cfg.header_read_timeout = Duration::from_secs(s);
     }
