@@ -238,7 +238,9 @@ impl<P: Provider> Server<P> {
                 // Whatever the budget says, one body of the largest size allowed fits.
                 bodies: BodyBudget::new(
                     config.max_body_memory.max(config.max_request_bytes),
-                    config.max_body_memory_per_user.max(config.max_request_bytes),
+                    config
+                        .max_body_memory_per_user
+                        .max(config.max_request_bytes),
                 ),
                 refused: LogThrottle::new(REFUSAL_LOG_INTERVAL),
                 config,

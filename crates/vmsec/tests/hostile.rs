@@ -423,7 +423,92 @@ fn check_http(case: &Case, got: Option<(u16, String)>) -> Result<(), String> {
     Ok(())
 }
 
+/// A connection to `to`, from the loopback address `from` when given (another "host").
+fn connect(to: SocketAddr, from: Option<&str>) -> TcpStream {
+    let Some(from) = from else {
+        return TcpStream::connect(to).unwrap();
+    };
+    let from: std::net::IpAddr = from.parse().unwrap();
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&SocketAddr::new(from, 0).into())
+        .unwrap_or_else(|e| panic!("bind {from}: {e}"));
+    socket.connect(&to.into()).unwrap();
+    socket.into()
+}
+
+/// The server's count of argon2 password checks, from `/metrics`.
+fn password_checks(srv: &Server) -> u64 {
+    let mut s = TcpStream::connect(srv.http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nAuthorization: Basic {}\r\n\r\n",
+        srv.admin
+    )
+    .unwrap();
+    let (status, body) = read_response(&mut s, Duration::from_secs(20)).expect("metrics");
+    assert_eq!(status, 200, "{body}");
+    body.lines()
+        .find_map(|l| l.strip_prefix("vmsec_password_checks_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no vmsec_password_checks_total in {body}"))
+}
+
+/// A case's request with what its header asks around it: `repeat` sends it that many times
+/// before the answer checked, `idle-flood` holds that many idle connections open from
+/// 127.0.0.2 while it is sent, `concurrent` sends that many copies at once and checks each,
+/// `password-checks-at-most` bounds the argon2 checks the case made the server do.
 fn run_http(srv: &Server, case: &Case, request: &[u8]) -> Result<(), String> {
+    let count = |k: &str| case.get(k).map(|v| v.parse::<usize>().unwrap());
+    let checks_before = case
+        .get("password-checks-at-most")
+        .map(|_| password_checks(srv));
+    for _ in 1..count("repeat").unwrap_or(1) {
+        let mut s = connect(srv.http, case.get("source"));
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let _ = s.write_all(request);
+        let _ = read_response(&mut s, Duration::from_secs(20));
+    }
+    let flood: Vec<TcpStream> = (0..count("idle-flood").unwrap_or(0))
+        .map(|_| connect(srv.http, Some("127.0.0.2")))
+        .collect();
+    let outcome = match count("concurrent") {
+        Some(n) => {
+            let answers: Vec<_> = (0..n)
+                .map(|_| {
+                    let (addr, request) = (srv.http, request.to_vec());
+                    let source = case.get("source").map(str::to_owned);
+                    std::thread::spawn(move || {
+                        let mut s = connect(addr, source.as_deref());
+                        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                        let _ = s.write_all(&request);
+                        read_response(&mut s, Duration::from_secs(30))
+                    })
+                })
+                .collect();
+            answers
+                .into_iter()
+                .map(|t| check_http(case, t.join().unwrap()))
+                .collect::<Result<Vec<()>, String>>()
+                .map(drop)
+        }
+        None => run_one(srv, case, request),
+    };
+    drop(flood);
+    outcome?;
+    if let (Some(before), Some(most)) = (checks_before, count("password-checks-at-most")) {
+        let made = password_checks(srv) - before;
+        if made as usize > most {
+            return Err(format!(
+                "{made} passwords were hashed, at most {most} allowed"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn run_one(srv: &Server, case: &Case, request: &[u8]) -> Result<(), String> {
     let timeout = Duration::from_secs(TIMEOUT_SECS + 10);
     match case.get("mode") {
         Some("tls") => {
@@ -485,13 +570,13 @@ fn run_http(srv: &Server, case: &Case, request: &[u8]) -> Result<(), String> {
             check_http(case, got)
         }
         Some("stall") => {
-            let mut s = TcpStream::connect(srv.http).unwrap();
+            let mut s = connect(srv.http, case.get("source"));
             s.set_read_timeout(Some(timeout)).unwrap();
             s.write_all(request).unwrap();
             check_http(case, read_response(&mut s, timeout))
         }
         None => {
-            let mut s = TcpStream::connect(srv.http).unwrap();
+            let mut s = connect(srv.http, case.get("source"));
             s.set_read_timeout(Some(timeout)).unwrap();
             // A server may answer and close before taking all of a huge request.
             let _ = s.write_all(request);
@@ -549,6 +634,14 @@ fn every_hostile_input_gets_its_documented_answer_and_the_server_stays_healthy()
         ("READER_AUTH", b64("reader:reader-secret")),
         ("WRONG_AUTH", b64("admin:not-the-password")),
         ("UNKNOWN_AUTH", b64("mallory:secret")),
+        (
+            "LONG_NAME_AUTH",
+            b64(&format!("{}:a long password", "x".repeat(100_000))),
+        ),
+        (
+            "FORGED_NAME_AUTH",
+            b64("x\n2026-12-01T00:00:00Z admin StopService Succeeded\u{1b}[2K\u{1b}[1A:pw"),
+        ),
         ("OLD_AUTH", b64("rotated:old-secret")),
         ("VM", VM.to_owned()),
         ("ADMIN_CONTEXT", admin_context(&srv)),
