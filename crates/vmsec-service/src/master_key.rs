@@ -110,13 +110,24 @@ fn load_or_create(path: &Path) -> Result<Zeroizing<[u8; 32]>, ServiceError> {
 }
 
 fn read_key(path: &Path, mut f: std::fs::File) -> Result<Zeroizing<[u8; 32]>, ServiceError> {
-    let mode = f.metadata().map_err(internal)?.permissions().mode();
+    // The rule of every secret file (README, "Files"): no access for group or others; a
+    // wider mode is narrowed, with a warning, before the key is read.
+    let mode = f.metadata().map_err(internal)?.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(internal(format!(
-            "{} is readable by other users (mode {:o}); run chmod 600 on it",
-            path.display(),
-            mode & 0o777
-        )));
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| {
+                internal(format!(
+                    "{} is open to other users (mode {mode:o}) and cannot be made private: {e}; \
+                     run chmod 600 {}",
+                    path.display(),
+                    path.display()
+                ))
+            })?;
+        tracing::warn!(
+            "the host master key {} was open to other users (mode {mode:o}); made it 600. \
+             If others could read it, treat the secrets it seals as exposed",
+            path.display()
+        );
     }
     let mut key = Zeroizing::new([0u8; 32]);
     let mut extra = [0u8; 1];
@@ -212,13 +223,16 @@ mod tests {
     }
 
     #[test]
-    fn a_key_file_readable_by_others_is_refused() {
+    fn a_key_file_readable_by_others_is_made_private_before_use() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("master.key");
         std::fs::write(&p, [7u8; 32]).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let e = MasterKey::at(&p).seal(b"x", b"y").unwrap_err();
-        assert!(e.to_string().contains("chmod 600"), "{e}");
+        assert_eq!(*load_or_create(&p).unwrap(), [7u8; 32]);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 
     #[test]

@@ -123,12 +123,16 @@ pub fn run(data: &DataDir, args: ServeArgs) -> Result<(), CliError> {
             tracing::info!("listening on http://{a}/wsman");
         }
         // One machine-readable line on stdout, for scripts that start the server on port 0.
-        println!(
-            "{}",
-            serde_json::json!({
-                "https": https.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-                "http": http.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-            })
+        // Serving goes on if nobody reads it.
+        let _ = crate::output::write_stdout(
+            format!(
+                "{}\n",
+                serde_json::json!({
+                    "https": https.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                    "http": http.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                })
+            )
+            .as_bytes(),
         );
         server.run(vmsec_wsman::server::shutdown_signal()).await;
         Ok::<(), CliError>(())
@@ -144,8 +148,15 @@ fn ensure_self_signed(data: &Path) -> Result<TlsSource, CliError> {
     let dir = data.join("tls");
     let cert = dir.join("cert.pem");
     let key = dir.join("key.pem");
+    if key.exists() {
+        crate::data_dir::make_private(&key, "the TLS private key")?;
+    }
     if !cert.exists() || !key.exists() {
-        std::fs::create_dir_all(&dir)
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
             .map_err(|e| CliError::new(format!("cannot create {}: {e}", dir.display())))?;
         let host = crate::data_dir::host_name();
         let names = vec![
