@@ -615,3 +615,66 @@ fn guardian_private_keys_open_to_others_are_made_private_on_import() {
         0o600
     );
 }
+
+#[test]
+fn serve_prunes_the_audit_log_to_its_retention_and_says_which_records_went() {
+    let c = Cli::new();
+    for n in 0..5 {
+        c.ok(&["vm", "add", &format!("vm-{n}")]);
+    }
+    let config = c.data.path().join("serve.toml");
+    std::fs::write(
+        &config,
+        "audit_retention_records = 2\naudit_retention_days = 0\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vmsec"))
+        .arg("--data")
+        .arg(c.data.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    // Pruning runs beside the server from its start.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let records = loop {
+        let records = c.json(&["audit"]);
+        let pruned = records
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["operation"] == "AuditPruned");
+        if pruned || std::time::Instant::now() > deadline {
+            break records;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let records = records.as_array().unwrap();
+    // 5 VMs added, then serve's BootstrapAdmin: the newest 2 of 6 are kept.
+    assert_eq!(records[0]["seq"], 5, "{records:?}");
+    let pruned = records
+        .iter()
+        .find(|r| r["operation"] == "AuditPruned")
+        .unwrap();
+    assert_eq!(pruned["seq"], 7);
+    assert_eq!(pruned["actor"], "vmsec");
+    assert!(
+        pruned["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("records 1\u{2013}4 pruned"),
+        "{pruned}"
+    );
+    // People see it too.
+    assert!(c.ok(&["audit"]).contains("AuditPruned"));
+}

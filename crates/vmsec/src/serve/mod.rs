@@ -49,6 +49,7 @@ pub fn run(data: &DataDir, args: ServeArgs) -> Result<(), CliError> {
             p.display()
         );
     }
+    let pruner = AuditPruner::start(service.clone(), config::audit_retention(&file))?;
 
     let https_listen = match (args.listen, &file.listen) {
         (Some(a), _) => vec![a],
@@ -138,9 +139,50 @@ pub fn run(data: &DataDir, args: ServeArgs) -> Result<(), CliError> {
         Ok::<(), CliError>(())
     })?;
     // In-flight requests are done; let queued jobs finish so none is left running.
+    pruner.stop();
     service.shutdown();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often `serve` prunes the audit log (and once at start).
+const AUDIT_PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// The thread that applies the audit retention now and then. Pruning holds the store's
+/// writer one batch at a time (`Service::prune_audit`), so requests go on meanwhile.
+struct AuditPruner {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl AuditPruner {
+    fn start(
+        service: Arc<vmsec_service::Service>,
+        retention: vmsec_store::AuditRetention,
+    ) -> Result<AuditPruner, CliError> {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("vmsec-audit-prune".into())
+            .spawn(move || {
+                loop {
+                    if let Err(e) = service.prune_audit(&retention) {
+                        tracing::error!("cannot prune the audit log: {e}");
+                    }
+                    match stopped.recv_timeout(AUDIT_PRUNE_EVERY) {
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                        _ => return,
+                    }
+                }
+            })
+            .map_err(|e| CliError::new(format!("cannot start the audit pruner: {e}")))?;
+        Ok(AuditPruner { stop, thread })
+    }
+
+    /// Waits for a prune under way to finish its batch and the thread to end.
+    fn stop(self) {
+        drop(self.stop);
+        let _ = self.thread.join();
+    }
 }
 
 /// The TLS certificate of `DATA/tls/`, created self-signed on first start.
