@@ -178,7 +178,7 @@ impl AuditPruner {
         Ok(AuditPruner { stop, thread })
     }
 
-    /// Waits for a prune under way to finish its batch and the thread to end.
+    /// Ends the thread, after the prune under way (if any) has run all its batches.
     fn stop(self) {
         drop(self.stop);
         let _ = self.thread.join();
