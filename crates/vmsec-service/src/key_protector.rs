@@ -30,7 +30,11 @@ pub fn check(kp: &[u8]) -> Result<(), ServiceError> {
     })?;
     protector.verify().map_err(|e| {
         ServiceError::InvalidKeyProtector(format!("the key protector does not verify: {e}"))
-    })
+    })?;
+    // Tells whoever watches (and the service tests) that a verification finished, and on
+    // which thread: it must never be inside a store write.
+    tracing::debug!(bytes = kp.len(), "key protector verified");
+    Ok(())
 }
 
 #[cfg(test)]

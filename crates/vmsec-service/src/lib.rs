@@ -6,6 +6,7 @@
 //! return code for each is decided in one place, [`Method::return_code`]. The service never
 //! sees XML other than the embedded instance text it hands to `vmsec-cim`.
 
+pub mod audit;
 mod caller;
 pub mod classes;
 mod codes;
@@ -315,7 +316,7 @@ impl Service {
     ) -> Result<(), ServiceError> {
         self.audited(
             who,
-            &format!("AddUser {name} ({role})"),
+            &format!("AddUser {} ({role})", audit::audit_name(name)),
             None,
             AuditOutcome::Succeeded,
             |_| {
@@ -347,7 +348,7 @@ impl Service {
     pub fn remove_user(&self, who: &Caller, name: &str) -> Result<(), ServiceError> {
         self.audited(
             who,
-            &format!("RemoveUser {name}"),
+            &format!("RemoveUser {}", audit::audit_name(name)),
             None,
             AuditOutcome::Succeeded,
             |_| {
@@ -368,7 +369,7 @@ impl Service {
         name: &str,
         password: &str,
     ) -> Result<(), ServiceError> {
-        let operation = format!("SetUserPassword {name}");
+        let operation = format!("SetUserPassword {}", audit::audit_name(name));
         self.change_user(who, &operation, "changing a user's password", name, |u| {
             u.password_hash = passwords::hash(password)?;
             Ok(())
@@ -377,7 +378,7 @@ impl Service {
 
     /// Gives a user another role, effective from its next request.
     pub fn set_user_role(&self, who: &Caller, name: &str, role: Role) -> Result<(), ServiceError> {
-        let operation = format!("SetUserRole {name} ({role})");
+        let operation = format!("SetUserRole {} ({role})", audit::audit_name(name));
         self.change_user(who, &operation, "changing a user's role", name, |u| {
             u.role = role;
             Ok(())
@@ -523,17 +524,23 @@ impl Service {
         )
     }
 
-    /// Starts a job for `method`: `precheck` reads the parsed argument against the VM's state
-    /// now (so the caller gets the return code at once) and returns what the job needs of it;
-    /// `change` applies that inside the job's transaction, checking again against the state
-    /// it really changes.
-    fn submit<P: Send + 'static>(
+    /// Starts a job for `method`, in three steps:
+    ///
+    /// - `precheck`, now: reads the parsed argument against the VM's state (so the caller gets
+    ///   the return code at once) and returns what the job needs of it;
+    /// - `prepare`, in the job before any transaction: the expensive part (parsing,
+    ///   cryptography), whose failure fails the job without the store being written;
+    /// - `apply`, inside the job's write transaction: assigns what `prepare` made, checking
+    ///   again against the state it really changes. It runs while every other writer of the
+    ///   store waits (see [`Store::update_vm_security`]), so it must be bounded work.
+    fn submit<P: Send + 'static, R: Send + 'static>(
         &self,
         who: &Caller,
         method: Method,
         ssd: &str,
         precheck: impl FnOnce(&vmsec_cim::Instance, &VmSecurity) -> Result<P, ServiceError>,
-        mut change: impl FnMut(&mut VmSecurity, &P) -> Result<(), ServiceError> + Send + 'static,
+        prepare: impl FnOnce(P) -> Result<R, ServiceError> + Send + 'static,
+        mut apply: impl FnMut(&mut VmSecurity, &R) -> Result<(), ServiceError> + Send + 'static,
     ) -> Result<JobStarted, ServiceError> {
         self.audited(who, method.name(), None, AuditOutcome::Allowed, |vm_seen| {
             self.ensure_started()?;
@@ -560,20 +567,23 @@ impl Service {
                 // Success is audited in the transaction that stores the change; a failure
                 // changed nothing, so its record goes the ordinary way.
                 let succeeded = record(AuditOutcome::Succeeded, format!("job {}", done.instance_id));
-                let out = store
-                    .update_vm_security(
-                        vm,
-                        &actor,
-                        &mut |sec| {
-                            change(sec, &planned).map_err(|e| Box::new(e) as vmsec_store::Rejection)
-                        },
-                        Some(JobDone {
-                            job: done,
-                            audit: &succeeded,
-                        }),
-                    )
-                    .map(|_| ())
-                    .map_err(ServiceError::from);
+                let out = prepare(planned).and_then(|prepared| {
+                    store
+                        .update_vm_security(
+                            vm,
+                            &actor,
+                            &mut |sec| {
+                                apply(sec, &prepared)
+                                    .map_err(|e| Box::new(e) as vmsec_store::Rejection)
+                            },
+                            Some(JobDone {
+                                job: done,
+                                audit: &succeeded,
+                            }),
+                        )
+                        .map(|_| ())
+                        .map_err(ServiceError::from)
+                });
                 if let Err(e) = &out {
                     let failed = record(
                         AuditOutcome::Failed,
@@ -593,7 +603,8 @@ impl Service {
     }
 
     /// SetKeyProtector: stores a new KP; the previous one goes to history; the last known good
-    /// is not changed. The KP is checked in the job; a bad one fails the job with 32773.
+    /// is not changed. The KP is parsed and verified in the job, before its transaction; a bad
+    /// one fails the job with 32773.
     pub fn set_key_protector(
         &self,
         who: &Caller,
@@ -615,18 +626,17 @@ impl Service {
                 },
             );
         }
-        let mut kp = Some(kp);
         self.submit(
             who,
             Method::SetKeyProtector,
             ssd,
-            |_, _| Ok(()),
-            move |sec, _| {
-                let new = kp
-                    .take()
-                    .ok_or_else(|| ServiceError::Internal("job ran twice".into()))?;
-                key_protector::check(&new)?;
-                sec.key_protector = Some(new);
+            move |_, _| Ok(kp),
+            |kp| {
+                key_protector::check(&kp)?;
+                Ok(kp)
+            },
+            |sec, kp| {
+                sec.key_protector = Some(kp.clone());
                 Ok(())
             },
         )
@@ -653,6 +663,7 @@ impl Service {
             Method::RestoreLastKnownGoodKeyProtector,
             ssd,
             move |_, sec| need_lkg(sec),
+            Ok,
             move |sec, _| {
                 need_lkg(sec)?;
                 sec.key_protector = sec.last_known_good.clone();
@@ -683,17 +694,15 @@ impl Service {
                 },
             );
         }
-        let mut policy = Some(policy);
+        let policy = (!policy.is_empty()).then_some(policy);
         self.submit(
             who,
             Method::SetSecurityPolicy,
             ssd,
-            |_, _| Ok(()),
-            move |sec, _| {
-                let p = policy
-                    .take()
-                    .ok_or_else(|| ServiceError::Internal("job ran twice".into()))?;
-                sec.security_policy = if p.is_empty() { None } else { Some(p) };
+            move |_, _| Ok(policy),
+            Ok,
+            |sec, policy| {
+                sec.security_policy.clone_from(policy);
                 Ok(())
             },
         )
@@ -716,6 +725,7 @@ impl Service {
                 setting_data::check_rules(&sec.settings, &after, sec.key_protector.is_some())?;
                 Ok(patch)
             },
+            Ok,
             |sec, patch| {
                 let after = patch.apply(sec.settings);
                 setting_data::check_rules(&sec.settings, &after, sec.key_protector.is_some())?;
@@ -795,6 +805,29 @@ impl Service {
         who.require(Role::Admin, "reading the audit log")?;
         Ok(self.store.audit(after, limit)?)
     }
+
+    /// Removes the audit records `retention` no longer keeps, in batches of
+    /// [`audit::PRUNE_BATCH`], each with the record of its range (docs/audit.md). Run by
+    /// `vmsec serve` now and then; needs no caller, as it only applies the configuration.
+    pub fn prune_audit(
+        &self,
+        retention: &vmsec_store::AuditRetention,
+    ) -> Result<Vec<vmsec_store::AuditPruned>, ServiceError> {
+        let pruned = self.store.prune_audit(
+            retention,
+            OffsetDateTime::now_utc(),
+            audit::PRUNE_BATCH,
+            "vmsec",
+        )?;
+        if let (Some(first), Some(last)) = (pruned.first(), pruned.last()) {
+            tracing::info!(
+                "audit log: records {}\u{2013}{} pruned by the retention",
+                first.first,
+                last.last
+            );
+        }
+        Ok(pruned)
+    }
 }
 
 impl Drop for Service {
@@ -812,7 +845,7 @@ fn not_found_is_unknown_vm(e: vmsec_store::StoreError, vm: Uuid) -> ServiceError
 
 fn check_user_name(name: &str) -> Result<(), ServiceError> {
     let ok = !name.is_empty()
-        && name.len() <= 64
+        && name.len() <= audit::MAX_USER_NAME
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c));
@@ -820,7 +853,9 @@ fn check_user_name(name: &str) -> Result<(), ServiceError> {
         Ok(())
     } else {
         Err(ServiceError::InvalidParameter(format!(
-            "user name {name:?}: use 1 to 64 of A-Z a-z 0-9 . _ - @ (a colon would break HTTP Basic)"
+            "user name {:?}: use 1 to {} of A-Z a-z 0-9 . _ - @ (a colon would break HTTP Basic)",
+            audit::audit_name(name),
+            audit::MAX_USER_NAME
         )))
     }
 }

@@ -99,48 +99,93 @@ impl MasterKey {
     }
 }
 
-/// Reads the key file, or creates it (0600 from the first byte) when there is none. A key
-/// file that others may read is refused rather than used.
+/// Reads the key file, or creates it when there is none. A key file that others may read is
+/// refused rather than used.
 fn load_or_create(path: &Path) -> Result<Zeroizing<[u8; 32]>, ServiceError> {
     match std::fs::File::open(path) {
-        Ok(mut f) => {
-            let mode = f.metadata().map_err(internal)?.permissions().mode();
-            if mode & 0o077 != 0 {
-                return Err(internal(format!(
-                    "{} is readable by other users (mode {:o}); run chmod 600 on it",
-                    path.display(),
-                    mode & 0o777
-                )));
-            }
-            let mut key = Zeroizing::new([0u8; 32]);
-            let mut extra = [0u8; 1];
-            f.read_exact(key.as_mut_slice())
-                .map_err(|e| internal(format!("{}: {e} (expected 32 bytes)", path.display())))?;
-            if f.read(&mut extra).map_err(internal)? != 0 {
-                return Err(internal(format!(
-                    "{} is longer than 32 bytes",
-                    path.display()
-                )));
-            }
-            Ok(key)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut key = Zeroizing::new([0u8; 32]);
-            getrandom::fill(key.as_mut_slice())
-                .map_err(|e| internal(format!("no randomness: {e}")))?;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .map_err(|e| internal(format!("cannot create {}: {e}", path.display())))?;
-            f.write_all(key.as_slice())
-                .and_then(|_| f.sync_all())
-                .map_err(|e| internal(format!("cannot write {}: {e}", path.display())))?;
-            tracing::info!("created the host master key {}", path.display());
-            Ok(key)
-        }
+        Ok(f) => read_key(path, f),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create(path),
         Err(e) => Err(internal(format!("cannot read {}: {e}", path.display()))),
+    }
+}
+
+fn read_key(path: &Path, mut f: std::fs::File) -> Result<Zeroizing<[u8; 32]>, ServiceError> {
+    // The rule of every secret file (README, "Files"): no access for group or others; a
+    // wider mode is narrowed, with a warning, before the key is read.
+    let mode = f.metadata().map_err(internal)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| {
+                internal(format!(
+                    "{} is open to other users (mode {mode:o}) and cannot be made private: {e}; \
+                     run chmod 600 {}",
+                    path.display(),
+                    path.display()
+                ))
+            })?;
+        tracing::warn!(
+            "the host master key {} was open to other users (mode {mode:o}); made it 600. \
+             If others could read it, treat the secrets it seals as exposed",
+            path.display()
+        );
+    }
+    let mut key = Zeroizing::new([0u8; 32]);
+    let mut extra = [0u8; 1];
+    f.read_exact(key.as_mut_slice())
+        .map_err(|e| internal(format!("{}: {e} (expected 32 bytes)", path.display())))?;
+    if f.read(&mut extra).map_err(internal)? != 0 {
+        return Err(internal(format!(
+            "{} is longer than 32 bytes",
+            path.display()
+        )));
+    }
+    Ok(key)
+}
+
+/// Creates the key file whole or not at all, and agrees with any concurrent creator: the
+/// key is written and synced under a temporary name (0600 from the first byte), then linked
+/// to the final name, which fails if another process or thread got there first; the loser
+/// then uses the winner's key. Sealing with a key that another first start overwrote would
+/// lose every secret sealed under it.
+fn create(path: &Path) -> Result<Zeroizing<[u8; 32]>, ServiceError> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut key = Zeroizing::new([0u8; 32]);
+    getrandom::fill(key.as_mut_slice()).map_err(|e| internal(format!("no randomness: {e}")))?;
+    let mut nonce = [0u8; 8];
+    getrandom::fill(&mut nonce).map_err(|e| internal(format!("no randomness: {e}")))?;
+    let tmp = dir.join(format!(
+        ".master.key.{}.{:016x}.tmp",
+        std::process::id(),
+        u64::from_ne_bytes(nonce)
+    ));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(key.as_slice()).and_then(|_| f.sync_all()))
+        .map_err(|e| internal(format!("cannot write {}: {e}", tmp.display())));
+    let linked = written.and_then(|()| match std::fs::hard_link(&tmp, path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(internal(format!("cannot create {}: {e}", path.display()))),
+    });
+    let _ = std::fs::remove_file(&tmp);
+    let won = linked?;
+    // The new name is durable only once its directory is.
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| internal(format!("cannot sync {}: {e}", dir.display())))?;
+    if won {
+        tracing::info!("created the host master key {}", path.display());
+        Ok(key)
+    } else {
+        let f = std::fs::File::open(path)
+            .map_err(|e| internal(format!("cannot read {}: {e}", path.display())))?;
+        read_key(path, f)
     }
 }
 
@@ -178,12 +223,47 @@ mod tests {
     }
 
     #[test]
-    fn a_key_file_readable_by_others_is_refused() {
+    fn a_key_file_readable_by_others_is_made_private_before_use() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("master.key");
         std::fs::write(&p, [7u8; 32]).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let e = MasterKey::at(&p).seal(b"x", b"y").unwrap_err();
-        assert!(e.to_string().contains("chmod 600"), "{e}");
+        assert_eq!(*load_or_create(&p).unwrap(), [7u8; 32]);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    #[test]
+    fn concurrent_first_uses_agree_on_one_key_and_leave_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("master.key");
+        let start = std::sync::Barrier::new(8);
+        let keys: Vec<[u8; 32]> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    s.spawn(|| {
+                        start.wait();
+                        *load_or_create(&p).unwrap()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let on_disk: [u8; 32] = std::fs::read(&p).unwrap().try_into().unwrap();
+        assert!(
+            keys.iter().all(|k| *k == on_disk),
+            "every first use has the stored key"
+        );
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["master.key"]);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 }

@@ -76,6 +76,12 @@ pub trait Store: Send + Sync {
     /// first. When `finish` is given, its job row and audit record are written in the same
     /// transaction, so a job is recorded complete, and audited, exactly when its change is
     /// stored. If `change` fails nothing is written and its error is returned.
+    ///
+    /// `change` runs inside the write transaction, while every other writer of the store
+    /// (in this process and in others, such as the CLI beside `vmsec serve`) waits: it must be
+    /// bounded work, assignments and comparisons only. No parsing, no cryptography, no I/O:
+    /// do those before calling, and let `change` only check that the record is still the one
+    /// they were done against.
     fn update_vm_security(
         &self,
         id: Uuid,
@@ -109,4 +115,16 @@ pub trait Store: Send + Sync {
     fn append_audit(&self, record: &AuditRecord) -> Result<i64, StoreError>;
     /// Audit records with `seq > after`, oldest first, at most `limit`.
     fn audit(&self, after: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Removes the oldest audit records that `retention` no longer keeps at `now`: always a
+    /// prefix of the log, so what remains has no gap. Each transaction removes at most
+    /// `batch` records and writes, in the same transaction, an [`AUDIT_PRUNED`] record by
+    /// `actor` naming the range it removed, so the numbering stays accounted for and no
+    /// transaction holds the writer for long. Returns the ranges, oldest first.
+    fn prune_audit(
+        &self,
+        retention: &AuditRetention,
+        now: OffsetDateTime,
+        batch: usize,
+        actor: &str,
+    ) -> Result<Vec<AuditPruned>, StoreError>;
 }

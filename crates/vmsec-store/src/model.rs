@@ -322,6 +322,26 @@ pub struct AuditRecord {
     pub detail: String,
 }
 
+/// How much of the audit log is kept (docs/audit.md, "Retention"). A record goes when it is
+/// beyond the newest `max_records` or older than `max_age`; `None` lifts that limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AuditRetention {
+    pub max_records: Option<u64>,
+    pub max_age: Option<time::Duration>,
+}
+
+/// The operation of the record that states a pruned range.
+pub const AUDIT_PRUNED: &str = "AuditPruned";
+
+/// Audit records `first..=last` removed in one transaction, with the record (`seq = record`)
+/// that says so, written in the same transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AuditPruned {
+    pub first: i64,
+    pub last: i64,
+    pub record: i64,
+}
+
 /// A guardian as stored: its certificates, the encryption certificate's signature, the
 /// metadata it was imported from (if any), and its private keys sealed under the host's
 /// master key (if this host holds them).

@@ -1255,6 +1255,116 @@ impl Store for SqliteStore {
             .collect()
         })
     }
+
+    fn prune_audit(
+        &self,
+        retention: &AuditRetention,
+        now: OffsetDateTime,
+        batch: usize,
+        actor: &str,
+    ) -> Result<Vec<AuditPruned>, StoreError> {
+        let batch = batch.max(1);
+        // Both bounds are fixed before the first write, read outside any write transaction
+        // (counting from the newest record walks up to `max_records` rows). Records written
+        // meanwhile, this run's own range records among them, are newer than either bound,
+        // so the run ends, and it never prunes more than the retention asked for.
+        let keep_from = match retention.max_records {
+            None => None,
+            Some(0) => Some(i64::MAX),
+            Some(n) => self.with_conn(|c| {
+                c.query_row(
+                    "SELECT seq FROM audit ORDER BY seq DESC LIMIT 1 OFFSET ?1",
+                    [i64::try_from(n - 1).unwrap_or(i64::MAX)],
+                    |r| r.get::<_, i64>(0),
+                )
+                .optional()
+                .map_err(map_err)
+            })?,
+        };
+        let older_than = retention.max_age.map(|age| now - age);
+        let mut why = Vec::new();
+        if let Some(n) = retention.max_records {
+            why.push(format!("beyond the newest {n}"));
+        }
+        if let Some(t) = older_than {
+            let t = t
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_else(|_| t.to_string());
+            why.push(format!("older than {t}"));
+        }
+        let why = why.join(" or ");
+        let cut_us = older_than.map(to_us);
+        let pruned = |seq: i64, at_us: i64| {
+            keep_from.is_some_and(|k| seq < k) || cut_us.is_some_and(|c| at_us < c)
+        };
+        let mut out = Vec::new();
+        loop {
+            let done = self.write(|tx| {
+                // Only the oldest `batch` records are looked at: the work of this transaction
+                // is bounded whatever the size of the log.
+                let mut st = tx
+                    .prepare_cached("SELECT seq, at_us FROM audit ORDER BY seq LIMIT ?1")
+                    .map_err(map_err)?;
+                let rows = st
+                    .query_map([i64::try_from(batch).unwrap_or(i64::MAX)], |r| {
+                        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+                    })
+                    .map_err(map_err)?;
+                let mut range: Option<(i64, i64)> = None;
+                let mut count = 0usize;
+                for row in rows {
+                    let (seq, at_us) = row.map_err(map_err)?;
+                    // A prefix only: the first record kept ends the range, so what remains
+                    // of the log has no gap.
+                    if !pruned(seq, at_us) {
+                        break;
+                    }
+                    range = Some((range.map_or(seq, |r| r.0), seq));
+                    count += 1;
+                }
+                drop(st);
+                let Some((first, last)) = range else {
+                    return Ok(None);
+                };
+                tx.prepare_cached("DELETE FROM audit WHERE seq BETWEEN ?1 AND ?2")
+                    .map_err(map_err)?
+                    .execute(params![first, last])
+                    .map_err(map_err)?;
+                let record = insert_audit(
+                    tx,
+                    &AuditRecord {
+                        seq: 0,
+                        at: OffsetDateTime::now_utc(),
+                        actor: actor.to_owned(),
+                        operation: AUDIT_PRUNED.to_owned(),
+                        vm: None,
+                        outcome: AuditOutcome::Succeeded,
+                        detail: format!(
+                            "records {first}\u{2013}{last} pruned ({count} records): {why}"
+                        ),
+                    },
+                )?;
+                Ok(Some((
+                    AuditPruned {
+                        first,
+                        last,
+                        record,
+                    },
+                    count,
+                )))
+            })?;
+            match done {
+                Some((p, count)) => {
+                    out.push(p);
+                    if count < batch {
+                        break;
+                    }
+                }
+                None => break,
+            }
+        }
+        Ok(out)
+    }
 }
 
 const GUARDIAN_COLUMNS: &str = "name, encryption_cert, signing_cert, encryption_cert_sig_alg, \

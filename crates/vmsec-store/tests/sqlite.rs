@@ -408,3 +408,171 @@ fn the_wal_stays_bounded_under_steady_reads_and_writes_and_is_gone_after_close()
         "the last connection to close removes the WAL"
     );
 }
+
+fn audit_at(s: &SqliteStore, at: OffsetDateTime, operation: &str) -> i64 {
+    s.append_audit(&AuditRecord {
+        seq: 0,
+        at,
+        actor: "a".into(),
+        operation: operation.into(),
+        vm: None,
+        outcome: AuditOutcome::Succeeded,
+        detail: String::new(),
+    })
+    .unwrap()
+}
+
+fn seqs(s: &SqliteStore) -> Vec<i64> {
+    s.audit(0, usize::MAX)
+        .unwrap()
+        .iter()
+        .map(|r| r.seq)
+        .collect()
+}
+
+#[test]
+fn pruning_by_count_removes_the_oldest_in_bounded_batches_each_recorded_with_its_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let now = OffsetDateTime::now_utc();
+    for n in 0..35 {
+        audit_at(&s, now, &format!("op{n}"));
+    }
+    let keep = AuditRetention {
+        max_records: Some(10),
+        max_age: None,
+    };
+    let pruned = s.prune_audit(&keep, now, 10, "vmsec").unwrap();
+    assert_eq!(
+        pruned,
+        vec![
+            AuditPruned {
+                first: 1,
+                last: 10,
+                record: 36
+            },
+            AuditPruned {
+                first: 11,
+                last: 20,
+                record: 37
+            },
+            AuditPruned {
+                first: 21,
+                last: 25,
+                record: 38
+            },
+        ],
+        "at most one batch per transaction, the newest 10 kept"
+    );
+    // What remains is contiguous from the first kept record: the numbering is accounted
+    // for by the range records, never silently missing.
+    assert_eq!(seqs(&s), (26..=38).collect::<Vec<_>>());
+    let log = s.audit(35, 10).unwrap();
+    for (r, (first, last)) in log.iter().zip([(1, 10), (11, 20), (21, 25)]) {
+        assert_eq!(r.operation, AUDIT_PRUNED);
+        assert_eq!(r.actor, "vmsec");
+        assert!(
+            r.detail
+                .starts_with(&format!("records {first}\u{2013}{last} pruned")),
+            "{}",
+            r.detail
+        );
+        assert!(r.detail.contains("beyond the newest 10"), "{}", r.detail);
+    }
+    // A second run prunes only what the first one's own records pushed out.
+    let again = s.prune_audit(&keep, now, 10, "vmsec").unwrap();
+    assert_eq!(
+        again,
+        vec![AuditPruned {
+            first: 26,
+            last: 28,
+            record: 39
+        }]
+    );
+}
+
+#[test]
+fn pruning_by_age_removes_only_the_old_prefix_of_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let now = OffsetDateTime::now_utc();
+    let old = now - time::Duration::days(400);
+    for _ in 0..5 {
+        audit_at(&s, old, "old");
+    }
+    audit_at(&s, now - time::Duration::days(1), "recent");
+    // Written after a recent one with an old clock: pruning it would leave a hole.
+    audit_at(&s, old, "skewed");
+    let keep = AuditRetention {
+        max_records: None,
+        max_age: Some(time::Duration::days(365)),
+    };
+    let pruned = s.prune_audit(&keep, now, 1000, "vmsec").unwrap();
+    assert_eq!(
+        pruned,
+        vec![AuditPruned {
+            first: 1,
+            last: 5,
+            record: 8
+        }]
+    );
+    assert_eq!(seqs(&s), vec![6, 7, 8]);
+    let record = &s.audit(7, 1).unwrap()[0];
+    assert!(record.detail.contains("older than"), "{}", record.detail);
+}
+
+#[test]
+fn a_retention_that_keeps_everything_prunes_nothing_and_records_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let now = OffsetDateTime::now_utc();
+    for _ in 0..3 {
+        audit_at(&s, now, "op");
+    }
+    for keep in [
+        AuditRetention {
+            max_records: None,
+            max_age: None,
+        },
+        AuditRetention {
+            max_records: Some(3),
+            max_age: Some(time::Duration::days(1)),
+        },
+    ] {
+        assert_eq!(s.prune_audit(&keep, now, 10, "vmsec").unwrap(), vec![]);
+    }
+    assert_eq!(seqs(&s), vec![1, 2, 3]);
+}
+
+#[test]
+fn the_range_record_is_written_in_the_transaction_of_its_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let now = OffsetDateTime::now_utc();
+    for _ in 0..5 {
+        audit_at(&s, now, "op");
+    }
+    // Make the range record's insert fail: if the delete were its own transaction, the
+    // records would be gone with nothing saying so.
+    let c = rusqlite::Connection::open(dir.path().join("s.db")).unwrap();
+    c.execute_batch(
+        "CREATE TRIGGER no_range BEFORE INSERT ON audit WHEN NEW.operation = 'AuditPruned' \
+         BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+    )
+    .unwrap();
+    let keep = AuditRetention {
+        max_records: Some(1),
+        max_age: None,
+    };
+    assert!(s.prune_audit(&keep, now, 10, "vmsec").is_err());
+    assert_eq!(seqs(&s), vec![1, 2, 3, 4, 5], "nothing deleted");
+    c.execute_batch("DROP TRIGGER no_range;").unwrap();
+    assert_eq!(
+        s.prune_audit(&keep, now, 10, "vmsec").unwrap(),
+        vec![AuditPruned {
+            first: 1,
+            last: 4,
+            record: 6
+        }]
+    );
+}

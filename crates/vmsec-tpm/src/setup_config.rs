@@ -77,9 +77,81 @@ pub(crate) fn install(ca_dir: &Path, localca: &Path) -> Result<PathBuf, TpmError
     Ok(ca_dir.join(SETUP_CONF))
 }
 
+/// Whether a file of the CA directory is a private key: swtpm_localca's `signkey.pem` and
+/// `swtpm-localca-rootca-privkey.pem` (the certificates beside them are public).
+fn is_ca_key(name: &str) -> bool {
+    name.ends_with(".pem") && name.contains("key")
+}
+
+/// Gives the CA's private keys mode 0600. swtpm_localca creates them 0640, group-readable,
+/// against vmsec's rule for secret files: no access for group or others. `warn` says so in
+/// the log when a key found open is one that existed before this run (a wider mode someone
+/// set, or one left by an older vmsec); keys just created by swtpm_localca are fixed quietly.
+pub(crate) fn make_keys_private(ca_dir: &Path, warn: bool) -> Result<(), TpmError> {
+    use std::os::unix::fs::PermissionsExt;
+    let entries = match std::fs::read_dir(ca_dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(TpmError::Io {
+                context: format!("listing {}", ca_dir.display()),
+                source: e,
+            });
+        }
+    };
+    for entry in entries {
+        let entry = entry.map_err(TpmError::io(format!("listing {}", ca_dir.display())))?;
+        let path = entry.path();
+        let is_key = entry.file_name().to_str().is_some_and(is_ca_key);
+        let meta = std::fs::symlink_metadata(&path)
+            .map_err(TpmError::io(format!("reading {}", path.display())))?;
+        let mode = meta.permissions().mode() & 0o777;
+        if !is_key || !meta.is_file() || mode & 0o077 == 0 {
+            continue;
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .map_err(TpmError::io(format!("making {} private", path.display())))?;
+        if warn {
+            tracing::warn!(
+                "the vTPM CA key {} was open to other users (mode {mode:o}); made it 600",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ca_private_keys_are_made_0600_and_certificates_left_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mode_of = |n: &str| {
+            std::fs::metadata(dir.path().join(n))
+                .expect("metadata")
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        for (name, mode) in [
+            ("signkey.pem", 0o640),
+            ("swtpm-localca-rootca-privkey.pem", 0o644),
+            ("issuercert.pem", 0o644),
+            ("certserial", 0o644),
+        ] {
+            let p = dir.path().join(name);
+            std::fs::write(&p, "x").expect("write");
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        }
+        make_keys_private(dir.path(), true).expect("make private");
+        assert_eq!(mode_of("signkey.pem"), 0o600);
+        assert_eq!(mode_of("swtpm-localca-rootca-privkey.pem"), 0o600);
+        assert_eq!(mode_of("issuercert.pem"), 0o644);
+        assert_eq!(mode_of("certserial"), 0o644);
+    }
 
     #[test]
     fn every_ca_path_points_into_the_ca_dir() {

@@ -169,6 +169,7 @@ pub fn manufacture(
         return Err(TpmError::AlreadyManufactured(paths.state_dir));
     }
     let config = crate::setup_config::install(&ca_dir, &localca)?;
+    crate::setup_config::make_keys_private(&ca_dir, true)?;
 
     let (reader, mut writer) =
         std::io::pipe().map_err(TpmError::io("creating the state key pipe"))?;
@@ -195,6 +196,8 @@ pub fn manufacture(
     let started = Instant::now();
     let outcome = run_bounded(cmd, "swtpm_setup", None, MANUFACTURE_TIMEOUT);
     drop(reader);
+    // swtpm_localca made the CA's keys on first use, group-readable.
+    crate::setup_config::make_keys_private(&ca_dir, false)?;
     let done = outcome.map_err(|e| with_log(e, &mark))?;
     let elapsed = started.elapsed();
 

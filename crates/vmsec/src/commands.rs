@@ -127,6 +127,7 @@ const SIGNING_KEY_FILE: &str = "signing.key.pem";
 fn read_private_keys(dir: &Path) -> Result<PrivateKeyPems, CliError> {
     let read = |name: &str| {
         let p = dir.join(name);
+        crate::data_dir::make_private(&p, "the guardian private key")?;
         std::fs::read_to_string(&p)
             .map(Zeroizing::new)
             .map_err(|e| CliError::new(format!("cannot read {}: {e}", p.display())))
@@ -149,9 +150,7 @@ fn write_output(out: Option<&Path>, bytes: &[u8]) -> Result<(), CliError> {
     match out {
         Some(p) => std::fs::write(p, bytes)
             .map_err(|e| CliError::new(format!("cannot write {}: {e}", p.display()))),
-        None => std::io::stdout()
-            .write_all(bytes)
-            .map_err(|e| CliError::new(format!("cannot write to standard output: {e}"))),
+        None => output::write_stdout(bytes),
     }
 }
 
@@ -229,7 +228,7 @@ impl Ctx<'_> {
                     || {
                         users
                             .iter()
-                            .map(|u| format!("{:<24} {}\n", u.name, u.role))
+                            .map(|u| format!("{:<24} {}\n", output::text(&u.name), u.role))
                             .collect()
                     },
                     || json!(users.iter().map(output::user_json).collect::<Vec<_>>()),
@@ -248,7 +247,7 @@ impl Ctx<'_> {
             VmCmd::Add { name, id } => {
                 let vm = self.service.add_vm(self.me, &name, id)?;
                 self.out.either(
-                    || format!("added VM {} {}", vm.name, vm.id),
+                    || format!("added VM {} {}", output::text(&vm.name), vm.id),
                     || output::vm_json(&vm),
                 )
             }
@@ -257,7 +256,7 @@ impl Ctx<'_> {
                 self.out.either(
                     || {
                         vms.iter()
-                            .map(|v| format!("{}  {}\n", v.id, v.name))
+                            .map(|v| format!("{}  {}\n", v.id, output::text(&v.name)))
                             .collect()
                     },
                     || json!(vms.iter().map(output::vm_json).collect::<Vec<_>>()),
@@ -293,7 +292,7 @@ impl Ctx<'_> {
                     })?;
                 }
                 self.out.either(
-                    || format!("removed VM {} {}", vm.name, vm.id),
+                    || format!("removed VM {} {}", output::text(&vm.name), vm.id),
                     || json!({ "ok": true }),
                 )
             }
@@ -308,7 +307,7 @@ impl Ctx<'_> {
             VmCmd::Import { dir } => {
                 let vm = crate::moving::import(self.service, self.me, &self.data_dir, &dir)?;
                 self.out.either(
-                    || format!("imported VM {} {}", vm.name, vm.id),
+                    || format!("imported VM {} {}", output::text(&vm.name), vm.id),
                     || output::vm_json(&vm),
                 )
             }
@@ -432,9 +431,9 @@ impl Ctx<'_> {
                                 format!(
                                     "{} bytes  set by {} at {}  replaced by {} at {}\n",
                                     h.key_protector.len(),
-                                    v["set_by"].as_str().unwrap_or("-"),
+                                    output::text(v["set_by"].as_str().unwrap_or("-")),
                                     v["set_at"].as_str().unwrap_or("-"),
-                                    h.replaced.by,
+                                    output::text(&h.replaced.by),
                                     v["replaced_at"].as_str().unwrap_or("-"),
                                 )
                             })
@@ -680,14 +679,14 @@ impl Ctx<'_> {
                                 vmsec_tpm::Status::Running { pid, endpoint } => format!(
                                     "{}  {}  running (pid {pid}){}\n",
                                     vm.id,
-                                    vm.name,
+                                    output::text(&vm.name),
                                     endpoint
                                         .as_ref()
                                         .map(|e| format!(" {}", e.tcti()))
                                         .unwrap_or_default()
                                 ),
                                 vmsec_tpm::Status::Stopped { .. } => {
-                                    format!("{}  {}  stopped\n", vm.id, vm.name)
+                                    format!("{}  {}  stopped\n", vm.id, output::text(&vm.name))
                                 }
                             })
                             .collect()
@@ -735,11 +734,11 @@ impl Ctx<'_> {
                             r.seq,
                             r.at.format(&time::format_description::well_known::Rfc3339)
                                 .unwrap_or_default(),
-                            r.actor,
-                            r.operation,
+                            output::text(&r.actor),
+                            output::text(&r.operation),
                             r.vm.map(|v| format!("vm={v} ")).unwrap_or_default(),
                             r.outcome.as_str(),
-                            r.detail
+                            output::text(&r.detail)
                         )
                     })
                     .collect()

@@ -34,6 +34,8 @@ impl DataDir {
                 "data directory {} exists and is not a directory",
                 path.display()
             )));
+        } else {
+            make_private(path, "the data directory")?;
         }
         Ok(DataDir {
             path: path.to_owned(),
@@ -98,4 +100,35 @@ pub fn write_private(p: &Path, contents: &[u8]) -> Result<(), CliError> {
     f.write_all(contents)
         .and_then(|_| f.sync_all())
         .map_err(|e| CliError::new(format!("cannot write {}: {e}", p.display())))
+}
+
+/// The one rule for the data directory and every secret file (master.key, tls/key.pem,
+/// initial-admin-password, guardian private keys, vTPM CA keys): no access at all for group
+/// or others. A path that breaks it is made private (0700 or 0600) with a warning naming it,
+/// before anything in it is used. Fixed rather than refused because `mkdir` and most
+/// temporary directories make 0755: refusing would stop a first start on a common setup
+/// for a fix that has only one right answer. The warning stays, because a mode someone
+/// widened may mean a secret was already read (README, "Files").
+pub fn make_private(path: &Path, what: &str) -> Result<(), CliError> {
+    let meta = fs::metadata(path)
+        .map_err(|e| CliError::new(format!("cannot read {}: {e}", path.display())))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 == 0 {
+        return Ok(());
+    }
+    let private = if meta.is_dir() { 0o700 } else { 0o600 };
+    fs::set_permissions(path, fs::Permissions::from_mode(private)).map_err(|e| {
+        CliError::new(format!(
+            "{what} {} is open to other users (mode {mode:o}) and cannot be made private: {e}; \
+             run chmod {private:o} {}",
+            path.display(),
+            path.display()
+        ))
+    })?;
+    tracing::warn!(
+        "{what} {} was open to other users (mode {mode:o}); made it {private:o}. \
+         If others could read it, treat the secrets in it as exposed",
+        path.display()
+    );
+    Ok(())
 }

@@ -17,12 +17,23 @@ use clap::Parser;
 #[derive(Debug)]
 pub struct CliError {
     pub message: String,
+    /// Standard output was closed by its reader: the command stops, quietly and with
+    /// success, as `cat` does for `cat big | head -1`.
+    pub closed_stdout: bool,
 }
 
 impl CliError {
     pub fn new(message: impl Into<String>) -> Self {
         CliError {
             message: message.into(),
+            closed_stdout: false,
+        }
+    }
+
+    pub fn closed_stdout() -> Self {
+        CliError {
+            message: String::new(),
+            closed_stdout: true,
         }
     }
 }
@@ -65,6 +76,7 @@ fn main() -> ExitCode {
         .init();
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.closed_stdout => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("vmsec: error: {}", e.message);
             ExitCode::from(1)

@@ -10,12 +10,48 @@ pub struct Out {
     pub json: bool,
 }
 
+/// Writes `bytes` to standard output. A reader that went away (`vmsec audit | head -1`)
+/// ends the command quietly, as it does for other Unix tools: [`CliError::closed_stdout`].
+pub fn write_stdout(bytes: &[u8]) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::BrokenPipe => CliError::closed_stdout(),
+            _ => CliError::new(format!("cannot write to standard output: {e}")),
+        })
+}
+
+/// `s` safe to print for people: control characters (C0, DEL, C1) and the Unicode controls
+/// that reorder or hide text (bidi embeddings, overrides and isolates, marks) are shown as
+/// `\u{…}` escapes, so a stored name cannot move the cursor, recolour the terminal, start a
+/// line of its own or reverse the text after it. JSON output is not passed through this:
+/// serde_json escapes the C0 controls itself and scripts get the exact string.
+pub fn text(s: &str) -> std::borrow::Cow<'_, str> {
+    fn hostile(c: char) -> bool {
+        c.is_control()
+            || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    }
+    if !s.chars().any(hostile) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if hostile(c) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 impl Out {
     pub fn json(&self, v: &impl Serialize) -> Result<(), CliError> {
         let s = serde_json::to_string_pretty(v)
             .map_err(|e| CliError::new(format!("JSON output: {e}")))?;
-        println!("{s}");
-        Ok(())
+        write_stdout(format!("{s}\n").as_bytes())
     }
 
     /// Prints `text` for people, or `v` as JSON.
@@ -28,10 +64,10 @@ impl Out {
             self.json(&v())
         } else {
             let t = text();
-            if !t.is_empty() {
-                println!("{}", t.trim_end());
+            if t.is_empty() {
+                return Ok(());
             }
-            Ok(())
+            write_stdout(format!("{}\n", t.trim_end()).as_bytes())
         }
     }
 }
@@ -104,7 +140,7 @@ pub fn security_text(vm: &Vm, sec: &VmSecurity) -> String {
     };
     let mut t = format!(
         "VM            {}\nId            {}\nInstanceID    {}\nCreated       {}\n\n{}\n",
-        vm.name,
+        text(&vm.name),
         vm.id,
         vmsec_service::setting_data::instance_id(vm.id),
         rfc3339(vm.created),
@@ -115,7 +151,7 @@ pub fn security_text(vm: &Vm, sec: &VmSecurity) -> String {
         blob(&sec.key_protector)
     ));
     if let Some(p) = &sec.key_protector_set {
-        t.push_str(&format!(" (set by {} at {})", p.by, rfc3339(p.at)));
+        t.push_str(&format!(" (set by {} at {})", text(&p.by), rfc3339(p.at)));
     }
     t.push('\n');
     let lkg = match (
@@ -154,8 +190,8 @@ pub fn job_json(j: &Job) -> Value {
 pub fn job_text(j: &Job) -> String {
     let mut t = format!(
         "{}  {}  {} ({})  {}%",
-        j.instance_id,
-        j.method,
+        text(&j.instance_id),
+        text(&j.method),
         j.state.name(),
         j.state.code(),
         j.percent_complete
@@ -163,7 +199,8 @@ pub fn job_text(j: &Job) -> String {
     if j.error_code != 0 {
         t.push_str(&format!(
             "  error {}: {}",
-            j.error_code, j.error_description
+            j.error_code,
+            text(&j.error_description)
         ));
     }
     t
@@ -182,7 +219,7 @@ pub fn history_json(h: &KpHistoryEntry) -> Value {
 fn cert_lines(label: &str, c: &vmsec_service::CertView) -> String {
     format!(
         "  {label} certificate: {}\n    thumbprint (SHA-1)  {}\n    SHA-256             {}\n    valid               {} to {}\n    key                 RSA {}\n",
-        c.subject,
+        text(&c.subject),
         c.thumbprint,
         c.sha256_fingerprint,
         rfc3339(c.not_before),
@@ -194,7 +231,7 @@ fn cert_lines(label: &str, c: &vmsec_service::CertView) -> String {
 pub fn guardian_text(g: &vmsec_service::GuardianView) -> String {
     format!(
         "{}{}\n{}{}",
-        g.name,
+        text(&g.name),
         if g.has_private_keys {
             " (private keys here)"
         } else {
@@ -225,8 +262,8 @@ pub fn inspection_text(i: &vmsec_service::Inspection) -> String {
         };
         t.push_str(&format!("wrapping {}: {role}", w.id));
         match (&w.local_guardian, w.private_keys_here) {
-            (Some(n), true) => t.push_str(&format!(" = {n} (private keys here)")),
-            (Some(n), false) => t.push_str(&format!(" = {n}")),
+            (Some(n), true) => t.push_str(&format!(" = {} (private keys here)", text(n))),
+            (Some(n), false) => t.push_str(&format!(" = {}", text(n))),
             (None, _) => {}
         }
         t.push('\n');

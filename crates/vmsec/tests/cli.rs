@@ -408,3 +408,273 @@ fn guardians_and_key_protectors_from_the_command_line() {
     assert_eq!(local["wrappings"][0]["local_guardian"], "UntrustedGuardian");
     c.ok(&["guardian", "remove", "owner", "--force"]);
 }
+
+#[test]
+fn stored_names_are_escaped_for_people_and_exact_in_json() {
+    let c = Cli::new();
+    // A refused user name is audited with the operation; it forges a line and clears it.
+    let forged = "x\n9 2030-01-01T00:00:00Z admin StopService succeeded\x1b[2K\u{9b}1m";
+    let out = c.run_with_stdin(&["user", "add", forged, "--password-stdin"], b"pw\n");
+    assert_eq!(out.status.code(), Some(1));
+    c.ok(&["vm", "add", "left\u{202E}thgir"]);
+
+    let audit = c.ok(&["audit"]);
+    assert!(
+        !audit.contains('\x1b') && !audit.contains('\u{9b}'),
+        "{audit:?}"
+    );
+    assert!(!audit.contains('\u{202E}'), "{audit:?}");
+    assert!(
+        !audit
+            .lines()
+            .any(|l| l.contains("StopService") && !l.contains("AddUser")),
+        "no line of its own: {audit}"
+    );
+    assert!(audit.contains(r"x\u{a}9 2030"), "{audit}");
+    assert!(audit.contains(r"\u{1b}[2K\u{9b}1m"), "{audit}");
+    let records = c.json(&["audit"]);
+    assert_eq!(
+        audit.lines().count(),
+        records.as_array().unwrap().len(),
+        "one line per record"
+    );
+    assert!(
+        records
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["operation"].as_str().unwrap().contains(forged)),
+        "JSON holds the exact string"
+    );
+
+    let list = c.ok(&["vm", "list"]);
+    assert!(list.contains(r"left\u{202e}thgir"), "{list}");
+    let show = c.ok(&["vm", "show", "left\u{202E}thgir"]);
+    assert!(!show.contains('\u{202E}'), "{show}");
+    assert_eq!(c.json(&["vm", "list"])[0]["name"], "left\u{202E}thgir");
+}
+
+#[test]
+fn a_closed_standard_output_ends_the_command_quietly() {
+    let c = Cli::new();
+    c.ok(&["vm", "add", "a"]);
+    c.ok(&["vm", "add", "b"]);
+    for args in [&["audit"][..], &["vm", "list"], &["--json", "audit"]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_vmsec"))
+            .arg("--data")
+            .arg(c.data.path())
+            .args(args)
+            .stdout(writer)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "vmsec {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn a_data_directory_open_to_others_is_made_private_with_a_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let c = Cli::new();
+    std::fs::set_permissions(c.data.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = c.run(&["vm", "list"]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("mode 777") && err.contains("made it 700"),
+        "{err}"
+    );
+    let mode = std::fs::metadata(c.data.path())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o700);
+    // Said once: the next command finds nothing to fix.
+    assert!(c.run(&["vm", "list"]).stderr.is_empty());
+
+    // The same rule for the secret files in it.
+    let key = c.data.path().join("master.key");
+    c.ok(&["guardian", "new", "g"]);
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = c.run(&[
+        "guardian",
+        "export",
+        "g",
+        "--out",
+        "/dev/null",
+        "--private",
+        c.data.path().join("keys").to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("master.key") && err.contains("made it 600"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}
+
+#[test]
+fn a_tls_key_open_to_others_is_made_private_before_serve_uses_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let c = Cli::new();
+    let tls = c.data.path().join("tls");
+    std::fs::create_dir(&tls).unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(tls.join("cert.pem"), ck.cert.pem()).unwrap();
+    let key = tls.join("key.pem");
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vmsec"))
+        .arg("--data")
+        .arg(c.data.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The line of addresses comes once it listens, i.e. after the key was loaded.
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(line.contains("https"), "serve did not start: {err}");
+    assert_eq!(mode, 0o600, "{err}");
+    assert!(
+        err.contains("key.pem") && err.contains("made it 600"),
+        "{err}"
+    );
+}
+
+#[test]
+fn guardian_private_keys_open_to_others_are_made_private_on_import() {
+    use std::os::unix::fs::PermissionsExt;
+    let c = Cli::new();
+    let d = c.data.path();
+    let path = |n: &str| d.join(n).to_str().unwrap().to_owned();
+    c.ok(&["guardian", "new", "g"]);
+    c.ok(&[
+        "guardian",
+        "export",
+        "g",
+        "--out",
+        &path("g.xml"),
+        "--private",
+        &path("g-keys"),
+    ]);
+    let key = d.join("g-keys/signing.key.pem");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let other = Cli::new();
+    let out = other.run(&[
+        "guardian",
+        "import",
+        "g",
+        "--metadata",
+        &path("g.xml"),
+        "--private",
+        &path("g-keys"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("signing.key.pem") && err.contains("made it 600"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}
+
+#[test]
+fn serve_prunes_the_audit_log_to_its_retention_and_says_which_records_went() {
+    let c = Cli::new();
+    for n in 0..5 {
+        c.ok(&["vm", "add", &format!("vm-{n}")]);
+    }
+    let config = c.data.path().join("serve.toml");
+    std::fs::write(
+        &config,
+        "audit_retention_records = 2\naudit_retention_days = 0\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vmsec"))
+        .arg("--data")
+        .arg(c.data.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    // Pruning runs beside the server from its start.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let records = loop {
+        let records = c.json(&["audit"]);
+        let pruned = records
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["operation"] == "AuditPruned");
+        if pruned || std::time::Instant::now() > deadline {
+            break records;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let records = records.as_array().unwrap();
+    // 5 VMs added, then serve's BootstrapAdmin: the newest 2 of 6 are kept.
+    assert_eq!(records[0]["seq"], 5, "{records:?}");
+    let pruned = records
+        .iter()
+        .find(|r| r["operation"] == "AuditPruned")
+        .unwrap();
+    assert_eq!(pruned["seq"], 7);
+    assert_eq!(pruned["actor"], "vmsec");
+    assert!(
+        pruned["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("records 1\u{2013}4 pruned"),
+        "{pruned}"
+    );
+    // People see it too.
+    assert!(c.ok(&["audit"]).contains("AuditPruned"));
+}

@@ -29,6 +29,8 @@ use crate::CliError;
 /// idle_timeout_secs = 120            # an idle keep-alive connection is closed after this, once it
 ///                                    # has authenticated (before: after header_timeout_secs)
 /// log_level = "info"                 # or a tracing filter such as "vmsec=debug,info"
+/// audit_retention_records = 1000000  # audit records kept, the newest; 0: no limit by count
+/// audit_retention_days = 365         # audit records older than this are pruned; 0: no limit by age
 /// ```
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,6 +51,30 @@ pub struct FileConfig {
     pub body_timeout_secs: Option<u64>,
     pub idle_timeout_secs: Option<u64>,
     pub log_level: Option<String>,
+    pub audit_retention_records: Option<u64>,
+    pub audit_retention_days: Option<u64>,
+}
+
+/// Audit records kept by default: at ~200 bytes each, about 200 MB of store.
+pub const DEFAULT_AUDIT_RETENTION_RECORDS: u64 = 1_000_000;
+/// Age past which audit records are pruned by default.
+pub const DEFAULT_AUDIT_RETENTION_DAYS: u64 = 365;
+/// Longest age `audit_retention_days` takes (a bigger one would overflow a timestamp).
+pub const MAX_AUDIT_RETENTION_DAYS: u64 = 100 * 365;
+
+/// The audit retention of the configuration (docs/audit.md, "Retention").
+pub fn audit_retention(cfg: &FileConfig) -> vmsec_store::AuditRetention {
+    let records = cfg
+        .audit_retention_records
+        .unwrap_or(DEFAULT_AUDIT_RETENTION_RECORDS);
+    let days = cfg
+        .audit_retention_days
+        .unwrap_or(DEFAULT_AUDIT_RETENTION_DAYS);
+    vmsec_store::AuditRetention {
+        max_records: (records > 0).then_some(records),
+        max_age: (days > 0)
+            .then(|| time::Duration::days(days.min(MAX_AUDIT_RETENTION_DAYS) as i64)),
+    }
 }
 
 impl FileConfig {
@@ -96,6 +122,13 @@ pub fn check(cfg: &FileConfig) -> Result<(), CliError> {
         if v == Some(0) {
             return Err(CliError::new(format!("{name} must be at least 1")));
         }
+    }
+    if let Some(d) = cfg.audit_retention_days
+        && d > MAX_AUDIT_RETENTION_DAYS
+    {
+        return Err(CliError::new(format!(
+            "audit_retention_days {d} is more than {MAX_AUDIT_RETENTION_DAYS}; use 0 for no limit by age"
+        )));
     }
     if cfg.tls_cert.is_some() != cfg.tls_key.is_some() {
         return Err(CliError::new(

@@ -49,6 +49,7 @@ pub fn run(data: &DataDir, args: ServeArgs) -> Result<(), CliError> {
             p.display()
         );
     }
+    let pruner = AuditPruner::start(service.clone(), config::audit_retention(&file))?;
 
     let https_listen = match (args.listen, &file.listen) {
         (Some(a), _) => vec![a],
@@ -139,20 +140,65 @@ pub fn run(data: &DataDir, args: ServeArgs) -> Result<(), CliError> {
             tracing::info!("listening on http://{a}/wsman");
         }
         // One machine-readable line on stdout, for scripts that start the server on port 0.
-        println!(
-            "{}",
-            serde_json::json!({
-                "https": https.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-                "http": http.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-            })
+        // Serving goes on if nobody reads it.
+        let _ = crate::output::write_stdout(
+            format!(
+                "{}\n",
+                serde_json::json!({
+                    "https": https.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                    "http": http.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                })
+            )
+            .as_bytes(),
         );
         server.run(vmsec_wsman::server::shutdown_signal()).await;
         Ok::<(), CliError>(())
     })?;
     // In-flight requests are done; let queued jobs finish so none is left running.
+    pruner.stop();
     service.shutdown();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often `serve` prunes the audit log (and once at start).
+const AUDIT_PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// The thread that applies the audit retention now and then. Pruning holds the store's
+/// writer one batch at a time (`Service::prune_audit`), so requests go on meanwhile.
+struct AuditPruner {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl AuditPruner {
+    fn start(
+        service: Arc<vmsec_service::Service>,
+        retention: vmsec_store::AuditRetention,
+    ) -> Result<AuditPruner, CliError> {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("vmsec-audit-prune".into())
+            .spawn(move || {
+                loop {
+                    if let Err(e) = service.prune_audit(&retention) {
+                        tracing::error!("cannot prune the audit log: {e}");
+                    }
+                    match stopped.recv_timeout(AUDIT_PRUNE_EVERY) {
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                        _ => return,
+                    }
+                }
+            })
+            .map_err(|e| CliError::new(format!("cannot start the audit pruner: {e}")))?;
+        Ok(AuditPruner { stop, thread })
+    }
+
+    /// Ends the thread, after the prune under way (if any) has run all its batches.
+    fn stop(self) {
+        drop(self.stop);
+        let _ = self.thread.join();
+    }
 }
 
 /// The TLS certificate of `DATA/tls/`, created self-signed on first start.
@@ -160,8 +206,15 @@ fn ensure_self_signed(data: &Path) -> Result<TlsSource, CliError> {
     let dir = data.join("tls");
     let cert = dir.join("cert.pem");
     let key = dir.join("key.pem");
+    if key.exists() {
+        crate::data_dir::make_private(&key, "the TLS private key")?;
+    }
     if !cert.exists() || !key.exists() {
-        std::fs::create_dir_all(&dir)
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
             .map_err(|e| CliError::new(format!("cannot create {}: {e}", dir.display())))?;
         let host = crate::data_dir::host_name();
         let names = vec![

@@ -1,0 +1,57 @@
+//! What goes into audit records from outside: user names tried at login are bounded here.
+
+use std::borrow::Cow;
+
+/// Longest user name, in bytes. `user add` refuses longer ones, so no user can have one: a
+/// longer name tried at login can be refused before any lookup or hashing, and is recorded
+/// truncated (see [`audit_name`]).
+pub const MAX_USER_NAME: usize = 64;
+
+/// `name` as an audit record holds it: whole if at most [`MAX_USER_NAME`] bytes, else its
+/// first [`MAX_USER_NAME`] bytes (cut at a character boundary) followed by a marker with the
+/// length tried, so that a client cannot fill the log with names of any size and the record
+/// still says what happened.
+pub fn audit_name(name: &str) -> Cow<'_, str> {
+    if name.len() <= MAX_USER_NAME {
+        return Cow::Borrowed(name);
+    }
+    let mut end = MAX_USER_NAME;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!(
+        "{}\u{2026}[truncated: {} bytes]",
+        &name[..end],
+        name.len()
+    ))
+}
+
+/// Records removed per transaction when pruning the audit log: small enough that a prune
+/// holds the store's writer for milliseconds, not seconds.
+pub const PRUNE_BATCH: usize = 10_000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_names_are_kept_and_long_ones_cut_at_a_character_with_their_length() {
+        let ok = "a".repeat(MAX_USER_NAME);
+        assert!(matches!(audit_name(&ok), Cow::Borrowed(n) if n == ok));
+        let long = "x".repeat(300_000);
+        let cut = audit_name(&long);
+        assert_eq!(
+            cut,
+            format!(
+                "{}\u{2026}[truncated: 300000 bytes]",
+                "x".repeat(MAX_USER_NAME)
+            )
+        );
+        // A three-byte character straddling the limit is dropped whole, not split.
+        let wide = format!("{}\u{20AC}tail", "a".repeat(MAX_USER_NAME - 1));
+        let cut = audit_name(&wide);
+        assert!(cut.starts_with(&"a".repeat(MAX_USER_NAME - 1)));
+        assert!(cut.contains(&format!("[truncated: {} bytes]", wide.len())));
+        assert!(!cut.contains('\u{20AC}'));
+    }
+}
