@@ -187,6 +187,23 @@ impl Service {
         password: &str,
         source: &str,
     ) -> Result<Caller, ServiceError> {
+        let denied = |detail: &str| {
+            self.audit(
+                &audit::audit_name(user),
+                "Authenticate",
+                None,
+                AuditOutcome::Denied,
+                &format!("{detail} from {source}"),
+            );
+            Err(ServiceError::AuthenticationFailed)
+        };
+        // No user can have a longer name (`user add` refuses it): no lookup, no hash.
+        if user.len() > audit::MAX_USER_NAME {
+            return denied(&format!(
+                "a user name of {} bytes, longer than any user's",
+                user.len()
+            ));
+        }
         let found = self.store.user(user)?;
         let digest = credential_digest(user, password);
         let right = match &found {
@@ -214,16 +231,7 @@ impl Service {
                     role: u.role,
                 })
             }
-            _ => {
-                self.audit(
-                    user,
-                    "Authenticate",
-                    None,
-                    AuditOutcome::Denied,
-                    &format!("bad user name or password from {source}"),
-                );
-                Err(ServiceError::AuthenticationFailed)
-            }
+            _ => denied("bad user name or password"),
         }
     }
 
@@ -237,6 +245,9 @@ impl Service {
     /// refusal (`authenticate` decides). One read of the user, no hashing, no audit: quick
     /// enough for the threads that serve connections.
     pub fn authenticate_verified(&self, user: &str, password: &str) -> Option<Caller> {
+        if user.len() > audit::MAX_USER_NAME {
+            return None;
+        }
         let u = self.store.user(user).ok()??;
         let known = self.verified_before(&credential_digest(user, password), &u);
         known.then_some(Caller {

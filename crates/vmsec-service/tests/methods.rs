@@ -535,6 +535,42 @@ fn an_unknown_user_costs_the_same_password_check_as_a_known_user_with_a_wrong_pa
 }
 
 #[test]
+fn an_overlong_user_name_is_refused_without_hashing_and_recorded_truncated() {
+    let w = world();
+    let name = format!(
+        "{}\n2026-12-01 admin StopService Succeeded",
+        "x".repeat(300_000)
+    );
+    let before = w.service.password_checks();
+    assert!(matches!(
+        w.service
+            .authenticate(&name, "a long password", "192.0.2.7"),
+        Err(ServiceError::AuthenticationFailed)
+    ));
+    assert_eq!(
+        w.service.password_checks(),
+        before,
+        "no password was hashed"
+    );
+    let log = w.store.audit(0, 1000).unwrap();
+    let denied = log
+        .iter()
+        .find(|r| r.operation == "Authenticate" && r.outcome == AuditOutcome::Denied)
+        .expect("the attempt is audited");
+    assert!(
+        denied.actor.len() < 200,
+        "{} bytes recorded",
+        denied.actor.len()
+    );
+    assert!(
+        denied
+            .actor
+            .contains(&format!("[truncated: {} bytes]", name.len()))
+    );
+    assert!(denied.detail.contains("192.0.2.7"));
+}
+
+#[test]
 fn a_new_password_replaces_the_old_at_once_and_a_new_role_applies_to_the_next_login() {
     let w = world();
     w.service
