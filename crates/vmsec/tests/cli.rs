@@ -513,7 +513,7 @@ fn a_data_directory_open_to_others_is_made_private_with_a_warning() {
         "export",
         "g",
         "--out",
-        "/dev/null",
+        c.data.path().join("g.xml").to_str().unwrap(),
         "--private",
         c.data.path().join("keys").to_str().unwrap(),
     ]);
