@@ -54,6 +54,7 @@ fn not_xml(e: &vmsec_xml::Error) -> ParseError {
         other => format!("the body is not well-formed XML: {other}"),
     })
 }
+
 /// Smallest `MaxEnvelopeSize` a client may ask for (DSP0226 R6.2-4).
 pub const MIN_ENVELOPE_SIZE: usize = 8192;
 
