@@ -145,10 +145,24 @@ proptest! {
 
     #[test]
     fn out_of_reach_limits_refuse_exactly_what_roxmltree_refuses(
-        text in "[<>/!?a-e:= \"'\\[\\]-]{0,64}|<a>[<>/!?a-e:= \"'\\[\\]-]{0,64}</a>"
+        text in "[<>/!?a-e:= \"'\\[\\]-]{0,64}|<a>[<>/!?a-e:= \"'\\[\\]-]{0,64}</a>|<a>(<b( c='[<>/]{0,3}')?>|</b>|<b/>|<!--[a-]{0,3}-->|[a<>/ ]){0,24}</a>"
     ) {
         let options = roxmltree::ParsingOptions { allow_dtd: false, ..Default::default() };
-        let theirs = roxmltree::Document::parse_with_options(&text, options).is_ok();
-        prop_assert_eq!(parse(&text, &UNBOUNDED).is_ok(), theirs, "{}", text);
+        let theirs = roxmltree::Document::parse_with_options(&text, options);
+        prop_assert_eq!(parse(&text, &UNBOUNDED).is_ok(), theirs.is_ok(), "{}", text);
+        // Where roxmltree reads a document, the scan followed all of it: it finds the same
+        // deepest element.
+        if let Ok(doc) = theirs {
+            let depth = doc
+                .descendants()
+                .filter(|n| n.is_element())
+                .map(|n| n.ancestors().filter(|a| a.is_element()).count())
+                .max()
+                .unwrap_or(0);
+            let exact = Limits { max_depth: depth, ..UNBOUNDED };
+            prop_assert!(parse(&text, &exact).is_ok(), "{}", text);
+            let shallower = Limits { max_depth: depth - 1, ..UNBOUNDED };
+            prop_assert!(matches!(parse(&text, &shallower), Err(Error::TooDeep { .. })), "{}", text);
+        }
     }
 }
