@@ -40,8 +40,12 @@ pub fn detect_format(text: &str) -> Result<Format, Error> {
 /// Parses an embedded instance in any supported format (see [`detect_format`]).
 pub fn parse_embedded_instance(text: &str) -> Result<Instance, Error> {
     crate::codec::check_size(text)?;
-    // A BOM that survived decoding (e.g. a .NET string) is not part of either grammar.
+    // A BOM that survived decoding (e.g. a .NET string) is not part of either grammar; two
+    // are not an encoding signature but a damaged text.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if text.starts_with('\u{feff}') {
+        return Err(two_byte_order_marks());
+    }
     match detect_format(text)? {
         Format::Mof => mof::parse(text),
         Format::WmiXml => wmixml::parse(text),
@@ -93,18 +97,28 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<String, Error> {
                 )
             })
     };
-    let text = match bytes {
-        [0xFF, 0xFE, rest @ ..] => utf16(rest, false)?,
-        [0xFE, 0xFF, rest @ ..] => utf16(rest, true)?,
-        [0xEF, 0xBB, 0xBF, rest @ ..] => utf8(rest)?,
-        [first, 0, ..] if *first != 0 => utf16(bytes, false)?,
-        [0, second, ..] if *second != 0 => utf16(bytes, true)?,
-        _ => utf8(bytes)?,
+    let (text, had_bom) = match bytes {
+        [0xFF, 0xFE, rest @ ..] => (utf16(rest, false)?, true),
+        [0xFE, 0xFF, rest @ ..] => (utf16(rest, true)?, true),
+        [0xEF, 0xBB, 0xBF, rest @ ..] => (utf8(rest)?, true),
+        [first, 0, ..] if *first != 0 => (utf16(bytes, false)?, false),
+        [0, second, ..] if *second != 0 => (utf16(bytes, true)?, false),
+        _ => (utf8(bytes)?, false),
     };
+    if had_bom && text.starts_with('\u{feff}') {
+        return Err(two_byte_order_marks());
+    }
     if text.len() > MAX_INPUT_BYTES {
         return Err(too_large());
     }
     Ok(text)
+}
+
+fn two_byte_order_marks() -> Error {
+    Error::new(
+        ErrorKind::Encoding,
+        "two byte-order marks (U+FEFF); at most one is accepted",
+    )
 }
 
 fn utf8(bytes: &[u8]) -> Result<String, Error> {

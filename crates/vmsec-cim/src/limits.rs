@@ -22,74 +22,10 @@ pub const MAX_KEYS: usize = 64;
 /// Most XML nodes roxmltree may build; bounds memory before our own checks run.
 pub(crate) const MAX_XML_NODES: u32 = 400_000;
 
-/// Most attributes on one element of any XML vmsec reads (CIM-XML needs 3 per element,
-/// a key protector 2).
+/// Most attributes on one element of an XML instance (CIM-XML needs 3 per element). Bounded
+/// because the XML parser checks attributes for duplicates pairwise.
 pub const MAX_XML_ATTRIBUTES: usize = 64;
 
-/// Whether some start tag in `text` has more than `max` attributes, found in one linear pass
-/// meant to run before the real parse: the XML parser checks attributes for duplicates
-/// pairwise, so a 700 KB element of 100,000 attributes kept a thread busy for minutes.
-/// Counts `=` outside quotes inside tags; comments, CDATA sections, processing instructions
-/// and declarations are skipped, so text that merely contains `=` is never counted.
-pub fn too_many_attributes(text: &str, max: usize) -> bool {
-    let b = text.as_bytes();
-    let skip_to = |end: &str, from: usize| {
-        text.get(from..)
-            .and_then(|t| t.find(end))
-            .map_or(b.len(), |e| from + e + end.len())
-    };
-    let mut i = 0;
-    while let Some(lt) = b.get(i..).and_then(|r| r.iter().position(|&c| c == b'<')) {
-        i += lt;
-        let rest = &b[i..];
-        if rest.starts_with(b"<!--") {
-            i = skip_to("-->", i + 4);
-        } else if rest.starts_with(b"<![CDATA[") {
-            i = skip_to("]]>", i + 9);
-        } else if rest.starts_with(b"<?") || rest.starts_with(b"<!") {
-            i = skip_to(">", i + 2);
-        } else {
-            let (mut count, mut quote) = (0usize, None);
-            i += 1;
-            while let Some(&c) = b.get(i) {
-                match quote {
-                    Some(q) if c == q => quote = None,
-                    Some(_) => {}
-                    None if c == b'"' || c == b'\'' => quote = Some(c),
-                    None if c == b'=' => {
-                        count += 1;
-                        if count > max {
-                            return true;
-                        }
-                    }
-                    None if c == b'>' => break,
-                    None => {}
-                }
-                i += 1;
-            }
-        }
-    }
-    false
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn attributes_are_counted_per_tag_and_only_inside_tags() {
-        let many: String = (0..65).map(|i| format!(" a{i}=\"=\"")).collect();
-        assert!(too_many_attributes(&format!("<x{many}/>"), 64));
-        assert!(!too_many_attributes(&format!("<x{many}/>"), 65));
-        let text_with_equals = format!("<x>{}</x>", "a=b ".repeat(1000));
-        assert!(!too_many_attributes(&text_with_equals, 64));
-        let hidden = format!("<x><!-- <y{many}/> --><![CDATA[<z{many}/>]]><?pi {many}?></x>");
-        assert!(!too_many_attributes(&hidden, 64));
-        let spread: String = (0..100)
-            .map(|i| format!("<e a{i}=\"1\" b=\"2\"/>"))
-            .collect();
-        assert!(!too_many_attributes(&spread, 64));
-        assert!(!too_many_attributes("<unterminated a=\"1", 64));
-        assert!(!too_many_attributes("<!-- never closed", 64));
-    }
-}
+/// Most namespace declarations in one XML instance. CIM-XML and WMI-XML declare none; each
+/// declaring element costs the parser a copy of the namespaces in scope.
+pub const MAX_XML_NAMESPACE_DECLARATIONS: usize = 16;

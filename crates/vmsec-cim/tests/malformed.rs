@@ -2,6 +2,7 @@
 
 use vmsec_cim::limits::{
     MAX_ARRAY_LEN, MAX_DEPTH, MAX_INPUT_BYTES, MAX_PROPERTIES, MAX_STRING_BYTES,
+    MAX_XML_NAMESPACE_DECLARATIONS,
 };
 use vmsec_cim::{ErrorKind, parse_embedded_instance, parse_embedded_instance_bytes};
 
@@ -251,6 +252,78 @@ fn doctype_and_entity_bombs_are_refused_as_dtd_or_entity() {
         kind(&instance(&prop("a", "string", "&undeclared;"))),
         ErrorKind::DtdOrEntityNotAllowed
     );
+}
+
+#[test]
+fn a_namespace_nesting_bomb_is_refused_where_it_crosses_the_declaration_limit() {
+    // Each level declares a new prefix: the parse used to cost about n³ before the depth was
+    // looked at (20,000 levels, 0.8 MB: over an hour); now the pre-scan stops at the first
+    // declaration over the limit, long before the depth limit.
+    let levels = 20_000;
+    let open = |n: usize| -> String {
+        (0..n)
+            .map(|i| format!("<QUALIFIER xmlns:p{i}=\"u\">"))
+            .collect()
+    };
+    let text = instance(&format!(
+        "{}{}",
+        open(levels),
+        "</QUALIFIER>".repeat(levels)
+    ));
+    assert!(text.len() < MAX_INPUT_BYTES);
+    let err = parse_embedded_instance(&text).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TooLarge, "{err}");
+    assert!(err.to_string().contains("namespace declarations"), "{err}");
+    let at = err.position().expect("a position");
+    let allowed = instance(&open(MAX_XML_NAMESPACE_DECLARATIONS));
+    let expected = allowed.len() - "</INSTANCE>".len() + 1;
+    assert_eq!((at.line, at.column as usize), (1, expected));
+    // Without declarations the same nest is refused by depth, at the first level too deep.
+    let plain = instance(&format!(
+        "{}{}",
+        "<QUALIFIER>".repeat(levels),
+        "</QUALIFIER>".repeat(levels)
+    ));
+    assert_eq!(kind(&plain), ErrorKind::TooDeep);
+}
+
+#[test]
+fn namespace_declarations_beyond_the_limit_are_refused_even_when_shallow() {
+    // CIM-XML declares no namespaces; a flood of them on sibling elements is refused before
+    // the tree is built, however valid the instance around them.
+    let flood = |n: usize| {
+        let props: String = (0..n)
+            .map(|i| {
+                format!("<PROPERTY xmlns:p{i}=\"u\" NAME=\"P{i}\" TYPE=\"boolean\"><VALUE>TRUE</VALUE></PROPERTY>")
+            })
+            .collect();
+        instance(&props)
+    };
+    assert!(parse_embedded_instance(&flood(MAX_XML_NAMESPACE_DECLARATIONS)).is_ok());
+    let err = parse_embedded_instance(&flood(MAX_XML_NAMESPACE_DECLARATIONS + 1)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TooLarge);
+    assert!(err.to_string().contains("namespace declarations"), "{err}");
+    let one_element: String = (0..=MAX_XML_NAMESPACE_DECLARATIONS)
+        .map(|i| format!(" xmlns:p{i}=\"u\""))
+        .collect();
+    let text = format!("<INSTANCE CLASSNAME=\"X\"{one_element}/>");
+    assert_eq!(kind(&text), ErrorKind::TooLarge);
+}
+
+#[test]
+fn two_byte_order_marks_are_an_encoding_error_one_is_accepted() {
+    let text = instance(&prop("TpmEnabled", "boolean", "TRUE"));
+    assert!(parse_embedded_instance(&format!("\u{feff}{text}")).is_ok());
+    assert_eq!(
+        kind(&format!("\u{feff}\u{feff}{text}")),
+        ErrorKind::Encoding
+    );
+    let bom = [0xEF, 0xBB, 0xBF];
+    assert!(parse_embedded_instance_bytes(&[&bom[..], text.as_bytes()].concat()).is_ok());
+    let err =
+        parse_embedded_instance_bytes(&[&bom[..], &bom, text.as_bytes()].concat()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Encoding);
+    assert!(err.to_string().contains("byte-order marks"), "{err}");
 }
 
 #[test]

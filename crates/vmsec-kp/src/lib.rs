@@ -28,4 +28,4 @@ pub use metadata::{export_metadata, import_metadata};
 pub use protector::{
     GuardianSignature, NS_KPS, Protector, Rolled, TransportKeySignature, Wrapping,
 };
-pub use xml::{MAX_DEPTH, MAX_INPUT_BYTES};
+pub use xml::{MAX_ATTRIBUTES, MAX_DEPTH, MAX_INPUT_BYTES, MAX_NAMESPACE_DECLARATIONS};

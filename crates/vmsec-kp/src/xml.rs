@@ -3,7 +3,7 @@
 //! in schema order.
 
 use base64::Engine;
-use roxmltree::{Document, Node, ParsingOptions};
+use roxmltree::{Document, Node};
 
 use crate::error::{Error, Result};
 
@@ -11,55 +11,33 @@ use crate::error::{Error, Result};
 pub const MAX_INPUT_BYTES: usize = 1024 * 1024;
 /// Deepest element nesting accepted; the schemas need fewer than ten levels.
 pub const MAX_DEPTH: usize = 32;
+/// Most attributes on one element; the schemas need two.
+pub const MAX_ATTRIBUTES: usize = 64;
+/// Most namespace declarations in one document. vmsec writes two per wrapping (exclusive
+/// canonicalization declares `ds` and `xenc11` where they are used) and three more; a wrapping
+/// holds two certificates, so no more than ~250 fit in [`MAX_INPUT_BYTES`].
+pub const MAX_NAMESPACE_DECLARATIONS: usize = 512;
 /// Most nodes a document may have; bounds memory before any schema check runs.
 const MAX_NODES: u32 = 200_000;
 
-/// Checks size, encoding and DTD absence, then parses.
-pub fn parse_document(input: &[u8]) -> Result<Document<'_>> {
-    if input.len() > MAX_INPUT_BYTES {
-        return Err(Error::TooLarge {
-            size: input.len(),
-            limit: MAX_INPUT_BYTES,
-        });
-    }
-    let input = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
-    let text =
-        std::str::from_utf8(input).map_err(|e| Error::Malformed(format!("not UTF-8: {e}")))?;
-    // roxmltree tolerates a DOCTYPE without internal subset; we refuse any.
-    if text.contains("<!DOCTYPE") || text.contains("<!ENTITY") {
-        return Err(Error::DtdForbidden);
-    }
-    if vmsec_cim::limits::too_many_attributes(text, vmsec_cim::limits::MAX_XML_ATTRIBUTES) {
-        return Err(Error::Malformed(format!(
-            "an element has more than {} attributes",
-            vmsec_cim::limits::MAX_XML_ATTRIBUTES
-        )));
-    }
-    let options = ParsingOptions {
-        allow_dtd: false,
-        nodes_limit: MAX_NODES,
-        ..ParsingOptions::default()
-    };
-    let doc = Document::parse_with_options(text, options).map_err(|e| match e {
-        roxmltree::Error::DtdDetected => Error::DtdForbidden,
-        other => Error::Malformed(other.to_string()),
-    })?;
-    check_depth(doc.root())?;
-    Ok(doc)
-}
+const LIMITS: vmsec_xml::Limits = vmsec_xml::Limits {
+    max_bytes: MAX_INPUT_BYTES,
+    max_depth: MAX_DEPTH,
+    max_attributes_per_element: MAX_ATTRIBUTES,
+    max_namespace_declarations: MAX_NAMESPACE_DECLARATIONS,
+    max_nodes: MAX_NODES,
+};
 
-fn check_depth(root: Node<'_, '_>) -> Result<()> {
-    // Iterative walk: the point of the check is to never recurse on hostile depth.
-    let mut stack = vec![(root, 0usize)];
-    while let Some((node, depth)) = stack.pop() {
-        if depth > MAX_DEPTH {
-            return Err(Error::TooDeep { limit: MAX_DEPTH });
-        }
-        for child in node.children().filter(Node::is_element) {
-            stack.push((child, depth + 1));
-        }
-    }
-    Ok(())
+/// Parses through the hardened entry point: size, at most one BOM, UTF-8, no DTD, and the
+/// depth, attribute and namespace limits above, all before a tree is built.
+pub fn parse_document(input: &[u8]) -> Result<Document<'_>> {
+    use vmsec_xml::Error as X;
+    vmsec_xml::parse_bytes(input, &LIMITS).map_err(|e| match e {
+        X::TooLarge { size, limit } => Error::TooLarge { size, limit },
+        X::TooDeep { limit, .. } => Error::TooDeep { limit },
+        X::DtdForbidden { .. } => Error::DtdForbidden,
+        other => Error::Malformed(other.to_string()),
+    })
 }
 
 /// True when `node` is an element named `local` in namespace `ns`.

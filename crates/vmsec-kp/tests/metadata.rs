@@ -149,6 +149,39 @@ fn metadata_with_a_doctype_is_refused() {
     );
 }
 
+#[test]
+fn metadata_with_a_namespace_nesting_bomb_is_refused_as_too_deep() {
+    let xml = export_metadata(&pool()[1]).expect("exports");
+    let levels = 20_000;
+    let open: String = (0..levels)
+        .map(|i| format!("<a xmlns:p{i}=\"u\">"))
+        .collect();
+    let bomb = format!("{open}{}", "</a>".repeat(levels));
+    let with_bomb = xml.replacen(
+        "<GuardianInformation>",
+        &format!("<GuardianInformation>{bomb}"),
+        1,
+    );
+    assert_eq!(
+        import_metadata("x", with_bomb.as_bytes()).map(|_| ()),
+        Err(Error::TooDeep {
+            limit: vmsec_kp::MAX_DEPTH
+        })
+    );
+    let flood: String = (0..=vmsec_kp::MAX_NAMESPACE_DECLARATIONS)
+        .map(|i| format!("<x xmlns:q{i}=\"u\"/>"))
+        .collect();
+    let with_flood = xml.replacen(
+        "<GuardianInformation>",
+        &format!("<GuardianInformation>{flood}"),
+        1,
+    );
+    match import_metadata("x", with_flood.as_bytes()) {
+        Err(Error::Malformed(m)) => assert!(m.contains("namespace declarations"), "{m}"),
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+}
+
 fn vmsec_kp_b64(der: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(der)

@@ -292,6 +292,55 @@ fn deep_nesting_is_refused() {
     );
 }
 
+/// `n` nested elements each declaring a prefix of its own, the shape whose parse cost grew as n³.
+fn namespace_nest(n: usize) -> String {
+    let open: String = (0..n).map(|i| format!("<a xmlns:p{i}=\"u\">")).collect();
+    format!("{open}{}", "</a>".repeat(n))
+}
+
+#[test]
+fn a_namespace_nesting_bomb_inside_a_protector_is_refused_as_too_deep() {
+    // 20,000 levels (0.6 MB) used to cost over an hour of parsing before the depth check ran.
+    let xml = valid().replacen(
+        "<Wrappings>",
+        &format!("<Wrappings>{}", namespace_nest(20_000)),
+        1,
+    );
+    assert!(xml.len() < vmsec_kp::MAX_INPUT_BYTES);
+    assert_eq!(
+        Protector::parse(xml.as_bytes()),
+        Err(Error::TooDeep {
+            limit: vmsec_kp::MAX_DEPTH
+        })
+    );
+}
+
+#[test]
+fn a_flood_of_namespace_declarations_is_refused_before_the_schema_is_checked() {
+    let flood: String = (0..=vmsec_kp::MAX_NAMESPACE_DECLARATIONS)
+        .map(|i| format!("<x xmlns:q{i}=\"u\"/>"))
+        .collect();
+    let xml = valid().replacen("<Wrappings>", &format!("<Wrappings>{flood}"), 1);
+    match Protector::parse(xml.as_bytes()) {
+        Err(Error::Malformed(m)) => assert!(m.contains("namespace declarations"), "{m}"),
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+}
+
+#[test]
+fn two_byte_order_marks_are_refused_naming_them() {
+    let one = format!("\u{feff}{}", valid());
+    Protector::parse(one.as_bytes())
+        .expect("one BOM is accepted")
+        .verify()
+        .expect("and verifies");
+    let two = format!("\u{feff}\u{feff}{}", valid());
+    match Protector::parse(two.as_bytes()) {
+        Err(Error::Malformed(m)) => assert!(m.contains("byte-order marks"), "{m}"),
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+}
+
 #[test]
 fn elements_out_of_schema_order_are_refused() {
     let xml = edit_wrapping(valid(), 2, |w| {

@@ -51,6 +51,14 @@ mod tests {
     }
 
     #[test]
+    fn refuses_a_verified_protector_behind_two_boms_so_it_is_never_stored_as_received() {
+        let two = [b"\xEF\xBB\xBF\xEF\xBB\xBF".as_slice(), GOLDEN].concat();
+        assert!(
+            matches!(check(&two), Err(ServiceError::InvalidKeyProtector(m)) if m.contains("two byte-order marks"))
+        );
+    }
+
+    #[test]
     fn refuses_a_protector_whose_signature_does_not_verify() {
         let text = String::from_utf8(GOLDEN.to_vec()).unwrap();
         // Change one character of the first certificate: its signatures no longer hold.

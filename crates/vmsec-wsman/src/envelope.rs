@@ -1,12 +1,14 @@
 //! Parsing a request envelope into a typed [`Request`].
 //!
-//! Namespaces are matched by URI, never by prefix. DTDs are refused (roxmltree's
-//! default), nesting is limited to [`MAX_DEPTH`], and `mustUnderstand` is accepted on
-//! every header, known or not: headers outside the profile are ignored.
+//! Namespaces are matched by URI, never by prefix. The body is read through `vmsec_xml`:
+//! DTDs are refused and nesting ([`MAX_DEPTH`]), attributes ([`MAX_ATTRIBUTES`]) and namespace
+//! declarations ([`MAX_NAMESPACE_DECLARATIONS`]) are bounded before a tree is built.
+//! `mustUnderstand` is accepted on every header, known or not: headers outside the profile
+//! are ignored.
 
 use std::time::Duration;
 
-use roxmltree::{Document, Node, ParsingOptions};
+use roxmltree::Node;
 use vmsec_cim::Value;
 
 use crate::fault::{Fault, FaultKind};
@@ -16,20 +18,43 @@ use crate::ns::{self, Resource};
 /// Deepest element nesting accepted; a WS-Man request needs fewer than 10 levels.
 pub const MAX_DEPTH: usize = 64;
 
-/// Most attributes accepted on one element; a WS-Man request needs fewer than 5. See
-/// [`vmsec_cim::limits::too_many_attributes`] for why there is a bound.
+/// Most attributes accepted on one element; a WS-Man request needs fewer than 5.
 pub const MAX_ATTRIBUTES: usize = 64;
 
-fn check_attribute_counts(text: &str) -> Result<(), ParseError> {
-    if vmsec_cim::limits::too_many_attributes(text, MAX_ATTRIBUTES) {
-        return Err(ParseError::NotSoap(format!(
-            "an element has more than {MAX_ATTRIBUTES} attributes"
-        )));
-    }
-    Ok(())
-}
+/// Most namespace declarations in one request. Clients declare 4 to 10, on the Envelope or
+/// on the elements that use them; 128 leaves room for one that declares on every header,
+/// while each declaring element costs the parser a copy of the namespaces in scope.
+pub const MAX_NAMESPACE_DECLARATIONS: usize = 128;
+
 /// Most XML nodes accepted in one request (a 13 KB key protector is ~27,000).
 pub const MAX_NODES: u32 = 1_000_000;
+
+/// The body's size is bounded while it is read (the server's `max_request_bytes`), so the
+/// parser adds no byte limit of its own.
+const LIMITS: vmsec_xml::Limits = vmsec_xml::Limits {
+    max_bytes: usize::MAX,
+    max_depth: MAX_DEPTH,
+    max_attributes_per_element: MAX_ATTRIBUTES,
+    max_namespace_declarations: MAX_NAMESPACE_DECLARATIONS,
+    max_nodes: MAX_NODES,
+};
+
+/// Why a body is not XML this profile reads, in the words of a plain-text 400.
+fn not_xml(e: &vmsec_xml::Error) -> ParseError {
+    use vmsec_xml::Error as X;
+    ParseError::NotSoap(match e {
+        X::NotUtf8(e) => format!("the body is not UTF-8: {e}"),
+        X::TooDeep { at, .. } => format!("elements nest deeper than {MAX_DEPTH} levels (at {at})"),
+        X::TooManyAttributes { at, .. } => {
+            format!("an element has more than {MAX_ATTRIBUTES} attributes (at {at})")
+        }
+        X::TooManyNamespaceDeclarations { at, .. } => format!(
+            "the body has more than {MAX_NAMESPACE_DECLARATIONS} namespace declarations (at {at})"
+        ),
+        other => format!("the body is not well-formed XML: {other}"),
+    })
+}
+
 /// Smallest `MaxEnvelopeSize` a client may ask for (DSP0226 R6.2-4).
 pub const MIN_ENVELOPE_SIZE: usize = 8192;
 
@@ -179,31 +204,6 @@ fn fault(kind: FaultKind, reason: impl Into<String>) -> Fault {
 
 fn text_of<'a>(node: Node<'a, '_>) -> &'a str {
     node.text().unwrap_or("").trim()
-}
-
-fn check_depth(doc: &Document<'_>) -> Result<(), ParseError> {
-    // Document order visits a parent before its children, so one pass indexed by node id
-    // computes every depth without recursion.
-    let mut depth: Vec<usize> = Vec::new();
-    for node in doc.descendants() {
-        let own = node
-            .parent()
-            .and_then(|p| depth.get(p.id().get() as usize).copied())
-            .map_or(0, |d| d + 1);
-        let index = node.id().get() as usize;
-        if depth.len() <= index {
-            depth.resize(index + 1, 0);
-        }
-        if let Some(slot) = depth.get_mut(index) {
-            *slot = own;
-        }
-        if own > MAX_DEPTH {
-            return Err(ParseError::NotSoap(format!(
-                "elements nest deeper than {MAX_DEPTH} levels"
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// Parses an ISO 8601 duration as WS-Man uses it (`PT60S`, `PT60.000S`, `P1DT2H`).
@@ -600,18 +600,7 @@ pub fn unknown_class(class: &str) -> Fault {
 
 /// Parses a request body.
 pub fn parse(bytes: &[u8]) -> Result<Request, ParseError> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let text = std::str::from_utf8(bytes)
-        .map_err(|e| ParseError::NotSoap(format!("the body is not UTF-8: {e}")))?;
-    check_attribute_counts(text)?;
-    let opts = ParsingOptions {
-        allow_dtd: false,
-        nodes_limit: MAX_NODES,
-        ..ParsingOptions::default()
-    };
-    let doc = Document::parse_with_options(text, opts)
-        .map_err(|e| ParseError::NotSoap(format!("the body is not well-formed XML: {e}")))?;
-    check_depth(&doc)?;
+    let doc = vmsec_xml::parse_bytes(bytes, &LIMITS).map_err(|e| not_xml(&e))?;
     let root = doc.root_element();
     if !root.has_tag_name((ns::SOAP, "Envelope")) {
         return Err(ParseError::NotSoap(format!(

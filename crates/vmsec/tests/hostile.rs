@@ -92,6 +92,12 @@ fn replace(hay: &[u8], from: &str, to: &[u8]) -> Vec<u8> {
     out
 }
 
+/// `n` nested elements, each declaring a prefix of its own.
+fn ns_nest(n: usize) -> String {
+    let open: String = (0..n).map(|i| format!("<a xmlns:p{i}=\"u\">")).collect();
+    format!("{open}{}", "</a>".repeat(n))
+}
+
 /// Expands `{{NAME}}` and `{{NAME:args}}` generators.
 fn expand(mut t: Vec<u8>, vars: &[(&str, String)], pad: usize) -> Vec<u8> {
     for (k, v) in vars {
@@ -123,6 +129,43 @@ fn expand(mut t: Vec<u8>, vars: &[(&str, String)], pad: usize) -> Vec<u8> {
             "ATTRS" => {
                 let n: usize = parts.next().unwrap().parse().unwrap();
                 (0..n).map(|i| format!("a{i}=\"\" ")).collect()
+            }
+            "NSNEST" => ns_nest(parts.next().unwrap().parse().unwrap()),
+            "NSDECLS" => {
+                let n: usize = parts.next().unwrap().parse().unwrap();
+                (0..n)
+                    .map(|i| format!(" xmlns:n{i}=\"urn:n{i}\""))
+                    .collect()
+            }
+            "NSELEMS" => {
+                let n: usize = parts.next().unwrap().parse().unwrap();
+                (0..n)
+                    .map(|i| format!("<n{i}:h xmlns:n{i}=\"urn:n\"/>"))
+                    .collect()
+            }
+            "KP" => {
+                let kp = match parts.next().unwrap() {
+                    "nsnest" => {
+                        let n: usize = parts.next().unwrap().parse().unwrap();
+                        format!(
+                            "<Protector xmlns=\"http://schemas.microsoft.com/kps/2014/07\"><Wrappings>{}</Wrappings></Protector>",
+                            ns_nest(n)
+                        )
+                        .into_bytes()
+                    }
+                    "bom2" => {
+                        let golden = repo_root().join("crates/vmsec-kp/testdata/golden-kp.xml");
+                        [
+                            &b"\xEF\xBB\xBF\xEF\xBB\xBF"[..],
+                            &std::fs::read(golden).unwrap(),
+                        ]
+                        .concat()
+                    }
+                    other => panic!("unknown KP kind {other}"),
+                };
+                kp.iter()
+                    .map(|b| format!("<p:KeyProtector>{b}</p:KeyProtector>"))
+                    .collect()
             }
             "HEADERS" => {
                 let n: usize = parts.next().unwrap().parse().unwrap();
@@ -580,9 +623,36 @@ fn run_one(srv: &Server, case: &Case, request: &[u8]) -> Result<(), String> {
             s.set_read_timeout(Some(timeout)).unwrap();
             // A server may answer and close before taking all of a huge request.
             let _ = s.write_all(request);
-            check_http(case, read_response(&mut s, timeout))
+            let got = read_response(&mut s, timeout);
+            let reply = got.as_ref().map(|(_, b)| b.clone()).unwrap_or_default();
+            check_http(case, got)?;
+            check_job(srv, case, &reply)
         }
         Some(other) => panic!("{}: unknown mode {other}", case.name),
+    }
+}
+
+/// Waits for the job the answer started to end, and checks that `vmsec job show` says `text`.
+fn check_job(srv: &Server, case: &Case, reply: &str) -> Result<(), String> {
+    let Some(text) = case.get("job") else {
+        return Ok(());
+    };
+    let id = reply
+        .split("Name=\"InstanceID\">")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .ok_or_else(|| format!("no job reference in the answer: {reply}"))?;
+    let started = Instant::now();
+    loop {
+        let out = common::run_vmsec(&srv.data, &["job", "show", id], b"");
+        let shown = String::from_utf8_lossy(&out.stdout).into_owned();
+        if shown.contains(text) {
+            return Ok(());
+        }
+        if started.elapsed() > Duration::from_secs(TIMEOUT_SECS + 10) {
+            return Err(format!("job {id} does not say {text:?}: {shown}"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

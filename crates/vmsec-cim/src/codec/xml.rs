@@ -1,9 +1,11 @@
 //! XML plumbing shared by the CIM-XML and WMI-XML codecs: hardened parsing, positions, escaping.
 
-use roxmltree::{Document, Node, ParsingOptions};
+use roxmltree::{Document, Node};
 
 use crate::error::{Error, ErrorKind, Position};
-use crate::limits::{MAX_DEPTH, MAX_INPUT_BYTES, MAX_XML_NODES};
+use crate::limits::{
+    MAX_DEPTH, MAX_INPUT_BYTES, MAX_XML_ATTRIBUTES, MAX_XML_NAMESPACE_DECLARATIONS, MAX_XML_NODES,
+};
 
 /// Rejects input over [`MAX_INPUT_BYTES`].
 pub(crate) fn check_size(s: &str) -> Result<(), Error> {
@@ -16,73 +18,56 @@ pub(crate) fn check_size(s: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Parses `s` with DTDs refused, a node budget, and a nesting limit, mapping roxmltree's
-/// errors onto our kinds so that callers can tell a DTD from a typo from a truncation.
+/// What the CIM codecs accept of an XML instance. CIM-XML and WMI-XML use no namespaces at
+/// all; a handful of declarations leaves room for a client that adds one without letting
+/// declarations multiply.
+const LIMITS: vmsec_xml::Limits = vmsec_xml::Limits {
+    max_bytes: MAX_INPUT_BYTES,
+    max_depth: MAX_DEPTH,
+    max_attributes_per_element: MAX_XML_ATTRIBUTES,
+    max_namespace_declarations: MAX_XML_NAMESPACE_DECLARATIONS,
+    max_nodes: MAX_XML_NODES,
+};
+
+/// Parses `s` through the hardened entry point, mapping its errors onto our kinds so that
+/// callers can tell a DTD from a typo from a truncation.
 pub(crate) fn parse_document(s: &str) -> Result<Document<'_>, Error> {
     check_size(s)?;
-    if crate::limits::too_many_attributes(s, crate::limits::MAX_XML_ATTRIBUTES) {
-        return Err(Error::new(
-            ErrorKind::TooLarge,
-            format!(
-                "an element has more than {} attributes",
-                crate::limits::MAX_XML_ATTRIBUTES
-            ),
-        ));
-    }
-    let options = ParsingOptions {
-        allow_dtd: false,
-        nodes_limit: MAX_XML_NODES,
-        ..ParsingOptions::default()
-    };
-    let doc = Document::parse_with_options(s, options).map_err(|e| map_error(s, &e))?;
-    check_depth(&doc)?;
-    Ok(doc)
+    vmsec_xml::parse(s, &LIMITS).map_err(|e| map_error(s, &e))
 }
 
-fn map_error(s: &str, e: &roxmltree::Error) -> Error {
-    use roxmltree::Error as X;
+fn map_error(s: &str, e: &vmsec_xml::Error) -> Error {
+    use vmsec_xml::Error as X;
     let kind = match e {
-        X::DtdDetected
-        | X::UnknownEntityReference(..)
-        | X::EntityReferenceLoop(..)
-        | X::MalformedEntityReference(..)
-        | X::InvalidExternalID(..)
-        | X::EntityResolver(..) => ErrorKind::DtdOrEntityNotAllowed,
-        X::UnexpectedEndOfStream | X::UnclosedRootNode | X::NoRootNode => ErrorKind::Truncated,
-        X::NodesLimitReached => ErrorKind::TooLarge,
+        X::TooDeep { .. } => ErrorKind::TooDeep,
+        X::TooLarge { .. }
+        | X::TooManyAttributes { .. }
+        | X::TooManyNamespaceDeclarations { .. }
+        | X::TooManyNodes { .. } => ErrorKind::TooLarge,
+        X::DtdForbidden { .. } | X::Entity(_) => ErrorKind::DtdOrEntityNotAllowed,
+        X::Truncated(_) => ErrorKind::Truncated,
+        X::SecondByteOrderMark | X::NotUtf8(_) => ErrorKind::Encoding,
         _ => ErrorKind::Syntax,
     };
-    let mut err = Error::new(kind, e.to_string());
-    if matches!(kind, ErrorKind::Truncated) {
-        err = err.at(Position::of_offset(s, s.len()));
-    } else if !matches!(e, X::DtdDetected | X::NodesLimitReached) {
-        let p = e.pos();
-        err = err.at(Position {
-            line: p.row,
-            column: p.col,
-        });
-    }
-    err
-}
-
-/// Walks the tree without recursion and fails on the first element deeper than [`MAX_DEPTH`].
-fn check_depth(doc: &Document<'_>) -> Result<(), Error> {
-    let mut stack = vec![(doc.root(), 0usize)];
-    while let Some((node, depth)) = stack.pop() {
-        if depth > MAX_DEPTH {
-            return Err(Error::new(
-                ErrorKind::TooDeep,
-                format!("more than {MAX_DEPTH} nested elements"),
-            )
-            .at(position(doc, node)));
+    let detail = match e {
+        X::TooDeep { limit, .. } => format!("more than {limit} nested elements"),
+        X::TooManyAttributes { limit, .. } => {
+            format!("an element has more than {limit} attributes")
         }
-        stack.extend(
-            node.children()
-                .filter(Node::is_element)
-                .map(|c| (c, depth + 1)),
-        );
+        X::TooManyNamespaceDeclarations { limit, .. } => {
+            format!("more than {limit} XML namespace declarations")
+        }
+        X::Entity(e) | X::Truncated(e) | X::Syntax(e) => e.to_string(),
+        other => other.to_string(),
+    };
+    let err = Error::new(kind, detail);
+    if matches!(kind, ErrorKind::Truncated) {
+        return err.at(Position::of_offset(s, s.len()));
     }
-    Ok(())
+    match e.line_column() {
+        Some((line, column)) => err.at(Position { line, column }),
+        None => err,
+    }
 }
 
 /// Where `node` starts.
