@@ -790,11 +790,18 @@ async fn handle<P: Provider>(
         let extra = blocking(shared, |shared| shared.engine.provider().metrics_extra())
             .await
             .unwrap_or_default();
-        let gauges = [(
-            "vmsec_wsman_open_enumerations",
-            "Open enumeration contexts.",
-            shared.engine.open_enumerations() as u64,
-        )];
+        let gauges = [
+            (
+                "vmsec_wsman_open_enumerations",
+                "Open enumeration contexts.",
+                shared.engine.open_enumerations() as u64,
+            ),
+            (
+                "vmsec_wsman_request_body_bytes",
+                "Memory held by request bodies being read or handled.",
+                shared.bodies.held() as u64,
+            ),
+        ];
         return reply(
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",

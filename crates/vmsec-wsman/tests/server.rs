@@ -634,6 +634,8 @@ async fn a_source_at_its_connection_limit_does_not_keep_other_sources_out() {
 #[tokio::test]
 async fn request_bodies_hold_a_bounded_amount_of_memory_in_all_and_per_user() {
     let r = start(|c| {
+        // One body of the largest size always fits the budgets, so the largest is 1 MB here.
+        c.max_request_bytes = 1_000_000;
         c.max_body_memory = 2_000_000;
         c.max_body_memory_per_user = 1_000_000;
     })
@@ -653,7 +655,20 @@ async fn request_bodies_hold_a_bounded_amount_of_memory_in_all_and_per_user() {
         .await
         .unwrap();
     stalled.write_all(b"<s:Envelope").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Once the server holds them (it says so in /metrics), a second body of the reader's
+    // cannot fit.
+    let metrics = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Basic YWRtaW46c2VjcmV0\r\n\r\n";
+    let held = |text: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("vmsec_wsman_request_body_bytes "))
+            .map(|v| v.trim().parse::<u64>().unwrap())
+    };
+    let mut waited = 0;
+    while held(&http(&r, metrics.as_bytes()).await.body) != Some(900_000) {
+        waited += 1;
+        assert!(waited < 200, "the stalled body was never reserved");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let second = http(&r, headers_only(READER, 900_000).as_bytes()).await;
     assert_eq!(second.status, 503, "past the reader's share");
     assert_eq!(second.header("Retry-After"), Some("1"));
@@ -666,6 +681,13 @@ async fn request_bodies_hold_a_bounded_amount_of_memory_in_all_and_per_user() {
     let reply = http(&r, &post("/wsman", Some(ADMIN), &padded)).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     drop(stalled);
+    // Answered and closed bodies give their memory back.
+    let mut waited = 0;
+    while held(&http(&r, metrics.as_bytes()).await.body) != Some(0) {
+        waited += 1;
+        assert!(waited < 200, "body memory was not given back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     stop(r).await;
 }
 

@@ -146,8 +146,8 @@ impl BodyBudget {
         }
     }
 
-    #[cfg(test)]
-    fn held(&self) -> usize {
+    /// Bytes held now, by every user.
+    pub(crate) fn held(&self) -> usize {
         lock(&self.held).total
     }
 }
