@@ -29,14 +29,6 @@ fn vm_id(i: usize) -> Uuid {
     Uuid::parse_str(&format!("00000000-0000-4000-8000-{i:012}")).expect("a valid GUID")
 }
 
-fn ssd(id: Uuid) -> String {
-    format!(
-        "<INSTANCE CLASSNAME=\"Msvm_SecuritySettingData\"><PROPERTY NAME=\"InstanceID\" TYPE=\"string\">\
-         <VALUE>Microsoft:{}</VALUE></PROPERTY></INSTANCE>",
-        id.to_string().to_uppercase()
-    )
-}
-
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [data, count, kp_file] = args.as_slice() else {
@@ -57,7 +49,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         service.add_vm(&who, &format!("vm-{i}"), Some(id))?;
         in_flight.push_back(
             service
-                .set_key_protector(&who, &ssd(id), kp.clone())?
+                .set_key_protector(&who, id.into(), kp.clone())?
                 .instance_id,
         );
         if in_flight.len() >= WINDOW {

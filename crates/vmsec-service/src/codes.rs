@@ -62,6 +62,15 @@ impl Method {
             .find(|m| m.name().eq_ignore_ascii_case(name))
     }
 
+    /// The least role that may call it.
+    pub fn required_role(self) -> crate::Role {
+        match self {
+            Method::GetKeyProtector => crate::Role::Reader,
+            Method::StartService | Method::StopService => crate::Role::Admin,
+            _ => crate::Role::Operator,
+        }
+    }
+
     /// The return code for a successful synchronous call.
     pub const SUCCESS: u32 = 0;
     /// The return code for a call that started a job.

@@ -9,7 +9,7 @@ use vmsec_kp::{
 use vmsec_store::{AuditOutcome, GuardianRecord, Role};
 use zeroize::Zeroizing;
 
-use crate::{Caller, JobStarted, Service, ServiceError, setting_data};
+use crate::{Caller, JobStarted, Service, ServiceError};
 
 /// The local guardian of `Set-VMKeyProtector -NewLocalKeyProtector`, as Hyper-V names it.
 pub const UNTRUSTED_GUARDIAN: &str = "UntrustedGuardian";
@@ -261,7 +261,7 @@ impl Service {
             &format!("NewGuardian {name}"),
             None,
             AuditOutcome::Succeeded,
-            |_| {
+            || {
                 who.require(Role::Admin, "creating a guardian")?;
                 check_guardian_name(name)?;
                 if self.store.guardian(name)?.is_some() {
@@ -290,7 +290,7 @@ impl Service {
             &format!("ImportGuardian {name}"),
             None,
             AuditOutcome::Succeeded,
-            |_| {
+            || {
                 who.require(Role::Admin, "importing a guardian")?;
                 check_guardian_name(name)?;
                 let g = vmsec_kp::import_metadata(name, metadata)
@@ -327,7 +327,7 @@ impl Service {
                 ""
             }
         );
-        self.audited(who, &op, None, AuditOutcome::Succeeded, |_| {
+        self.audited(who, &op, None, AuditOutcome::Succeeded, || {
             who.require(Role::Admin, "exporting a guardian")?;
             let r = self
                 .store
@@ -376,7 +376,7 @@ impl Service {
         name: &str,
         force: bool,
     ) -> Result<(), ServiceError> {
-        self.audited(who, &format!("RemoveGuardian {name}"), None, AuditOutcome::Succeeded, |_| {
+        self.audited(who, &format!("RemoveGuardian {name}"), None, AuditOutcome::Succeeded, || {
             who.require(Role::Admin, "removing a guardian")?;
             let g = self.guardian_named(name)?;
             if !force {
@@ -427,7 +427,7 @@ impl Service {
         owner: &str,
         guardians: &[String],
     ) -> Result<Vec<u8>, ServiceError> {
-        self.audited(who, &format!("NewKeyProtector owner={owner}"), None, AuditOutcome::Succeeded, |_| {
+        self.audited(who, &format!("NewKeyProtector owner={owner}"), None, AuditOutcome::Succeeded, || {
             who.require(Role::Admin, "making a key protector")?;
             let o = self.guardian_named(owner)?;
             if !o.has_private_keys() {
@@ -446,7 +446,7 @@ impl Service {
             &format!("GrantKeyProtector {guardian}"),
             None,
             AuditOutcome::Succeeded,
-            |_| {
+            || {
                 who.require(Role::Admin, "granting a guardian")?;
                 let p = Protector::parse(kp).map_err(kp_error)?;
                 let owner = self.identity_for_owner(&p)?;
@@ -462,7 +462,7 @@ impl Service {
             &format!("RevokeKeyProtector {guardian}"),
             None,
             AuditOutcome::Succeeded,
-            |_| {
+            || {
                 who.require(Role::Admin, "revoking a guardian")?;
                 let p = Protector::parse(kp).map_err(kp_error)?;
                 let owner = self.identity_for_owner(&p)?;
@@ -562,10 +562,6 @@ impl Service {
             )));
         }
         let kp = Protector::new(&owner, &[]).map_err(kp_error)?.into_bytes();
-        let ssd = format!(
-            "instance of Msvm_SecuritySettingData {{ InstanceID = \"{}\"; }};",
-            setting_data::instance_id(vm)
-        );
-        self.set_key_protector(who, &ssd, kp)
+        self.set_key_protector(who, vm.into(), kp)
     }
 }

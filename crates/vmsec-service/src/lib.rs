@@ -19,7 +19,6 @@ pub mod passwords;
 pub mod setting_data;
 pub mod vtpm;
 
-use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -40,6 +39,7 @@ pub use guardians::{
 };
 pub use jobs::TIME_BEFORE_REMOVAL;
 pub use master_key::MasterKey;
+pub use setting_data::{Setting, SettingsPatch};
 pub use vmsec_kp::KeySize;
 
 /// Largest security policy blob SetSecurityPolicy stores.
@@ -82,6 +82,29 @@ impl std::fmt::Debug for Service {
             .field("host", &self.host)
             .field("owner", &self.owner)
             .finish_non_exhaustive()
+    }
+}
+
+/// The VM a call is about, as the edge decoded it from what the client sent (an
+/// `InstanceID`, a name on the command line): the service never parses text to find it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct VmRef(Uuid);
+
+impl VmRef {
+    pub fn id(self) -> Uuid {
+        self.0
+    }
+}
+
+impl From<Uuid> for VmRef {
+    fn from(id: Uuid) -> VmRef {
+        VmRef(id)
+    }
+}
+
+impl std::fmt::Display for VmRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
     }
 }
 
@@ -152,12 +175,9 @@ impl Service {
         operation: &str,
         vm: Option<Uuid>,
         ok: AuditOutcome,
-        f: impl FnOnce(&Cell<Option<Uuid>>) -> Result<T, ServiceError>,
+        f: impl FnOnce() -> Result<T, ServiceError>,
     ) -> Result<T, ServiceError> {
-        // The VM is often known only once the argument is parsed; `f` reports it here.
-        let vm_cell = Cell::new(vm);
-        let out = f(&vm_cell);
-        let vm = vm_cell.get();
+        let out = f();
         match &out {
             Ok(_) => self.audit(&who.name, operation, vm, ok, ""),
             Err(e @ ServiceError::AccessDenied(_)) => self.audit(
@@ -330,7 +350,7 @@ impl Service {
             &format!("AddUser {} ({role})", audit::audit_name(name)),
             None,
             AuditOutcome::Succeeded,
-            |_| {
+            || {
                 who.require(Role::Admin, "adding a user")?;
                 check_user_name(name)?;
                 let user = User {
@@ -350,7 +370,7 @@ impl Service {
     }
 
     pub fn users(&self, who: &Caller) -> Result<Vec<User>, ServiceError> {
-        self.audited(who, "ListUsers", None, AuditOutcome::Succeeded, |_| {
+        self.audited(who, "ListUsers", None, AuditOutcome::Succeeded, || {
             who.require(Role::Admin, "listing users")?;
             Ok(self.store.users()?)
         })
@@ -362,7 +382,7 @@ impl Service {
             &format!("RemoveUser {}", audit::audit_name(name)),
             None,
             AuditOutcome::Succeeded,
-            |_| {
+            || {
                 who.require(Role::Admin, "removing a user")?;
                 if !self.store.remove_user(name)? {
                     return Err(ServiceError::NotFound(format!("no user {name:?}")));
@@ -405,7 +425,7 @@ impl Service {
         name: &str,
         change: impl FnOnce(&mut User) -> Result<(), ServiceError>,
     ) -> Result<(), ServiceError> {
-        self.audited(who, operation, None, AuditOutcome::Succeeded, |_| {
+        self.audited(who, operation, None, AuditOutcome::Succeeded, || {
             who.require(Role::Admin, what)?;
             let no_user = || ServiceError::NotFound(format!("no user {name:?}"));
             let mut user = self.store.user(name)?.ok_or_else(no_user)?;
@@ -428,7 +448,7 @@ impl Service {
             &format!("AddVm {name}"),
             Some(id),
             AuditOutcome::Succeeded,
-            |_| {
+            || {
                 who.require(Role::Operator, "adding a VM")?;
                 check_vm_name(name)?;
                 let vm = Vm {
@@ -466,7 +486,7 @@ impl Service {
     }
 
     pub fn remove_vm(&self, who: &Caller, vm: &Vm, force: bool) -> Result<(), ServiceError> {
-        self.audited(who, &format!("RemoveVm {}", vm.name), Some(vm.id), AuditOutcome::Succeeded, |_| {
+        self.audited(who, &format!("RemoveVm {}", vm.name), Some(vm.id), AuditOutcome::Succeeded, || {
             who.require(Role::Operator, "removing a VM")?;
             let security = self.store.vm_security(vm.id)?;
             if security.key_protector.is_some() && !force {
@@ -506,26 +526,31 @@ impl Service {
         }
     }
 
-    /// Parses the SecuritySettingData argument and names its VM. Whether the VM exists is
-    /// answered by the read of its security record that every caller does next.
-    fn target(&self, ssd: &str) -> Result<(vmsec_cim::Instance, Uuid), ServiceError> {
-        let instance = setting_data::parse(ssd)?;
-        let vm = setting_data::vm_id(&instance)?;
-        Ok((instance, vm))
+    /// Answers a call of `method` whose arguments the edge could not decode (`bad` says why):
+    /// refused for the reason a well-formed call would have been (the service stopped, the
+    /// caller's role) if there is one, else for `bad`, and audited like every call.
+    pub fn refuse(&self, who: &Caller, method: Method, bad: ServiceError) -> ServiceError {
+        let out: Result<(), ServiceError> =
+            self.audited(who, method.name(), None, AuditOutcome::Failed, || {
+                self.ensure_started()?;
+                who.require(method.required_role(), method.name())?;
+                Err(bad)
+            });
+        out.err()
+            .unwrap_or_else(|| ServiceError::Internal("a refusal succeeded".into()))
     }
 
     /// GetKeyProtector: the VM's current KP, empty when none is set. Synchronous.
-    pub fn get_key_protector(&self, who: &Caller, ssd: &str) -> Result<Vec<u8>, ServiceError> {
+    pub fn get_key_protector(&self, who: &Caller, vm: VmRef) -> Result<Vec<u8>, ServiceError> {
+        let vm = vm.id();
         self.audited(
             who,
             Method::GetKeyProtector.name(),
-            None,
+            Some(vm),
             AuditOutcome::Succeeded,
-            |vm_seen| {
+            || {
                 self.ensure_started()?;
-                who.require(Role::Reader, "GetKeyProtector")?;
-                let (_, vm) = self.target(ssd)?;
-                vm_seen.set(Some(vm));
+                who.require(Method::GetKeyProtector.required_role(), "GetKeyProtector")?;
                 let sec = self
                     .store
                     .vm_security(vm)
@@ -537,8 +562,8 @@ impl Service {
 
     /// Starts a job for `method`, in three steps:
     ///
-    /// - `precheck`, now: reads the parsed argument against the VM's state (so the caller gets
-    ///   the return code at once) and returns what the job needs of it;
+    /// - `precheck`, now: reads the arguments against the VM's state (so the caller gets the
+    ///   return code at once) and returns what the job needs of them;
     /// - `prepare`, in the job before any transaction: the expensive part (parsing,
     ///   cryptography), whose failure fails the job without the store being written;
     /// - `apply`, inside the job's write transaction: assigns what `prepare` made, checking
@@ -548,21 +573,20 @@ impl Service {
         &self,
         who: &Caller,
         method: Method,
-        ssd: &str,
-        precheck: impl FnOnce(&vmsec_cim::Instance, &VmSecurity) -> Result<P, ServiceError>,
+        vm: VmRef,
+        precheck: impl FnOnce(&VmSecurity) -> Result<P, ServiceError>,
         prepare: impl FnOnce(P) -> Result<R, ServiceError> + Send + 'static,
         mut apply: impl FnMut(&mut VmSecurity, &R) -> Result<(), ServiceError> + Send + 'static,
     ) -> Result<JobStarted, ServiceError> {
-        self.audited(who, method.name(), None, AuditOutcome::Allowed, |vm_seen| {
+        let vm = vm.id();
+        self.audited(who, method.name(), Some(vm), AuditOutcome::Allowed, || {
             self.ensure_started()?;
-            who.require(Role::Operator, method.name())?;
-            let (instance, vm) = self.target(ssd)?;
-            vm_seen.set(Some(vm));
+            who.require(method.required_role(), method.name())?;
             let current = self
                 .store
                 .vm_security(vm)
                 .map_err(|e| not_found_is_unknown_vm(e, vm))?;
-            let planned = precheck(&instance, &current)?;
+            let planned = precheck(&current)?;
             let store = self.store.clone();
             let actor = who.name.clone();
             let work: jobs::Work = Box::new(move |done: &Job| {
@@ -619,16 +643,16 @@ impl Service {
     pub fn set_key_protector(
         &self,
         who: &Caller,
-        ssd: &str,
+        vm: VmRef,
         kp: Vec<u8>,
     ) -> Result<JobStarted, ServiceError> {
         if kp.len() > key_protector::MAX_KP {
             return self.audited(
                 who,
                 Method::SetKeyProtector.name(),
-                None,
+                Some(vm.id()),
                 AuditOutcome::Failed,
-                |_| {
+                || {
                     Err(ServiceError::InvalidKeyProtector(format!(
                         "the key protector is {} bytes, more than the {} allowed",
                         kp.len(),
@@ -640,8 +664,8 @@ impl Service {
         self.submit(
             who,
             Method::SetKeyProtector,
-            ssd,
-            move |_, _| Ok(kp),
+            vm,
+            move |_| Ok(kp),
             |kp| {
                 key_protector::check(&kp)?;
                 Ok(kp)
@@ -657,7 +681,7 @@ impl Service {
     pub fn restore_last_known_good_key_protector(
         &self,
         who: &Caller,
-        ssd: &str,
+        vm: VmRef,
     ) -> Result<JobStarted, ServiceError> {
         let need_lkg = |sec: &VmSecurity| {
             if sec.last_known_good.is_none() {
@@ -672,8 +696,8 @@ impl Service {
         self.submit(
             who,
             Method::RestoreLastKnownGoodKeyProtector,
-            ssd,
-            move |_, sec| need_lkg(sec),
+            vm,
+            need_lkg,
             Ok,
             move |sec, _| {
                 need_lkg(sec)?;
@@ -688,16 +712,16 @@ impl Service {
     pub fn set_security_policy(
         &self,
         who: &Caller,
-        ssd: &str,
+        vm: VmRef,
         policy: Vec<u8>,
     ) -> Result<JobStarted, ServiceError> {
         if policy.len() > MAX_POLICY {
             return self.audited(
                 who,
                 Method::SetSecurityPolicy.name(),
-                None,
+                Some(vm.id()),
                 AuditOutcome::Failed,
-                |_| {
+                || {
                     Err(ServiceError::InvalidParameter(format!(
                         "the security policy is {} bytes, more than the {MAX_POLICY} allowed",
                         policy.len()
@@ -709,8 +733,8 @@ impl Service {
         self.submit(
             who,
             Method::SetSecurityPolicy,
-            ssd,
-            move |_, _| Ok(policy),
+            vm,
+            move |_| Ok(policy),
             Ok,
             |sec, policy| {
                 sec.security_policy.clone_from(policy);
@@ -719,19 +743,19 @@ impl Service {
         )
     }
 
-    /// ModifySecuritySettings: applies the booleans present in the instance, under the rules of
+    /// ModifySecuritySettings: applies the settings `patch` names, under the rules of
     /// [`setting_data::check_rules`].
     pub fn modify_security_settings(
         &self,
         who: &Caller,
-        ssd: &str,
+        vm: VmRef,
+        patch: SettingsPatch,
     ) -> Result<JobStarted, ServiceError> {
         self.submit(
             who,
             Method::ModifySecuritySettings,
-            ssd,
-            |instance, sec| {
-                let patch = setting_data::SettingsPatch::of(instance);
+            vm,
+            move |sec| {
                 let after = patch.apply(sec.settings);
                 setting_data::check_rules(&sec.settings, &after, sec.key_protector.is_some())?;
                 Ok(patch)
@@ -753,8 +777,8 @@ impl Service {
             Method::StartService.name(),
             None,
             AuditOutcome::Succeeded,
-            |_| {
-                who.require(Role::Admin, "StartService")?;
+            || {
+                who.require(Method::StartService.required_role(), "StartService")?;
                 self.stopped.store(false, Ordering::Release);
                 Ok(())
             },
@@ -769,8 +793,8 @@ impl Service {
             Method::StopService.name(),
             None,
             AuditOutcome::Succeeded,
-            |_| {
-                who.require(Role::Admin, "StopService")?;
+            || {
+                who.require(Method::StopService.required_role(), "StopService")?;
                 self.stopped.store(true, Ordering::Release);
                 Ok(())
             },

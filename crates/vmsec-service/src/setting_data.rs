@@ -1,55 +1,16 @@
-//! Reading the `SecuritySettingData` argument: which VM it names and which settings it asks for.
+//! `Msvm_SecuritySettingData`'s settings: which a call asks to change ([`SettingsPatch`]),
+//! the rules a change must obey ([`check_rules`]), and how Hyper-V names a VM's setting data.
+//! Decoding the embedded instance a client sends is the edge's work, not the service's.
 
 use uuid::Uuid;
-use vmsec_cim::{Instance, Value, schema};
 use vmsec_store::SecuritySettings;
 
 use crate::ServiceError;
 
 pub const CLASS: &str = "Msvm_SecuritySettingData";
 
-/// Largest embedded instance accepted, before any parsing.
-pub const MAX_TEXT: usize = 256 * 1024;
-
-/// Parses and checks an embedded `Msvm_SecuritySettingData` instance in any of the three codecs.
-pub fn parse(text: &str) -> Result<Instance, ServiceError> {
-    if text.len() > MAX_TEXT {
-        return Err(ServiceError::InvalidParameter(format!(
-            "SecuritySettingData is {} bytes, more than the {MAX_TEXT} allowed",
-            text.len()
-        )));
-    }
-    let instance = vmsec_cim::parse_embedded_instance(text)
-        .map_err(|e| ServiceError::MalformedInstance(e.to_string()))?;
-    if !instance.class_name().eq_ignore_ascii_case(CLASS) {
-        return Err(ServiceError::IncorrectType(format!(
-            "SecuritySettingData must be an instance of {CLASS}, not {}",
-            instance.class_name()
-        )));
-    }
-    let class = schema::class(CLASS)
-        .ok_or_else(|| ServiceError::Internal(format!("no class definition for {CLASS}")))?;
-    class
-        .check(&instance)
-        .map_err(|e| ServiceError::IncorrectType(format!("SecuritySettingData: {e}")))?;
-    Ok(instance)
-}
-
-/// The VM an instance names by its `InstanceID`: Hyper-V's `Microsoft:<VM GUID>` (optionally
-/// followed by `\` and a suffix, as some Hyper-V setting data carry), or a bare GUID.
-pub fn vm_id(instance: &Instance) -> Result<Uuid, ServiceError> {
-    let id = instance
-        .value("InstanceID")
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            ServiceError::InvalidParameter(
-                "SecuritySettingData has no InstanceID naming the VM (expected \"Microsoft:<VM GUID>\")"
-                    .into(),
-            )
-        })?;
-    parse_instance_id(id)
-}
-
+/// The VM an `InstanceID` names: Hyper-V's `Microsoft:<VM GUID>` (optionally followed by `\`
+/// and a suffix, as some Hyper-V setting data carry), or a bare GUID.
 pub fn parse_instance_id(id: &str) -> Result<Uuid, ServiceError> {
     let trimmed = id.trim();
     let guid = match trimmed.get(..10) {
@@ -69,47 +30,86 @@ pub fn instance_id(vm: Uuid) -> String {
     format!("Microsoft:{}", vm.to_string().to_uppercase())
 }
 
-/// The booleans an instance asks to set; a property that is absent or null is `None` and
-/// leaves the current value.
+/// The eight settings of `Msvm_SecuritySettingData`, by their property names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Setting {
+    TpmEnabled,
+    KsdEnabled,
+    ShieldingRequested,
+    DataProtectionRequested,
+    EncryptStateAndVmMigrationTraffic,
+    VirtualizationBasedSecurityOptOut,
+    BindToHostTpm,
+    AppContainerLaunchOptOut,
+}
+
+impl Setting {
+    /// Every setting, in the order of the class definition.
+    pub const ALL: [Setting; 8] = [
+        Setting::TpmEnabled,
+        Setting::KsdEnabled,
+        Setting::ShieldingRequested,
+        Setting::DataProtectionRequested,
+        Setting::EncryptStateAndVmMigrationTraffic,
+        Setting::VirtualizationBasedSecurityOptOut,
+        Setting::BindToHostTpm,
+        Setting::AppContainerLaunchOptOut,
+    ];
+
+    /// The CIM property name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Setting::TpmEnabled => "TpmEnabled",
+            Setting::KsdEnabled => "KsdEnabled",
+            Setting::ShieldingRequested => "ShieldingRequested",
+            Setting::DataProtectionRequested => "DataProtectionRequested",
+            Setting::EncryptStateAndVmMigrationTraffic => "EncryptStateAndVmMigrationTraffic",
+            Setting::VirtualizationBasedSecurityOptOut => "VirtualizationBasedSecurityOptOut",
+            Setting::BindToHostTpm => "BindToHostTpm",
+            Setting::AppContainerLaunchOptOut => "AppContainerLaunchOptOut",
+        }
+    }
+
+    fn field(self, s: &mut SecuritySettings) -> &mut bool {
+        match self {
+            Setting::TpmEnabled => &mut s.tpm_enabled,
+            Setting::KsdEnabled => &mut s.ksd_enabled,
+            Setting::ShieldingRequested => &mut s.shielding_requested,
+            Setting::DataProtectionRequested => &mut s.data_protection_requested,
+            Setting::EncryptStateAndVmMigrationTraffic => {
+                &mut s.encrypt_state_and_vm_migration_traffic
+            }
+            Setting::VirtualizationBasedSecurityOptOut => {
+                &mut s.virtualization_based_security_opt_out
+            }
+            Setting::BindToHostTpm => &mut s.bind_to_host_tpm,
+            Setting::AppContainerLaunchOptOut => &mut s.app_container_launch_opt_out,
+        }
+    }
+}
+
+/// The settings a call asks to change; the others keep their current values.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SettingsPatch([Option<bool>; 8]);
 
-/// The eight properties, in the order of [`SettingsPatch`] and [`fields`].
-const NAMES: [&str; 8] = [
-    "TpmEnabled",
-    "KsdEnabled",
-    "ShieldingRequested",
-    "DataProtectionRequested",
-    "EncryptStateAndVmMigrationTraffic",
-    "VirtualizationBasedSecurityOptOut",
-    "BindToHostTpm",
-    "AppContainerLaunchOptOut",
-];
-
-fn fields(s: &mut SecuritySettings) -> [&mut bool; 8] {
-    [
-        &mut s.tpm_enabled,
-        &mut s.ksd_enabled,
-        &mut s.shielding_requested,
-        &mut s.data_protection_requested,
-        &mut s.encrypt_state_and_vm_migration_traffic,
-        &mut s.virtualization_based_security_opt_out,
-        &mut s.bind_to_host_tpm,
-        &mut s.app_container_launch_opt_out,
-    ]
-}
-
 impl SettingsPatch {
-    pub fn of(instance: &Instance) -> SettingsPatch {
-        SettingsPatch(NAMES.map(|n| instance.value(n).and_then(Value::as_bool)))
+    /// This patch, also setting `setting` to `value`.
+    pub fn with(mut self, setting: Setting, value: bool) -> SettingsPatch {
+        self.0[setting as usize] = Some(value);
+        self
+    }
+
+    /// What the patch asks of `setting`, if anything.
+    pub fn get(&self, setting: Setting) -> Option<bool> {
+        self.0[setting as usize]
     }
 
     /// `current` with the requested values in place.
     pub fn apply(&self, current: SecuritySettings) -> SecuritySettings {
         let mut s = current;
-        for (field, want) in fields(&mut s).into_iter().zip(self.0) {
-            if let Some(b) = want {
-                *field = b;
+        for setting in Setting::ALL {
+            if let Some(b) = self.get(setting) {
+                *setting.field(&mut s) = b;
             }
         }
         s
@@ -190,6 +190,30 @@ mod tests {
                 parse_instance_id(text),
                 Err(ServiceError::InvalidParameter(_))
             ));
+        }
+    }
+
+    #[test]
+    fn a_patch_changes_only_the_settings_it_names() {
+        let current = SecuritySettings {
+            ksd_enabled: true,
+            ..Default::default()
+        };
+        let patch = SettingsPatch::default()
+            .with(Setting::TpmEnabled, true)
+            .with(Setting::KsdEnabled, false);
+        let after = patch.apply(current);
+        assert!(after.tpm_enabled && !after.ksd_enabled);
+        assert_eq!(
+            SecuritySettings {
+                tpm_enabled: false,
+                ksd_enabled: false,
+                ..after
+            },
+            SecuritySettings::default()
+        );
+        for (i, setting) in Setting::ALL.into_iter().enumerate() {
+            assert_eq!(setting as usize, i, "ALL is in declaration order");
         }
     }
 

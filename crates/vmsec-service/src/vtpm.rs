@@ -128,7 +128,7 @@ impl Service {
         ca_dir: &Path,
         endpoint: Endpoint,
     ) -> Result<TpmStarted, ServiceError> {
-        self.audited(who, "TpmStart", Some(vm.id), AuditOutcome::Succeeded, |_| {
+        self.audited(who, "TpmStart", Some(vm.id), AuditOutcome::Succeeded, || {
             who.require(Role::Operator, "starting a vTPM")?;
             endpoint.validate().map_err(|e| ServiceError::InvalidParameter(e.to_string()))?;
             let total = Instant::now();
@@ -312,7 +312,7 @@ impl Service {
         vm: &Vm,
         location: &VtpmLocation,
     ) -> Result<StopOutcome, ServiceError> {
-        self.audited(who, "TpmStop", Some(vm.id), AuditOutcome::Succeeded, |_| {
+        self.audited(who, "TpmStop", Some(vm.id), AuditOutcome::Succeeded, || {
             who.require(Role::Operator, "stopping a vTPM")?;
             if !location.dir.exists() {
                 return Ok(StopOutcome::NotRunning);
@@ -346,7 +346,7 @@ impl Service {
             "ExportVm",
             Some(vm.id),
             AuditOutcome::Succeeded,
-            |_| {
+            || {
                 who.require(Role::Operator, "exporting a VM")?;
                 if let Status::Running { pid, .. } =
                     vmsec_tpm::status(&location.paths).map_err(tpm_error)?
@@ -370,7 +370,7 @@ impl Service {
         vm: &Vm,
         security: &vmsec_store::VmSecurity,
     ) -> Result<(), ServiceError> {
-        self.audited(who, &format!("ImportVm {}", vm.name), Some(vm.id), AuditOutcome::Succeeded, |_| {
+        self.audited(who, &format!("ImportVm {}", vm.name), Some(vm.id), AuditOutcome::Succeeded, || {
             who.require(Role::Operator, "importing a VM")?;
             for kp in [&security.key_protector, &security.last_known_good].into_iter().flatten() {
                 crate::key_protector::check(kp)?;

@@ -22,7 +22,7 @@ fn thirty_two_concurrent_set_key_protectors_on_one_vm_all_complete_in_order_with
                 let w = &w;
                 s.spawn(move || {
                     w.service
-                        .set_key_protector(&admin(), &ssd(vm.id), kp(n))
+                        .set_key_protector(&admin(), vm.id.into(), kp(n))
                         .unwrap()
                         .instance_id
                 })
@@ -79,7 +79,7 @@ fn thirty_two_concurrent_set_key_protectors_on_thirty_two_vms_all_land() {
                 let w = &w;
                 s.spawn(move || {
                     w.service
-                        .set_key_protector(&admin(), &ssd(vm.id), kp(n as u32))
+                        .set_key_protector(&admin(), vm.id.into(), kp(n as u32))
                         .unwrap()
                         .instance_id
                 })

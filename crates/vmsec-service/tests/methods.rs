@@ -23,7 +23,7 @@ fn get_key_protector_of_a_vm_without_one_is_an_empty_array() {
     let vm = w.vm("a");
     assert_eq!(
         w.service
-            .get_key_protector(&caller(Role::Reader), &ssd(vm.id))
+            .get_key_protector(&caller(Role::Reader), vm.id.into())
             .unwrap(),
         b""
     );
@@ -36,82 +36,17 @@ fn get_key_protector_returns_the_bytes_set() {
     assert_eq!(w.set_kp(&vm, kp(1)).state, JobState::Completed);
     assert_eq!(
         w.service
-            .get_key_protector(&caller(Role::Reader), &ssd(vm.id))
+            .get_key_protector(&caller(Role::Reader), vm.id.into())
             .unwrap(),
         kp(1)
     );
 }
 
 #[test]
-fn get_key_protector_accepts_mof_and_bare_guid_instance_ids() {
-    let w = world();
-    let vm = w.vm("a");
-    w.set_kp(&vm, kp(7));
-    let mof = format!(
-        "// as a script would write it\ninstance of Msvm_SecuritySettingData {{ InstanceID = \"{}\"; }};",
-        vm.id
-    );
-    assert_eq!(w.service.get_key_protector(&admin(), &mof).unwrap(), kp(7));
-}
-
-#[test]
 fn get_key_protector_of_an_unknown_vm_is_invalid_parameter() {
     let w = world();
-    let r = w.service.get_key_protector(&admin(), &ssd(Uuid::new_v4()));
+    let r = w.service.get_key_protector(&admin(), Uuid::new_v4().into());
     assert!(matches!(r, Err(ServiceError::UnknownVm(_))));
-    assert_eq!(code(Method::GetKeyProtector, r), 32773);
-}
-
-#[test]
-fn get_key_protector_with_an_unreadable_instance_is_invalid_parameter() {
-    let w = world();
-    for bad in [
-        "",
-        "<INSTANCE CLASSNAME=\"Msvm_SecuritySettingData\">",
-        "not an instance at all",
-    ] {
-        let r = w.service.get_key_protector(&admin(), bad);
-        assert!(
-            matches!(r, Err(ServiceError::MalformedInstance(_))),
-            "{bad:?}: {r:?}"
-        );
-        assert_eq!(code(Method::GetKeyProtector, r), 32773);
-    }
-}
-
-#[test]
-fn get_key_protector_with_an_instance_of_another_class_is_incorrect_data_type() {
-    let w = world();
-    let vm = w.vm("a");
-    let text = ssd(vm.id).replace("Msvm_SecuritySettingData", "Msvm_ComputerSystem");
-    let r = w.service.get_key_protector(&admin(), &text);
-    assert!(matches!(r, Err(ServiceError::IncorrectType(_))), "{r:?}");
-    assert_eq!(code(Method::GetKeyProtector, r), 32776);
-}
-
-#[test]
-fn get_key_protector_with_a_property_of_the_wrong_type_is_incorrect_data_type() {
-    let w = world();
-    let vm = w.vm("a");
-    let text = ssd_with(
-        vm.id,
-        r#"<PROPERTY NAME="TpmEnabled" TYPE="uint8"><VALUE>1</VALUE></PROPERTY>"#,
-    );
-    let r = w.service.get_key_protector(&admin(), &text);
-    assert_eq!(code(Method::GetKeyProtector, r), 32776);
-}
-
-#[test]
-fn get_key_protector_without_instance_id_is_invalid_parameter() {
-    let w = world();
-    let r = w.service.get_key_protector(
-        &admin(),
-        r#"<INSTANCE CLASSNAME="Msvm_SecuritySettingData"><PROPERTY NAME="TpmEnabled" TYPE="boolean"><VALUE>TRUE</VALUE></PROPERTY></INSTANCE>"#,
-    );
-    assert!(
-        matches!(&r, Err(ServiceError::InvalidParameter(m)) if m.contains("InstanceID")),
-        "{r:?}"
-    );
     assert_eq!(code(Method::GetKeyProtector, r), 32773);
 }
 
@@ -161,7 +96,7 @@ fn set_key_protector_by_a_reader_is_access_denied_and_changes_nothing() {
     let vm = w.vm("a");
     let r = w
         .service
-        .set_key_protector(&caller(Role::Reader), &ssd(vm.id), kp(1));
+        .set_key_protector(&caller(Role::Reader), vm.id.into(), kp(1));
     assert_eq!(code(Method::SetKeyProtector, r), 32769);
     assert_eq!(w.store.vm_security(vm.id).unwrap().key_protector, None);
     assert!(
@@ -176,7 +111,7 @@ fn set_key_protector_by_an_operator_is_allowed() {
     let vm = w.vm("a");
     let started = w
         .service
-        .set_key_protector(&caller(Role::Operator), &ssd(vm.id), kp(1))
+        .set_key_protector(&caller(Role::Operator), vm.id.into(), kp(1))
         .unwrap();
     assert_eq!(w.wait(started).state, JobState::Completed);
 }
@@ -186,7 +121,7 @@ fn set_key_protector_larger_than_the_limit_is_refused_at_once() {
     let w = world();
     let vm = w.vm("a");
     let big = vec![b' '; vmsec_service::key_protector::MAX_KP + 1];
-    let r = w.service.set_key_protector(&admin(), &ssd(vm.id), big);
+    let r = w.service.set_key_protector(&admin(), vm.id.into(), big);
     assert_eq!(code(Method::SetKeyProtector, r), 32773);
 }
 
@@ -195,7 +130,7 @@ fn set_key_protector_of_an_unknown_vm_is_invalid_parameter() {
     let w = world();
     let r = w
         .service
-        .set_key_protector(&admin(), &ssd(Uuid::new_v4()), kp(1));
+        .set_key_protector(&admin(), Uuid::new_v4().into(), kp(1));
     assert_eq!(code(Method::SetKeyProtector, r), 32773);
 }
 
@@ -208,7 +143,7 @@ fn restore_without_a_last_known_good_is_invalid_state() {
     w.set_kp(&vm, kp(1));
     let r = w
         .service
-        .restore_last_known_good_key_protector(&admin(), &ssd(vm.id));
+        .restore_last_known_good_key_protector(&admin(), vm.id.into());
     assert_eq!(code(Method::RestoreLastKnownGoodKeyProtector, r), 32775);
 }
 
@@ -221,7 +156,7 @@ fn restore_makes_the_last_known_good_current_and_keeps_the_replaced_one() {
     w.set_kp(&vm, kp(2));
     let started = w
         .service
-        .restore_last_known_good_key_protector(&admin(), &ssd(vm.id))
+        .restore_last_known_good_key_protector(&admin(), vm.id.into())
         .unwrap();
     assert_eq!(w.wait(started).state, JobState::Completed);
     let sec = w.store.vm_security(vm.id).unwrap();
@@ -236,7 +171,7 @@ fn restore_by_a_reader_is_access_denied() {
     let vm = w.vm("a");
     let r = w
         .service
-        .restore_last_known_good_key_protector(&caller(Role::Reader), &ssd(vm.id));
+        .restore_last_known_good_key_protector(&caller(Role::Reader), vm.id.into());
     assert_eq!(code(Method::RestoreLastKnownGoodKeyProtector, r), 32769);
 }
 
@@ -249,7 +184,7 @@ fn set_security_policy_stores_the_blob_verbatim_and_an_empty_one_clears_it() {
     let blob = vec![0u8, 1, 2, 255, b'<', b'&'];
     let s = w
         .service
-        .set_security_policy(&admin(), &ssd(vm.id), blob.clone())
+        .set_security_policy(&admin(), vm.id.into(), blob.clone())
         .unwrap();
     assert_eq!(w.wait(s).state, JobState::Completed);
     assert_eq!(
@@ -258,7 +193,7 @@ fn set_security_policy_stores_the_blob_verbatim_and_an_empty_one_clears_it() {
     );
     let s = w
         .service
-        .set_security_policy(&admin(), &ssd(vm.id), vec![])
+        .set_security_policy(&admin(), vm.id.into(), vec![])
         .unwrap();
     assert_eq!(w.wait(s).state, JobState::Completed);
     assert_eq!(w.store.vm_security(vm.id).unwrap().security_policy, None);
@@ -270,7 +205,7 @@ fn set_security_policy_over_the_limit_is_invalid_parameter() {
     let vm = w.vm("a");
     let r = w.service.set_security_policy(
         &admin(),
-        &ssd(vm.id),
+        vm.id.into(),
         vec![0; vmsec_service::MAX_POLICY + 1],
     );
     assert_eq!(code(Method::SetSecurityPolicy, r), 32773);
@@ -282,7 +217,7 @@ fn set_security_policy_by_a_reader_is_access_denied() {
     let vm = w.vm("a");
     let r = w
         .service
-        .set_security_policy(&caller(Role::Reader), &ssd(vm.id), vec![1]);
+        .set_security_policy(&caller(Role::Reader), vm.id.into(), vec![1]);
     assert_eq!(code(Method::SetSecurityPolicy, r), 32769);
 }
 
@@ -293,21 +228,21 @@ fn modify_applies_the_booleans_present_and_leaves_the_others() {
     let w = world();
     let vm = w.vm("a");
     w.set_kp(&vm, kp(1));
-    let text = ssd_with(
-        vm.id,
-        &(bool_prop("TpmEnabled", true) + &bool_prop("KsdEnabled", true)),
-    );
+    let both = patch(&[(Setting::TpmEnabled, true), (Setting::KsdEnabled, true)]);
     let s = w
         .service
-        .modify_security_settings(&caller(Role::Operator), &text)
+        .modify_security_settings(&caller(Role::Operator), vm.id.into(), both)
         .unwrap();
     assert_eq!(w.wait(s).state, JobState::Completed);
     let settings = w.store.vm_security(vm.id).unwrap().settings;
     assert!(settings.tpm_enabled && settings.ksd_enabled);
     assert!(!settings.shielding_requested && !settings.data_protection_requested);
 
-    let text = ssd_with(vm.id, &bool_prop("KsdEnabled", false));
-    let s = w.service.modify_security_settings(&admin(), &text).unwrap();
+    let ksd_off = patch(&[(Setting::KsdEnabled, false)]);
+    let s = w
+        .service
+        .modify_security_settings(&admin(), vm.id.into(), ksd_off)
+        .unwrap();
     assert_eq!(w.wait(s).state, JobState::Completed);
     let settings = w.store.vm_security(vm.id).unwrap().settings;
     assert!(settings.tpm_enabled && !settings.ksd_enabled);
@@ -317,13 +252,16 @@ fn modify_applies_the_booleans_present_and_leaves_the_others() {
 fn modify_turning_tpm_on_without_a_key_protector_is_invalid_state_5() {
     let w = world();
     let vm = w.vm("a");
-    let r = w
-        .service
-        .modify_security_settings(&admin(), &ssd_with(vm.id, &bool_prop("TpmEnabled", true)));
+    let r = w.service.modify_security_settings(
+        &admin(),
+        vm.id.into(),
+        patch(&[(Setting::TpmEnabled, true)]),
+    );
     assert_eq!(code(Method::ModifySecuritySettings, r), 5);
     let r = w.service.modify_security_settings(
         &admin(),
-        &ssd_with(vm.id, &bool_prop("ShieldingRequested", true)),
+        vm.id.into(),
+        patch(&[(Setting::ShieldingRequested, true)]),
     );
     assert!(matches!(code(Method::ModifySecuritySettings, r), 5 | 6));
     assert!(!w.store.vm_security(vm.id).unwrap().settings.tpm_enabled);
@@ -336,11 +274,11 @@ fn modify_shielding_without_tpm_is_incompatible_parameters_6() {
     w.set_kp(&vm, kp(1));
     let r = w.service.modify_security_settings(
         &admin(),
-        &ssd_with(
-            vm.id,
-            &(bool_prop("ShieldingRequested", true)
-                + &bool_prop("EncryptStateAndVmMigrationTraffic", true)),
-        ),
+        vm.id.into(),
+        patch(&[
+            (Setting::ShieldingRequested, true),
+            (Setting::EncryptStateAndVmMigrationTraffic, true),
+        ]),
     );
     assert_eq!(code(Method::ModifySecuritySettings, r), 6);
 }
@@ -350,17 +288,14 @@ fn modify_full_shielding_with_tpm_kp_and_encryption_is_accepted() {
     let w = world();
     let vm = w.vm("a");
     w.set_kp(&vm, kp(1));
-    let props = [
-        "TpmEnabled",
-        "ShieldingRequested",
-        "EncryptStateAndVmMigrationTraffic",
-    ]
-    .iter()
-    .map(|n| bool_prop(n, true))
-    .collect::<String>();
+    let shielded = patch(&[
+        (Setting::TpmEnabled, true),
+        (Setting::ShieldingRequested, true),
+        (Setting::EncryptStateAndVmMigrationTraffic, true),
+    ]);
     let s = w
         .service
-        .modify_security_settings(&admin(), &ssd_with(vm.id, &props))
+        .modify_security_settings(&admin(), vm.id.into(), shielded)
         .unwrap();
     assert_eq!(w.wait(s).state, JobState::Completed);
     assert!(
@@ -378,27 +313,22 @@ fn modify_bind_to_host_tpm_is_not_supported_1() {
     let vm = w.vm("a");
     let r = w.service.modify_security_settings(
         &admin(),
-        &ssd_with(vm.id, &bool_prop("BindToHostTpm", true)),
+        vm.id.into(),
+        patch(&[(Setting::BindToHostTpm, true)]),
     );
     assert_eq!(code(Method::ModifySecuritySettings, r), 1);
 }
 
 #[test]
-fn modify_with_bad_input_is_invalid_parameter_4() {
+fn modify_of_an_unknown_vm_is_invalid_parameter_4() {
     let w = world();
-    let vm = w.vm("a");
-    for text in [
-        "garbage".to_string(),
-        ssd(Uuid::new_v4()),
-        ssd(vm.id).replace("Msvm_SecuritySettingData", "Msvm_TPMSettingData"),
-        ssd_with(
-            vm.id,
-            r#"<PROPERTY NAME="TpmEnabled" TYPE="string"><VALUE>yes</VALUE></PROPERTY>"#,
-        ),
-    ] {
-        let r = w.service.modify_security_settings(&admin(), &text);
-        assert_eq!(code(Method::ModifySecuritySettings, r), 4, "{text}");
-    }
+    let r = w.service.modify_security_settings(
+        &admin(),
+        Uuid::new_v4().into(),
+        patch(&[(Setting::KsdEnabled, true)]),
+    );
+    assert!(matches!(&r, Err(ServiceError::UnknownVm(_))));
+    assert_eq!(code(Method::ModifySecuritySettings, r), 4);
 }
 
 #[test]
@@ -407,7 +337,8 @@ fn modify_by_a_reader_fails_with_2() {
     let vm = w.vm("a");
     let r = w.service.modify_security_settings(
         &caller(Role::Reader),
-        &ssd_with(vm.id, &bool_prop("KsdEnabled", true)),
+        vm.id.into(),
+        patch(&[(Setting::KsdEnabled, true)]),
     );
     assert!(matches!(&r, Err(ServiceError::AccessDenied(_))));
     assert_eq!(code(Method::ModifySecuritySettings, r), 2);
@@ -421,12 +352,12 @@ fn stop_service_makes_methods_unavailable_until_start_service() {
     let vm = w.vm("a");
     w.service.stop_service(&admin()).unwrap();
     assert!(!w.service.is_started());
-    let r = w.service.get_key_protector(&admin(), &ssd(vm.id));
+    let r = w.service.get_key_protector(&admin(), vm.id.into());
     assert_eq!(code(Method::GetKeyProtector, r), 32777);
-    let r = w.service.set_key_protector(&admin(), &ssd(vm.id), kp(1));
+    let r = w.service.set_key_protector(&admin(), vm.id.into(), kp(1));
     assert_eq!(code(Method::SetKeyProtector, r), 32777);
     w.service.start_service(&admin()).unwrap();
-    assert!(w.service.get_key_protector(&admin(), &ssd(vm.id)).is_ok());
+    assert!(w.service.get_key_protector(&admin(), vm.id.into()).is_ok());
 }
 
 #[test]
@@ -445,11 +376,11 @@ fn every_call_allowed_or_refused_is_audited_with_its_vm() {
     let vm = w.vm("a");
     let before = w.store.audit(0, 1000).unwrap().len();
     w.service
-        .get_key_protector(&caller(Role::Reader), &ssd(vm.id))
+        .get_key_protector(&caller(Role::Reader), vm.id.into())
         .unwrap();
     let _ = w
         .service
-        .set_key_protector(&caller(Role::Reader), &ssd(vm.id), kp(1));
+        .set_key_protector(&caller(Role::Reader), vm.id.into(), kp(1));
     w.set_kp(&vm, kp(2));
     let log = w.store.audit(0, 1000).unwrap();
     let new: Vec<_> = log[before..].iter().collect();

@@ -15,7 +15,7 @@ use vmsec_service::{MasterKey, Service};
 use vmsec_store::sqlite::SqliteStore;
 use vmsec_store::*;
 
-use support::{admin, kp, ssd};
+use support::{admin, kp};
 
 thread_local! {
     /// Whether this thread is inside [`Recording::update_vm_security`], i.e. inside (or
@@ -214,7 +214,7 @@ fn rig() -> Rig {
 fn set_kp(r: &Rig, vm: &Vm, kp: Vec<u8>) -> Job {
     let started = r
         .service
-        .set_key_protector(&admin(), &ssd(vm.id), kp)
+        .set_key_protector(&admin(), vm.id.into(), kp)
         .unwrap();
     r.service
         .wait_job(&admin(), &started.instance_id, Duration::from_secs(30))

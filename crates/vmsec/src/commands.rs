@@ -5,10 +5,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::json;
-use vmsec_cim::{CimType, Instance, Value};
 use vmsec_service::vtpm::VtpmLocation;
 use vmsec_service::{
-    Caller, JobStarted, KeySize, Method, PrivateKeyPems, Service, ServiceError, setting_data,
+    Caller, JobStarted, KeySize, Method, PrivateKeyPems, Service, ServiceError, Setting,
+    SettingsPatch,
 };
 use vmsec_store::{JobState, Role, Vm};
 use vmsec_tpm::Endpoint;
@@ -152,19 +152,6 @@ fn write_output(out: Option<&Path>, bytes: &[u8]) -> Result<(), CliError> {
             .map_err(|e| CliError::new(format!("cannot write {}: {e}", p.display()))),
         None => output::write_stdout(bytes),
     }
-}
-
-/// The embedded instance that names a VM, as a Hyper-V client sends it (CIM-XML DTD 2.0).
-fn setting_data_for(vm: &Vm, settings: &[(&str, bool)]) -> String {
-    let mut i = Instance::new(setting_data::CLASS).with(
-        "InstanceID",
-        CimType::String,
-        Value::String(setting_data::instance_id(vm.id)),
-    );
-    for (name, on) in settings {
-        i = i.with(name, CimType::Boolean, Value::Boolean(*on));
-    }
-    vmsec_cim::codec::cimxml::serialize(&i)
 }
 
 impl Ctx<'_> {
@@ -327,20 +314,25 @@ impl Ctx<'_> {
 
     fn security_set(&self, s: SecuritySet) -> Result<(), CliError> {
         let vm = self.find_vm(&s.vm)?;
-        let wanted: Vec<(&str, bool)> = [
-            ("TpmEnabled", s.tpm),
-            ("ShieldingRequested", s.shielded),
-            ("EncryptStateAndVmMigrationTraffic", s.encrypt_state),
-            ("KsdEnabled", s.ksd),
-            ("DataProtectionRequested", s.data_protection),
-            ("VirtualizationBasedSecurityOptOut", s.vbs_opt_out),
-            ("BindToHostTpm", s.bind_to_host_tpm),
-            ("AppContainerLaunchOptOut", s.app_container_launch_opt_out),
+        let wanted = [
+            (Setting::TpmEnabled, s.tpm),
+            (Setting::ShieldingRequested, s.shielded),
+            (Setting::EncryptStateAndVmMigrationTraffic, s.encrypt_state),
+            (Setting::KsdEnabled, s.ksd),
+            (Setting::DataProtectionRequested, s.data_protection),
+            (Setting::VirtualizationBasedSecurityOptOut, s.vbs_opt_out),
+            (Setting::BindToHostTpm, s.bind_to_host_tpm),
+            (
+                Setting::AppContainerLaunchOptOut,
+                s.app_container_launch_opt_out,
+            ),
         ]
         .into_iter()
-        .filter_map(|(n, v)| v.map(|v| (n, v.is_on())))
-        .collect();
-        if wanted.is_empty() {
+        .filter_map(|(setting, v)| v.map(|v| (setting, v.is_on())))
+        .fold(SettingsPatch::default(), |p, (setting, on)| {
+            p.with(setting, on)
+        });
+        if wanted == SettingsPatch::default() {
             return Err(CliError::new(
                 "nothing to set: give at least one of --tpm, --shielded, --encrypt-state, --ksd, \
                  --data-protection, --vbs-opt-out, --bind-to-host-tpm, --app-container-launch-opt-out",
@@ -349,7 +341,7 @@ impl Ctx<'_> {
         let method = Method::ModifySecuritySettings;
         let started = self
             .service
-            .modify_security_settings(self.me, &setting_data_for(&vm, &wanted))
+            .modify_security_settings(self.me, vm.id.into(), wanted)
             .map_err(|e| method_error(method, e))?;
         self.finish_job(
             method,
@@ -365,7 +357,7 @@ impl Ctx<'_> {
                 let method = Method::GetKeyProtector;
                 let kp = self
                     .service
-                    .get_key_protector(self.me, &setting_data_for(&vm, &[]))
+                    .get_key_protector(self.me, vm.id.into())
                     .map_err(|e| method_error(method, e))?;
                 if kp.is_empty() {
                     return Err(CliError::new(format!(
@@ -381,7 +373,7 @@ impl Ctx<'_> {
                 let method = Method::SetKeyProtector;
                 let started = self
                     .service
-                    .set_key_protector(self.me, &setting_data_for(&vm, &[]), kp)
+                    .set_key_protector(self.me, vm.id.into(), kp)
                     .map_err(|e| method_error(method, e))?;
                 self.finish_job(
                     method,
@@ -394,7 +386,7 @@ impl Ctx<'_> {
                 let method = Method::RestoreLastKnownGoodKeyProtector;
                 let started = self
                     .service
-                    .restore_last_known_good_key_protector(self.me, &setting_data_for(&vm, &[]))
+                    .restore_last_known_good_key_protector(self.me, vm.id.into())
                     .map_err(|e| method_error(method, e))?;
                 self.finish_job(
                     method,
@@ -464,7 +456,7 @@ impl Ctx<'_> {
                 let method = Method::SetSecurityPolicy;
                 let started = self
                     .service
-                    .set_security_policy(self.me, &setting_data_for(&vm, &[]), policy)
+                    .set_security_policy(self.me, vm.id.into(), policy)
                     .map_err(|e| method_error(method, e))?;
                 self.finish_job(
                     method,

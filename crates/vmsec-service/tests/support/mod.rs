@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use uuid::Uuid;
 use vmsec_service::{Caller, JobStarted, MasterKey, Service};
+pub use vmsec_service::{Setting, SettingsPatch};
 use vmsec_store::sqlite::SqliteStore;
 use vmsec_store::{Job, Role, Store, Vm};
 
@@ -53,7 +53,7 @@ impl World {
     pub fn set_kp(&self, vm: &Vm, kp: Vec<u8>) -> Job {
         let started = self
             .service
-            .set_key_protector(&admin(), &ssd(vm.id), kp)
+            .set_key_protector(&admin(), vm.id.into(), kp)
             .unwrap();
         self.wait(started)
     }
@@ -93,22 +93,9 @@ pub fn kp(n: u32) -> Vec<u8> {
         .clone()
 }
 
-/// The embedded instance naming a VM, hand-written in the CIM-XML form WMI's GetText_(1)
-/// produces, so the tests do not depend on our own serializer.
-pub fn ssd(vm: Uuid) -> String {
-    ssd_with(vm, "")
-}
-
-pub fn ssd_with(vm: Uuid, extra_properties: &str) -> String {
-    format!(
-        r#"<INSTANCE CLASSNAME="Msvm_SecuritySettingData"><PROPERTY NAME="__CLASS" CLASSORIGIN="___SYSTEM" TYPE="string"><VALUE>Msvm_SecuritySettingData</VALUE></PROPERTY><PROPERTY NAME="InstanceID" CLASSORIGIN="CIM_SettingData" TYPE="string"><VALUE>Microsoft:{}</VALUE></PROPERTY>{extra_properties}</INSTANCE>"#,
-        vm.to_string().to_uppercase()
-    )
-}
-
-pub fn bool_prop(name: &str, on: bool) -> String {
-    format!(
-        r#"<PROPERTY NAME="{name}" CLASSORIGIN="Msvm_SecuritySettingData" TYPE="boolean"><VALUE>{}</VALUE></PROPERTY>"#,
-        if on { "TRUE" } else { "FALSE" }
-    )
+/// A patch setting each of `settings`.
+pub fn patch(settings: &[(Setting, bool)]) -> SettingsPatch {
+    settings
+        .iter()
+        .fold(SettingsPatch::default(), |p, (s, on)| p.with(*s, *on))
 }

@@ -2,6 +2,7 @@
 
 mod config;
 mod provider;
+mod setting_data;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

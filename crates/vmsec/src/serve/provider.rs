@@ -10,6 +10,8 @@ use vmsec_service::classes::{self, SECURITY_SERVICE};
 use vmsec_service::{Caller, JobStarted, Method, Role, Service, ServiceError};
 use vmsec_wsman::{Enumeration, MethodOutput, OutValue, Principal, Provider, ProviderError};
 
+use super::setting_data;
+
 pub struct ServiceProvider {
     pub service: Arc<Service>,
 }
@@ -183,10 +185,15 @@ impl Provider for ServiceProvider {
             ProviderError::InvalidParameter(format!("{SECURITY_SERVICE} has no method {method}"))
         })?;
         let s = &self.service;
+        // The argument is decoded here, at the edge; one the service cannot be given is
+        // refused by it all the same, so the call is audited and answered with its code.
+        let target = || text_arg(input, "SecuritySettingData").and_then(setting_data::decode);
+        let refused = |e| s.refuse(&caller, m, e);
         let out = match m {
             Method::GetKeyProtector => {
-                match text_arg(input, "SecuritySettingData")
-                    .and_then(|ssd| s.get_key_protector(&caller, ssd))
+                match target()
+                    .map_err(refused)
+                    .and_then(|(vm, _)| s.get_key_protector(&caller, vm))
                 {
                     Ok(kp) => MethodOutput {
                         return_value: Method::SUCCESS,
@@ -196,27 +203,29 @@ impl Provider for ServiceProvider {
                 }
             }
             Method::SetKeyProtector => job_output(
-                text_arg(input, "SecuritySettingData").and_then(|ssd| {
-                    let kp = bytes_arg(input, "KeyProtector")?;
-                    s.set_key_protector(&caller, ssd, kp)
-                }),
+                target()
+                    .and_then(|(vm, _)| Ok((vm, bytes_arg(input, "KeyProtector")?)))
+                    .map_err(refused)
+                    .and_then(|(vm, kp)| s.set_key_protector(&caller, vm, kp)),
                 m,
             ),
             Method::RestoreLastKnownGoodKeyProtector => job_output(
-                text_arg(input, "SecuritySettingData")
-                    .and_then(|ssd| s.restore_last_known_good_key_protector(&caller, ssd)),
+                target()
+                    .map_err(refused)
+                    .and_then(|(vm, _)| s.restore_last_known_good_key_protector(&caller, vm)),
                 m,
             ),
             Method::SetSecurityPolicy => job_output(
-                text_arg(input, "SecuritySettingData").and_then(|ssd| {
-                    let policy = bytes_arg(input, "SecurityPolicy")?;
-                    s.set_security_policy(&caller, ssd, policy)
-                }),
+                target()
+                    .and_then(|(vm, _)| Ok((vm, bytes_arg(input, "SecurityPolicy")?)))
+                    .map_err(refused)
+                    .and_then(|(vm, policy)| s.set_security_policy(&caller, vm, policy)),
                 m,
             ),
             Method::ModifySecuritySettings => job_output(
-                text_arg(input, "SecuritySettingData")
-                    .and_then(|ssd| s.modify_security_settings(&caller, ssd)),
+                target()
+                    .map_err(refused)
+                    .and_then(|(vm, patch)| s.modify_security_settings(&caller, vm, patch)),
                 m,
             ),
             Method::StartService | Method::StopService => {
