@@ -87,6 +87,7 @@ impl Method {
                 | IncorrectType(_)
                 | InvalidParameter(_)
                 | UnknownVm(_)
+                | NoSuchVm(_)
                 | InvalidKeyProtector(_) => 4,
                 InvalidState(_) => 5,
                 IncompatibleSettings(_) => 6,
@@ -112,6 +113,7 @@ impl Method {
                 MalformedInstance(_)
                 | InvalidParameter(_)
                 | UnknownVm(_)
+                | NoSuchVm(_)
                 | InvalidKeyProtector(_)
                 | IncompatibleSettings(_) => 32773,
                 InvalidState(_) => 32775,
@@ -165,8 +167,9 @@ mod tests {
             "MalformedInstance" => MalformedInstance(m()),
             "IncorrectType" => IncorrectType(m()),
             "InvalidParameter" => InvalidParameter(m()),
-            "UnknownVm" => UnknownVm(m()),
-            "InvalidKeyProtector" => InvalidKeyProtector(m()),
+            "UnknownVm" => UnknownVm(uuid::Uuid::nil().into()),
+            "NoSuchVm" => NoSuchVm(m()),
+            "InvalidKeyProtector" => InvalidKeyProtector(crate::KeyProtectorError::Empty),
             "InvalidState" => InvalidState(m()),
             "IncompatibleSettings" => IncompatibleSettings(m()),
             "NotSupported" => NotSupported(m()),
@@ -175,7 +178,7 @@ mod tests {
             "ServiceStopped" => ServiceStopped,
             "Timeout" => Timeout(m()),
             "StoreUnavailable" => StoreUnavailable(m()),
-            "Vtpm" => Vtpm(m()),
+            "Vtpm" => Vtpm(vmsec_tpm::TpmError::InvalidEndpoint(m())),
             "Internal" => Internal(m()),
             other => panic!("docs/return-codes.md names an error the code does not have: {other}"),
         }
@@ -213,7 +216,7 @@ mod tests {
             rows += 1;
         }
         // Every error variant has its row.
-        assert_eq!(rows, 17);
+        assert_eq!(rows, 18);
     }
 
     #[test]

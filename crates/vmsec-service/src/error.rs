@@ -3,9 +3,12 @@
 
 use vmsec_store::StoreError;
 
+use crate::VmRef;
+
 /// Why a service call failed. The message is written for the person who made the call and
-/// never holds key material.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// never holds key material. Causes from other crates are kept as sources, so a caller can
+/// tell them apart without reading the message.
+#[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     #[error("access denied: {0}")]
     AccessDenied(String),
@@ -19,10 +22,14 @@ pub enum ServiceError {
     IncorrectType(String),
     #[error("{0}")]
     InvalidParameter(String),
+    /// A call named a VM that does not exist.
     #[error("no VM {0}")]
-    UnknownVm(String),
-    #[error("{0}")]
-    InvalidKeyProtector(String),
+    UnknownVm(VmRef),
+    /// No VM has this name or GUID (a lookup by what a person typed).
+    #[error("no VM has the name or GUID {0:?}")]
+    NoSuchVm(String),
+    #[error(transparent)]
+    InvalidKeyProtector(#[from] KeyProtectorError),
     /// The VM's state does not allow the call (e.g. no last known good to restore).
     #[error("{0}")]
     InvalidState(String),
@@ -44,7 +51,7 @@ pub enum ServiceError {
     StoreUnavailable(String),
     /// swtpm could not be set up, started or stopped (the message has swtpm's own words).
     #[error("vTPM: {0}")]
-    Vtpm(String),
+    Vtpm(#[from] vmsec_tpm::TpmError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -75,4 +82,29 @@ impl From<vmsec_store::UpdateError> for ServiceError {
             },
         }
     }
+}
+
+/// What is wrong with a key protector a call gave or the store holds.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyProtectorError {
+    #[error("the key protector is empty")]
+    Empty,
+    #[error("the key protector is {size} bytes, more than the {limit} allowed")]
+    TooLarge { size: usize, limit: usize },
+    /// It is not a `Protector` document of the profile.
+    #[error("the key protector is malformed: {0}")]
+    Malformed(#[source] vmsec_kp::Error),
+    /// It parses, but a signature, a certificate chain or a structural rule fails.
+    #[error("the key protector does not verify: {0}")]
+    Unverified(#[source] vmsec_kp::Error),
+    /// The stored key protector, read back to start a vTPM, does not parse.
+    #[error("the stored key protector is malformed: {0}")]
+    StoredMalformed(#[source] vmsec_kp::Error),
+    #[error("rolling the key protector: {0}")]
+    Roll(#[source] vmsec_kp::Error),
+    /// Making, granting, revoking or unwrapping failed.
+    #[error("{0}")]
+    Operation(#[source] vmsec_kp::Error),
+    #[error("the key protector has no owner")]
+    NoOwner,
 }

@@ -80,7 +80,7 @@ pub struct Inspection {
 }
 
 fn kp_error(e: vmsec_kp::Error) -> ServiceError {
-    ServiceError::InvalidKeyProtector(e.to_string())
+    crate::error::KeyProtectorError::Operation(e).into()
 }
 
 fn keys_context(name: &str) -> Vec<u8> {
@@ -407,9 +407,9 @@ impl Service {
     // ----- key protectors as files -----
 
     fn identity_for_owner(&self, kp: &Protector) -> Result<Guardian, ServiceError> {
-        let owner = kp.owner().ok_or_else(|| {
-            ServiceError::InvalidKeyProtector("the key protector has no owner".into())
-        })?;
+        let owner = kp.owner().ok_or(ServiceError::InvalidKeyProtector(
+            crate::error::KeyProtectorError::NoOwner,
+        ))?;
         self.local_identities_for(kp)?
             .into_iter()
             .find(|g| g.signing_cert_der() == owner.signing_cert)

@@ -33,7 +33,7 @@ use vmsec_store::{
 
 pub use caller::Caller;
 pub use codes::{Method, describe};
-pub use error::ServiceError;
+pub use error::{KeyProtectorError, ServiceError};
 pub use guardians::{
     CertView, GuardianView, Inspection, PrivateKeyPems, UNTRUSTED_GUARDIAN, WrappingView,
 };
@@ -480,9 +480,9 @@ impl Service {
         {
             return Ok(vm);
         }
-        self.store.vm_by_name(name_or_id)?.ok_or_else(|| {
-            ServiceError::UnknownVm(format!("{name_or_id:?} (no VM has this name or GUID)"))
-        })
+        self.store
+            .vm_by_name(name_or_id)?
+            .ok_or_else(|| ServiceError::NoSuchVm(name_or_id.to_owned()))
     }
 
     pub fn remove_vm(&self, who: &Caller, vm: &Vm, force: bool) -> Result<(), ServiceError> {
@@ -497,7 +497,7 @@ impl Service {
                 )));
             }
             if !self.store.remove_vm(vm.id)? {
-                return Err(ServiceError::UnknownVm(vm.id.to_string()));
+                return Err(ServiceError::UnknownVm(vm.id.into()));
             }
             Ok(())
         })
@@ -653,11 +653,11 @@ impl Service {
                 Some(vm.id()),
                 AuditOutcome::Failed,
                 || {
-                    Err(ServiceError::InvalidKeyProtector(format!(
-                        "the key protector is {} bytes, more than the {} allowed",
-                        kp.len(),
-                        key_protector::MAX_KP
-                    )))
+                    Err(KeyProtectorError::TooLarge {
+                        size: kp.len(),
+                        limit: key_protector::MAX_KP,
+                    }
+                    .into())
                 },
             );
         }
@@ -873,7 +873,7 @@ impl Drop for Service {
 
 fn not_found_is_unknown_vm(e: vmsec_store::StoreError, vm: Uuid) -> ServiceError {
     match e {
-        vmsec_store::StoreError::NotFound(_) => ServiceError::UnknownVm(vm.to_string()),
+        vmsec_store::StoreError::NotFound(_) => ServiceError::UnknownVm(vm.into()),
         e => e.into(),
     }
 }

@@ -89,7 +89,7 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn tpm_error(e: vmsec_tpm::TpmError) -> ServiceError {
-    ServiceError::Vtpm(e.to_string())
+    ServiceError::Vtpm(e)
 }
 
 /// Serializes starts and stops of one VM's vTPM across processes.
@@ -162,7 +162,7 @@ impl Service {
             // 1. Unwrap the current KP.
             let t = Instant::now();
             let current = Protector::parse(&current_bytes)
-                .map_err(|e| ServiceError::InvalidKeyProtector(format!("the stored key protector is malformed: {e}")))?;
+                .map_err(crate::error::KeyProtectorError::StoredMalformed)?;
             let identities = self.local_identities_for(&current)?;
             let tk = current.unwrap(&identities).map_err(|e| {
                 ServiceError::InvalidState(format!(
@@ -243,7 +243,7 @@ impl Service {
             let t = Instant::now();
             let rolled = current
                 .roll(&identities)
-                .map_err(|e| ServiceError::InvalidKeyProtector(format!("rolling the key protector: {e}")))?;
+                .map_err(crate::error::KeyProtectorError::Roll)?;
             let resealed = vmsec_tpm::seal(rolled.current.as_bytes(), vm.id, &dek)
                 .map_err(|e| ServiceError::Internal(e.to_string()))?;
             let rolled_bytes = rolled.protector.into_bytes();
