@@ -1,6 +1,12 @@
-//! What goes into audit records from outside: user names tried at login are bounded here.
+//! The audit log: reading it, pruning it to its retention, and bounding what goes into its
+//! records from outside (user names tried at login).
 
 use std::borrow::Cow;
+
+use time::OffsetDateTime;
+use vmsec_store::{AuditRecord, Role};
+
+use crate::{Caller, ServiceError};
 
 /// Longest user name, in bytes. `user add` refuses longer ones, so no user can have one: a
 /// longer name tried at login can be refused before any lookup or hashing, and is recorded
@@ -29,6 +35,38 @@ pub fn audit_name(name: &str) -> Cow<'_, str> {
 /// Records removed per transaction when pruning the audit log: small enough that a prune
 /// holds the store's writer for milliseconds, not seconds.
 pub const PRUNE_BATCH: usize = 10_000;
+
+impl crate::Service {
+    pub fn audit_log(
+        &self,
+        who: &Caller,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, ServiceError> {
+        who.require(Role::Admin, "reading the audit log")?;
+        Ok(self.store.audit(after, limit)?)
+    }
+
+    /// Removes the audit records `retention` no longer keeps, in batches of
+    /// [`audit::PRUNE_BATCH`], each with the record of its range (docs/audit.md). Run by
+    /// `vmsec serve` now and then; needs no caller, as it only applies the configuration.
+    pub fn prune_audit(
+        &self,
+        retention: &vmsec_store::AuditRetention,
+    ) -> Result<Vec<vmsec_store::AuditPruned>, ServiceError> {
+        let pruned =
+            self.store
+                .prune_audit(retention, OffsetDateTime::now_utc(), PRUNE_BATCH, "vmsec")?;
+        if let (Some(first), Some(last)) = (pruned.first(), pruned.last()) {
+            tracing::info!(
+                "audit log: records {}\u{2013}{} pruned by the retention",
+                first.first,
+                last.last
+            );
+        }
+        Ok(pruned)
+    }
+}
 
 #[cfg(test)]
 mod tests {

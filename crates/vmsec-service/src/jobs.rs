@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 use uuid::Uuid;
-use vmsec_store::{Job, JobOwner, JobState, Store};
+use vmsec_store::{Job, JobOwner, JobState, Role, Store};
 
-use crate::{Method, ServiceError};
+use crate::{Caller, Method, ServiceError};
 
 /// How long a finished job stays visible, as Hyper-V's default TimeBeforeRemoval.
 pub const TIME_BEFORE_REMOVAL: time::Duration = time::Duration::minutes(5);
@@ -262,6 +262,44 @@ pub(crate) fn recover_interrupted(store: &dyn Store, host: Uuid) -> Result<usize
         recovered += 1;
     }
     Ok(recovered)
+}
+
+/// What callers ask of jobs.
+impl crate::Service {
+    /// Jobs by state, for monitoring.
+    pub fn job_counts(&self) -> Result<Vec<(vmsec_store::JobState, usize)>, ServiceError> {
+        let mut counts = std::collections::HashMap::new();
+        for j in self.store.jobs()? {
+            *counts.entry(j.state).or_insert(0) += 1;
+        }
+        let mut out: Vec<_> = counts.into_iter().collect();
+        out.sort_by_key(|(s, _)| s.code());
+        Ok(out)
+    }
+
+    pub fn job(&self, who: &Caller, instance_id: &str) -> Result<Job, ServiceError> {
+        who.require(Role::Reader, "reading a job")?;
+        self.store
+            .job(instance_id)?
+            .ok_or_else(|| ServiceError::NotFound(format!("no job {instance_id}")))
+    }
+
+    pub fn jobs(&self, who: &Caller) -> Result<Vec<Job>, ServiceError> {
+        who.require(Role::Reader, "listing jobs")?;
+        self.store.remove_expired_jobs(OffsetDateTime::now_utc())?;
+        Ok(self.store.jobs()?)
+    }
+
+    /// Waits for a job to finish (see [`Job::state`]) at most `timeout`.
+    pub fn wait_job(
+        &self,
+        who: &Caller,
+        instance_id: &str,
+        timeout: Duration,
+    ) -> Result<Job, ServiceError> {
+        who.require(Role::Reader, "reading a job")?;
+        self.runner.wait(instance_id, timeout)
+    }
 }
 
 #[cfg(test)]

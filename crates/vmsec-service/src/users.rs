@@ -1,0 +1,269 @@
+//! Users: logging in (HTTP Basic against argon2 hashes, with a cache of credentials
+//! verified before), the first admin, and the administration of users and roles.
+
+use std::sync::atomic::Ordering;
+
+use time::OffsetDateTime;
+use vmsec_store::{AuditOutcome, Role, User};
+
+use crate::{Caller, Service, ServiceError, audit, passwords};
+
+/// Most verified credentials remembered.
+const VERIFIED_CACHE_MAX: usize = 1024;
+
+fn credential_digest(user: &str, password: &str) -> [u8; 32] {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    ctx.update(&(user.len() as u64).to_be_bytes());
+    ctx.update(user.as_bytes());
+    ctx.update(password.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+fn check_user_name(name: &str) -> Result<(), ServiceError> {
+    let ok = !name.is_empty()
+        && name.len() <= audit::MAX_USER_NAME
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(ServiceError::InvalidParameter(format!(
+            "user name {:?}: use 1 to {} of A-Z a-z 0-9 . _ - @ (a colon would break HTTP Basic)",
+            audit::audit_name(name),
+            audit::MAX_USER_NAME
+        )))
+    }
+}
+
+impl Service {
+    /// Checks HTTP Basic credentials. A failure is audited under the name tried and `source`.
+    pub fn authenticate(
+        &self,
+        user: &str,
+        password: &str,
+        source: &str,
+    ) -> Result<Caller, ServiceError> {
+        let denied = |detail: &str| {
+            self.audit(
+                &audit::audit_name(user),
+                "Authenticate",
+                None,
+                AuditOutcome::Denied,
+                &format!("{detail} from {source}"),
+            );
+            Err(ServiceError::AuthenticationFailed)
+        };
+        // No user can have a longer name (`user add` refuses it): no lookup, no hash.
+        if user.len() > audit::MAX_USER_NAME {
+            return denied(&format!(
+                "a user name of {} bytes, longer than any user's",
+                user.len()
+            ));
+        }
+        let found = self.store.user(user)?;
+        let digest = credential_digest(user, password);
+        let right = match &found {
+            Some(u) if self.verified_before(&digest, u) => true,
+            Some(u) => {
+                self.password_checks.fetch_add(1, Ordering::Relaxed);
+                passwords::verify(password, &u.password_hash)
+            }
+            // The same work as a wrong password: the answer's time must not say that the
+            // name is unknown.
+            None => {
+                self.password_checks.fetch_add(1, Ordering::Relaxed);
+                passwords::verify_nobody(password)
+            }
+        };
+        match found {
+            Some(u) if right => {
+                let mut v = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+                if v.len() >= VERIFIED_CACHE_MAX {
+                    v.clear();
+                }
+                v.insert(digest, u.password_hash.clone());
+                Ok(Caller {
+                    name: u.name,
+                    role: u.role,
+                })
+            }
+            _ => denied("bad user name or password"),
+        }
+    }
+
+    /// How many passwords [`Service::authenticate`] has checked with argon2.
+    pub fn password_checks(&self) -> u64 {
+        self.password_checks.load(Ordering::Relaxed)
+    }
+
+    /// The caller these credentials stand for if [`Service::authenticate`] verified them
+    /// before and the user's password has not changed since; else `None`, which is no
+    /// refusal (`authenticate` decides). One read of the user, no hashing, no audit: quick
+    /// enough for the threads that serve connections.
+    pub fn authenticate_verified(&self, user: &str, password: &str) -> Option<Caller> {
+        if user.len() > audit::MAX_USER_NAME {
+            return None;
+        }
+        let u = self.store.user(user).ok()??;
+        let known = self.verified_before(&credential_digest(user, password), &u);
+        known.then_some(Caller {
+            name: u.name,
+            role: u.role,
+        })
+    }
+
+    /// Whether credentials of this digest were verified against the user's current hash.
+    fn verified_before(&self, digest: &[u8; 32], user: &User) -> bool {
+        self.verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(digest)
+            .is_some_and(|h| *h == user.password_hash)
+    }
+
+    /// If the store has no user at all, creates `admin` with a random password and returns
+    /// that password (to be shown once).
+    pub fn bootstrap_admin(&self) -> Result<Option<String>, ServiceError> {
+        if !self.store.users()?.is_empty() {
+            return Ok(None);
+        }
+        let password = passwords::generate()?;
+        let user = User {
+            name: "admin".into(),
+            role: Role::Admin,
+            password_hash: passwords::hash(&password)?,
+            created: OffsetDateTime::now_utc(),
+        };
+        match self.store.add_user(&user) {
+            Ok(()) => {
+                self.audit(
+                    "vmsec",
+                    "BootstrapAdmin",
+                    None,
+                    AuditOutcome::Succeeded,
+                    "created user admin",
+                );
+                Ok(Some(password))
+            }
+            // Another process bootstrapped first.
+            Err(vmsec_store::StoreError::AlreadyExists(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The caller a user name stands for now (its current role), for a request whose
+    /// credentials were verified; a user removed since is refused.
+    pub fn caller(&self, user: &str) -> Result<Caller, ServiceError> {
+        self.store
+            .user(user)?
+            .map(|u| Caller {
+                name: u.name,
+                role: u.role,
+            })
+            .ok_or_else(|| ServiceError::AccessDenied(format!("user {user:?} no longer exists")))
+    }
+
+    pub fn add_user(
+        &self,
+        who: &Caller,
+        name: &str,
+        role: Role,
+        password: &str,
+    ) -> Result<(), ServiceError> {
+        self.audited(
+            who,
+            &format!("AddUser {} ({role})", audit::audit_name(name)),
+            None,
+            AuditOutcome::Succeeded,
+            || {
+                who.require(Role::Admin, "adding a user")?;
+                check_user_name(name)?;
+                let user = User {
+                    name: name.to_owned(),
+                    role,
+                    password_hash: passwords::hash(password)?,
+                    created: OffsetDateTime::now_utc(),
+                };
+                self.store.add_user(&user).map_err(|e| match e {
+                    vmsec_store::StoreError::AlreadyExists(_) => {
+                        ServiceError::AlreadyExists(format!("user {name:?} already exists"))
+                    }
+                    e => e.into(),
+                })
+            },
+        )
+    }
+
+    pub fn users(&self, who: &Caller) -> Result<Vec<User>, ServiceError> {
+        self.audited(who, "ListUsers", None, AuditOutcome::Succeeded, || {
+            who.require(Role::Admin, "listing users")?;
+            Ok(self.store.users()?)
+        })
+    }
+
+    pub fn remove_user(&self, who: &Caller, name: &str) -> Result<(), ServiceError> {
+        self.audited(
+            who,
+            &format!("RemoveUser {}", audit::audit_name(name)),
+            None,
+            AuditOutcome::Succeeded,
+            || {
+                who.require(Role::Admin, "removing a user")?;
+                if !self.store.remove_user(name)? {
+                    return Err(ServiceError::NotFound(format!("no user {name:?}")));
+                }
+                Ok(())
+            },
+        )
+    }
+
+    /// Gives a user a new password. Requests authenticated with the old one are refused from
+    /// the next on: verified credentials are remembered only with the hash they matched.
+    pub fn set_user_password(
+        &self,
+        who: &Caller,
+        name: &str,
+        password: &str,
+    ) -> Result<(), ServiceError> {
+        let operation = format!("SetUserPassword {}", audit::audit_name(name));
+        self.change_user(who, &operation, "changing a user's password", name, |u| {
+            u.password_hash = passwords::hash(password)?;
+            Ok(())
+        })
+    }
+
+    /// Gives a user another role, effective from its next request.
+    pub fn set_user_role(&self, who: &Caller, name: &str, role: Role) -> Result<(), ServiceError> {
+        let operation = format!("SetUserRole {} ({role})", audit::audit_name(name));
+        self.change_user(who, &operation, "changing a user's role", name, |u| {
+            u.role = role;
+            Ok(())
+        })
+    }
+
+    /// An admin's audited change of an existing user.
+    fn change_user(
+        &self,
+        who: &Caller,
+        operation: &str,
+        what: &str,
+        name: &str,
+        change: impl FnOnce(&mut User) -> Result<(), ServiceError>,
+    ) -> Result<(), ServiceError> {
+        self.audited(who, operation, None, AuditOutcome::Succeeded, || {
+            who.require(Role::Admin, what)?;
+            let no_user = || ServiceError::NotFound(format!("no user {name:?}"));
+            let mut user = self.store.user(name)?.ok_or_else(no_user)?;
+            change(&mut user)?;
+            // False only if the user was removed between the read and the write.
+            if self.store.update_user(&user)? {
+                Ok(())
+            } else {
+                Err(no_user())
+            }
+        })
+    }
+}
