@@ -114,11 +114,56 @@ fn create_private_dir(dir: &Path) -> Result<(), ServiceError> {
         .map_err(|e| ServiceError::Internal(format!("cannot create {}: {e}", dir.display())))
 }
 
+/// Which transport key opens the VM's sealed vTPM state key (DEK) at a start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum KeySource {
+    /// The current key protector's TK opens it: the current KP is the last known good, or
+    /// derived from it by grant or revoke (which keep the TK), as on a host a VM moved to.
+    Current,
+    /// No state key yet: this is the first start, which makes one.
+    FirstStart,
+    /// The last known good's TK, which the current KP (set since) does not share.
+    LastKnownGood,
+}
+
+/// The decision of a start's unseal step, from what the store holds. The invariant is that
+/// a sealed state key is sealed under the last known good's TK, so a sealed key without a
+/// last known good is a store that broke it.
+fn key_source(
+    opens_with_current: bool,
+    has_sealed_key: bool,
+    has_last_known_good: bool,
+) -> Result<KeySource, ServiceError> {
+    match (opens_with_current, has_sealed_key, has_last_known_good) {
+        (_, true, false) => Err(ServiceError::Internal(
+            "the store has a sealed vTPM state key but no last known good key protector".into(),
+        )),
+        (true, _, _) => Ok(KeySource::Current),
+        (false, false, _) => Ok(KeySource::FirstStart),
+        (false, true, true) => Ok(KeySource::LastKnownGood),
+    }
+}
+
+/// The current key protector, unwrapped with this host's guardians.
+struct Unwrapped {
+    bytes: Vec<u8>,
+    protector: Protector,
+    identities: Vec<vmsec_kp::Guardian>,
+    tk: vmsec_kp::TransportKey,
+}
+
+/// The rolled key protector and the state key resealed under its new TK, to be committed.
+struct Rolled {
+    bytes: Vec<u8>,
+    resealed: Vec<u8>,
+}
+
 impl Service {
-    /// Starts `vm`'s vTPM: unwrap the current KP with this host's guardians, unseal the state
-    /// key with the last known good's TK (first start: make one), roll the KP, reseal, start
-    /// swtpm, and only then store current = last known good = the rolled KP with the resealed
-    /// key, in one transaction.
+    /// Starts `vm`'s vTPM, in named steps: check what the start needs, unwrap the current KP
+    /// with this host's guardians, choose and use the key that unseals the state key (first
+    /// start: make one), roll the KP and reseal, launch swtpm (manufacturing on first use),
+    /// and only then commit current = last known good = the rolled KP with the resealed key,
+    /// in one transaction.
     pub fn tpm_start(
         &self,
         who: &Caller,
@@ -133,18 +178,7 @@ impl Service {
             endpoint.validate().map_err(|e| ServiceError::InvalidParameter(e.to_string()))?;
             let total = Instant::now();
             let sec = self.store.vm_security(vm.id)?;
-            let Some(current_bytes) = sec.key_protector.clone() else {
-                return Err(ServiceError::InvalidState(format!(
-                    "{} has no key protector; set one with `vmsec vm kp set` or `vmsec vm kp new-local`",
-                    vm.name
-                )));
-            };
-            if !sec.settings.tpm_enabled {
-                return Err(ServiceError::InvalidState(format!(
-                    "the vTPM of {} is off; turn it on with `vmsec vm security set {} --tpm on`",
-                    vm.name, vm.name
-                )));
-            }
+            let current_bytes = startable(vm, &sec)?;
             create_private_dir(&location.dir)?;
             let _lock = lock(&location.dir)?;
             if let Some(dir) = state_dir {
@@ -158,137 +192,21 @@ impl Service {
                 )));
             }
             let mut timings = StartTimings::default();
-
-            // 1. Unwrap the current KP.
             let t = Instant::now();
-            let current = Protector::parse(&current_bytes)
-                .map_err(crate::error::KeyProtectorError::StoredMalformed)?;
-            let identities = self.local_identities_for(&current)?;
-            let tk = current.unwrap(&identities).map_err(|e| {
-                ServiceError::InvalidState(format!(
-                    "the key protector could not be unwrapped on this host ({e}); set a key protector granted to a \
-                     guardian of this host, or RestoreLastKnownGoodKeyProtector (`vmsec vm kp restore {}`)",
-                    vm.name
-                ))
-            })?;
+            let current = self.unwrap_current(vm, current_bytes)?;
             timings.unwrap_ms = ms(t.elapsed());
-
-            // 2. The state key, unsealed with the last known good's TK; made on first start.
             let t = Instant::now();
-            // The key is sealed under the last known good's TK. A KP derived from the last known
-            // good by grant or revoke keeps its TK, so the current TK is tried first: that is how
-            // a host granted after the last start (a VM moved to it) unseals. AES-GCM
-            // authenticates, so a wrong key is refused, never misused.
-            let by_current = sec
-                .sealed_state_key
-                .as_ref()
-                .and_then(|sealed| vmsec_tpm::unseal(tk.as_bytes(), vm.id, sealed).ok());
-            let dek = match (by_current, &sec.sealed_state_key, &sec.last_known_good) {
-                (_, Some(_), None) => {
-                    return Err(ServiceError::Internal(
-                        "the store has a sealed vTPM state key but no last known good key protector".into(),
-                    ));
-                }
-                (Some(dek), _, _) => dek,
-                (None, None, _) => {
-                    // First start: store the new key sealed under the current KP as last known
-                    // good *before* swtpm ever sees it, so no crash can orphan the state it
-                    // encrypts.
-                    let dek = StateKey::generate().map_err(|e| ServiceError::Internal(e.to_string()))?;
-                    let sealed = vmsec_tpm::seal(tk.as_bytes(), vm.id, &dek)
-                        .map_err(|e| ServiceError::Internal(e.to_string()))?;
-                    let expected = current_bytes.clone();
-                    self.store.update_vm_security(
-                        vm.id,
-                        &who.name,
-                        &mut |s| {
-                            if s.key_protector.as_deref() != Some(expected.as_slice()) || s.sealed_state_key.is_some() {
-                                return Err(Box::new(ServiceError::InvalidState(
-                                    "the VM's key protector changed while its vTPM was starting; try again".into(),
-                                )));
-                            }
-                            s.last_known_good = Some(expected.clone());
-                            s.sealed_state_key = Some(sealed.clone());
-                            Ok(())
-                        },
-                        None,
-                    )?;
-                    dek
-                }
-                (None, Some(sealed), Some(lkg)) => {
-                    let lkg_tk = if *lkg == current_bytes {
-                        tk.clone()
-                    } else {
-                        Protector::parse(lkg)
-                            .map_err(|e| e.to_string())
-                            .and_then(|p| {
-                                let identities = self.local_identities_for(&p).map_err(|e| e.to_string())?;
-                                p.unwrap(&identities).map_err(|e| e.to_string())
-                            })
-                            .map_err(|e| {
-                                ServiceError::InvalidState(format!(
-                                    "the last known good key protector cannot be unwrapped on this host, so the vTPM \
-                                     state key cannot be unsealed ({e})"
-                                ))
-                            })?
-                    };
-                    vmsec_tpm::unseal(lkg_tk.as_bytes(), vm.id, sealed).map_err(|e| {
-                        ServiceError::Internal(format!("the vTPM state key does not unseal with the last known good: {e}"))
-                    })?
-                }
-};
+            let dek = self.unseal_state_key(who, vm, &sec, &current)?;
             timings.unseal_ms = ms(t.elapsed());
-
-            // 3. Roll the KP and reseal the state key under the new TK.
             let t = Instant::now();
-            let rolled = current
-                .roll(&identities)
-                .map_err(crate::error::KeyProtectorError::Roll)?;
-            let resealed = vmsec_tpm::seal(rolled.current.as_bytes(), vm.id, &dek)
-                .map_err(|e| ServiceError::Internal(e.to_string()))?;
-            let rolled_bytes = rolled.protector.into_bytes();
+            let rolled = roll(vm, &current, &dek)?;
             timings.roll_ms = ms(t.elapsed());
-
-            // 4. Manufacture on first use, then start swtpm with the state key.
-            let mut manufactured = false;
-            if !paths.state_dir.join(vmsec_tpm::PERMANENT_STATE_FILE).exists() {
-                // Whatever a failed earlier attempt left there holds nothing committed.
-                if paths.state_dir.exists() {
-                    std::fs::remove_dir_all(&paths.state_dir)
-                        .map_err(|e| ServiceError::Internal(format!("cannot clear {}: {e}", paths.state_dir.display())))?;
-                }
-                create_private_dir(ca_dir)?;
-                let m = vmsec_tpm::manufacture(&paths, ca_dir, &dek).map_err(tpm_error)?;
-                timings.manufacture_ms = Some(ms(m.elapsed));
-                manufactured = true;
-            }
+            let (running, manufactured) = launch(&paths, ca_dir, &endpoint, &dek, &mut timings)?;
             let t = Instant::now();
-            let running: RunningTpm = vmsec_tpm::start(&paths, &endpoint, &dek).map_err(tpm_error)?;
-            timings.swtpm_start_ms = ms(t.elapsed());
-
-            // 5. Commit: current = last known good = rolled, sealed state key = resealed.
-            let t = Instant::now();
-            let expected = current_bytes.clone();
-            let committed = self.store.update_vm_security(
-                vm.id,
-                &who.name,
-                &mut |s| {
-                    if s.key_protector.as_deref() != Some(expected.as_slice()) {
-                        return Err(Box::new(ServiceError::InvalidState(
-                            "the VM's key protector changed while its vTPM was starting; try again".into(),
-                        )));
-                    }
-                    s.key_protector = Some(rolled_bytes.clone());
-                    s.last_known_good = Some(rolled_bytes.clone());
-                    s.sealed_state_key = Some(resealed.clone());
-                    Ok(())
-                },
-                None,
-            );
-            if let Err(e) = committed {
+            if let Err(e) = self.commit_start(who, vm, &current.bytes, &rolled) {
                 // Nothing stored changed: leave no swtpm running on a key the store does not know.
                 let _ = vmsec_tpm::stop(&paths);
-                return Err(e.into());
+                return Err(e);
             }
             timings.commit_ms = ms(t.elapsed());
             timings.total_ms = ms(total.elapsed());
@@ -303,6 +221,142 @@ impl Service {
                 timings,
             })
         })
+    }
+
+    /// Step 1: the current key protector, unwrapped with the guardians this host holds.
+    fn unwrap_current(&self, vm: &Vm, bytes: Vec<u8>) -> Result<Unwrapped, ServiceError> {
+        let protector =
+            Protector::parse(&bytes).map_err(crate::error::KeyProtectorError::StoredMalformed)?;
+        let identities = self.local_identities_for(&protector)?;
+        let tk = protector.unwrap(&identities).map_err(|e| {
+            ServiceError::InvalidState(format!(
+                "the key protector could not be unwrapped on this host ({e}); set a key protector granted to a \
+                 guardian of this host, or RestoreLastKnownGoodKeyProtector (`vmsec vm kp restore {}`)",
+                vm.name
+            ))
+        })?;
+        Ok(Unwrapped {
+            bytes,
+            protector,
+            identities,
+            tk,
+        })
+    }
+
+    /// Step 2: the state key, unsealed with the key [`key_source`] chooses; on a first start,
+    /// a new one, stored sealed under the current KP as last known good *before* swtpm ever
+    /// sees it, so that no crash can orphan the state it encrypts.
+    fn unseal_state_key(
+        &self,
+        who: &Caller,
+        vm: &Vm,
+        sec: &vmsec_store::VmSecurity,
+        current: &Unwrapped,
+    ) -> Result<StateKey, ServiceError> {
+        // AES-GCM authenticates, so trying the current TK first refuses a wrong key, never
+        // misuses it.
+        let by_current = sec
+            .sealed_state_key
+            .as_ref()
+            .and_then(|sealed| vmsec_tpm::unseal(current.tk.as_bytes(), vm.id, sealed).ok());
+        let source = key_source(
+            by_current.is_some(),
+            sec.sealed_state_key.is_some(),
+            sec.last_known_good.is_some(),
+        )?;
+        match (
+            source,
+            by_current,
+            &sec.sealed_state_key,
+            &sec.last_known_good,
+        ) {
+            (KeySource::Current, Some(dek), _, _) => Ok(dek),
+            (KeySource::FirstStart, ..) => self.first_state_key(who, vm, current),
+            (KeySource::LastKnownGood, _, Some(sealed), Some(lkg)) => {
+                let lkg_tk = if *lkg == current.bytes {
+                    current.tk.clone()
+                } else {
+                    self.unwrap_last_known_good(lkg)?
+                };
+                vmsec_tpm::unseal(lkg_tk.as_bytes(), vm.id, sealed).map_err(|e| {
+                    ServiceError::Internal(format!(
+                        "the vTPM state key does not unseal with the last known good: {e}"
+                    ))
+                })
+            }
+            _ => Err(ServiceError::Internal(
+                "the vTPM state key's source does not match the store".into(),
+            )),
+        }
+    }
+
+    fn unwrap_last_known_good(&self, lkg: &[u8]) -> Result<vmsec_kp::TransportKey, ServiceError> {
+        Protector::parse(lkg)
+            .map_err(|e| e.to_string())
+            .and_then(|p| {
+                let identities = self.local_identities_for(&p).map_err(|e| e.to_string())?;
+                p.unwrap(&identities).map_err(|e| e.to_string())
+            })
+            .map_err(|e| {
+                ServiceError::InvalidState(format!(
+                    "the last known good key protector cannot be unwrapped on this host, so the vTPM \
+                     state key cannot be unsealed ({e})"
+                ))
+            })
+    }
+
+    fn first_state_key(
+        &self,
+        who: &Caller,
+        vm: &Vm,
+        current: &Unwrapped,
+    ) -> Result<StateKey, ServiceError> {
+        let dek = StateKey::generate().map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let sealed = vmsec_tpm::seal(current.tk.as_bytes(), vm.id, &dek)
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let expected = &current.bytes;
+        self.store.update_vm_security(
+            vm.id,
+            &who.name,
+            &mut |s| {
+                if s.key_protector.as_ref() != Some(expected) || s.sealed_state_key.is_some() {
+                    return Err(Box::new(changed_meanwhile()));
+                }
+                s.last_known_good = Some(expected.clone());
+                s.sealed_state_key = Some(sealed.clone());
+                Ok(())
+            },
+            None,
+        )?;
+        Ok(dek)
+    }
+
+    /// Step 5: current = last known good = the rolled KP, sealed state key = the resealed
+    /// one, if the KP is still the one the start unwrapped.
+    fn commit_start(
+        &self,
+        who: &Caller,
+        vm: &Vm,
+        expected: &[u8],
+        rolled: &Rolled,
+    ) -> Result<(), ServiceError> {
+        self.store
+            .update_vm_security(
+                vm.id,
+                &who.name,
+                &mut |s| {
+                    if s.key_protector.as_deref() != Some(expected) {
+                        return Err(Box::new(changed_meanwhile()));
+                    }
+                    s.key_protector = Some(rolled.bytes.clone());
+                    s.last_known_good = Some(rolled.bytes.clone());
+                    s.sealed_state_key = Some(rolled.resealed.clone());
+                    Ok(())
+                },
+                None,
+            )
+            .map(drop)
+            .map_err(ServiceError::from)
     }
 
     /// Stops `vm`'s vTPM: graceful shutdown through the control channel, then reaped.
@@ -330,6 +384,76 @@ impl Service {
         who.require(Role::Reader, "reading vTPM status")?;
         vmsec_tpm::status(&location.paths).map_err(tpm_error)
     }
+}
+
+/// What a start needs of the VM's record: a key protector, and the vTPM turned on.
+fn startable(vm: &Vm, sec: &vmsec_store::VmSecurity) -> Result<Vec<u8>, ServiceError> {
+    let Some(current) = sec.key_protector.clone() else {
+        return Err(ServiceError::InvalidState(format!(
+            "{} has no key protector; set one with `vmsec vm kp set` or `vmsec vm kp new-local`",
+            vm.name
+        )));
+    };
+    if !sec.settings.tpm_enabled {
+        return Err(ServiceError::InvalidState(format!(
+            "the vTPM of {} is off; turn it on with `vmsec vm security set {} --tpm on`",
+            vm.name, vm.name
+        )));
+    }
+    Ok(current)
+}
+
+fn changed_meanwhile() -> ServiceError {
+    ServiceError::InvalidState(
+        "the VM's key protector changed while its vTPM was starting; try again".into(),
+    )
+}
+
+/// Step 3: the key protector rolled (a new TK wrapped for the owner and every guardian) and
+/// the state key resealed under the new TK.
+fn roll(vm: &Vm, current: &Unwrapped, dek: &StateKey) -> Result<Rolled, ServiceError> {
+    let rolled = current
+        .protector
+        .roll(&current.identities)
+        .map_err(crate::error::KeyProtectorError::Roll)?;
+    let resealed = vmsec_tpm::seal(rolled.current.as_bytes(), vm.id, dek)
+        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+    Ok(Rolled {
+        bytes: rolled.protector.into_bytes(),
+        resealed,
+    })
+}
+
+/// Step 4: swtpm started with the state key, the vTPM manufactured first if this is its
+/// first start. Returns whether it was manufactured.
+fn launch(
+    paths: &VtpmPaths,
+    ca_dir: &Path,
+    endpoint: &Endpoint,
+    dek: &StateKey,
+    timings: &mut StartTimings,
+) -> Result<(RunningTpm, bool), ServiceError> {
+    let mut manufactured = false;
+    if !paths
+        .state_dir
+        .join(vmsec_tpm::PERMANENT_STATE_FILE)
+        .exists()
+    {
+        // Whatever a failed earlier attempt left there holds nothing committed.
+        if paths.state_dir.exists() {
+            std::fs::remove_dir_all(&paths.state_dir).map_err(|e| {
+                ServiceError::Internal(format!("cannot clear {}: {e}", paths.state_dir.display()))
+            })?;
+        }
+        create_private_dir(ca_dir)?;
+        let m = vmsec_tpm::manufacture(paths, ca_dir, dek).map_err(tpm_error)?;
+        timings.manufacture_ms = Some(ms(m.elapsed));
+        manufactured = true;
+    }
+    let t = Instant::now();
+    let running = vmsec_tpm::start(paths, endpoint, dek).map_err(tpm_error)?;
+    timings.swtpm_start_ms = ms(t.elapsed());
+    Ok((running, manufactured))
 }
 
 impl Service {
@@ -390,5 +514,46 @@ impl Service {
                 e => e.into(),
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_key_that_opens_with_the_current_tk_is_used_as_it_is() {
+        assert_eq!(key_source(true, true, true).unwrap(), KeySource::Current);
+    }
+
+    #[test]
+    fn no_state_key_yet_is_a_first_start_with_or_without_a_last_known_good() {
+        assert_eq!(
+            key_source(false, false, false).unwrap(),
+            KeySource::FirstStart
+        );
+        // A last known good restored or set by hand before any start.
+        assert_eq!(
+            key_source(false, false, true).unwrap(),
+            KeySource::FirstStart
+        );
+    }
+
+    #[test]
+    fn a_state_key_the_current_tk_does_not_open_takes_the_last_known_goods() {
+        assert_eq!(
+            key_source(false, true, true).unwrap(),
+            KeySource::LastKnownGood
+        );
+    }
+
+    #[test]
+    fn a_sealed_key_without_a_last_known_good_is_a_broken_store_whatever_opens_it() {
+        for opens in [false, true] {
+            assert!(matches!(
+                key_source(opens, true, false),
+                Err(ServiceError::Internal(m)) if m.contains("no last known good")
+            ));
+        }
     }
 }
