@@ -576,3 +576,18 @@ fn the_range_record_is_written_in_the_transaction_of_its_delete() {
         }]
     );
 }
+
+#[test]
+fn a_value_this_vmsec_cannot_read_is_reported_corrupt_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let v = vm("a");
+    s.add_vm(&v).unwrap();
+    s.insert_job(&completed_job("J1", OffsetDateTime::now_utc()))
+        .unwrap();
+    let c = rusqlite::Connection::open(dir.path().join("s.db")).unwrap();
+    c.execute_batch("UPDATE vms SET guid = 'not-a-guid'; UPDATE jobs SET job_state = 99;")
+        .unwrap();
+    assert!(matches!(s.vms(), Err(StoreError::Corrupt(m)) if m.starts_with("GUID \"not-a-guid\"")));
+    assert!(matches!(s.job("J1"), Err(StoreError::Corrupt(m)) if m == "job J1: bad JobState"));
+}
