@@ -591,3 +591,23 @@ fn a_value_this_vmsec_cannot_read_is_reported_corrupt_naming_it() {
     assert!(matches!(s.vms(), Err(StoreError::Corrupt(m)) if m.starts_with("GUID \"not-a-guid\"")));
     assert!(matches!(s.job("J1"), Err(StoreError::Corrupt(m)) if m == "job J1: bad JobState"));
 }
+
+#[test]
+fn a_write_refused_for_another_reason_than_a_duplicate_key_is_not_already_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let c = rusqlite::Connection::open(dir.path().join("s.db")).unwrap();
+    c.execute_batch(
+        "CREATE TRIGGER no_users BEFORE INSERT ON users BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+    )
+    .unwrap();
+    let user = User {
+        name: "alice".into(),
+        role: Role::Admin,
+        password_hash: "h".into(),
+        created: OffsetDateTime::now_utc(),
+    };
+    let err = s.add_user(&user).unwrap_err();
+    assert!(matches!(err, StoreError::Constraint(_)), "{err:?}");
+    assert!(s.users().unwrap().is_empty());
+}

@@ -1,8 +1,8 @@
 //! How values cross into SQLite and back: times as microseconds, GUIDs as text, and SQLite's
 //! errors as [`StoreError`].
 
-use rusqlite::Row;
 use rusqlite::types::Type;
+use rusqlite::{Row, ffi};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -13,7 +13,13 @@ pub(super) fn map_err(e: rusqlite::Error) -> StoreError {
     match &e {
         rusqlite::Error::SqliteFailure(f, _) => match f.code {
             DatabaseBusy | DatabaseLocked => StoreError::Busy(e.to_string()),
-            ConstraintViolation => StoreError::AlreadyExists(e.to_string()),
+            ConstraintViolation => match f.extended_code {
+                // ROWID is the unique key of a table without an INTEGER PRIMARY KEY.
+                ffi::SQLITE_CONSTRAINT_UNIQUE
+                | ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                | ffi::SQLITE_CONSTRAINT_ROWID => StoreError::AlreadyExists(e.to_string()),
+                _ => StoreError::Constraint(e.to_string()),
+            },
             DatabaseCorrupt | NotADatabase => StoreError::Corrupt(e.to_string()),
             _ => StoreError::Unavailable(e.to_string()),
         },
@@ -97,4 +103,60 @@ pub(super) fn provenance_at(
         }),
         _ => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `sql` fails with, as [`map_err`] reports it, on a fresh store's schema.
+    fn refusal(sql: &str) -> StoreError {
+        let mut c = rusqlite::Connection::open_in_memory().unwrap();
+        c.pragma_update(None, "foreign_keys", "ON").unwrap();
+        super::super::schema::migrate(&mut c).unwrap();
+        c.execute_batch(
+            "INSERT INTO users VALUES ('u', 'admin', 'h', 0); \
+             INSERT INTO vms (guid, name, created_us) VALUES ('g', 'vm', 0); \
+             INSERT INTO audit VALUES (1, 0, 'a', 'op', NULL, 'Succeeded', '');",
+        )
+        .unwrap();
+        map_err(c.execute_batch(sql).unwrap_err())
+    }
+
+    #[test]
+    fn only_a_broken_unique_key_is_already_exists() {
+        for dup in [
+            "INSERT INTO users VALUES ('u', 'reader', 'h', 0)",
+            "INSERT INTO vms (guid, name, created_us) VALUES ('g2', 'vm', 0)",
+            "INSERT INTO audit VALUES (1, 0, 'a', 'op', NULL, 'Succeeded', '')",
+        ] {
+            assert!(
+                matches!(refusal(dup), StoreError::AlreadyExists(_)),
+                "{dup}"
+            );
+        }
+    }
+
+    #[test]
+    fn any_other_broken_rule_of_the_schema_is_constraint() {
+        for (rule, sql) in [
+            ("CHECK", "INSERT INTO users VALUES ('v', 'root', 'h', 0)"),
+            (
+                "NOT NULL",
+                "INSERT INTO users VALUES ('v', 'admin', NULL, 0)",
+            ),
+            (
+                "FOREIGN KEY",
+                "INSERT INTO kp_history (vm_guid, key_protector, replaced_by, replaced_us) \
+                 VALUES ('no-such-vm', x'00', 'a', 0)",
+            ),
+            (
+                "trigger",
+                "CREATE TRIGGER t BEFORE DELETE ON users BEGIN SELECT RAISE(ABORT, 'no'); END; \
+                 DELETE FROM users",
+            ),
+        ] {
+            assert!(matches!(refusal(sql), StoreError::Constraint(_)), "{rule}");
+        }
+    }
 }
