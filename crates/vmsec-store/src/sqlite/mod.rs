@@ -1,8 +1,8 @@
 //! The embedded store: one SQLite file in WAL mode with `synchronous=FULL`, so that a
 //! transaction reported committed survives a crash of the process or the machine.
 //!
-//! [`SqliteStore`] only wires the parts together: [`schema`] (migrations), [`pool`]
-//! (connections and the writers' turn), [`wal`] (keeping the WAL bounded), [`values`] (how
+//! [`SqliteStore`] only wires the parts together: `schema` (migrations), `pool`
+//! (connections and the writers' turn), `wal` (keeping the WAL bounded), `values` (how
 //! values and errors cross into SQLite), and one file per kind of record.
 
 use std::path::Path;
