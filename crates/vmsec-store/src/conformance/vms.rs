@@ -154,6 +154,8 @@ pub fn a_security_change_is_stored_whole_and_read_back_the_same_every_way(s: &dy
 pub fn setting_a_key_protector_records_who_and_when_and_keeps_the_old_one_in_history(
     s: &dyn Store,
 ) {
+    // One story, over 80 lines: each step checks the provenance and history that the steps
+    // before it left, so split cases would each have to replay them.
     let v = vm("a");
     s.add_vm(&v).unwrap();
     let before = OffsetDateTime::now_utc() - time::Duration::seconds(1);
