@@ -68,6 +68,9 @@ impl From<StoreError> for ServiceError {
             StoreError::Corrupt(m) => {
                 ServiceError::Internal(format!("the store holds invalid data: {m}"))
             }
+            StoreError::Constraint(m) => {
+                ServiceError::Internal(format!("the store refused the write: {m}"))
+            }
         }
     }
 }

@@ -7,9 +7,16 @@ pub enum StoreError {
     /// The store cannot be reached or read (I/O error, corrupt file, server down).
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
-    /// A record with this key already exists.
+    /// A record with this key already exists: the write broke a unique key (a primary key or
+    /// a `UNIQUE` column), and only that.
     #[error("{0} already exists")]
     AlreadyExists(String),
+    /// The store refused a write for breaking a rule of its schema other than a unique key
+    /// (a `CHECK`, a foreign key, a `NOT NULL`, a trigger): a bug of vmsec or a schema
+    /// changed behind its back, never something the caller can fix by choosing another
+    /// name. Nothing was written; the same write fails the same way again.
+    #[error("the store refused the write: {0}")]
+    Constraint(String),
     /// No record with this key.
     #[error("{0} not found")]
     NotFound(String),

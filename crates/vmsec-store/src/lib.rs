@@ -5,6 +5,8 @@
 //! one transaction, so that the same semantics hold on the embedded SQLite store and on a
 //! PostgreSQL server shared by several hosts. Nothing here knows about CIM or XML.
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod error;
 mod group_commit;
 mod model;

@@ -1,0 +1,115 @@
+//! The schema, as forward migrations applied on open.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::values::map_err;
+use crate::StoreError;
+
+/// Forward migrations, applied in order on open; `PRAGMA user_version` counts those applied.
+/// Never edit a released one: add another.
+pub(super) const MIGRATIONS: &[&str] = &[
+    r#"
+CREATE TABLE host (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    name  TEXT NOT NULL,
+    guid  TEXT NOT NULL
+);
+CREATE TABLE users (
+    name           TEXT PRIMARY KEY,
+    role           TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'reader')),
+    password_hash  TEXT NOT NULL,
+    created_us     INTEGER NOT NULL
+);
+CREATE TABLE vms (
+    guid        TEXT PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    created_us  INTEGER NOT NULL,
+    tpm_enabled                             INTEGER NOT NULL DEFAULT 0,
+    ksd_enabled                             INTEGER NOT NULL DEFAULT 0,
+    shielding_requested                     INTEGER NOT NULL DEFAULT 0,
+    data_protection_requested               INTEGER NOT NULL DEFAULT 0,
+    encrypt_state_and_vm_migration_traffic  INTEGER NOT NULL DEFAULT 0,
+    virtualization_based_security_opt_out   INTEGER NOT NULL DEFAULT 0,
+    bind_to_host_tpm                        INTEGER NOT NULL DEFAULT 0,
+    app_container_launch_opt_out            INTEGER NOT NULL DEFAULT 0,
+    key_protector     BLOB,
+    kp_set_by         TEXT,
+    kp_set_us         INTEGER,
+    last_known_good   BLOB,
+    security_policy   BLOB,
+    sealed_state_key  BLOB
+);
+CREATE TABLE kp_history (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    vm_guid         TEXT NOT NULL REFERENCES vms (guid) ON DELETE CASCADE,
+    key_protector   BLOB NOT NULL,
+    set_by          TEXT,
+    set_us          INTEGER,
+    replaced_by     TEXT NOT NULL,
+    replaced_us     INTEGER NOT NULL
+);
+CREATE INDEX kp_history_vm ON kp_history (vm_guid, id);
+CREATE TABLE jobs (
+    instance_id        TEXT PRIMARY KEY,
+    method             TEXT NOT NULL,
+    vm_guid            TEXT,
+    job_state          INTEGER NOT NULL,
+    error_code         INTEGER NOT NULL,
+    error_description  TEXT NOT NULL,
+    percent_complete   INTEGER NOT NULL,
+    submitted_by       TEXT NOT NULL,
+    time_submitted_us  INTEGER NOT NULL,
+    start_time_us      INTEGER,
+    finish_time_us     INTEGER,
+    time_before_removal_us INTEGER NOT NULL,
+    owner              TEXT NOT NULL
+);
+CREATE INDEX jobs_unfinished ON jobs (job_state) WHERE job_state IN (2, 4);
+CREATE TABLE audit (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_us      INTEGER NOT NULL,
+    actor      TEXT NOT NULL,
+    operation  TEXT NOT NULL,
+    vm_guid    TEXT,
+    outcome    TEXT NOT NULL,
+    detail     TEXT NOT NULL
+);
+"#,
+    r#"
+CREATE TABLE guardians (
+    name                        TEXT PRIMARY KEY,
+    encryption_cert             BLOB NOT NULL,
+    signing_cert                BLOB NOT NULL,
+    encryption_cert_sig_alg     TEXT NOT NULL,
+    encryption_cert_sig         BLOB NOT NULL,
+    metadata                    BLOB,
+    sealed_private_keys         BLOB,
+    created_us                  INTEGER NOT NULL
+);
+"#,
+];
+
+/// Applies the migrations this file has not had yet, in one transaction; refuses a file
+/// from a newer vmsec rather than write to a schema it does not know.
+pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(map_err)?;
+    let applied: usize = tx
+        .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+        .map_err(map_err)?
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("negative schema version".into()))?;
+    if applied > MIGRATIONS.len() {
+        return Err(StoreError::Corrupt(format!(
+            "the store has schema version {applied}, newer than this vmsec ({}); upgrade vmsec",
+            MIGRATIONS.len()
+        )));
+    }
+    for sql in &MIGRATIONS[applied..] {
+        tx.execute_batch(sql).map_err(map_err)?;
+    }
+    tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64)
+        .map_err(map_err)?;
+    tx.commit().map_err(map_err)
+}
