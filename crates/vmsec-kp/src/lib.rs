@@ -1,6 +1,6 @@
 #![forbid(unsafe_code)]
 //! vmsec key protectors: guardians, the MS-KPS `Protector` format of
-//! `shared/specs/key-protector.md`, and guardian `metadata.xml`.
+//! `docs/specs/key-protector.md`, and guardian `metadata.xml`.
 //!
 //! Pure library: bytes in, bytes out; no files, no network, no async.
 //!

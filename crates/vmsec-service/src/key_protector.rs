@@ -12,7 +12,7 @@ pub const KPS_NAMESPACE: &str = "http://schemas.microsoft.com/kps/2014/07";
 
 /// Checks that `kp` is a key protector this service may store: a `Protector` of the MS-KPS
 /// namespace (optional BOM and XML declaration, no DTD) that passes every rule of
-/// shared/specs/key-protector.md — structure, one owner, parent chains, certificate
+/// docs/specs/key-protector.md — structure, one owner, parent chains, certificate
 /// signatures and the GuardianSignature. The error names the rule that failed.
 pub fn check(kp: &[u8]) -> Result<(), ServiceError> {
     if kp.is_empty() {

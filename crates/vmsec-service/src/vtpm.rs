@@ -1,5 +1,5 @@
 //! Starting a VM's vTPM under its key protector: the start sequence of the "Last known good"
-//! section of shared/specs/key-protector.md.
+//! section of docs/specs/key-protector.md.
 //!
 //! The invariant kept: the stored sealed state key (DEK) is always sealed under the transport
 //! key of the stored last known good. Every step that can fail runs before the one

@@ -1,7 +1,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 //! vmsec's vTPM: swtpm with its state encrypted by a key that only an
-//! unwrapped transport key can reach (shared/specs/key-protector.md,
+//! unwrapped transport key can reach (docs/specs/key-protector.md,
 //! "vTPM state key").
 //!
 //! - [`state_key`]: the per-VM state key (DEK) and its AES-256-GCM sealing

@@ -1,5 +1,5 @@
 #![forbid(unsafe_code)]
-//! WS-Management server of vmsec (profile: shared/specs/wsman.md).
+//! WS-Management server of vmsec (profile: docs/specs/wsman.md).
 //!
 //! The core is sans-IO: [`Engine::handle`] turns request bytes into a typed request,
 //! calls the [`Provider`], and turns the result into reply bytes — faults included —

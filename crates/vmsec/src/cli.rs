@@ -1,4 +1,4 @@
-//! The command line: names and options are a contract with scripts (../shared/DESIGN.md).
+//! The command line: names and options are a contract with scripts (docs/design.md).
 
 use std::path::PathBuf;
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Independent cross-check of vmsec key protectors, written against the
-profile (shared/specs/key-protector.md) with lxml and cryptography only.
+profile (docs/specs/key-protector.md) with lxml and cryptography only.
 
 Modes (each takes a directory of files):
   verify-vmsec DIR   check a KP vmsec wrote: DIR/kp.xml, DIR/tk.hex,
