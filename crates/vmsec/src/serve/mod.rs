@@ -34,24 +34,12 @@ pub fn log_filter(args: &ServeArgs) -> Result<String, CliError> {
     })
 }
 
-pub fn run(data: &DataDir, args: ServeArgs) -> Result<(), CliError> {
-    let file = match &args.config {
-        Some(p) => FileConfig::load(p)?,
-        None => FileConfig::default(),
-    };
-    config::check(&file)?;
-
-    let service = Arc::new(data.open_service()?);
-    if let Some(password) = service.bootstrap_admin()? {
-        let p =
-            data.write_secret_new("initial-admin-password", format!("{password}\n").as_bytes())?;
-        tracing::warn!(
-            "created user \"admin\"; its password is in {} (mode 0600): read it, then delete the file",
-            p.display()
-        );
-    }
-    let pruner = AuditPruner::start(service.clone(), config::audit_retention(&file))?;
-
+/// The server's settings: the defaults, then the file's, then the command line's.
+fn server_config(
+    data: &DataDir,
+    args: &ServeArgs,
+    file: &FileConfig,
+) -> Result<ServerConfig, CliError> {
     let https_listen = match (args.listen, &file.listen) {
         (Some(a), _) => vec![a],
         (None, Some(l)) => l.clone(),
@@ -120,6 +108,28 @@ pub fn run(data: &DataDir, args: ServeArgs) -> Result<(), CliError> {
     if let Some(s) = file.idle_timeout_secs {
         cfg.idle_timeout = Duration::from_secs(s);
     }
+    Ok(cfg)
+}
+
+pub fn run(data: &DataDir, args: ServeArgs) -> Result<(), CliError> {
+    let file = match &args.config {
+        Some(p) => FileConfig::load(p)?,
+        None => FileConfig::default(),
+    };
+    config::check(&file)?;
+
+    let service = Arc::new(data.open_service()?);
+    if let Some(password) = service.bootstrap_admin()? {
+        let p =
+            data.write_secret_new("initial-admin-password", format!("{password}\n").as_bytes())?;
+        tracing::warn!(
+            "created user \"admin\"; its password is in {} (mode 0600): read it, then delete the file",
+            p.display()
+        );
+    }
+    let pruner = AuditPruner::start(service.clone(), config::audit_retention(&file))?;
+
+    let mut cfg = server_config(data, &args, &file)?;
     cfg.engine.machine = service.host().name.clone();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
