@@ -15,6 +15,7 @@ mod guardians;
 mod jobs;
 pub mod key_protector;
 pub mod master_key;
+mod moving;
 pub mod passwords;
 pub mod setting_data;
 pub mod vtpm;

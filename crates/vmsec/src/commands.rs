@@ -48,7 +48,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         service: &service,
         me: &me,
         out: &out,
-        data_dir: data.path.clone(),
+        vtpm_root: data.vtpm_root(),
     };
     let result = match cli.command {
         Command::User(c) => ctx.user(c),
@@ -68,7 +68,7 @@ struct Ctx<'a> {
     service: &'a Service,
     me: &'a Caller,
     out: &'a Out,
-    data_dir: std::path::PathBuf,
+    vtpm_root: std::path::PathBuf,
 }
 
 /// A service error of a method call, with the return code a WS-Man client would have seen.
@@ -272,25 +272,8 @@ impl Ctx<'_> {
             }
             VmCmd::Remove { vm, force } => {
                 let vm = self.find_vm(&vm)?;
-                // The vTPM directory goes with the VM; a running vTPM must be stopped first.
-                let location = VtpmLocation::of(&self.data_dir.join("vtpm"), vm.id);
-                if let vmsec_tpm::Status::Running { pid, .. } =
-                    self.service.tpm_status(self.me, &location)?
-                {
-                    return Err(CliError::new(format!(
-                        "the vTPM of {} is running (pid {pid}); stop it first with `vmsec tpm stop {}`",
-                        vm.name, vm.name
-                    )));
-                }
-                self.service.remove_vm(self.me, &vm, force)?;
-                if location.dir.exists() {
-                    std::fs::remove_dir_all(&location.dir).map_err(|e| {
-                        CliError::new(format!(
-                            "removed the VM, but not {}: {e}",
-                            location.dir.display()
-                        ))
-                    })?;
-                }
+                self.service
+                    .remove_vm_and_vtpm(self.me, &vm, force, &self.vtpm_root)?;
                 self.out.either(
                     || format!("removed VM {} {}", output::text(&vm.name), vm.id),
                     || json!({ "ok": true }),
@@ -298,14 +281,15 @@ impl Ctx<'_> {
             }
             VmCmd::Export { vm, out } => {
                 let vm = self.find_vm(&vm)?;
-                crate::moving::export(self.service, self.me, &vm, &self.data_dir, &out)?;
+                self.service
+                    .export_vm(self.me, &vm, &self.vtpm_root, &out)?;
                 self.out.either(
                     || format!("exported {} to {}", vm.name, out.display()),
                     || json!({ "ok": true, "dir": out }),
                 )
             }
             VmCmd::Import { dir } => {
-                let vm = crate::moving::import(self.service, self.me, &self.data_dir, &dir)?;
+                let vm = self.service.import_vm(self.me, &self.vtpm_root, &dir)?;
                 self.out.either(
                     || format!("imported VM {} {}", output::text(&vm.name), vm.id),
                     || output::vm_json(&vm),
