@@ -1,0 +1,54 @@
+//! `vmsec vm security …`: Msvm_SecuritySettingData, changed through ModifySecuritySettings.
+
+use vmsec_service::Method;
+
+use super::setting_data_for;
+use crate::CliError;
+use crate::cli::{SecurityCmd, SecuritySet};
+use crate::commands::Ctx;
+use crate::output;
+
+impl Ctx<'_> {
+    pub(super) fn security(&self, c: SecurityCmd) -> Result<(), CliError> {
+        match c {
+            SecurityCmd::Get { vm } => {
+                let vm = self.find_vm(&vm)?;
+                let sec = self.service.vm_security(self.me, vm.id)?;
+                self.out.either(
+                    || output::settings_text(&sec.settings),
+                    || output::settings_json(&sec.settings),
+                )
+            }
+            SecurityCmd::Set(s) => self.security_set(s),
+        }
+    }
+
+    fn security_set(&self, s: SecuritySet) -> Result<(), CliError> {
+        let vm = self.find_vm(&s.vm)?;
+        let wanted: Vec<(&str, bool)> = [
+            ("TpmEnabled", s.tpm),
+            ("ShieldingRequested", s.shielded),
+            ("EncryptStateAndVmMigrationTraffic", s.encrypt_state),
+            ("KsdEnabled", s.ksd),
+            ("DataProtectionRequested", s.data_protection),
+            ("VirtualizationBasedSecurityOptOut", s.vbs_opt_out),
+            ("BindToHostTpm", s.bind_to_host_tpm),
+            ("AppContainerLaunchOptOut", s.app_container_launch_opt_out),
+        ]
+        .into_iter()
+        .filter_map(|(n, v)| v.map(|v| (n, v.is_on())))
+        .collect();
+        if wanted.is_empty() {
+            return Err(CliError::new(
+                "nothing to set: give at least one of --tpm, --shielded, --encrypt-state, --ksd, \
+                 --data-protection, --vbs-opt-out, --bind-to-host-tpm, --app-container-launch-opt-out",
+            ));
+        }
+        self.method_job(
+            Method::ModifySecuritySettings,
+            self.service
+                .modify_security_settings(self.me, &setting_data_for(&vm, &wanted)),
+            &format!("security settings of {} changed", vm.name),
+        )
+    }
+}
