@@ -170,8 +170,8 @@ impl Service {
         vtpm_root: &Path,
         dir: &Path,
     ) -> Result<Vm, ServiceError> {
-        // The operation names the VM, known only once the manifest is read: a refused import
-        // is audited under the directory's name.
+        // The operation names the VM, known only once the manifest is read: an export that
+        // cannot be read is audited as a bare ImportVm.
         let (vm, security) = match read_export(dir) {
             Ok(read) => read,
             Err(e) => {
@@ -181,39 +181,36 @@ impl Service {
                 });
             }
         };
-        self.audited(who, &format!("ImportVm {}", vm.name), Some(vm.id), AuditOutcome::Succeeded, |_| {
-            who.require(Role::Operator, "importing a VM")?;
-            for kp in [&security.key_protector, &security.last_known_good].into_iter().flatten() {
-                crate::key_protector::check(kp)?;
-            }
-            crate::setting_data::check_rules(&Default::default(), &security.settings, security.key_protector.is_some())?;
-            if security.sealed_state_key.is_some() && security.last_known_good.is_none() {
-                return Err(ServiceError::InvalidParameter(
-                    "the export has a sealed vTPM state key but no last known good key protector".into(),
-                ));
-            }
-            // The state goes in first: a registered VM whose state is missing would start a
-            // blank vTPM.
-            let location = VtpmLocation::of(vtpm_root, vm.id);
-            let state = dir.join(VTPM_STATE);
-            if state.is_dir() {
-                if location.paths.state_dir.exists() {
-                    return Err(ServiceError::InvalidState(format!(
-                        "{} already holds a vTPM state; remove it if it is stale",
-                        location.paths.state_dir.display()
-                    )));
+        let operation = format!("ImportVm {}", vm.name);
+        self.audited(
+            who,
+            &operation,
+            Some(vm.id),
+            AuditOutcome::Succeeded,
+            |_| {
+                who.require(Role::Operator, "importing a VM")?;
+                check_import(&security)?;
+                // The state goes in first: a registered VM whose state is missing would start a
+                // blank vTPM.
+                let location = VtpmLocation::of(vtpm_root, vm.id);
+                let state = dir.join(VTPM_STATE);
+                if state.is_dir() {
+                    if location.paths.state_dir.exists() {
+                        return Err(ServiceError::InvalidState(format!(
+                            "{} already holds a vTPM state; remove it if it is stale",
+                            location.paths.state_dir.display()
+                        )));
+                    }
+                    copy_dir(&state, &location.paths.state_dir)?;
                 }
-                copy_dir(&state, &location.paths.state_dir)?;
-            }
-            let added = self.store.add_vm_with_security(&vm, &security).map_err(|e| match e {
-                vmsec_store::StoreError::AlreadyExists(m) => ServiceError::AlreadyExists(format!("{m} already exists")),
-                e => e.into(),
-            });
-            if added.is_err() && state.is_dir() {
-                let _ = std::fs::remove_dir_all(&location.paths.state_dir);
-            }
-            added.map(|()| vm.clone())
-        })
+                let added = self.store.add_vm_with_security(&vm, &security);
+                if added.is_err() && state.is_dir() {
+                    let _ = std::fs::remove_dir_all(&location.paths.state_dir);
+                }
+                added?;
+                Ok(vm.clone())
+            },
+        )
     }
 
     /// Removes `vm` ([`Service::remove_vm`]) and then its vTPM directory under `vtpm_root`,
@@ -242,6 +239,29 @@ impl Service {
         }
         Ok(())
     }
+}
+
+/// The rules an imported record keeps, checked before anything is written: key protectors
+/// that verify, settings that agree, and a sealed state key only with the last known good
+/// whose transport key it is sealed under.
+fn check_import(security: &VmSecurity) -> Result<(), ServiceError> {
+    for kp in [&security.key_protector, &security.last_known_good]
+        .into_iter()
+        .flatten()
+    {
+        crate::key_protector::check(kp)?;
+    }
+    crate::setting_data::check_rules(
+        &Default::default(),
+        &security.settings,
+        security.key_protector.is_some(),
+    )?;
+    if security.sealed_state_key.is_some() && security.last_known_good.is_none() {
+        return Err(ServiceError::InvalidParameter(
+            "the export has a sealed vTPM state key but no last known good key protector".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The VM and its security record as an export directory holds them.
