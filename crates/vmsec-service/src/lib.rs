@@ -21,6 +21,7 @@ mod guardians;
 mod jobs;
 pub mod key_protector;
 pub mod master_key;
+mod moving;
 pub mod passwords;
 mod security_service;
 pub mod setting_data;

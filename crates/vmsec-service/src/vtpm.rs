@@ -456,67 +456,6 @@ fn launch(
     Ok((running, manufactured))
 }
 
-impl Service {
-    /// The records a move to another host carries. Refused while the vTPM runs: its state on
-    /// disk must be the state the sealed key belongs to.
-    pub fn export_vm(
-        &self,
-        who: &Caller,
-        vm: &Vm,
-        location: &VtpmLocation,
-    ) -> Result<vmsec_store::VmSecurity, ServiceError> {
-        self.audited(
-            who,
-            "ExportVm",
-            Some(vm.id),
-            AuditOutcome::Succeeded,
-            || {
-                who.require(Role::Operator, "exporting a VM")?;
-                if let Status::Running { pid, .. } =
-                    vmsec_tpm::status(&location.paths).map_err(tpm_error)?
-                {
-                    return Err(ServiceError::InvalidState(format!(
-                        "the vTPM of {} is running (pid {pid}); stop it before exporting",
-                        vm.name
-                    )));
-                }
-                Ok(self.store.vm_security(vm.id)?)
-            },
-        )
-    }
-
-    /// Registers a VM moved from another host, with its key protector, last known good and
-    /// sealed state key, in one transaction. The key protector must verify; whether this host
-    /// can start the VM depends on its guardians being granted in it.
-    pub fn import_vm(
-        &self,
-        who: &Caller,
-        vm: &Vm,
-        security: &vmsec_store::VmSecurity,
-    ) -> Result<(), ServiceError> {
-        self.audited(who, &format!("ImportVm {}", vm.name), Some(vm.id), AuditOutcome::Succeeded, || {
-            who.require(Role::Operator, "importing a VM")?;
-            for kp in [&security.key_protector, &security.last_known_good].into_iter().flatten() {
-                crate::key_protector::check(kp)?;
-            }
-            crate::setting_data::check_rules(
-                &Default::default(),
-                &security.settings,
-                security.key_protector.is_some(),
-            )?;
-            if security.sealed_state_key.is_some() && security.last_known_good.is_none() {
-                return Err(ServiceError::InvalidParameter(
-                    "the export has a sealed vTPM state key but no last known good key protector".into(),
-                ));
-            }
-            self.store.add_vm_with_security(vm, security).map_err(|e| match e {
-                vmsec_store::StoreError::AlreadyExists(m) => ServiceError::AlreadyExists(format!("{m} already exists")),
-                e => e.into(),
-            })
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

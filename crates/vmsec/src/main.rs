@@ -5,7 +5,6 @@
 mod cli;
 mod commands;
 mod data_dir;
-mod moving;
 mod output;
 mod serve;
 

@@ -6,12 +6,16 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 /// Runs `vmsec --data DATA ARGS…` with `stdin` as its standard input; its output, whatever
-/// its exit status.
+/// its exit status. The variables vmsec reads are not passed on: a developer's own would
+/// change what it logs, and show in `--help` (`[env: VMSEC_DATA=…]`, in the snapshots).
 pub fn run_vmsec(data: &Path, args: &[&str], stdin: &[u8]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_vmsec"))
         .arg("--data")
         .arg(data)
         .args(args)
+        .env_remove("VMSEC_DATA")
+        .env_remove("VMSEC_LOG")
+        .env_remove("RUST_LOG")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

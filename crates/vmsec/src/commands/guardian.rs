@@ -1,0 +1,91 @@
+//! `vmsec guardian …`: the hosts and services a key protector can be granted to.
+
+use std::path::Path;
+
+use serde_json::json;
+use vmsec_service::{KeySize, PrivateKeyPems};
+use zeroize::Zeroizing;
+
+use super::Ctx;
+use super::files::{read_input, write_atomic};
+use crate::CliError;
+use crate::cli::{GuardianCmd, KeySizeArg};
+use crate::output;
+
+const ENCRYPTION_KEY_FILE: &str = "encryption.key.pem";
+const SIGNING_KEY_FILE: &str = "signing.key.pem";
+
+impl Ctx<'_> {
+    pub(super) fn guardian(&self, c: GuardianCmd) -> Result<(), CliError> {
+        match c {
+            GuardianCmd::New { name, key_size } => {
+                let size = match key_size {
+                    KeySizeArg::Rsa2048 => KeySize::Rsa2048,
+                    KeySizeArg::Rsa3072 => KeySize::Rsa3072,
+                    KeySizeArg::Rsa4096 => KeySize::Rsa4096,
+                };
+                let g = self.service.new_guardian(self.me, &name, size)?;
+                self.out.either(|| output::guardian_text(&g), || json!(g))
+            }
+            GuardianCmd::Import {
+                name,
+                metadata,
+                private,
+            } => {
+                let xml = read_input(&metadata)?;
+                let keys = private.as_deref().map(read_private_keys).transpose()?;
+                let g = self.service.import_guardian(self.me, &name, &xml, keys)?;
+                self.out.either(|| output::guardian_text(&g), || json!(g))
+            }
+            GuardianCmd::Export { name, out, private } => {
+                let (xml, keys) =
+                    self.service
+                        .export_guardian(self.me, &name, private.is_some())?;
+                write_atomic(&out, &xml)?;
+                if let (Some(dir), Some((enc, sign))) = (private.as_deref(), keys) {
+                    write_private_keys(dir, &enc, &sign)?;
+                }
+                self.out.either(
+                    || format!("wrote {}", out.display()),
+                    || json!({ "ok": true, "metadata": out, "private": private }),
+                )
+            }
+            GuardianCmd::List => {
+                let gs = self.service.guardians(self.me)?;
+                self.out.either(
+                    || gs.iter().map(|g| output::guardian_text(g) + "\n").collect(),
+                    || json!(gs),
+                )
+            }
+            GuardianCmd::Remove { name, force } => {
+                self.service.remove_guardian(self.me, &name, force)?;
+                self.out.either(
+                    || format!("removed guardian {name}"),
+                    || json!({ "ok": true }),
+                )
+            }
+        }
+    }
+}
+
+fn read_private_keys(dir: &Path) -> Result<PrivateKeyPems, CliError> {
+    let read = |name: &str| {
+        let p = dir.join(name);
+        crate::data_dir::make_private(&p, "the guardian private key")?;
+        std::fs::read_to_string(&p)
+            .map(Zeroizing::new)
+            .map_err(|e| CliError::new(format!("cannot read {}: {e}", p.display())))
+    };
+    Ok((read(ENCRYPTION_KEY_FILE)?, read(SIGNING_KEY_FILE)?))
+}
+
+fn write_private_keys(dir: &Path, enc: &str, sign: &str) -> Result<(), CliError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| CliError::new(format!("cannot create {}: {e}", dir.display())))?;
+    crate::data_dir::write_private(&dir.join(ENCRYPTION_KEY_FILE), enc.as_bytes())?;
+    crate::data_dir::write_private(&dir.join(SIGNING_KEY_FILE), sign.as_bytes())
+}

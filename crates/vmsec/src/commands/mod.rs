@@ -1,0 +1,73 @@
+//! What each CLI verb does: parse arguments, call the service, print. One file per group of
+//! `cli.rs`'s command tree; the rules are in `vmsec-service`, never here.
+
+mod audit;
+mod files;
+mod guardian;
+mod job;
+mod kp;
+mod tpm;
+mod user;
+mod vm;
+
+use vmsec_service::{Caller, Service};
+use vmsec_store::Vm;
+
+use crate::CliError;
+use crate::cli::{Cli, Command};
+use crate::data_dir::DataDir;
+use crate::output::Out;
+
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    let data = DataDir::open_or_create(&cli.data)?;
+    if let Command::Serve {
+        listen,
+        http_listen,
+        config,
+    } = cli.command
+    {
+        return crate::serve::run(
+            &data,
+            crate::serve::ServeArgs {
+                listen,
+                http_listen,
+                config,
+            },
+        );
+    }
+    let service = data.open_service()?;
+    let me = Caller::local_admin();
+    let out = Out { json: cli.json };
+    let ctx = Ctx {
+        service: &service,
+        me: &me,
+        out: &out,
+        data: &data,
+    };
+    let result = match cli.command {
+        Command::User(c) => ctx.user(c),
+        Command::Vm(c) => ctx.vm(c),
+        Command::Job(c) => ctx.job(c),
+        Command::Guardian(c) => ctx.guardian(c),
+        Command::Tpm(c) => ctx.tpm(c),
+        Command::Kp(c) => ctx.kp_file(c),
+        Command::Audit { after, limit } => ctx.audit(after, limit),
+        Command::Serve { .. } => unreachable!("handled above"),
+    };
+    service.shutdown();
+    result
+}
+
+/// What every verb works with: the service, as the local administrator, and how to print.
+struct Ctx<'a> {
+    service: &'a Service,
+    me: &'a Caller,
+    out: &'a Out,
+    data: &'a DataDir,
+}
+
+impl Ctx<'_> {
+    fn find_vm(&self, vm: &str) -> Result<Vm, CliError> {
+        Ok(self.service.find_vm(self.me, vm)?)
+    }
+}

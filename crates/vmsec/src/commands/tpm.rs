@@ -1,0 +1,133 @@
+//! `vmsec tpm …`: the VMs' vTPMs (swtpm), run under their key protectors.
+
+use std::path::PathBuf;
+
+use serde_json::json;
+use vmsec_service::vtpm::VtpmLocation;
+use vmsec_tpm::{Endpoint, Status};
+
+use super::Ctx;
+use crate::CliError;
+use crate::cli::TpmCmd;
+use crate::output;
+
+impl Ctx<'_> {
+    pub(super) fn tpm(&self, c: TpmCmd) -> Result<(), CliError> {
+        match c {
+            TpmCmd::Start {
+                vm,
+                state,
+                socket,
+                tcp,
+            } => self.tpm_start(&vm, state, socket, tcp),
+            TpmCmd::Stop { vm } => {
+                let vm = self.find_vm(&vm)?;
+                let outcome = self.service.tpm_stop(
+                    self.me,
+                    &vm,
+                    &VtpmLocation::of(&self.data.vtpm_root(), vm.id),
+                )?;
+                self.out.either(
+                    || {
+                        format!(
+                            "vTPM of {}: {}",
+                            vm.name,
+                            json!(outcome).as_str().unwrap_or("stopped")
+                        )
+                    },
+                    || json!({ "vm": vm.id, "outcome": outcome }),
+                )
+            }
+            TpmCmd::Status { vm } => self.tpm_status(vm),
+        }
+    }
+
+    fn tpm_start(
+        &self,
+        vm: &str,
+        state: Option<PathBuf>,
+        socket: Option<PathBuf>,
+        tcp: Option<u16>,
+    ) -> Result<(), CliError> {
+        let vm = self.find_vm(vm)?;
+        let location = VtpmLocation::of(&self.data.vtpm_root(), vm.id);
+        let endpoint = match (socket, tcp) {
+            (_, Some(port)) => Endpoint::Tcp { port },
+            (Some(path), None) => Endpoint::Unix {
+                path: std::path::absolute(&path)
+                    .map_err(|e| CliError::new(format!("--socket {}: {e}", path.display())))?,
+            },
+            (None, None) => Endpoint::Unix {
+                path: std::path::absolute(location.dir.join("swtpm.sock"))
+                    .map_err(|e| CliError::new(e.to_string()))?,
+            },
+        };
+        let started = self.service.tpm_start(
+            self.me,
+            &vm,
+            location,
+            state.as_deref(),
+            &self.data.path.join("vtpm-ca"),
+            endpoint,
+        )?;
+        self.out.either(
+            || {
+                format!(
+                    "vTPM of {} running (pid {}{})\n  tpm2-tools:  export TPM2TOOLS_TCTI='{}'\n  QEMU:        {}\n  took {} ms",
+                    vm.name,
+                    started.pid,
+                    if started.manufactured { ", newly manufactured" } else { "" },
+                    started.tcti,
+                    started
+                        .qemu_args
+                        .as_ref()
+                        .map(|a| a.join(" "))
+                        .unwrap_or_else(|| "attach needs --socket: QEMU passes the data channel over a unix socket".into()),
+                    started.timings.total_ms
+                )
+            },
+            || json!(started),
+        )
+    }
+
+    fn tpm_status(&self, vm: Option<String>) -> Result<(), CliError> {
+        let vms = match vm {
+            Some(v) => vec![self.find_vm(&v)?],
+            None => self.service.vms(self.me)?,
+        };
+        let mut rows = Vec::new();
+        for vm in vms {
+            let st = self
+                .service
+                .tpm_status(self.me, &VtpmLocation::of(&self.data.vtpm_root(), vm.id))?;
+            rows.push((vm, st));
+        }
+        self.out.either(
+            || {
+                rows.iter()
+                    .map(|(vm, st)| match st {
+                        Status::Running { pid, endpoint } => format!(
+                            "{}  {}  running (pid {pid}){}\n",
+                            vm.id,
+                            output::text(&vm.name),
+                            endpoint
+                                .as_ref()
+                                .map(|e| format!(" {}", e.tcti()))
+                                .unwrap_or_default()
+                        ),
+                        Status::Stopped { .. } => {
+                            format!("{}  {}  stopped\n", vm.id, output::text(&vm.name))
+                        }
+                    })
+                    .collect()
+            },
+            || {
+                json!(
+                    rows.iter()
+                        .map(|(vm, st)| json!({ "vm": vm.id, "name": vm.name, "status": st }))
+                        .collect::<Vec<_>>()
+                )
+            },
+        )
+    }
+}

@@ -1,0 +1,123 @@
+//! `vmsec vm …`: VMs, and through `security`, `kp` and `policy` the methods of
+//! Msvm_SecurityService on one VM, called as a WS-Management client would call them.
+
+mod kp;
+mod policy;
+mod security;
+
+use std::time::Duration;
+
+use serde_json::json;
+use vmsec_service::{JobStarted, Method, ServiceError};
+use vmsec_store::JobState;
+
+use super::Ctx;
+use crate::CliError;
+use crate::cli::VmCmd;
+use crate::output;
+
+/// How long the CLI waits for a job it started.
+const JOB_WAIT: Duration = Duration::from_secs(120);
+
+impl Ctx<'_> {
+    pub(super) fn vm(&self, c: VmCmd) -> Result<(), CliError> {
+        match c {
+            VmCmd::Add { name, id } => {
+                let vm = self.service.add_vm(self.me, &name, id)?;
+                self.out.either(
+                    || format!("added VM {} {}", output::text(&vm.name), vm.id),
+                    || output::vm_json(&vm),
+                )
+            }
+            VmCmd::List => {
+                let vms = self.service.vms(self.me)?;
+                self.out.either(
+                    || {
+                        vms.iter()
+                            .map(|v| format!("{}  {}\n", v.id, output::text(&v.name)))
+                            .collect()
+                    },
+                    || json!(vms.iter().map(output::vm_json).collect::<Vec<_>>()),
+                )
+            }
+            VmCmd::Show { vm } => {
+                let vm = self.find_vm(&vm)?;
+                let sec = self.service.vm_security(self.me, vm.id)?;
+                self.out.either(
+                    || output::security_text(&vm, &sec),
+                    || output::security_json(&vm, &sec),
+                )
+            }
+            VmCmd::Remove { vm, force } => {
+                let vm = self.find_vm(&vm)?;
+                self.service
+                    .remove_vm_and_vtpm(self.me, &vm, force, &self.data.vtpm_root())?;
+                self.out.either(
+                    || format!("removed VM {} {}", output::text(&vm.name), vm.id),
+                    || json!({ "ok": true }),
+                )
+            }
+            VmCmd::Export { vm, out } => {
+                let vm = self.find_vm(&vm)?;
+                self.service
+                    .export_vm(self.me, &vm, &self.data.vtpm_root(), &out)?;
+                self.out.either(
+                    || format!("exported {} to {}", vm.name, out.display()),
+                    || json!({ "ok": true, "dir": out }),
+                )
+            }
+            VmCmd::Import { dir } => {
+                let vm = self
+                    .service
+                    .import_vm(self.me, &self.data.vtpm_root(), &dir)?;
+                self.out.either(
+                    || format!("imported VM {} {}", output::text(&vm.name), vm.id),
+                    || output::vm_json(&vm),
+                )
+            }
+            VmCmd::Security(c) => self.security(c),
+            VmCmd::Kp(c) => self.kp(c),
+            VmCmd::Policy(c) => self.policy(c),
+        }
+    }
+
+    /// The outcome of a method that starts a job: waits for the job and turns its outcome
+    /// into the CLI's, printing `done` when it completed.
+    fn method_job(
+        &self,
+        method: Method,
+        started: Result<JobStarted, ServiceError>,
+        done: &str,
+    ) -> Result<(), CliError> {
+        let started = started.map_err(|e| method_error(method, e))?;
+        let job = self
+            .service
+            .wait_job(self.me, &started.instance_id, JOB_WAIT)
+            .map_err(|e| method_error(method, e))?;
+        if job.state == JobState::Completed {
+            self.out.either(
+                || done.to_string(),
+                || json!({ "ok": true, "job": output::job_json(&job) }),
+            )
+        } else {
+            Err(CliError::new(format!(
+                "{} (job {} failed with {} return code {}: {})",
+                job.error_description,
+                job.instance_id,
+                method.name(),
+                job.error_code,
+                vmsec_service::describe(method, job.error_code)
+            )))
+        }
+    }
+}
+
+/// A service error of a method call, with the return code a WS-Man client would have seen.
+fn method_error(method: Method, e: ServiceError) -> CliError {
+    let code = method.return_code(&e);
+    CliError::new(format!(
+        "{e} ({} return code {code}: {})",
+        method.name(),
+        vmsec_service::describe(method, code)
+    ))
+}
