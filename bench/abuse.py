@@ -66,11 +66,14 @@ def rss_mib():
 
 
 def median_get(n=50):
-    return statistics.median(post(ADMIN)[1] for _ in range(n))
+    answers = [post(ADMIN) for _ in range(n)]
+    assert all(s == 200 for s, _ in answers), answers[:3]
+    return statistics.median(t for _, t in answers)
 
 
 rows = []
-post(ADMIN)  # the admin's credentials verified once, as a client's are after its first request
+# The admin's credentials verified once, as a client's are after its first request.
+assert post(ADMIN)[0] == 200
 
 # Login timing. Sources 127.0.1.x and 127.0.2.x: one attempt each.
 known = [post(b64("ops:not-the-password"), source=f"127.0.1.{i}") for i in range(1, 41)]
@@ -100,9 +103,11 @@ for t in threads:
     t.start()
 for t in threads:
     t.join()
-hashed = metric("vmsec_password_checks_total") - before
+after = metric("vmsec_password_checks_total")
+hashed = None if before is None or after is None else after - before
 counts = {s: statuses.count(s) for s in set(statuses)}
-rows.append(("200 concurrent wrong passwords from one source: passwords hashed", f"{hashed:.0f}",
+rows.append(("200 concurrent wrong passwords from one source: passwords hashed",
+             "not counted by this build" if hashed is None else f"{hashed:.0f}",
              "answers " + ", ".join(f"{v}× {k}" for k, v in sorted(counts.items(), key=str))))
 
 # Idle flood from another address.

@@ -8,9 +8,9 @@ source "$(dirname "$0")/lib.sh"
 build
 data=$(mktemp -d)
 trap 'kill "$VMSEC_PID" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$data"' EXIT
+ulimit -n 8192
+start_vmsec "$data" --http-listen 127.0.0.1:0   # first start: creates the admin
 "$BIN" --data "$data" vm add web1 --id "$VM" >/dev/null
 echo 'an operator password' | "$BIN" --data "$data" user add ops --role operator --password-stdin >/dev/null
-ulimit -n 8192
-start_vmsec "$data" --http-listen 127.0.0.1:0
 python3 "$ROOT/bench/abuse.py" "$VMSEC_HTTP" "$BENCH_AUTH" "$VMSEC_PID" | tee "$data/table"
 [ "${1:-}" = --no-publish ] || python3 "$ROOT/bench/publish.py" abuse "bench/abuse.sh" <"$data/table"
