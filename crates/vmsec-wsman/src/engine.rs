@@ -11,13 +11,13 @@ use vmsec_cim::Instance;
 use vmsec_cim::schema::ClassDef;
 
 use crate::enumeration::{Context, Registry};
-use crate::envelope::{self, EnumerationMode, Header, Operation, ParseError, Request};
-use crate::fault::{Fault, FaultKind};
-use crate::methods::MethodDef;
-use crate::ns;
 use crate::provider::{OutValue, Principal, Provider};
-use crate::reply::Envelope;
-use crate::wscim::{self, BadName};
+use crate::wire::envelope::{self, EnumerationMode, Header, Operation, ParseError, Request};
+use crate::wire::fault::{Fault, FaultKind};
+use crate::wire::invoke::MethodDef;
+use crate::wire::ns;
+use crate::wire::reply::Envelope;
+use crate::wire::wscim::{self, BadName};
 
 /// Limits and identity of the endpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -498,7 +498,7 @@ impl<P: Provider> Engine<P> {
         let done = filled?;
         if !done {
             out.push_str("<n:EnumerationContext>");
-            crate::xmlw::text(&mut out, id);
+            crate::wire::xmlw::text(&mut out, id);
             out.push_str("</n:EnumerationContext>");
         }
         out.push_str("<n:Items>");
@@ -561,7 +561,7 @@ impl<P: Provider> Engine<P> {
             }
         }
         out.push_str("<p:ReturnValue>");
-        crate::xmlw::uint(&mut out, u64::from(output.return_value));
+        crate::wire::xmlw::uint(&mut out, u64::from(output.return_value));
         out.push_str("</p:ReturnValue></p:");
         out.push_str(method.name);
         out.push_str("_OUTPUT></s:Body>");

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use vmsec_cim::Instance;
 
-use crate::envelope::EnumerationMode;
-use crate::fault::{Fault, FaultKind};
 use crate::provider::{Enumeration, ProviderError};
+use crate::wire::envelope::EnumerationMode;
+use crate::wire::fault::{Fault, FaultKind};
 
 /// An open enumeration, taken out of the registry while a Pull is served.
 pub struct Context {

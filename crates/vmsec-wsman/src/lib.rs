@@ -18,16 +18,13 @@
 
 pub mod engine;
 pub mod enumeration;
-pub mod envelope;
-pub mod fault;
-pub mod methods;
-pub mod ns;
 pub mod provider;
-mod reply;
 pub mod server;
-pub mod wql;
-pub mod wscim;
-mod xmlw;
+pub mod wire;
+
+// The codecs' paths before they moved under `wire`, kept for downstream crates.
+pub use wire::invoke as methods;
+pub use wire::{envelope, fault, ns, wql, wscim};
 
 pub use engine::{Engine, EngineConfig, Response};
 pub use fault::{Fault, FaultKind};

@@ -50,9 +50,9 @@ pub use ratelimit::{LoginLimiter, LoginRateLimit};
 pub use tls::TlsSource;
 
 use crate::engine::{Engine, EngineConfig};
-use crate::envelope;
-use crate::fault::{Fault, FaultKind};
 use crate::provider::{Principal, Provider};
+use crate::wire::envelope;
+use crate::wire::fault::{Fault, FaultKind};
 use limits::{BodyBudget, BodyReservation, ConnectionRefused, ConnectionSlots, LogThrottle};
 
 /// Server settings.

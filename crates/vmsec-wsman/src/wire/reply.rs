@@ -1,8 +1,8 @@
 //! The SOAP envelope of replies: fixed prefixes declared once on `s:Envelope`, and the
 //! response headers (`wsa:To`, `wsa:Action`, fresh `wsa:MessageID`, `wsa:RelatesTo`).
 
-use crate::ns;
-use crate::xmlw;
+use crate::wire::ns;
+use crate::wire::xmlw;
 
 /// Prefix bindings every reply declares on its root element.
 const DECLARATIONS: [(&str, &str); 7] = [

@@ -11,9 +11,9 @@ use std::time::Duration;
 use roxmltree::Node;
 use vmsec_cim::Value;
 
-use crate::fault::{Fault, FaultKind};
-use crate::methods::{self, MethodDef};
-use crate::ns::{self, Resource};
+use crate::wire::fault::{Fault, FaultKind};
+use crate::wire::invoke::{self, MethodDef};
+use crate::wire::ns::{self, Resource};
 
 /// Deepest element nesting accepted; a WS-Man request needs fewer than 10 levels.
 pub const MAX_DEPTH: usize = 64;
@@ -465,7 +465,7 @@ fn enumerate(h: &Header, body: Node<'_, '_>) -> Result<Enumerate, Fault> {
                 }
                 let text = child.text().unwrap_or("");
                 query = Some(
-                    crate::wql::parse(text)
+                    crate::wire::wql::parse(text)
                         .map_err(|e| fault(FaultKind::CannotProcessFilter, e.to_string()))?,
                 );
             }
@@ -557,7 +557,7 @@ fn invoke(h: &Header, body: Node<'_, '_>) -> Result<Operation, Fault> {
     if vmsec_cim::schema::class(&class).is_none() {
         return Err(unknown_class(&class));
     }
-    let method = methods::method(&class, method_name).ok_or_else(|| {
+    let method = invoke::method(&class, method_name).ok_or_else(|| {
         fault(
             FaultKind::ActionNotSupported,
             format!("class {class} has no method {}", excerpt(method_name)),
@@ -581,7 +581,7 @@ fn invoke(h: &Header, body: Node<'_, '_>) -> Result<Operation, Fault> {
             ));
         }
     }
-    let input = methods::type_input(method, input)?;
+    let input = invoke::type_input(method, input)?;
     Ok(Operation::Invoke { method, input })
 }
 
@@ -696,7 +696,7 @@ mod tests {
 
     #[test]
     fn every_profile_header_is_read_whatever_the_prefixes() {
-        let body = include_str!("../testdata/etree_invoke_get_key_protector_cdata.xml")
+        let body = include_str!("../../testdata/etree_invoke_get_key_protector_cdata.xml")
             .replace("{{MAXENV}}", "512000");
         let req = parse(body.as_bytes()).unwrap();
         let h = &req.header;
@@ -727,7 +727,7 @@ mod tests {
     fn a_utf8_byte_order_mark_is_accepted() {
         let body = format!(
             "\u{FEFF}{}",
-            include_str!("../testdata/pypsrp_get_security_service.xml")
+            include_str!("../../testdata/pypsrp_get_security_service.xml")
         );
         assert!(matches!(
             parse(body.as_bytes()),
@@ -740,7 +740,7 @@ mod tests {
 
     #[test]
     fn a_repeated_action_header_is_refused() {
-        let body = include_str!("../testdata/pypsrp_get_security_service.xml").replace(
+        let body = include_str!("../../testdata/pypsrp_get_security_service.xml").replace(
             "<wsa:To>",
             "<wsa:Action>http://schemas.xmlsoap.org/ws/2004/09/transfer/Get</wsa:Action><wsa:To>",
         );

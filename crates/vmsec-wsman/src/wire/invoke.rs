@@ -12,8 +12,8 @@ use std::borrow::Cow;
 use roxmltree::Node;
 use vmsec_cim::{CimType, Value};
 
-use crate::fault::{Fault, FaultKind};
-use crate::ns;
+use crate::wire::fault::{Fault, FaultKind};
+use crate::wire::ns;
 
 /// One in-parameter of a method.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
