@@ -276,10 +276,10 @@ impl<P: Provider> Engine<P> {
         self.registry.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Answers one request from `who`: [`Engine::read`], then [`Engine::answer`].
-    pub fn handle(&self, who: &Principal, body: &[u8]) -> Response {
+    /// Answers one request from `who` at `now`: [`Engine::read`], then [`Engine::answer`].
+    pub fn handle(&self, who: &Principal, body: &[u8], now: Instant) -> Response {
         match self.read(body) {
-            Ok(request) => self.answer(who, &request),
+            Ok(request) => self.answer(who, &request, now),
             Err(refused) => *refused,
         }
     }
@@ -312,8 +312,10 @@ impl<P: Provider> Engine<P> {
         })
     }
 
-    /// Answers a request [`Engine::read`] returned, on behalf of `who`.
-    pub fn answer(&self, who: &Principal, request: &Request) -> Response {
+    /// Answers a request [`Engine::read`] returned, on behalf of `who`. `now` is the
+    /// caller's clock, the only one the engine reads (enumeration contexts expire by it), so
+    /// that expiry is testable without sleeping and the engine does no I/O of its own.
+    pub fn answer(&self, who: &Principal, request: &Request, now: Instant) -> Response {
         let operation = request.operation.name();
         let limit = request
             .header
@@ -321,7 +323,7 @@ impl<P: Provider> Engine<P> {
             .map_or(self.config.max_reply_size, |m| {
                 m.min(self.config.max_reply_size)
             });
-        let result = self.dispatch(who, request, limit).and_then(|body| {
+        let result = self.dispatch(who, request, limit, now).and_then(|body| {
             if body.len() > limit {
                 Err(too_big(body.len(), limit))
             } else {
@@ -358,18 +360,23 @@ impl<P: Provider> Engine<P> {
         }
     }
 
-    fn dispatch(&self, who: &Principal, req: &Request, limit: usize) -> Result<String, Fault> {
+    fn dispatch(
+        &self,
+        who: &Principal,
+        req: &Request,
+        limit: usize,
+        now: Instant,
+    ) -> Result<String, Fault> {
         let h = &req.header;
         match &req.operation {
             Operation::Get { class } => self.get(who, h, class),
-            Operation::Enumerate(e) => self.enumerate(who, h, e, limit),
+            Operation::Enumerate(e) => self.enumerate(who, h, e, limit, now),
             Operation::Pull {
                 context,
                 max_elements,
-            } => self.pull(who, h, context, *max_elements, limit),
+            } => self.pull(who, h, context, *max_elements, limit, now),
             Operation::Release { context } => {
-                self.registry()
-                    .release(context, &who.user, Instant::now())?;
+                self.registry().release(context, &who.user, now)?;
                 let mut out = String::with_capacity(1024);
                 let env = Envelope::begin(&mut out, RELEASE_RESPONSE, Some(&h.message_id));
                 out.push_str("<s:Body/>");
@@ -400,6 +407,7 @@ impl<P: Provider> Engine<P> {
         h: &Header,
         e: &envelope::Enumerate,
         limit: usize,
+        now: Instant,
     ) -> Result<String, Fault> {
         let def = class_def(&e.class)?;
         let filter = e
@@ -440,7 +448,7 @@ impl<P: Provider> Engine<P> {
         let done = e.optimize && ctx.is_done()?;
         out.push_str("<n:EnumerationContext>");
         if !done {
-            let id = self.registry().open(ctx, Instant::now())?;
+            let id = self.registry().open(ctx, now)?;
             out.push_str(&id);
         }
         out.push_str("</n:EnumerationContext>");
@@ -464,8 +472,9 @@ impl<P: Provider> Engine<P> {
         id: &str,
         max_elements: Option<u32>,
         limit: usize,
+        now: Instant,
     ) -> Result<String, Fault> {
-        let mut ctx = self.registry().take(id, &who.user, Instant::now())?;
+        let mut ctx = self.registry().take(id, &who.user, now)?;
         let mut out = String::with_capacity(2048);
         let env = Envelope::begin(&mut out, PULL_RESPONSE, Some(&h.message_id));
         out.push_str("<s:Body><n:PullResponse>");
@@ -487,12 +496,12 @@ impl<P: Provider> Engine<P> {
         // released; a finished one is gone.
         match filled {
             Ok(true) => {}
-            Ok(false) => self.registry().restore(id.to_owned(), ctx, Instant::now()),
+            Ok(false) => self.registry().restore(id.to_owned(), ctx, now),
             Err(_) => {
                 for inst in written.into_iter().rev() {
                     ctx.put_back(inst);
                 }
-                self.registry().restore(id.to_owned(), ctx, Instant::now());
+                self.registry().restore(id.to_owned(), ctx, now);
             }
         }
         let done = filled?;
