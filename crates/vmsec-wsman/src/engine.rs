@@ -8,13 +8,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use vmsec_cim::Instance;
-use vmsec_cim::schema::ClassDef;
+use vmsec_cim::schema::{ClassDef, MethodDef, ServedClass};
 
 use crate::enumeration::{Context, Registry};
 use crate::provider::{OutValue, Principal, Provider};
 use crate::wire::envelope::{self, EnumerationMode, Header, Operation, ParseError, Request};
 use crate::wire::fault::{Fault, FaultKind};
-use crate::wire::invoke::MethodDef;
 use crate::wire::ns;
 use crate::wire::reply::Envelope;
 use crate::wire::wscim::{self, BadName};
@@ -159,7 +158,9 @@ fn key_list(def: &ClassDef) -> String {
 }
 
 fn class_def(class: &str) -> Result<&'static ClassDef, Fault> {
-    vmsec_cim::schema::class(class).ok_or_else(|| envelope::unknown_class(class))
+    ServedClass::from_name(class)
+        .map(ServedClass::def)
+        .ok_or_else(|| envelope::unknown_class(class))
 }
 
 /// Writes one enumeration item.
@@ -528,7 +529,7 @@ impl<P: Provider> Engine<P> {
         method: &MethodDef,
         input: &[(String, vmsec_cim::Value)],
     ) -> Result<String, Fault> {
-        let def = class_def(method.class)?;
+        let def = method.class.def();
         let selectors = check_selectors(def, &h.selectors)?;
         let output = self
             .provider

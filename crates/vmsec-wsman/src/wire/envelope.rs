@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use roxmltree::Node;
 use vmsec_cim::Value;
+use vmsec_cim::schema::{MethodDef, ServedClass};
 
 use crate::wire::fault::{Fault, FaultKind};
-use crate::wire::invoke::{self, MethodDef};
+use crate::wire::invoke;
 use crate::wire::ns::{self, Resource};
 
 /// Deepest element nesting accepted; a WS-Man request needs fewer than 10 levels.
@@ -554,10 +555,10 @@ fn invoke(h: &Header, body: Node<'_, '_>) -> Result<Operation, Fault> {
             format!("the action is for class {action_class} but the resource URI names {class}"),
         ));
     }
-    if vmsec_cim::schema::class(&class).is_none() {
+    let Some(served) = ServedClass::from_name(&class) else {
         return Err(unknown_class(&class));
-    }
-    let method = invoke::method(&class, method_name).ok_or_else(|| {
+    };
+    let method = vmsec_cim::schema::method(served, method_name).ok_or_else(|| {
         fault(
             FaultKind::ActionNotSupported,
             format!("class {class} has no method {}", excerpt(method_name)),
@@ -568,7 +569,7 @@ fn invoke(h: &Header, body: Node<'_, '_>) -> Result<Operation, Fault> {
     if let Some(el) = input {
         let tag = el.tag_name();
         let in_class_ns = matches!(ns::resource(tag.namespace().unwrap_or("")),
-            Some(Resource::Class(c)) if c.eq_ignore_ascii_case(&class));
+            Some(Resource::Class(c)) if ServedClass::from_name(&c) == Some(served));
         if !tag.name().eq_ignore_ascii_case(&input_name) || !in_class_ns {
             return Err(fault(
                 FaultKind::SchemaValidationError,
@@ -576,7 +577,7 @@ fn invoke(h: &Header, body: Node<'_, '_>) -> Result<Operation, Fault> {
                     "the body holds <{}> in namespace \"{}\"; expected {input_name} in {}",
                     tag.name(),
                     excerpt(tag.namespace().unwrap_or("")),
-                    ns::class_uri(method.class)
+                    ns::class_uri(method.class.name())
                 ),
             ));
         }
