@@ -16,6 +16,7 @@ use crate::wire::envelope::{self, EnumerationMode, Header, Operation, ParseError
 use crate::wire::fault::{Fault, FaultKind};
 use crate::wire::ns;
 use crate::wire::reply::Envelope;
+use crate::wire::wql::Filter;
 use crate::wire::wscim::{self, BadName};
 
 /// Limits and identity of the endpoint.
@@ -426,7 +427,8 @@ impl<P: Provider> Engine<P> {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let source = self.provider.enumerate(who, def.name, &filter)?;
-        let mut ctx = Context::new(who.user.clone(), e.mode, source);
+        let mut ctx =
+            Context::new(who.user.clone(), e.mode, source).with_filter(Filter::new(filter));
 
         let mut out = String::with_capacity(2048);
         let env = Envelope::begin(&mut out, ENUMERATE_RESPONSE, Some(&h.message_id));

@@ -527,6 +527,33 @@ fn optimized_wql_enumeration_returns_every_match_in_the_response() {
 }
 
 #[test]
+fn the_engine_applies_the_filter_to_a_provider_that_ignores_it() {
+    for read_at_once in [false, true] {
+        let mut provider = TestProvider::new();
+        provider.ignore_filter = true;
+        provider.read_at_once = read_at_once;
+        let e = Engine::new(Arc::new(provider), EngineConfig::default());
+        let body = testdata("libvirt_enumerate_wql.xml").replace(
+            "<wsen:Enumerate>",
+            "<wsen:Enumerate><wsman:OptimizeEnumeration/><wsman:MaxElements>100</wsman:MaxElements>",
+        );
+        let r = send(&e, &body);
+        assert_eq!(r.status, 200, "{}", r.body);
+        let doc = roxmltree::Document::parse(&r.body).unwrap();
+        let class_ns = format!("{V2}Msvm_ComputerSystem");
+        let descriptions: Vec<&str> = find_all(&doc, &class_ns, "Description")
+            .iter()
+            .filter_map(|n| n.text())
+            .collect();
+        assert_eq!(
+            descriptions, ["Microsoft Virtual Machine"; 3],
+            "the host does not match (read at once: {read_at_once})"
+        );
+        assert!(context_of(&r.body).is_none());
+    }
+}
+
+#[test]
 fn pywinrm_object_and_epr_enumeration_pages_through_pull() {
     let (_, e) = engine();
     let r = send(&e, &testdata("pywinrm_enumerate_object_and_epr.xml"));
