@@ -1,9 +1,10 @@
 #![forbid(unsafe_code)]
 //! WS-Management server of vmsec (profile: shared/specs/wsman.md).
 //!
-//! The core is sans-IO: [`Engine::handle`] turns request bytes into a typed request,
-//! calls the [`Provider`], and turns the result into reply bytes — faults included —
-//! without sockets. [`server`] is the thin HTTP(S) shell around it: Basic
+//! The core is sans-IO: [`Engine::handle`] turns request bytes into a typed request
+//! ([`wire`]), calls the [`Provider`], and turns the result into a typed reply that [`wire`]
+//! serializes — faults included — without sockets, and with the time given by its caller.
+//! [`server`] is the thin HTTP(S) shell around it: Basic
 //! authentication, size limits, timeouts, rate limiting of failed logins, metrics and
 //! graceful shutdown.
 //!
