@@ -1,4 +1,5 @@
-//! Class definitions for the classes vmsec serves, and checking instances against them.
+//! Class definitions for the classes vmsec serves, checking instances against them, and the
+//! signatures of the methods vmsec serves ([`METHODS`]).
 //!
 //! Property names and types follow Microsoft's published `root\virtualization\v2` MOF
 //! (WindowsVirtualization.V2.mof) including inherited CIM properties.
@@ -8,6 +9,11 @@ use crate::instance::Instance;
 use crate::value::Value;
 
 mod classes;
+mod methods;
+mod served;
+
+pub use methods::{METHODS, MethodDef, ParamDef, ReturnCodes, method};
+pub use served::ServedClass;
 
 /// A class: its name and every property (inherited ones included).
 #[derive(Debug, PartialEq, Eq)]

@@ -1,23 +1,26 @@
 //! The sans-IO core: request bytes and a caller in, reply bytes out.
 //!
-//! [`Engine::handle`] parses, dispatches to the [`Provider`], and serializes; it never
-//! touches a socket, so every operation and fault is testable with plain byte strings.
+//! [`Engine::handle`] parses, dispatches to the [`Provider`], and builds a typed
+//! [`Reply`] that the wire serializes; it never touches a socket nor reads a clock, so every
+//! operation, fault and expiry is testable with plain byte strings and chosen instants.
 //! It calls the provider synchronously: the server runs it on a blocking thread.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use vmsec_cim::Instance;
-use vmsec_cim::schema::ClassDef;
+use vmsec_cim::schema::{ClassDef, MethodDef, ServedClass};
 
 use crate::enumeration::{Context, Registry};
-use crate::envelope::{self, EnumerationMode, Header, Operation, ParseError, Request};
-use crate::fault::{Fault, FaultKind};
-use crate::methods::MethodDef;
-use crate::ns;
-use crate::provider::{OutValue, Principal, Provider};
-use crate::reply::Envelope;
-use crate::wscim::{self, BadName};
+use crate::provider::{Principal, Provider};
+use crate::wire::envelope::{self, Header, Operation, ParseError, Request};
+use crate::wire::fault::{Fault, FaultKind};
+use crate::wire::reply::{
+    EnumerateResponse, GetResponse, IdentifyResponse, InvokeResponse, Items, PullResponse,
+    ReleaseResponse, Reply,
+};
+use crate::wire::wql::Filter;
+use crate::wire::wscim::BadName;
 
 /// Limits and identity of the endpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,12 +81,6 @@ pub struct Engine<P> {
     config: EngineConfig,
     registry: Mutex<Registry>,
 }
-
-const GET_RESPONSE: &str = "http://schemas.xmlsoap.org/ws/2004/09/transfer/GetResponse";
-const ENUMERATE_RESPONSE: &str =
-    "http://schemas.xmlsoap.org/ws/2004/09/enumeration/EnumerateResponse";
-const PULL_RESPONSE: &str = "http://schemas.xmlsoap.org/ws/2004/09/enumeration/PullResponse";
-const RELEASE_RESPONSE: &str = "http://schemas.xmlsoap.org/ws/2004/09/enumeration/ReleaseResponse";
 
 fn internal(e: BadName) -> Fault {
     Fault::new(
@@ -159,81 +156,47 @@ fn key_list(def: &ClassDef) -> String {
 }
 
 fn class_def(class: &str) -> Result<&'static ClassDef, Fault> {
-    vmsec_cim::schema::class(class).ok_or_else(|| envelope::unknown_class(class))
+    ServedClass::from_name(class)
+        .map(ServedClass::def)
+        .ok_or_else(|| envelope::unknown_class(class))
 }
 
-/// Writes one enumeration item.
-fn item(out: &mut String, inst: &Instance, mode: EnumerationMode) -> Result<(), BadName> {
-    match mode {
-        EnumerationMode::Objects => wscim::instance(out, inst),
-        EnumerationMode::Epr => {
-            out.push_str("<a:EndpointReference>");
-            wscim::instance_reference(out, inst);
-            out.push_str("</a:EndpointReference>");
-            Ok(())
-        }
-        EnumerationMode::ObjectAndEpr => {
-            out.push_str("<w:Item>");
-            wscim::instance(out, inst)?;
-            out.push_str("<a:EndpointReference>");
-            wscim::instance_reference(out, inst);
-            out.push_str("</a:EndpointReference></w:Item>");
-            Ok(())
-        }
-    }
-}
-
-/// Writes up to `max` of the context's next instances into `out` while `out` stays within
-/// `budget` bytes, reading them from its source as needed, and moves those written to
-/// `written` (so that a Pull that fails can put them back). An instance that alone exceeds
-/// the budget is an EncodingLimit fault naming the size needed (`overhead` is the rest of
-/// the envelope); it stays pending, as does the first one that did not fit.
+/// Adds up to `max` of the context's next instances to `items` while the whole reply stays
+/// within `limit` bytes (`overhead` being the rest of the envelope), reading them from its
+/// source as needed, and moves those added to `written` (so that a Pull that fails can put
+/// them back). An instance that alone exceeds the budget is an EncodingLimit fault naming the
+/// size needed; it stays pending, as does the first one that did not fit.
 fn fill(
-    out: &mut String,
+    items: &mut Items,
     ctx: &mut Context,
     written: &mut Vec<Instance>,
     max: u32,
-    budget: usize,
     overhead: usize,
     limit: usize,
 ) -> Result<(), Fault> {
+    let budget = limit.saturating_sub(overhead);
     while written.len() < max as usize {
         let Some(inst) = ctx.next(max as usize - written.len())? else {
             break;
         };
-        let before = out.len();
-        out.reserve(wscim::estimate_instance(&inst));
-        if let Err(e) = item(out, &inst, ctx.mode) {
-            ctx.put_back(inst);
-            return Err(internal(e));
-        }
-        if out.len() > budget {
-            let needed = out.len() - before + overhead;
-            out.truncate(before);
+        let added = match items.push(&inst, ctx.mode) {
+            Ok(added) => added,
+            Err(e) => {
+                ctx.put_back(inst);
+                return Err(internal(e));
+            }
+        };
+        if items.len() > budget {
+            items.pop(added);
             ctx.put_back(inst);
             if written.is_empty() {
-                return Err(too_big(needed, limit));
+                return Err(too_big(added + overhead, limit));
             }
             break;
         }
         written.push(inst);
     }
     Ok(())
-}
-
-/// The Identify reply: protocol version and product, without addressing headers.
-fn identify_response() -> String {
-    let mut out = String::with_capacity(512);
-    out.push_str("<s:Envelope xmlns:s=\"");
-    out.push_str(ns::SOAP);
-    out.push_str("\"><s:Header/><s:Body><wsmid:IdentifyResponse xmlns:wsmid=\"");
-    out.push_str(ns::WSMID);
-    out.push_str("\"><wsmid:ProtocolVersion>");
-    out.push_str(ns::WSMAN);
-    out.push_str("</wsmid:ProtocolVersion><wsmid:ProductVendor>vmsec</wsmid:ProductVendor><wsmid:ProductVersion>");
-    out.push_str(env!("CARGO_PKG_VERSION"));
-    out.push_str("</wsmid:ProductVersion></wsmid:IdentifyResponse></s:Body></s:Envelope>");
-    out
 }
 
 impl<P: Provider> Engine<P> {
@@ -276,10 +239,10 @@ impl<P: Provider> Engine<P> {
         self.registry.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Answers one request from `who`: [`Engine::read`], then [`Engine::answer`].
-    pub fn handle(&self, who: &Principal, body: &[u8]) -> Response {
+    /// Answers one request from `who` at `now`: [`Engine::read`], then [`Engine::answer`].
+    pub fn handle(&self, who: &Principal, body: &[u8], now: Instant) -> Response {
         match self.read(body) {
-            Ok(request) => self.answer(who, &request),
+            Ok(request) => self.answer(who, &request, now),
             Err(refused) => *refused,
         }
     }
@@ -312,8 +275,10 @@ impl<P: Provider> Engine<P> {
         })
     }
 
-    /// Answers a request [`Engine::read`] returned, on behalf of `who`.
-    pub fn answer(&self, who: &Principal, request: &Request) -> Response {
+    /// Answers a request [`Engine::read`] returned, on behalf of `who`. `now` is the
+    /// caller's clock, the only one the engine reads (enumeration contexts expire by it), so
+    /// that expiry is testable without sleeping and the engine does no I/O of its own.
+    pub fn answer(&self, who: &Principal, request: &Request, now: Instant) -> Response {
         let operation = request.operation.name();
         let limit = request
             .header
@@ -321,13 +286,16 @@ impl<P: Provider> Engine<P> {
             .map_or(self.config.max_reply_size, |m| {
                 m.min(self.config.max_reply_size)
             });
-        let result = self.dispatch(who, request, limit).and_then(|body| {
-            if body.len() > limit {
-                Err(too_big(body.len(), limit))
-            } else {
-                Ok(body)
-            }
-        });
+        let result = self
+            .dispatch(who, request, limit, now)
+            .and_then(|reply| reply.to_xml().map_err(internal))
+            .and_then(|body| {
+                if body.len() > limit {
+                    Err(too_big(body.len(), limit))
+                } else {
+                    Ok(body)
+                }
+            });
         match result {
             Ok(body) => Response {
                 status: 200,
@@ -358,40 +326,42 @@ impl<P: Provider> Engine<P> {
         }
     }
 
-    fn dispatch(&self, who: &Principal, req: &Request, limit: usize) -> Result<String, Fault> {
+    fn dispatch(
+        &self,
+        who: &Principal,
+        req: &Request,
+        limit: usize,
+        now: Instant,
+    ) -> Result<Reply, Fault> {
         let h = &req.header;
-        match &req.operation {
-            Operation::Get { class } => self.get(who, h, class),
-            Operation::Enumerate(e) => self.enumerate(who, h, e, limit),
+        Ok(match &req.operation {
+            Operation::Get { class } => Reply::Get(self.get(who, h, class)?),
+            Operation::Enumerate(e) => Reply::Enumerate(self.enumerate(who, h, e, limit, now)?),
             Operation::Pull {
                 context,
                 max_elements,
-            } => self.pull(who, h, context, *max_elements, limit),
+            } => Reply::Pull(self.pull(who, h, context, *max_elements, limit, now)?),
             Operation::Release { context } => {
-                self.registry()
-                    .release(context, &who.user, Instant::now())?;
-                let mut out = String::with_capacity(1024);
-                let env = Envelope::begin(&mut out, RELEASE_RESPONSE, Some(&h.message_id));
-                out.push_str("<s:Body/>");
-                env.end(&mut out);
-                Ok(out)
+                self.registry().release(context, &who.user, now)?;
+                Reply::Release(ReleaseResponse {
+                    relates_to: h.message_id.clone(),
+                })
             }
-            Operation::Invoke { method, input } => self.invoke(who, h, method, input),
-            Operation::Identify => Ok(identify_response()),
-        }
+            Operation::Invoke { method, input } => {
+                Reply::Invoke(self.invoke(who, h, method, input)?)
+            }
+            Operation::Identify => Reply::Identify(IdentifyResponse),
+        })
     }
 
-    fn get(&self, who: &Principal, h: &Header, class: &str) -> Result<String, Fault> {
+    fn get(&self, who: &Principal, h: &Header, class: &str) -> Result<GetResponse, Fault> {
         let def = class_def(class)?;
         let selectors = check_selectors(def, &h.selectors)?;
-        let inst = self.provider.get(who, def.name, &selectors)?;
-        let mut out = String::with_capacity(1024 + wscim::estimate_instance(&inst));
-        let env = Envelope::begin(&mut out, GET_RESPONSE, Some(&h.message_id));
-        out.push_str("<s:Body>");
-        wscim::instance(&mut out, &inst).map_err(internal)?;
-        out.push_str("</s:Body>");
-        env.end(&mut out);
-        Ok(out)
+        let instance = self.provider.get(who, def.name, &selectors)?;
+        Ok(GetResponse {
+            relates_to: h.message_id.clone(),
+            instance,
+        })
     }
 
     fn enumerate(
@@ -400,7 +370,8 @@ impl<P: Provider> Engine<P> {
         h: &Header,
         e: &envelope::Enumerate,
         limit: usize,
-    ) -> Result<String, Fault> {
+        now: Instant,
+    ) -> Result<EnumerateResponse, Fault> {
         let def = class_def(&e.class)?;
         let filter = e
             .filter
@@ -417,44 +388,28 @@ impl<P: Provider> Engine<P> {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let source = self.provider.enumerate(who, def.name, &filter)?;
-        let mut ctx = Context::new(who.user.clone(), e.mode, source);
+        let mut ctx =
+            Context::new(who.user.clone(), e.mode, source).with_filter(Filter::new(filter));
 
-        let mut out = String::with_capacity(2048);
-        let env = Envelope::begin(&mut out, ENUMERATE_RESPONSE, Some(&h.message_id));
-        out.push_str("<s:Body><n:EnumerateResponse>");
-        let mut items_xml = String::new();
+        let mut items = None;
         if e.optimize {
             let max = e.max_elements.unwrap_or(1).min(self.config.max_elements);
-            // Context id (41) and the fixed elements around the items.
-            let overhead = out.len() + 300;
-            fill(
-                &mut items_xml,
-                &mut ctx,
-                &mut Vec::new(),
-                max,
-                limit.saturating_sub(overhead),
-                overhead,
-                limit,
-            )?;
+            let overhead = EnumerateResponse::overhead(&h.message_id);
+            let mut first = Items::default();
+            fill(&mut first, &mut ctx, &mut Vec::new(), max, overhead, limit)?;
+            items = Some(first);
         }
         let done = e.optimize && ctx.is_done()?;
-        out.push_str("<n:EnumerationContext>");
-        if !done {
-            let id = self.registry().open(ctx, Instant::now())?;
-            out.push_str(&id);
-        }
-        out.push_str("</n:EnumerationContext>");
-        if e.optimize {
-            out.push_str("<w:Items>");
-            out.push_str(&items_xml);
-            out.push_str("</w:Items>");
-            if done {
-                out.push_str("<w:EndOfSequence/>");
-            }
-        }
-        out.push_str("</n:EnumerateResponse></s:Body>");
-        env.end(&mut out);
-        Ok(out)
+        let context = if done {
+            None
+        } else {
+            Some(self.registry().open(ctx, now)?)
+        };
+        Ok(EnumerateResponse {
+            relates_to: h.message_id.clone(),
+            context,
+            items,
+        })
     }
 
     fn pull(
@@ -464,52 +419,33 @@ impl<P: Provider> Engine<P> {
         id: &str,
         max_elements: Option<u32>,
         limit: usize,
-    ) -> Result<String, Fault> {
-        let mut ctx = self.registry().take(id, &who.user, Instant::now())?;
-        let mut out = String::with_capacity(2048);
-        let env = Envelope::begin(&mut out, PULL_RESPONSE, Some(&h.message_id));
-        out.push_str("<s:Body><n:PullResponse>");
-        let overhead = out.len() + 300;
-        let mut items_xml = String::new();
+        now: Instant,
+    ) -> Result<PullResponse, Fault> {
+        let mut ctx = self.registry().take(id, &who.user, now)?;
+        let overhead = PullResponse::overhead(&h.message_id);
+        let mut items = Items::default();
         let max = max_elements.unwrap_or(1).min(self.config.max_elements);
         let mut written = Vec::new();
-        let filled = fill(
-            &mut items_xml,
-            &mut ctx,
-            &mut written,
-            max,
-            limit.saturating_sub(overhead),
-            overhead,
-            limit,
-        )
-        .and_then(|()| Ok(ctx.is_done()?));
+        let filled = fill(&mut items, &mut ctx, &mut written, max, overhead, limit)
+            .and_then(|()| Ok(ctx.is_done()?));
         // A failed Pull leaves the enumeration open where it was, to be pulled again or
         // released; a finished one is gone.
         match filled {
             Ok(true) => {}
-            Ok(false) => self.registry().restore(id.to_owned(), ctx, Instant::now()),
+            Ok(false) => self.registry().restore(id.to_owned(), ctx, now),
             Err(_) => {
                 for inst in written.into_iter().rev() {
                     ctx.put_back(inst);
                 }
-                self.registry().restore(id.to_owned(), ctx, Instant::now());
+                self.registry().restore(id.to_owned(), ctx, now);
             }
         }
         let done = filled?;
-        if !done {
-            out.push_str("<n:EnumerationContext>");
-            crate::xmlw::text(&mut out, id);
-            out.push_str("</n:EnumerationContext>");
-        }
-        out.push_str("<n:Items>");
-        out.push_str(&items_xml);
-        out.push_str("</n:Items>");
-        if done {
-            out.push_str("<n:EndOfSequence/>");
-        }
-        out.push_str("</n:PullResponse></s:Body>");
-        env.end(&mut out);
-        Ok(out)
+        Ok(PullResponse {
+            relates_to: h.message_id.clone(),
+            context: (!done).then(|| id.to_owned()),
+            items,
+        })
     }
 
     fn invoke(
@@ -518,54 +454,18 @@ impl<P: Provider> Engine<P> {
         h: &Header,
         method: &MethodDef,
         input: &[(String, vmsec_cim::Value)],
-    ) -> Result<String, Fault> {
-        let def = class_def(method.class)?;
+    ) -> Result<InvokeResponse, Fault> {
+        let def = method.class.def();
         let selectors = check_selectors(def, &h.selectors)?;
         let output = self
             .provider
             .invoke(who, def.name, &selectors, method.name, input)?;
-        let estimate: usize = output
-            .out
-            .iter()
-            .map(|(name, v)| match v {
-                OutValue::Value(v) => wscim::estimate_value(name, v),
-                OutValue::JobRef { instance_id } => 600 + instance_id.len(),
-            })
-            .sum();
-        let mut action = String::with_capacity(h.action.len() + 8);
-        action.push_str(&h.action);
-        action.push_str("Response");
-        let mut out = String::with_capacity(1536 + estimate);
-        let env = Envelope::begin(&mut out, &action, Some(&h.message_id));
-        out.push_str("<s:Body><p:");
-        out.push_str(method.name);
-        out.push_str("_OUTPUT xmlns:p=\"");
-        out.push_str(ns::WMI_V2_PREFIX);
-        out.push_str(def.name);
-        out.push_str("\">");
-        for (name, value) in &output.out {
-            match value {
-                OutValue::Value(v) => wscim::property(&mut out, name, v).map_err(internal)?,
-                OutValue::JobRef { instance_id } => {
-                    if !wscim::is_element_name(name) {
-                        return Err(internal(BadName(name.clone())));
-                    }
-                    out.push_str("<p:");
-                    out.push_str(name);
-                    out.push('>');
-                    wscim::job_reference(&mut out, instance_id);
-                    out.push_str("</p:");
-                    out.push_str(name);
-                    out.push('>');
-                }
-            }
-        }
-        out.push_str("<p:ReturnValue>");
-        crate::xmlw::uint(&mut out, u64::from(output.return_value));
-        out.push_str("</p:ReturnValue></p:");
-        out.push_str(method.name);
-        out.push_str("_OUTPUT></s:Body>");
-        env.end(&mut out);
-        Ok(out)
+        Ok(InvokeResponse {
+            request_action: h.action.clone(),
+            relates_to: h.message_id.clone(),
+            class: def.name,
+            method: method.name,
+            output,
+        })
     }
 }

@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 
 use vmsec_cim::Instance;
 
-use crate::envelope::EnumerationMode;
-use crate::fault::{Fault, FaultKind};
 use crate::provider::{Enumeration, ProviderError};
+use crate::wire::envelope::EnumerationMode;
+use crate::wire::fault::{Fault, FaultKind};
+use crate::wire::wql::Filter;
 
 /// An open enumeration, taken out of the registry while a Pull is served.
 pub struct Context {
@@ -28,6 +29,8 @@ pub struct Context {
     pending: VecDeque<Instance>,
     /// The rest.
     source: Box<dyn Enumeration>,
+    /// What every instance sent must match, whatever the source returns.
+    filter: Filter,
 }
 
 impl std::fmt::Debug for Context {
@@ -48,15 +51,35 @@ impl Context {
             mode,
             pending: VecDeque::new(),
             source,
+            filter: Filter::default(),
         }
+    }
+
+    /// The context, returning only the instances that match `filter`: the engine is
+    /// authoritative for the filter, the provider's own filtering only saves work.
+    pub fn with_filter(mut self, filter: Filter) -> Context {
+        self.filter = filter;
+        self
+    }
+
+    /// Reads from the source, `n` at a time, until an instance matches or the source ends.
+    fn refill(&mut self, n: usize) -> Result<(), ProviderError> {
+        while self.pending.is_empty() {
+            let read = self.source.next(n)?;
+            if read.is_empty() {
+                break;
+            }
+            let filter = &self.filter;
+            self.pending
+                .extend(read.into_iter().filter(|i| filter.matches(i)));
+        }
+        Ok(())
     }
 
     /// The next instance, reading up to `wanted` more from the source when none is pending;
     /// `None` at the end.
     pub fn next(&mut self, wanted: usize) -> Result<Option<Instance>, ProviderError> {
-        if self.pending.is_empty() {
-            self.pending.extend(self.source.next(wanted.max(1))?);
-        }
+        self.refill(wanted.max(1))?;
         Ok(self.pending.pop_front())
     }
 
@@ -68,9 +91,7 @@ impl Context {
     /// Whether every instance was returned. A source cannot tell without reading, so this
     /// reads one ahead when none is pending.
     pub fn is_done(&mut self) -> Result<bool, ProviderError> {
-        if self.pending.is_empty() {
-            self.pending.extend(self.source.next(1)?);
-        }
+        self.refill(1)?;
         Ok(self.pending.is_empty())
     }
 

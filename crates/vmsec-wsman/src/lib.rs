@@ -1,9 +1,10 @@
 #![forbid(unsafe_code)]
 //! WS-Management server of vmsec (profile: docs/specs/wsman.md).
 //!
-//! The core is sans-IO: [`Engine::handle`] turns request bytes into a typed request,
-//! calls the [`Provider`], and turns the result into reply bytes — faults included —
-//! without sockets. [`server`] is the thin HTTP(S) shell around it: Basic
+//! The core is sans-IO: [`Engine::handle`] turns request bytes into a typed request
+//! ([`wire`]), calls the [`Provider`], and turns the result into a typed reply that [`wire`]
+//! serializes — faults included — without sockets, and with the time given by its caller.
+//! [`server`] is the thin HTTP(S) shell around it: Basic
 //! authentication, size limits, timeouts, rate limiting of failed logins, metrics and
 //! graceful shutdown.
 //!
@@ -18,16 +19,13 @@
 
 pub mod engine;
 pub mod enumeration;
-pub mod envelope;
-pub mod fault;
-pub mod methods;
-pub mod ns;
 pub mod provider;
-mod reply;
 pub mod server;
-pub mod wql;
-pub mod wscim;
-mod xmlw;
+pub mod wire;
+
+// The codecs' paths before they moved under `wire`, kept for downstream crates.
+pub use wire::invoke as methods;
+pub use wire::{envelope, fault, ns, wql, wscim};
 
 pub use engine::{Engine, EngineConfig, Response};
 pub use fault::{Fault, FaultKind};

@@ -147,6 +147,11 @@ pub trait Provider: Send + Sync + 'static {
     /// integers in decimal as written (a leading `+` dropped). Whether the caller may
     /// enumerate is decided here; the instances may be read later, as they are pulled
     /// ([`Listed`] when they are read at once).
+    ///
+    /// The filter is a pushdown hint: the engine applies it again to every instance
+    /// returned ([`crate::wire::wql::Filter::matches`]), so a provider may return more than
+    /// matches (all instances, or a superset found by an index) but never fewer. A provider
+    /// that filters must not be stricter than `Filter::matches`.
     fn enumerate(
         &self,
         who: &Principal,

@@ -50,9 +50,9 @@ pub use ratelimit::{LoginLimiter, LoginRateLimit};
 pub use tls::TlsSource;
 
 use crate::engine::{Engine, EngineConfig};
-use crate::envelope;
-use crate::fault::{Fault, FaultKind};
 use crate::provider::{Principal, Provider};
+use crate::wire::envelope;
+use crate::wire::fault::{Fault, FaultKind};
 use limits::{BodyBudget, BodyReservation, ConnectionRefused, ConnectionSlots, LogThrottle};
 
 /// Server settings.
@@ -717,7 +717,7 @@ fn answer_at_once<P: Provider>(shared: &Shared<P>, who: &Principal, body: &Bytes
         match engine.read(body) {
             Err(refused) => Answered::Fully(*refused),
             Ok(request) if request.operation.is_quick() => {
-                Answered::Fully(engine.answer(who, &request))
+                Answered::Fully(engine.answer(who, &request, Instant::now()))
             }
             Ok(request) => Answered::Partly(Box::new(request)),
         }
@@ -821,11 +821,17 @@ async fn handle<P: Provider>(
         Answered::Fully(r) => Some(r),
         Answered::Partly(request) => {
             let who = who.clone();
-            blocking(shared, move |shared| shared.engine.answer(&who, &request)).await
+            blocking(shared, move |shared| {
+                shared.engine.answer(&who, &request, Instant::now())
+            })
+            .await
         }
         Answered::No => {
             let who = who.clone();
-            blocking(shared, move |shared| shared.engine.handle(&who, &body)).await
+            blocking(shared, move |shared| {
+                shared.engine.handle(&who, &body, Instant::now())
+            })
+            .await
         }
     };
     let response = result.unwrap_or_else(|| {

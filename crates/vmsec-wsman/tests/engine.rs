@@ -4,7 +4,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 use vmsec_cim::Value;
@@ -30,7 +30,7 @@ fn admin() -> Principal {
 }
 
 fn send(e: &Engine<TestProvider>, body: &str) -> Response {
-    e.handle(&admin(), body.as_bytes())
+    e.handle(&admin(), body.as_bytes(), Instant::now())
 }
 
 /// Asserts `r` is a fault with `subcode` (local name) and returns its document text.
@@ -433,7 +433,10 @@ fn bodies_that_are_not_soap_12_envelopes_get_400() {
         let r = send(&e, body);
         assert_eq!((r.status, r.soap), (400, false), "{body}");
     }
-    assert_eq!(e.handle(&admin(), b"\xff\xfe<\x00").status, 400);
+    assert_eq!(
+        e.handle(&admin(), b"\xff\xfe<\x00", Instant::now()).status,
+        400
+    );
 }
 
 // ---- Enumerate / Pull / Release ----
@@ -521,6 +524,33 @@ fn optimized_wql_enumeration_returns_every_match_in_the_response() {
         0,
         "a finished optimized enumeration keeps no context"
     );
+}
+
+#[test]
+fn the_engine_applies_the_filter_to_a_provider_that_ignores_it() {
+    for read_at_once in [false, true] {
+        let mut provider = TestProvider::new();
+        provider.ignore_filter = true;
+        provider.read_at_once = read_at_once;
+        let e = Engine::new(Arc::new(provider), EngineConfig::default());
+        let body = testdata("libvirt_enumerate_wql.xml").replace(
+            "<wsen:Enumerate>",
+            "<wsen:Enumerate><wsman:OptimizeEnumeration/><wsman:MaxElements>100</wsman:MaxElements>",
+        );
+        let r = send(&e, &body);
+        assert_eq!(r.status, 200, "{}", r.body);
+        let doc = roxmltree::Document::parse(&r.body).unwrap();
+        let class_ns = format!("{V2}Msvm_ComputerSystem");
+        let descriptions: Vec<&str> = find_all(&doc, &class_ns, "Description")
+            .iter()
+            .filter_map(|n| n.text())
+            .collect();
+        assert_eq!(
+            descriptions, ["Microsoft Virtual Machine"; 3],
+            "the host does not match (read at once: {read_at_once})"
+        );
+        assert!(context_of(&r.body).is_none());
+    }
 }
 
 #[test]
@@ -661,6 +691,7 @@ fn another_user_cannot_pull_an_enumeration() {
             role: String::new(),
         },
         pull(&ctx, 1).as_bytes(),
+        Instant::now(),
     );
     assert_fault(&r, "InvalidEnumerationContext");
     assert_eq!(send(&e, &pull(&ctx, 1)).status, 200, "the owner still can");
@@ -668,13 +699,28 @@ fn another_user_cannot_pull_an_enumeration() {
 
 #[test]
 fn expired_enumerations_are_invalid() {
+    // The engine reads no clock of its own: expiry is shown by handing it later instants.
+    let expiry = Duration::from_secs(300);
     let (_, e) = engine_with(EngineConfig {
-        enumeration_expiry: Duration::ZERO,
+        enumeration_expiry: expiry,
         ..EngineConfig::default()
     });
-    let r = send(&e, &testdata("pywinrm_enumerate_object_and_epr.xml"));
+    let t0 = Instant::now();
+    let enumerate = testdata("pywinrm_enumerate_object_and_epr.xml");
+    let at = |body: &str, now: Instant| e.handle(&admin(), body.as_bytes(), now);
+    let r = at(&enumerate, t0);
     let ctx = context_of(&r.body).unwrap();
-    assert_fault(&send(&e, &pull(&ctx, 1)), "InvalidEnumerationContext");
+    let r = at(&pull(&ctx, 1), t0 + expiry - Duration::from_secs(1));
+    assert_eq!(r.status, 200, "still open just before expiry: {}", r.body);
+    // That Pull renewed the context; its deadline is now counted from then.
+    let renewed = t0 + expiry - Duration::from_secs(1);
+    let r = at(&pull(&ctx, 1), renewed + expiry + Duration::from_secs(1));
+    assert_fault(&r, "InvalidEnumerationContext");
+
+    let r = at(&enumerate, t0);
+    let ctx = context_of(&r.body).unwrap();
+    let r = at(&pull(&ctx, 1), t0 + expiry + Duration::from_secs(1));
+    assert_fault(&r, "InvalidEnumerationContext");
 }
 
 #[test]
@@ -703,7 +749,7 @@ fn one_user_who_never_pulls_cannot_deny_enumeration_to_another() {
     let body = testdata("pywinrm_enumerate_object_and_epr.xml");
     let mut refused = 0;
     for _ in 0..1030 {
-        let r = e.handle(&reader, body.as_bytes());
+        let r = e.handle(&reader, body.as_bytes(), Instant::now());
         if r.status != 200 {
             assert_fault(&r, "QuotaLimit");
             refused += 1;
@@ -1124,6 +1170,7 @@ fn provider_refusals_map_to_access_denied_and_invalid_parameter() {
             role: String::new(),
         },
         set_key_protector("").as_bytes(),
+        Instant::now(),
     );
     assert_fault(&r, "AccessDenied");
     let body = testdata("etree_invoke_get_key_protector_cdata.xml")
@@ -1197,7 +1244,7 @@ proptest::proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
         let (_, e) = engine();
-        let r = e.handle(&admin(), &bytes);
+        let r = e.handle(&admin(), &bytes, Instant::now());
         proptest::prop_assert!(matches!(r.status, 400 | 500));
     }
 

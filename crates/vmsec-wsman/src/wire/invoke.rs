@@ -1,5 +1,5 @@
-//! The methods served, with their in-parameter types, and the typing of an Invoke body
-//! (`<p:Method_INPUT>`) into CIM values.
+//! The typing of an Invoke body (`<p:Method_INPUT>`) into CIM values, against the method
+//! table of [`vmsec_cim::schema`].
 //!
 //! Fault choice: a body that does not fit the method's signature — an unknown
 //! parameter, a scalar given twice, text that is not a lexical form of the declared type
@@ -10,92 +10,19 @@
 use std::borrow::Cow;
 
 use roxmltree::Node;
+use vmsec_cim::schema::ServedClass;
 use vmsec_cim::{CimType, Value};
 
-use crate::fault::{Fault, FaultKind};
-use crate::ns;
+use crate::wire::fault::{Fault, FaultKind};
+use crate::wire::ns;
 
-/// One in-parameter of a method.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ParamDef {
-    /// Name as the MOF spells it.
-    pub name: &'static str,
-    /// Scalar type (of the items, for arrays).
-    pub cim_type: CimType,
-    /// Whether the parameter is an array (repeated elements on the wire).
-    pub is_array: bool,
-}
+// The table moved to `vmsec_cim::schema`, beside the classes; these keep the old paths.
+pub use vmsec_cim::schema::{METHODS, MethodDef, ParamDef};
 
-/// One invokable method.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MethodDef {
-    /// Class the method belongs to.
-    pub class: &'static str,
-    /// Method name as the MOF spells it.
-    pub name: &'static str,
-    /// In-parameters in declaration order.
-    pub inputs: &'static [ParamDef],
-}
-
-const SSD: ParamDef = ParamDef {
-    name: "SecuritySettingData",
-    cim_type: CimType::String,
-    is_array: false,
-};
-const fn bytes(name: &'static str) -> ParamDef {
-    ParamDef {
-        name,
-        cim_type: CimType::UInt8,
-        is_array: true,
-    }
-}
-
-const SECURITY_SERVICE: &str = "Msvm_SecurityService";
-
-/// Every method this endpoint accepts.
-pub const METHODS: &[MethodDef] = &[
-    MethodDef {
-        class: SECURITY_SERVICE,
-        name: "GetKeyProtector",
-        inputs: &[SSD],
-    },
-    MethodDef {
-        class: SECURITY_SERVICE,
-        name: "SetKeyProtector",
-        inputs: &[SSD, bytes("KeyProtector")],
-    },
-    MethodDef {
-        class: SECURITY_SERVICE,
-        name: "RestoreLastKnownGoodKeyProtector",
-        inputs: &[SSD],
-    },
-    MethodDef {
-        class: SECURITY_SERVICE,
-        name: "SetSecurityPolicy",
-        inputs: &[SSD, bytes("SecurityPolicy")],
-    },
-    MethodDef {
-        class: SECURITY_SERVICE,
-        name: "ModifySecuritySettings",
-        inputs: &[SSD],
-    },
-    MethodDef {
-        class: SECURITY_SERVICE,
-        name: "StartService",
-        inputs: &[],
-    },
-    MethodDef {
-        class: SECURITY_SERVICE,
-        name: "StopService",
-        inputs: &[],
-    },
-];
-
-/// The method `name` of `class`, both ignoring ASCII case.
+/// The method `name` of `class`, both ignoring ASCII case ([`vmsec_cim::schema::method`]
+/// for a class already known to be served).
 pub fn method(class: &str, name: &str) -> Option<&'static MethodDef> {
-    METHODS
-        .iter()
-        .find(|m| m.class.eq_ignore_ascii_case(class) && m.name.eq_ignore_ascii_case(name))
+    ServedClass::from_name(class).and_then(|c| vmsec_cim::schema::method(c, name))
 }
 
 fn schema_error(message: String) -> Fault {
@@ -372,11 +299,7 @@ mod tests {
 
     #[test]
     fn booleans_accept_the_xsd_lexical_forms() {
-        let def = ParamDef {
-            name: "B",
-            cim_type: CimType::Boolean,
-            is_array: false,
-        };
+        let def = ParamDef::scalar("B", CimType::Boolean);
         for (text, want) in [
             ("true", true),
             ("1", true),
@@ -394,11 +317,7 @@ mod tests {
 
     #[test]
     fn other_scalar_types_use_the_cim_parser() {
-        let def = ParamDef {
-            name: "N",
-            cim_type: CimType::UInt32,
-            is_array: false,
-        };
+        let def = ParamDef::scalar("N", CimType::UInt32);
         assert_eq!(scalar(&def, "4096", None).unwrap(), Value::UInt32(4096));
         let e = scalar(&def, "4294967296", None).unwrap_err();
         assert_eq!(e.reason, "parameter N: \"4294967296\" is not a uint32");

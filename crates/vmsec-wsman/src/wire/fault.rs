@@ -2,10 +2,10 @@
 //! WS-Management/WS-Addressing subcode, the fault action and Microsoft's numeric
 //! `WSManFault` code, so every error path produces the same shape.
 
-use crate::ns;
 use crate::provider::ProviderError;
-use crate::reply::{self, Envelope};
-use crate::xmlw;
+use crate::wire::ns;
+use crate::wire::reply::{self, Envelope};
+use crate::wire::xmlw;
 
 /// The prefix of DSP0226 fault-detail URIs.
 const FAULT_DETAIL: &str = "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/";

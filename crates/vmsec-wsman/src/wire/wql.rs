@@ -6,6 +6,8 @@
 //! property lists, `OR`, other operators, `NULL` — is refused with a message saying
 //! what was expected where.
 
+use vmsec_cim::{Instance, Value};
+
 /// Longest query accepted; real clients send a few hundred characters.
 pub const MAX_QUERY_LEN: usize = 4096;
 /// Most `AND` terms accepted.
@@ -29,6 +31,54 @@ pub struct WqlError {
     pub message: String,
     /// 0-based character offset where it was noticed.
     pub position: usize,
+}
+
+/// The `WHERE` equalities of an enumeration, evaluated over instances: the engine applies it
+/// to every instance an enumeration returns, so a provider may treat it as a hint.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Filter {
+    conditions: Vec<(String, String)>,
+}
+
+impl Filter {
+    /// The conjunction of `conditions`: property names and literals as text, as
+    /// [`Query::conditions`] holds them.
+    pub fn new(conditions: Vec<(String, String)>) -> Filter {
+        Filter { conditions }
+    }
+
+    /// The equalities, in order.
+    pub fn conditions(&self) -> &[(String, String)] {
+        &self.conditions
+    }
+
+    /// Whether there is no condition (every instance matches).
+    pub fn is_empty(&self) -> bool {
+        self.conditions.is_empty()
+    }
+
+    /// Whether `instance` has every property of the filter equal to its literal. Property
+    /// names ignore ASCII case. Strings compare ignoring ASCII case, as WQL does; booleans
+    /// against `true`/`false` in any case; integers by their decimal text (so `007` matches
+    /// nothing); datetimes by their CIM text exactly. A property that is absent, null, an
+    /// array, a real, a char16 or a reference matches nothing. These are the rules
+    /// `vmsec-service` has filtered by, so a provider that filters agrees with the engine.
+    pub fn matches(&self, instance: &Instance) -> bool {
+        self.conditions
+            .iter()
+            .all(|(name, want)| match instance.value(name) {
+                Some(Value::String(v)) => v.eq_ignore_ascii_case(want),
+                Some(Value::Boolean(v)) => {
+                    want.eq_ignore_ascii_case(if *v { "true" } else { "false" })
+                }
+                Some(Value::Null) | None => false,
+                Some(Value::DateTime(d)) => d.to_string() == *want,
+                Some(v) => {
+                    v.as_u64().is_some_and(|n| n.to_string() == *want)
+                        || v.as_i64().is_some_and(|n| n.to_string() == *want)
+                }
+            })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -317,6 +367,34 @@ mod tests {
                 .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
                 .collect(),
         }
+    }
+
+    #[test]
+    fn filters_match_as_the_service_compares() {
+        use vmsec_cim::CimType;
+        let inst = Instance::new("Msvm_ComputerSystem")
+            .with("Name", CimType::String, Value::String("HV01".into()))
+            .with("EnabledState", CimType::UInt16, Value::UInt16(2))
+            .with("Delta", CimType::SInt32, Value::SInt32(-3))
+            .with("Cancellable", CimType::Boolean, Value::Boolean(true))
+            .with("Caption", CimType::String, Value::Null);
+        let f = |c: &[(&str, &str)]| {
+            Filter::new(
+                c.iter()
+                    .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                    .collect(),
+            )
+        };
+        assert!(f(&[]).matches(&inst));
+        assert!(f(&[("name", "hv01"), ("ENABLEDSTATE", "2")]).matches(&inst));
+        assert!(f(&[("Delta", "-3"), ("Cancellable", "TRUE")]).matches(&inst));
+        assert!(!f(&[("EnabledState", "02")]).matches(&inst));
+        assert!(!f(&[("Name", "hv01"), ("EnabledState", "3")]).matches(&inst));
+        assert!(
+            !f(&[("Caption", "")]).matches(&inst),
+            "null matches nothing"
+        );
+        assert!(!f(&[("Description", "")]).matches(&inst), "nor does absent");
     }
 
     #[test]

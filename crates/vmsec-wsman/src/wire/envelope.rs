@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use roxmltree::Node;
 use vmsec_cim::Value;
+use vmsec_cim::schema::{MethodDef, ServedClass};
 
-use crate::fault::{Fault, FaultKind};
-use crate::methods::{self, MethodDef};
-use crate::ns::{self, Resource};
+use crate::wire::fault::{Fault, FaultKind};
+use crate::wire::invoke;
+use crate::wire::ns::{self, Resource};
 
 /// Deepest element nesting accepted; a WS-Man request needs fewer than 10 levels.
 pub const MAX_DEPTH: usize = 64;
@@ -465,7 +466,7 @@ fn enumerate(h: &Header, body: Node<'_, '_>) -> Result<Enumerate, Fault> {
                 }
                 let text = child.text().unwrap_or("");
                 query = Some(
-                    crate::wql::parse(text)
+                    crate::wire::wql::parse(text)
                         .map_err(|e| fault(FaultKind::CannotProcessFilter, e.to_string()))?,
                 );
             }
@@ -554,10 +555,10 @@ fn invoke(h: &Header, body: Node<'_, '_>) -> Result<Operation, Fault> {
             format!("the action is for class {action_class} but the resource URI names {class}"),
         ));
     }
-    if vmsec_cim::schema::class(&class).is_none() {
+    let Some(served) = ServedClass::from_name(&class) else {
         return Err(unknown_class(&class));
-    }
-    let method = methods::method(&class, method_name).ok_or_else(|| {
+    };
+    let method = vmsec_cim::schema::method(served, method_name).ok_or_else(|| {
         fault(
             FaultKind::ActionNotSupported,
             format!("class {class} has no method {}", excerpt(method_name)),
@@ -568,7 +569,7 @@ fn invoke(h: &Header, body: Node<'_, '_>) -> Result<Operation, Fault> {
     if let Some(el) = input {
         let tag = el.tag_name();
         let in_class_ns = matches!(ns::resource(tag.namespace().unwrap_or("")),
-            Some(Resource::Class(c)) if c.eq_ignore_ascii_case(&class));
+            Some(Resource::Class(c)) if ServedClass::from_name(&c) == Some(served));
         if !tag.name().eq_ignore_ascii_case(&input_name) || !in_class_ns {
             return Err(fault(
                 FaultKind::SchemaValidationError,
@@ -576,12 +577,12 @@ fn invoke(h: &Header, body: Node<'_, '_>) -> Result<Operation, Fault> {
                     "the body holds <{}> in namespace \"{}\"; expected {input_name} in {}",
                     tag.name(),
                     excerpt(tag.namespace().unwrap_or("")),
-                    ns::class_uri(method.class)
+                    ns::class_uri(method.class.name())
                 ),
             ));
         }
     }
-    let input = methods::type_input(method, input)?;
+    let input = invoke::type_input(method, input)?;
     Ok(Operation::Invoke { method, input })
 }
 
@@ -696,7 +697,7 @@ mod tests {
 
     #[test]
     fn every_profile_header_is_read_whatever_the_prefixes() {
-        let body = include_str!("../testdata/etree_invoke_get_key_protector_cdata.xml")
+        let body = include_str!("../../testdata/etree_invoke_get_key_protector_cdata.xml")
             .replace("{{MAXENV}}", "512000");
         let req = parse(body.as_bytes()).unwrap();
         let h = &req.header;
@@ -727,7 +728,7 @@ mod tests {
     fn a_utf8_byte_order_mark_is_accepted() {
         let body = format!(
             "\u{FEFF}{}",
-            include_str!("../testdata/pypsrp_get_security_service.xml")
+            include_str!("../../testdata/pypsrp_get_security_service.xml")
         );
         assert!(matches!(
             parse(body.as_bytes()),
@@ -740,7 +741,7 @@ mod tests {
 
     #[test]
     fn a_repeated_action_header_is_refused() {
-        let body = include_str!("../testdata/pypsrp_get_security_service.xml").replace(
+        let body = include_str!("../../testdata/pypsrp_get_security_service.xml").replace(
             "<wsa:To>",
             "<wsa:Action>http://schemas.xmlsoap.org/ws/2004/09/transfer/Get</wsa:Action><wsa:To>",
         );

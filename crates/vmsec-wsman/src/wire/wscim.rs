@@ -3,8 +3,8 @@
 
 use vmsec_cim::{Instance, ObjectPath, Value};
 
-use crate::ns;
-use crate::xmlw;
+use crate::wire::ns;
+use crate::wire::xmlw;
 
 /// A name that cannot be written as an XML element name.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

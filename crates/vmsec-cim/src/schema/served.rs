@@ -1,0 +1,77 @@
+//! The served classes as a type, so that callers compare variants instead of class strings.
+
+use super::{ClassDef, classes};
+
+/// A class vmsec serves: one variant per class of the schema, in the order of
+/// [`super::classes`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ServedClass {
+    /// `Msvm_SecurityService`, the singleton whose methods manage key protectors.
+    SecurityService,
+    /// `Msvm_SecuritySettingData`, one per VM.
+    SecuritySettingData,
+    /// `Msvm_ComputerSystem`: the host and the VMs.
+    ComputerSystem,
+    /// `Msvm_SecurityElement`, one per VM.
+    SecurityElement,
+    /// `Msvm_TPMSettingData`, one per VM.
+    TpmSettingData,
+    /// `Msvm_ConcreteJob`: the jobs methods started.
+    ConcreteJob,
+}
+
+impl ServedClass {
+    /// Every served class, in schema order.
+    pub const ALL: [ServedClass; 6] = [
+        ServedClass::SecurityService,
+        ServedClass::SecuritySettingData,
+        ServedClass::ComputerSystem,
+        ServedClass::SecurityElement,
+        ServedClass::TpmSettingData,
+        ServedClass::ConcreteJob,
+    ];
+
+    /// The class name as Microsoft spells it.
+    pub const fn name(self) -> &'static str {
+        self.def().name
+    }
+
+    /// The class's definition.
+    pub const fn def(self) -> &'static ClassDef {
+        // `ALL` in classes.rs is in the order of the variants; a test keeps them in step.
+        &classes::ALL[self as usize]
+    }
+
+    /// The served class named `name`, ignoring ASCII case.
+    pub fn from_name(name: &str) -> Option<ServedClass> {
+        ServedClass::ALL
+            .into_iter()
+            .find(|c| c.name().eq_ignore_ascii_case(name))
+    }
+}
+
+impl std::fmt::Display for ServedClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_class_of_the_schema_has_its_variant_in_order() {
+        let names: Vec<&str> = ServedClass::ALL.iter().map(|c| c.name()).collect();
+        let schema: Vec<&str> = super::super::classes().iter().map(|c| c.name).collect();
+        assert_eq!(names, schema);
+        assert_eq!(
+            ServedClass::from_name("msvm_tpmsettingdata"),
+            Some(ServedClass::TpmSettingData)
+        );
+        assert_eq!(
+            ServedClass::from_name("Msvm_VirtualSystemSettingData"),
+            None
+        );
+    }
+}

@@ -1,0 +1,16 @@
+//! The wire: SOAP/WS-Management codecs, apart from the engine that dispatches.
+//!
+//! Everything here turns bytes into typed values or typed values into bytes and decides
+//! nothing about what a request means (the split rustls keeps between `msgs/` and its state
+//! machines): requests are read by [`envelope`] (with [`invoke`] typing method bodies and
+//! [`wql`] reading filters), replies are written by [`reply`] and [`fault`], instances by
+//! [`wscim`], all with the namespaces of [`ns`].
+
+pub mod envelope;
+pub mod fault;
+pub mod invoke;
+pub mod ns;
+pub mod reply;
+pub mod wql;
+pub mod wscim;
+mod xmlw;
