@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use vmsec_cim::schema::ServedClass;
 
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -22,16 +23,6 @@ pub const SECURITY_SETTING_DATA: &str = "Msvm_SecuritySettingData";
 pub const SECURITY_ELEMENT: &str = "Msvm_SecurityElement";
 pub const TPM_SETTING_DATA: &str = "Msvm_TPMSettingData";
 pub const CONCRETE_JOB: &str = "Msvm_ConcreteJob";
-
-/// Every class served, in the spelling of Hyper-V.
-pub const CLASSES: [&str; 6] = [
-    SECURITY_SERVICE,
-    COMPUTER_SYSTEM,
-    SECURITY_SETTING_DATA,
-    SECURITY_ELEMENT,
-    TPM_SETTING_DATA,
-    CONCRETE_JOB,
-];
 
 /// VMs an enumeration reads at a time for the classes with one small instance per VM.
 const PAGE: usize = 256;
@@ -302,14 +293,6 @@ pub fn concrete_job(job: &Job) -> Instance {
         )
 }
 
-/// The canonical spelling of a served class, or an error naming the one asked for.
-pub fn served_class(class: &str) -> Result<&'static str, ServiceError> {
-    CLASSES
-        .into_iter()
-        .find(|c| c.eq_ignore_ascii_case(class))
-        .ok_or_else(|| ServiceError::NotFound(format!("class {class} is not served")))
-}
-
 /// Whether `instance` has every property of `filter` equal to the given text. Strings compare
 /// without regard to case, as WQL does; other values by their CIM text form.
 pub fn matches(instance: &Instance, filter: &[(String, String)]) -> bool {
@@ -333,11 +316,10 @@ impl Service {
     pub fn instance(
         &self,
         who: &Caller,
-        class: &str,
+        class: ServedClass,
         keys: &[(String, String)],
     ) -> Result<Option<Instance>, ServiceError> {
         who.require(Role::Reader, "reading instances")?;
-        let class = served_class(class)?;
         let key = |name: &str| {
             keys.iter()
                 .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -354,11 +336,11 @@ impl Service {
             Ok(self.store.vm_summary(id)?.map(|v| build(&v)))
         };
         match class {
-            SECURITY_SERVICE => {
+            ServedClass::SecurityService => {
                 let i = security_service(&self.host, self.is_started());
                 Ok(matches(&i, keys).then_some(i))
             }
-            COMPUTER_SYSTEM => {
+            ServedClass::ComputerSystem => {
                 let Some(name) = key("Name") else {
                     return Ok(None);
                 };
@@ -370,24 +352,21 @@ impl Service {
                 };
                 Ok(self.store.vm(id)?.map(|vm| vm_computer_system(&vm)))
             }
-            SECURITY_SETTING_DATA => summarized(security_setting_data),
-            SECURITY_ELEMENT => summarized(security_element),
-            TPM_SETTING_DATA => {
+            ServedClass::SecuritySettingData => summarized(security_setting_data),
+            ServedClass::SecurityElement => summarized(security_element),
+            ServedClass::TpmSettingData => {
                 let Some(id) = vm_key() else { return Ok(None) };
                 Ok(self
                     .store
                     .vm_with_security(id)?
                     .map(|(vm, sec)| tpm_setting_data(&vm, &sec)))
             }
-            CONCRETE_JOB => {
+            ServedClass::ConcreteJob => {
                 let Some(id) = key("InstanceID") else {
                     return Ok(None);
                 };
                 Ok(self.store.job(id)?.map(|j| concrete_job(&j)))
             }
-            _ => Err(ServiceError::NotFound(format!(
-                "class {class} is not served"
-            ))),
         }
     }
 
@@ -397,37 +376,45 @@ impl Service {
     pub fn instances(
         &self,
         who: &Caller,
-        class: &str,
+        class: ServedClass,
         filter: &[(String, String)],
     ) -> Result<Instances, ServiceError> {
         who.require(Role::Reader, "enumerating instances")?;
-        let class = served_class(class)?;
         let keyed_by_instance_id = matches!(
             class,
-            SECURITY_SETTING_DATA | SECURITY_ELEMENT | TPM_SETTING_DATA | CONCRETE_JOB
+            ServedClass::SecuritySettingData
+                | ServedClass::SecurityElement
+                | ServedClass::TpmSettingData
+                | ServedClass::ConcreteJob
         );
         let has = |name: &str| filter.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
-        let read = |listed: Vec<Instance>, paged: Option<&'static str>| Instances {
+        let read = |listed: Vec<Instance>, paged: Option<ServedClass>| Instances {
             store: self.store.clone(),
             buffer: listed.into_iter().filter(|i| matches(i, filter)).collect(),
             paged: paged.map(|class| (class, None)),
             filter: filter.to_vec(),
         };
         if (keyed_by_instance_id && has("InstanceID"))
-            || (class == SECURITY_ELEMENT && has("SystemName"))
-            || (class == COMPUTER_SYSTEM && has("Name"))
+            || (class == ServedClass::SecurityElement && has("SystemName"))
+            || (class == ServedClass::ComputerSystem && has("Name"))
         {
             let found = self.instance(who, class, filter)?;
             return Ok(read(found.into_iter().collect(), None));
         }
         Ok(match class {
-            SECURITY_SERVICE => read(vec![security_service(&self.host, self.is_started())], None),
-            CONCRETE_JOB => {
+            ServedClass::SecurityService => {
+                read(vec![security_service(&self.host, self.is_started())], None)
+            }
+            ServedClass::ConcreteJob => {
                 self.store.remove_expired_jobs(OffsetDateTime::now_utc())?;
                 read(Vec::new(), Some(class))
             }
-            COMPUTER_SYSTEM => read(vec![host_computer_system(&self.host)], Some(class)),
-            _ => read(Vec::new(), Some(class)),
+            ServedClass::ComputerSystem => {
+                read(vec![host_computer_system(&self.host)], Some(class))
+            }
+            ServedClass::SecuritySettingData
+            | ServedClass::SecurityElement
+            | ServedClass::TpmSettingData => read(Vec::new(), Some(class)),
         })
     }
 }
@@ -445,7 +432,7 @@ pub struct Instances {
     buffer: VecDeque<Instance>,
     /// For a class read in pages, until the last page is read: the class, and the key of
     /// the last instance read (VM name, or job `InstanceID`; none before the first page).
-    paged: Option<(&'static str, Option<String>)>,
+    paged: Option<(ServedClass, Option<String>)>,
 }
 
 impl Instances {
@@ -476,8 +463,8 @@ impl Instances {
         let after_key = after.as_deref();
         // Whether the page was full (more may follow), and the key it ended at.
         let (full, last) = match *class {
-            SECURITY_SETTING_DATA | SECURITY_ELEMENT => {
-                let build = if *class == SECURITY_SETTING_DATA {
+            ServedClass::SecuritySettingData | ServedClass::SecurityElement => {
+                let build = if *class == ServedClass::SecuritySettingData {
                     security_setting_data
                 } else {
                     security_element
@@ -486,7 +473,7 @@ impl Instances {
                 buffer.extend(page.iter().map(build).filter(|i| matches(i, filter)));
                 (page.len() == PAGE, page.last().map(|v| v.vm.name.clone()))
             }
-            CONCRETE_JOB => {
+            ServedClass::ConcreteJob => {
                 let page = store.jobs_after(after_key, PAGE)?;
                 buffer.extend(page.iter().map(concrete_job).filter(|i| matches(i, filter)));
                 (
@@ -494,7 +481,7 @@ impl Instances {
                     page.last().map(|j| j.instance_id.clone()),
                 )
             }
-            COMPUTER_SYSTEM => {
+            ServedClass::ComputerSystem => {
                 let page = store.vms_after(after_key, PAGE)?;
                 buffer.extend(
                     page.iter()
@@ -503,7 +490,9 @@ impl Instances {
                 );
                 (page.len() == PAGE, page.last().map(|vm| vm.name.clone()))
             }
-            _ => {
+            // The one security service is read at once, never in pages.
+            ServedClass::SecurityService => (false, None),
+            ServedClass::TpmSettingData => {
                 let page = store.vms_with_security_after(after_key, TPM_PAGE)?;
                 buffer.extend(
                     page.iter()

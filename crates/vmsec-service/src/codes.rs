@@ -19,9 +19,13 @@
 //! audit record says why. docs/return-codes.md repeats this table for users; a test keeps
 //! the two in step.
 
+use vmsec_cim::schema::{self, MethodDef, ReturnCodes, ServedClass};
+
 use crate::ServiceError;
 
-/// The `Msvm_SecurityService` methods, by the family of return codes they use.
+/// The `Msvm_SecurityService` methods. Each is a row of the method table in
+/// `vmsec_cim::schema` (its parameters and the family of return codes it uses); this enum
+/// names the rows the service implements, and a test keeps the two in step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Method {
     GetKeyProtector,
@@ -62,6 +66,12 @@ impl Method {
             .find(|m| m.name().eq_ignore_ascii_case(name))
     }
 
+    /// The method's row of the schema's method table.
+    pub fn def(self) -> &'static MethodDef {
+        schema::method(ServedClass::SecurityService, self.name())
+            .expect("every Method has its row in the schema's method table")
+    }
+
     /// The least role that may call it.
     pub fn required_role(self) -> crate::Role {
         match self {
@@ -79,8 +89,8 @@ impl Method {
     /// The return code of this method for `error`.
     pub fn return_code(self, error: &ServiceError) -> u32 {
         use ServiceError::*;
-        match self {
-            Method::ModifySecuritySettings => match error {
+        match self.def().return_codes {
+            ReturnCodes::ModifySettings => match error {
                 NotSupported(_) => 1,
                 Timeout(_) => 3,
                 MalformedInstance(_)
@@ -97,13 +107,13 @@ impl Method {
             // CIM_Service.StartService/StopService: 0 success, 1 not supported,
             // 2 unknown/unspecified error, 3 timeout, 4 failed, 5 invalid parameter,
             // 6 in use... We use the first four.
-            Method::StartService | Method::StopService => match error {
+            ReturnCodes::Service => match error {
                 NotSupported(_) => 1,
                 Timeout(_) => 3,
                 AccessDenied(_) => 2,
                 _ => 4,
             },
-            _ => match error {
+            ReturnCodes::SecurityService => match error {
                 Internal(_) | AlreadyExists(_) | NotFound(_) | AuthenticationFailed | Vtpm(_) => {
                     32768
                 }
@@ -126,19 +136,21 @@ impl Method {
 
 /// The meaning of a return code of `method`, in the words of Hyper-V's documentation.
 pub fn describe(method: Method, code: u32) -> &'static str {
-    match (method, code) {
+    let family = method.def().return_codes;
+    if !family.codes().contains(&code) {
+        return "Unknown return code";
+    }
+    match (family, code) {
         (_, 0) => "Completed with No Error",
         (_, 4096) => "Method Parameters Checked - Job Started",
-        (Method::ModifySecuritySettings, 1) => "Not Supported",
-        (Method::ModifySecuritySettings, 2) => "Failed",
-        (Method::ModifySecuritySettings, 3) => "Timeout",
-        (Method::ModifySecuritySettings, 4) => "Invalid Parameter",
-        (Method::ModifySecuritySettings, 5) => "Invalid State",
-        (Method::ModifySecuritySettings, 6) => "Incompatible Parameters",
-        (Method::StartService | Method::StopService, 1) => "Not Supported",
-        (Method::StartService | Method::StopService, 2) => "Unknown/Unspecified Error",
-        (Method::StartService | Method::StopService, 3) => "Timeout",
-        (Method::StartService | Method::StopService, 4) => "Failed",
+        (ReturnCodes::ModifySettings | ReturnCodes::Service, 1) => "Not Supported",
+        (ReturnCodes::ModifySettings, 2) => "Failed",
+        (ReturnCodes::Service, 2) => "Unknown/Unspecified Error",
+        (ReturnCodes::ModifySettings | ReturnCodes::Service, 3) => "Timeout",
+        (ReturnCodes::ModifySettings, 4) => "Invalid Parameter",
+        (ReturnCodes::Service, 4) => "Failed",
+        (ReturnCodes::ModifySettings, 5) => "Invalid State",
+        (ReturnCodes::ModifySettings, 6) => "Incompatible Parameters",
         (_, 32768) => "Failed",
         (_, 32769) => "Access Denied",
         (_, 32770) => "Not Supported",
@@ -157,6 +169,19 @@ pub fn describe(method: Method, code: u32) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_methods_served_are_the_security_service_rows_of_the_method_table() {
+        let table: Vec<&str> = ServedClass::SecurityService
+            .methods()
+            .map(|m| m.name)
+            .collect();
+        let served: Vec<&str> = Method::ALL.iter().map(|m| m.name()).collect();
+        assert_eq!(table, served);
+        for m in Method::ALL {
+            assert_eq!(Method::from_name(&m.name().to_lowercase()), Some(m));
+        }
+    }
 
     fn sample(variant: &str) -> ServiceError {
         use ServiceError::*;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use support::*;
 use uuid::Uuid;
+use vmsec_cim::schema::ServedClass;
 use vmsec_cim::{Instance, Value};
 use vmsec_service::{Method, ServiceError};
 use vmsec_store::{AuditOutcome, JobState, Role, Store};
@@ -593,7 +594,6 @@ fn text_of(i: &Instance, name: &str) -> String {
 
 #[test]
 fn an_enumeration_of_tpm_setting_data_holds_a_few_key_protectors_not_all() {
-    use vmsec_service::classes::TPM_SETTING_DATA;
     let w = world();
     // Written straight to the store: 12 MiB of key protectors in all.
     let blob = vec![b'k'; 1024 * 1024];
@@ -612,7 +612,10 @@ fn an_enumeration_of_tpm_setting_data_holds_a_few_key_protectors_not_all() {
             .unwrap();
     }
     let reader = caller(Role::Reader);
-    let e = w.service.instances(&reader, TPM_SETTING_DATA, &[]).unwrap();
+    let e = w
+        .service
+        .instances(&reader, ServedClass::TpmSettingData, &[])
+        .unwrap();
     assert!(
         e.heap_bytes() < 1024,
         "nothing is read before it is asked for"
@@ -638,14 +641,13 @@ fn an_enumeration_of_tpm_setting_data_holds_a_few_key_protectors_not_all() {
     )];
     let e = w
         .service
-        .instances(&reader, TPM_SETTING_DATA, &one)
+        .instances(&reader, ServedClass::TpmSettingData, &one)
         .unwrap();
     assert_eq!(read_all(e, 10).0.len(), 1);
 }
 
 #[test]
 fn jobs_are_enumerated_in_pages_by_instance_id_and_expired_ones_are_gone() {
-    use vmsec_service::classes::CONCRETE_JOB;
     let w = world();
     let now = time::OffsetDateTime::now_utc();
     // Over two pages of 256, and one expired job.
@@ -674,7 +676,7 @@ fn jobs_are_enumerated_in_pages_by_instance_id_and_expired_ones_are_gone() {
     }
     let e = w
         .service
-        .instances(&caller(Role::Reader), CONCRETE_JOB, &[])
+        .instances(&caller(Role::Reader), ServedClass::ConcreteJob, &[])
         .unwrap();
     let ids: Vec<String> = read_all(e, 7)
         .0
@@ -687,7 +689,6 @@ fn jobs_are_enumerated_in_pages_by_instance_id_and_expired_ones_are_gone() {
 
 #[test]
 fn an_enumeration_walks_every_vm_by_name_across_pages_and_filters_as_it_reads() {
-    use vmsec_service::classes::{COMPUTER_SYSTEM, SECURITY_ELEMENT, SECURITY_SETTING_DATA};
     let w = world();
     // Over two pages of 256, added out of order.
     let vms: Vec<_> = (0..600).rev().map(|i| w.vm(&format!("vm{i:03}"))).collect();
@@ -705,7 +706,7 @@ fn an_enumeration_walks_every_vm_by_name_across_pages_and_filters_as_it_reads() 
             .unwrap();
     }
     let reader = caller(Role::Reader);
-    let names = |class: &str, filter: &[(String, String)], n: usize| -> Vec<String> {
+    let names = |class: ServedClass, filter: &[(String, String)], n: usize| -> Vec<String> {
         let e = w.service.instances(&reader, class, filter).unwrap();
         read_all(e, n)
             .0
@@ -714,21 +715,21 @@ fn an_enumeration_walks_every_vm_by_name_across_pages_and_filters_as_it_reads() 
             .collect()
     };
     let expected: Vec<String> = (0..600).map(|i| format!("vm{i:03}")).collect();
-    assert_eq!(names(SECURITY_SETTING_DATA, &[], 100), expected);
-    assert_eq!(names(SECURITY_ELEMENT, &[], 7).len(), 600);
-    let systems = names(COMPUTER_SYSTEM, &[], 1000);
+    assert_eq!(names(ServedClass::SecuritySettingData, &[], 100), expected);
+    assert_eq!(names(ServedClass::SecurityElement, &[], 7).len(), 600);
+    let systems = names(ServedClass::ComputerSystem, &[], 1000);
     assert_eq!(systems.len(), 601, "the host, then every VM");
     assert_eq!(systems[1..], expected[..]);
     let on = [("TpmEnabled".to_owned(), "true".to_owned())];
     assert_eq!(
-        names(SECURITY_SETTING_DATA, &on, 2),
+        names(ServedClass::SecuritySettingData, &on, 2),
         ["vm000", "vm299", "vm599"],
         "a filter matching three VMs on different pages"
     );
     // A VM added after where the walk has got to is seen; one removed ahead of it is not.
     let mut e = w
         .service
-        .instances(&reader, SECURITY_SETTING_DATA, &[])
+        .instances(&reader, ServedClass::SecuritySettingData, &[])
         .unwrap();
     assert_eq!(e.next(10).unwrap().len(), 10);
     w.vm("vm999");

@@ -6,7 +6,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use vmsec_cim::Value;
-use vmsec_service::classes::{self, SECURITY_SERVICE};
+use vmsec_cim::schema::ServedClass;
+use vmsec_service::classes;
 use vmsec_service::{Caller, JobStarted, Method, Role, Service, ServiceError};
 use vmsec_wsman::{Enumeration, MethodOutput, OutValue, Principal, Provider, ProviderError};
 
@@ -60,8 +61,8 @@ fn read_error(e: ServiceError) -> ProviderError {
 }
 
 /// The served class of that name, or the fault for a class this service does not serve.
-fn served(class: &str) -> Result<&'static str, ProviderError> {
-    classes::served_class(class).map_err(|_| ProviderError::NoSuchClass(class.to_owned()))
+fn served(class: &str) -> Result<ServedClass, ProviderError> {
+    ServedClass::from_name(class).ok_or_else(|| ProviderError::NoSuchClass(class.to_owned()))
 }
 
 fn job_output(r: Result<JobStarted, ServiceError>, method: Method) -> MethodOutput {
@@ -167,7 +168,7 @@ impl Provider for ServiceProvider {
         method: &str,
         input: &[(String, Value)],
     ) -> Result<MethodOutput, ProviderError> {
-        if !class.eq_ignore_ascii_case(SECURITY_SERVICE) {
+        if served(class)? != ServedClass::SecurityService {
             return Err(ProviderError::NoSuchClass(class.to_owned()));
         }
         let caller = self.caller(who)?;
@@ -175,14 +176,17 @@ impl Provider for ServiceProvider {
         if !selectors.is_empty() {
             let found = self
                 .service
-                .instance(&caller, SECURITY_SERVICE, selectors)
+                .instance(&caller, ServedClass::SecurityService, selectors)
                 .map_err(read_error)?;
             if found.is_none() {
                 return Err(ProviderError::NoSuchInstance);
             }
         }
         let m = Method::from_name(method).ok_or_else(|| {
-            ProviderError::InvalidParameter(format!("{SECURITY_SERVICE} has no method {method}"))
+            ProviderError::InvalidParameter(format!(
+                "{} has no method {method}",
+                ServedClass::SecurityService
+            ))
         })?;
         let s = &self.service;
         // The argument is decoded here, at the edge; one the service cannot be given is
@@ -273,7 +277,10 @@ mod tests {
 
     #[test]
     fn classes_are_matched_without_case_and_unknown_ones_are_no_such_class() {
-        assert_eq!(served("msvm_securityservice"), Ok(SECURITY_SERVICE));
+        assert_eq!(
+            served("msvm_securityservice"),
+            Ok(ServedClass::SecurityService)
+        );
         assert_eq!(
             served("Msvm_Nothing"),
             Err(ProviderError::NoSuchClass("Msvm_Nothing".into()))
