@@ -751,62 +751,90 @@ async fn blocking<P: Provider, T: Send + 'static>(
     }
 }
 
+/// What a request asks for, by its method and path.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Wsman,
+    Metrics,
+}
+
+/// The route of `req`, or the answer for a path or method that has none. Checked before
+/// the credentials: a wrong path costs nothing.
+fn route<B>(req: &Request<B>) -> Result<Route, Box<Reply>> {
+    let path = req.uri().path();
+    let path = path.strip_suffix('/').unwrap_or(path);
+    let is_wsman = path.eq_ignore_ascii_case("/wsman");
+    match (req.method(), is_wsman, path) {
+        (&Method::POST, true, _) => {}
+        (&Method::GET, false, "/metrics") => return Ok(Route::Metrics),
+        (_, true, _) => {
+            return Err(Box::new(reply(
+                StatusCode::METHOD_NOT_ALLOWED,
+                TEXT_CONTENT_TYPE,
+                "use POST\n",
+            )));
+        }
+        _ => {
+            return Err(Box::new(reply(
+                StatusCode::NOT_FOUND,
+                TEXT_CONTENT_TYPE,
+                "not found\n",
+            )));
+        }
+    }
+    if !is_xml_content_type(req.headers().get(header::CONTENT_TYPE)) {
+        return Err(Box::new(reply(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            TEXT_CONTENT_TYPE,
+            "send SOAP as Content-Type: application/soap+xml;charset=UTF-8\n",
+        )));
+    }
+    Ok(Route::Wsman)
+}
+
+/// `GET /metrics`, for an authenticated caller.
+async fn metrics_reply<P: Provider>(shared: &Arc<Shared<P>>) -> Reply {
+    let extra = blocking(shared, |shared| shared.engine.provider().metrics_extra())
+        .await
+        .unwrap_or_default();
+    let gauges = [
+        (
+            "vmsec_wsman_open_enumerations",
+            "Open enumeration contexts.",
+            shared.engine.open_enumerations() as u64,
+        ),
+        (
+            "vmsec_wsman_request_body_bytes",
+            "Memory held by request bodies being read or handled.",
+            shared.bodies.held() as u64,
+        ),
+    ];
+    reply(
+        StatusCode::OK,
+        "text/plain; version=0.0.4; charset=utf-8",
+        shared.metrics.render(&gauges, &extra),
+    )
+}
+
+/// The route, then the credentials, then (WS-Man only) the body: each step refuses what it
+/// can before the next, costlier one runs.
 async fn handle<P: Provider>(
     shared: &Arc<Shared<P>>,
     peer: IpAddr,
     activity: &Activity,
     req: Request<Incoming>,
 ) -> Reply {
-    let path = req.uri().path();
-    let route = (
-        req.method().clone(),
-        path.strip_suffix('/').unwrap_or(path).to_owned(),
-    );
-    let is_wsman = route.1.eq_ignore_ascii_case("/wsman");
-    match (&route.0, is_wsman, route.1.as_str()) {
-        (&Method::POST, true, _) | (&Method::GET, false, "/metrics") => {}
-        (_, true, _) => {
-            return reply(
-                StatusCode::METHOD_NOT_ALLOWED,
-                TEXT_CONTENT_TYPE,
-                "use POST\n",
-            );
-        }
-        _ => return reply(StatusCode::NOT_FOUND, TEXT_CONTENT_TYPE, "not found\n"),
-    }
-    if is_wsman && !is_xml_content_type(req.headers().get(header::CONTENT_TYPE)) {
-        return reply(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            TEXT_CONTENT_TYPE,
-            "send SOAP as Content-Type: application/soap+xml;charset=UTF-8\n",
-        );
-    }
+    let route = match route(&req) {
+        Ok(route) => route,
+        Err(r) => return *r,
+    };
     let who = match authenticate(shared, peer, &req).await {
         Ok(who) => who,
         Err(r) => return *r,
     };
     activity.authenticated.store(true, Ordering::Relaxed);
-    if !is_wsman {
-        let extra = blocking(shared, |shared| shared.engine.provider().metrics_extra())
-            .await
-            .unwrap_or_default();
-        let gauges = [
-            (
-                "vmsec_wsman_open_enumerations",
-                "Open enumeration contexts.",
-                shared.engine.open_enumerations() as u64,
-            ),
-            (
-                "vmsec_wsman_request_body_bytes",
-                "Memory held by request bodies being read or handled.",
-                shared.bodies.held() as u64,
-            ),
-        ];
-        return reply(
-            StatusCode::OK,
-            "text/plain; version=0.0.4; charset=utf-8",
-            shared.metrics.render(&gauges, &extra),
-        );
+    if route == Route::Metrics {
+        return metrics_reply(shared).await;
     }
     let started = Instant::now();
     // Held until the request is answered: the body's bytes stay in memory until then.
@@ -817,36 +845,7 @@ async fn handle<P: Provider>(
             return r;
         }
     };
-    let result = match answer_at_once(shared, &who, &body) {
-        Answered::Fully(r) => Some(r),
-        Answered::Partly(request) => {
-            let who = who.clone();
-            blocking(shared, move |shared| {
-                shared.engine.answer(&who, &request, Instant::now())
-            })
-            .await
-        }
-        Answered::No => {
-            let who = who.clone();
-            blocking(shared, move |shared| {
-                shared.engine.handle(&who, &body, Instant::now())
-            })
-            .await
-        }
-    };
-    let response = result.unwrap_or_else(|| {
-        let fault = Fault::new(
-            FaultKind::InternalError,
-            "the service failed while handling the request",
-        );
-        crate::engine::Response {
-            status: 500,
-            soap: true,
-            body: fault.to_envelope(None, &shared.config.engine.machine),
-            operation: "unknown",
-            outcome: "InternalError",
-        }
-    });
+    let response = answer(shared, &who, body).await;
     shared
         .metrics
         .record(response.operation, response.outcome, started.elapsed());
@@ -866,10 +865,50 @@ async fn handle<P: Provider>(
     reply(status, content_type, response.body)
 }
 
+/// The engine's response to `who`'s request `body`: on this thread when that is quick
+/// ([`answer_at_once`]), else on a blocking thread; a 500 fault if the handler panicked.
+async fn answer<P: Provider>(
+    shared: &Arc<Shared<P>>,
+    who: &Principal,
+    body: Bytes,
+) -> crate::engine::Response {
+    let result = match answer_at_once(shared, who, &body) {
+        Answered::Fully(r) => Some(r),
+        Answered::Partly(request) => {
+            let who = who.clone();
+            blocking(shared, move |shared| {
+                shared.engine.answer(&who, &request, Instant::now())
+            })
+            .await
+        }
+        Answered::No => {
+            let who = who.clone();
+            blocking(shared, move |shared| {
+                shared.engine.handle(&who, &body, Instant::now())
+            })
+            .await
+        }
+    };
+    result.unwrap_or_else(|| {
+        let fault = Fault::new(
+            FaultKind::InternalError,
+            "the service failed while handling the request",
+        );
+        crate::engine::Response {
+            status: 500,
+            soap: true,
+            body: fault.to_envelope(None, &shared.config.engine.machine),
+            operation: "unknown",
+            outcome: "InternalError",
+        }
+    })
+}
+
 /// Why a body was not read whole.
 enum BodyRefused {
     TooLarge,
     NoMemory,
+    TimedOut,
     Unreadable(hyper::Error),
 }
 
@@ -917,19 +956,17 @@ async fn read_body<P: Provider>(
     let refused = match tokio::time::timeout(shared.config.body_read_timeout, read).await {
         Ok(Ok(bytes)) => return Ok((bytes, held)),
         Ok(Err(why)) => why,
-        Err(_) => {
-            let mut r = reply(
-                StatusCode::REQUEST_TIMEOUT,
-                TEXT_CONTENT_TYPE,
-                "the request body was not received in time\n",
-            );
-            r.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            return Err((r, "body_timeout"));
-        }
+        Err(_) => BodyRefused::TimedOut,
     };
-    let mut r = match refused {
+    Err(body_refused(shared, refused))
+}
+
+/// The answer to a body that was not read whole, with its metrics outcome. The rest of the
+/// body is unread, so the connection cannot be reused.
+fn body_refused<P>(shared: &Shared<P>, why: BodyRefused) -> (Reply, &'static str) {
+    let (mut r, outcome) = match why {
         BodyRefused::TooLarge => {
+            let max = shared.config.max_request_bytes;
             let fault = Fault::new(
                 FaultKind::EncodingLimit,
                 format!("the request is larger than the server's limit of {max} bytes"),
@@ -953,6 +990,14 @@ async fn read_body<P: Provider>(
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             (r, "body_memory")
         }
+        BodyRefused::TimedOut => {
+            let r = reply(
+                StatusCode::REQUEST_TIMEOUT,
+                TEXT_CONTENT_TYPE,
+                "the request body was not received in time\n",
+            );
+            (r, "body_timeout")
+        }
         BodyRefused::Unreadable(e) => {
             tracing::debug!(error = %e, "reading the request body failed");
             let r = reply(
@@ -963,10 +1008,9 @@ async fn read_body<P: Provider>(
             (r, "bad_request")
         }
     };
-    // The rest of the body is unread; the connection cannot be reused.
-    r.0.headers_mut()
+    r.headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    Err(r)
+    (r, outcome)
 }
 
 #[cfg(test)]
