@@ -29,6 +29,69 @@ impl ServiceProvider {
             None => self.service.caller(&who.user).map_err(read_error),
         }
     }
+
+    /// One `Msvm_SecurityService` method, its arguments decoded here, at the edge. One the
+    /// service cannot be given is refused by it all the same, so the call is audited and
+    /// answered with its code.
+    fn call(&self, caller: &Caller, m: Method, input: &[(String, Value)]) -> MethodOutput {
+        let s = &self.service;
+        let target = || text_arg(input, "SecuritySettingData").and_then(setting_data::decode);
+        let refused = |e| s.refuse(caller, m, e);
+        match m {
+            Method::GetKeyProtector => {
+                match target()
+                    .map_err(refused)
+                    .and_then(|(vm, _)| s.get_key_protector(caller, vm))
+                {
+                    Ok(kp) => MethodOutput {
+                        return_value: Method::SUCCESS,
+                        out: vec![("KeyProtector".into(), OutValue::Value(Value::Bytes(kp)))],
+                    },
+                    Err(e) => failed(m, &e),
+                }
+            }
+            Method::SetKeyProtector => job_output(
+                target()
+                    .and_then(|(vm, _)| Ok((vm, bytes_arg(input, "KeyProtector")?)))
+                    .map_err(refused)
+                    .and_then(|(vm, kp)| s.set_key_protector(caller, vm, kp)),
+                m,
+            ),
+            Method::RestoreLastKnownGoodKeyProtector => job_output(
+                target()
+                    .map_err(refused)
+                    .and_then(|(vm, _)| s.restore_last_known_good_key_protector(caller, vm)),
+                m,
+            ),
+            Method::SetSecurityPolicy => job_output(
+                target()
+                    .and_then(|(vm, _)| Ok((vm, bytes_arg(input, "SecurityPolicy")?)))
+                    .map_err(refused)
+                    .and_then(|(vm, policy)| s.set_security_policy(caller, vm, policy)),
+                m,
+            ),
+            Method::ModifySecuritySettings => job_output(
+                target()
+                    .map_err(refused)
+                    .and_then(|(vm, patch)| s.modify_security_settings(caller, vm, patch)),
+                m,
+            ),
+            Method::StartService | Method::StopService => {
+                let r = if m == Method::StartService {
+                    s.start_service(caller)
+                } else {
+                    s.stop_service(caller)
+                };
+                match r {
+                    Ok(()) => MethodOutput {
+                        return_value: Method::SUCCESS,
+                        out: Vec::new(),
+                    },
+                    Err(e) => failed(m, &e),
+                }
+            }
+        }
+    }
 }
 
 /// The service's instances of one enumeration, read as they are pulled.
@@ -188,66 +251,7 @@ impl Provider for ServiceProvider {
                 ServedClass::SecurityService
             ))
         })?;
-        let s = &self.service;
-        // The argument is decoded here, at the edge; one the service cannot be given is
-        // refused by it all the same, so the call is audited and answered with its code.
-        let target = || text_arg(input, "SecuritySettingData").and_then(setting_data::decode);
-        let refused = |e| s.refuse(&caller, m, e);
-        let out = match m {
-            Method::GetKeyProtector => {
-                match target()
-                    .map_err(refused)
-                    .and_then(|(vm, _)| s.get_key_protector(&caller, vm))
-                {
-                    Ok(kp) => MethodOutput {
-                        return_value: Method::SUCCESS,
-                        out: vec![("KeyProtector".into(), OutValue::Value(Value::Bytes(kp)))],
-                    },
-                    Err(e) => failed(m, &e),
-                }
-            }
-            Method::SetKeyProtector => job_output(
-                target()
-                    .and_then(|(vm, _)| Ok((vm, bytes_arg(input, "KeyProtector")?)))
-                    .map_err(refused)
-                    .and_then(|(vm, kp)| s.set_key_protector(&caller, vm, kp)),
-                m,
-            ),
-            Method::RestoreLastKnownGoodKeyProtector => job_output(
-                target()
-                    .map_err(refused)
-                    .and_then(|(vm, _)| s.restore_last_known_good_key_protector(&caller, vm)),
-                m,
-            ),
-            Method::SetSecurityPolicy => job_output(
-                target()
-                    .and_then(|(vm, _)| Ok((vm, bytes_arg(input, "SecurityPolicy")?)))
-                    .map_err(refused)
-                    .and_then(|(vm, policy)| s.set_security_policy(&caller, vm, policy)),
-                m,
-            ),
-            Method::ModifySecuritySettings => job_output(
-                target()
-                    .map_err(refused)
-                    .and_then(|(vm, patch)| s.modify_security_settings(&caller, vm, patch)),
-                m,
-            ),
-            Method::StartService | Method::StopService => {
-                let r = if m == Method::StartService {
-                    s.start_service(&caller)
-                } else {
-                    s.stop_service(&caller)
-                };
-                match r {
-                    Ok(()) => MethodOutput {
-                        return_value: Method::SUCCESS,
-                        out: Vec::new(),
-                    },
-                    Err(e) => failed(m, &e),
-                }
-            }
-        };
-        Ok(out)
+        Ok(self.call(&caller, m, input))
     }
 
     fn metrics_extra(&self) -> String {
