@@ -113,6 +113,9 @@ fn property_type(
     }
 }
 
+/// One `PROPERTY`, `PROPERTY.ARRAY` or `PROPERTY.REFERENCE` element, with its attributes
+/// checked against the schema. Kept whole: the three element kinds share the attribute
+/// checks and differ only in how their value is read, which a split would scatter.
 fn read_property(
     doc: &Document<'_>,
     node: Node<'_, '_>,

@@ -249,6 +249,9 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     (any && seconds.is_finite()).then(|| Duration::try_from_secs_f64(seconds).ok())?
 }
 
+/// The addressing and WS-Man headers of a request, each checked as it is read. Long on
+/// purpose: one pass over the header children with an arm per header keeps every header's
+/// rule (required, repeated, mustUnderstand) in one place, in the order DSP0226 lists them.
 fn parse_header(header: Option<Node<'_, '_>>) -> Result<Header, Fault> {
     let mut h = Header::default();
     let mut action = None;
@@ -599,7 +602,8 @@ pub fn unknown_class(class: &str) -> Fault {
     .with_code(2_150_858_811)
 }
 
-/// Parses a request body.
+/// Parses a request body: the envelope, then the operation its action names, each refused
+/// with the fault DSP0226 gives. One function so the order of the checks is plain.
 pub fn parse(bytes: &[u8]) -> Result<Request, ParseError> {
     let doc = vmsec_xml::parse_bytes(bytes, &LIMITS).map_err(|e| not_xml(&e))?;
     let root = doc.root_element();

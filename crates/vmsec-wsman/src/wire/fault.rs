@@ -51,6 +51,8 @@ struct Shape {
 }
 
 impl FaultKind {
+    /// The fault's SOAP code, subcode, action and WSManFault code. A table as a `match`, one
+    /// arm per kind: long, but each row reads alone.
     fn shape(self) -> Shape {
         let (receiver, subcode_ns, subcode, action, code) = match self {
             // 0x80338000 ERROR_WSMAN_RESOURCE_NOT_FOUND; resource-URI errors use their own code

@@ -110,6 +110,8 @@ fn err(message: impl Into<String>, position: usize) -> WqlError {
     }
 }
 
+/// The tokens of `q` with their byte offsets. One loop with an arm per token kind: the
+/// lexer is easier to check against the grammar whole than split across functions.
 fn tokenize(q: &str) -> Result<Vec<(usize, Token)>, WqlError> {
     let chars: Vec<char> = q.chars().collect();
     let mut tokens = Vec::new();
@@ -260,7 +262,8 @@ fn is_keyword(w: &str) -> bool {
     .any(|k| k.eq_ignore_ascii_case(w))
 }
 
-/// Parses `query`.
+/// Parses `query`. A recursive-descent parser written out in one function, clause by
+/// clause (SELECT, FROM, WHERE), as WQL's grammar reads.
 pub fn parse(query: &str) -> Result<Query, WqlError> {
     if query.chars().count() > MAX_QUERY_LEN {
         return Err(err(

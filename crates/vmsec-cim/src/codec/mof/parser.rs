@@ -194,6 +194,8 @@ impl Parser<'_> {
         }
     }
 
+    /// One `Name = value;` of an instance, typed by the class definition when there is one.
+    /// A recursive-descent rule written out whole, like the grammar it follows.
     fn property(&mut self, class_def: Option<&ClassDef>) -> Result<Property, Error> {
         let cimtype = self.qualifiers()?;
         let name_offset = self.tok.offset;
