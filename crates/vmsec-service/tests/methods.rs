@@ -654,23 +654,8 @@ fn jobs_are_enumerated_in_pages_by_instance_id_and_expired_ones_are_gone() {
     for n in (0..=600).rev() {
         w.store
             .insert_job(&vmsec_store::Job {
-                instance_id: format!("J{n:03}"),
-                method: "SetKeyProtector".into(),
-                vm: None,
-                state: JobState::Completed,
-                error_code: 0,
-                error_description: String::new(),
-                percent_complete: 100,
-                submitted_by: "t".into(),
-                time_submitted: now,
-                start_time: Some(now),
                 finish_time: Some(now - time::Duration::minutes(if n == 600 { 10 } else { 0 })),
-                time_before_removal: time::Duration::minutes(5),
-                owner: vmsec_store::JobOwner {
-                    host: Uuid::nil(),
-                    pid: 1,
-                    start_ticks: 2,
-                },
+                ..vmsec_store::conformance::completed_job(&format!("J{n:03}"), now)
             })
             .unwrap();
     }

@@ -19,29 +19,6 @@ fn vm(name: &str) -> Vm {
     }
 }
 
-/// A SetKeyProtector job submitted, run and completed at `now`, of no VM.
-fn completed_job(instance_id: &str, now: OffsetDateTime) -> Job {
-    Job {
-        instance_id: instance_id.into(),
-        method: "SetKeyProtector".into(),
-        vm: None,
-        state: JobState::Completed,
-        error_code: 0,
-        error_description: String::new(),
-        percent_complete: 100,
-        submitted_by: "t".into(),
-        time_submitted: now,
-        start_time: Some(now),
-        finish_time: Some(now),
-        time_before_removal: time::Duration::minutes(5),
-        owner: JobOwner {
-            host: Uuid::nil(),
-            pid: 1,
-            start_ticks: 2,
-        },
-    }
-}
-
 #[test]
 fn host_identity_is_created_once_and_kept_across_opens() {
     let dir = tempfile::tempdir().unwrap();
@@ -191,8 +168,11 @@ fn a_value_this_vmsec_cannot_read_is_reported_corrupt_naming_it() {
     let s = open(&dir);
     let v = vm("a");
     s.add_vm(&v).unwrap();
-    s.insert_job(&completed_job("J1", OffsetDateTime::now_utc()))
-        .unwrap();
+    s.insert_job(&vmsec_store::conformance::completed_job(
+        "J1",
+        OffsetDateTime::now_utc(),
+    ))
+    .unwrap();
     let c = rusqlite::Connection::open(dir.path().join("s.db")).unwrap();
     c.execute_batch("UPDATE vms SET guid = 'not-a-guid'; UPDATE jobs SET job_state = 99;")
         .unwrap();

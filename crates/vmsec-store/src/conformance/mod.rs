@@ -165,8 +165,9 @@ fn set_kp(s: &dyn Store, id: Uuid, actor: &str, kp: Option<&[u8]>) -> VmSecurity
     as_stored(sec)
 }
 
-/// A SetKeyProtector job submitted, run and completed at `now`, of no VM.
-fn completed_job(instance_id: &str, now: OffsetDateTime) -> Job {
+/// A SetKeyProtector job submitted, run and completed at `now`, of no VM: a fixture for
+/// the suite and for any test that needs a stored job (the service's among them).
+pub fn completed_job(instance_id: &str, now: OffsetDateTime) -> Job {
     Job {
         instance_id: instance_id.into(),
         method: "SetKeyProtector".into(),
