@@ -19,15 +19,15 @@ fn code(method: Method, r: Result<impl std::fmt::Debug, ServiceError>) -> u32 {
 // ----- GetKeyProtector -----
 
 #[test]
-fn get_key_protector_of_a_vm_without_one_is_an_empty_array() {
+fn get_key_protector_of_a_vm_without_one_is_hyper_vs_four_bytes() {
     let w = world();
     let vm = w.vm("a");
-    assert_eq!(
-        w.service
-            .get_key_protector(&caller(Role::Reader), vm.id.into())
-            .unwrap(),
-        b""
-    );
+    let got = w
+        .service
+        .get_key_protector(&caller(Role::Reader), vm.id.into())
+        .unwrap();
+    assert_eq!(got, [0, 0, 0, 4]);
+    assert_eq!(got, vmsec_service::NO_KEY_PROTECTOR);
 }
 
 #[test]

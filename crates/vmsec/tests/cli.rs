@@ -109,6 +109,16 @@ fn a_walk_through_of_users_vms_settings_and_key_protectors() {
         "{err}"
     );
 
+    // GetKeyProtector answers Hyper-V's 4 bytes of "none"; the CLI still says there is none.
+    let none = c.run(&["vm", "kp", "get", "web1"]);
+    assert_eq!(none.status.code(), Some(1));
+    assert!(none.stdout.is_empty(), "{:?}", none.stdout);
+    assert!(
+        String::from_utf8_lossy(&none.stderr).contains("VM web1 has no key protector"),
+        "{}",
+        String::from_utf8_lossy(&none.stderr)
+    );
+
     let kp_file = c.data.path().join("kp.xml");
     std::fs::write(&kp_file, KP).unwrap();
     c.ok(&["vm", "kp", "set", "web1", kp_file.to_str().unwrap()]);
