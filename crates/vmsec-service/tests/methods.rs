@@ -561,6 +561,72 @@ fn a_new_password_replaces_the_old_at_once_and_a_new_role_applies_to_the_next_lo
 }
 
 #[test]
+fn the_last_admin_can_be_neither_removed_nor_demoted_and_the_refusal_is_audited() {
+    let w = world();
+    w.service
+        .add_user(&admin(), "root", Role::Admin, "a long admin password")
+        .unwrap();
+    w.service
+        .add_user(&admin(), "ops", Role::Operator, "a long operator password")
+        .unwrap();
+    let refused = |r: Result<(), ServiceError>| match r {
+        Err(ServiceError::InvalidState(m)) => m,
+        other => panic!("expected the last admin to be kept, got {other:?}"),
+    };
+    let m = refused(w.service.remove_user(&admin(), "root"));
+    assert!(
+        m.contains("last admin") && m.contains("user role NAME admin"),
+        "the message names the fix: {m}"
+    );
+    let m = refused(w.service.set_user_role(&admin(), "root", Role::Operator));
+    assert!(m.contains("making it operator"), "{m}");
+    // Giving the last admin its own role again changes nothing and is allowed.
+    w.service
+        .set_user_role(&admin(), "root", Role::Admin)
+        .unwrap();
+    assert_eq!(w.store.user("root").unwrap().unwrap().role, Role::Admin);
+    // A non-admin is told it may not, before anything about admins.
+    assert!(matches!(
+        w.service.remove_user(&caller(Role::Operator), "root"),
+        Err(ServiceError::AccessDenied(_))
+    ));
+    let log = w.store.audit(0, 1000).unwrap();
+    let denied: Vec<_> = log
+        .iter()
+        .filter(|r| r.outcome == AuditOutcome::Denied)
+        .map(|r| (r.operation.as_str(), r.detail.contains("last admin")))
+        .collect();
+    assert_eq!(
+        denied,
+        [
+            ("RemoveUser root", true),
+            ("SetUserRole root (operator)", true),
+            ("RemoveUser root", false),
+        ]
+    );
+
+    // With a second admin, either may go.
+    w.service
+        .set_user_role(&admin(), "ops", Role::Admin)
+        .unwrap();
+    w.service
+        .set_user_role(&admin(), "root", Role::Reader)
+        .unwrap();
+    w.service.remove_user(&admin(), "root").unwrap();
+    refused(w.service.remove_user(&admin(), "ops"));
+    assert!(w.store.user("ops").unwrap().is_some());
+    // Users who are not admins are removed as before, and an unknown one is not found.
+    w.service
+        .add_user(&admin(), "temp", Role::Reader, "a long reader password")
+        .unwrap();
+    w.service.remove_user(&admin(), "temp").unwrap();
+    assert!(matches!(
+        w.service.remove_user(&admin(), "temp"),
+        Err(ServiceError::NotFound(_))
+    ));
+}
+
+#[test]
 fn jobs_wait_reports_a_timeout_for_an_unknown_job() {
     let w = world();
     let r = w

@@ -249,6 +249,9 @@ pub enum GuardianCmd {
         name: String,
         #[arg(long)]
         out: PathBuf,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
         /// Also write its private keys into DIR (mode 0600): for backup or moving an owner.
         #[arg(long)]
         private: Option<PathBuf>,
@@ -274,6 +277,9 @@ pub enum KpFileCmd {
         guardians: Vec<String>,
         #[arg(long)]
         out: PathBuf,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
     },
     /// Grant a guardian (the owner's keys must be here); FILE is rewritten.
     Grant {

@@ -420,6 +420,122 @@ fn guardians_and_key_protectors_from_the_command_line() {
 }
 
 #[test]
+fn kp_new_and_guardian_export_keep_an_existing_file_unless_forced() {
+    let c = Cli::new();
+    let d = c.data.path();
+    let path = |n: &str| d.join(n).to_str().unwrap().to_owned();
+    c.ok(&["guardian", "new", "owner"]);
+    for (what, args) in [
+        ("kp new", vec!["kp", "new", "--owner", "owner", "--out"]),
+        (
+            "guardian export",
+            vec!["guardian", "export", "owner", "--out"],
+        ),
+    ] {
+        let file = path(&format!("{}.xml", what.replace(' ', "-")));
+        std::fs::write(&file, "precious").unwrap();
+        let mut a = args.clone();
+        a.push(&file);
+        let err = c.fails(&a);
+        assert!(
+            err.contains(&format!("{file} exists")) && err.contains("--force"),
+            "{what}: {err}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "precious",
+            "{what}"
+        );
+        a.push("--force");
+        c.ok(&a);
+        let written = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            written.starts_with("<?xml") || written.starts_with('<'),
+            "{what}: {written}"
+        );
+        // No temporary file is left beside it.
+        let names: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.contains(".tmp-"))
+            .collect();
+        assert!(names.is_empty(), "{what}: {names:?}");
+    }
+    c.ok(&["kp", "verify", &path("kp-new.xml")]);
+}
+
+#[test]
+fn an_out_file_that_is_not_a_regular_file_is_written_in_place_not_replaced() {
+    use std::os::unix::fs::FileTypeExt;
+    let c = Cli::new();
+    let d = c.data.path();
+    c.ok(&["guardian", "new", "owner"]);
+    for (what, args) in [
+        ("kp new", vec!["kp", "new", "--owner", "owner", "--out"]),
+        (
+            "guardian export",
+            vec!["guardian", "export", "owner", "--out"],
+        ),
+    ] {
+        let fifo = d.join(format!("{}.fifo", what.replace(' ', "-")));
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        // Opening a FIFO blocks until its other end is opened: read it from a thread.
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read(fifo).unwrap())
+        };
+        let mut a = args.clone();
+        a.push(fifo.to_str().unwrap());
+        // No --force: writing into a pipe replaces no file.
+        c.ok(&a);
+        // Checked before joining: had the FIFO been renamed over, the reader would wait on
+        // the old node for ever.
+        let kind = std::fs::symlink_metadata(&fifo).unwrap().file_type();
+        assert!(kind.is_fifo(), "{what} replaced the FIFO with {kind:?}");
+        let got = reader.join().unwrap();
+        assert!(got.starts_with(b"<"), "{what} wrote {} bytes", got.len());
+    }
+}
+
+#[test]
+fn the_last_admin_is_kept_naming_the_fix() {
+    let c = Cli::new();
+    let add = |name: &str, role: &str| {
+        let out = c.run_with_stdin(
+            &["user", "add", name, "--role", role, "--password-stdin"],
+            b"a long enough password\n",
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    add("root", "admin");
+    for args in [
+        &["user", "remove", "root"][..],
+        &["user", "role", "root", "operator"][..],
+    ] {
+        let err = c.fails(args);
+        assert!(
+            err.contains("last admin") && err.contains("vmsec user role NAME admin"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(c.json(&["user", "list"])[0]["role"], "admin");
+    add("second", "admin");
+    c.ok(&["user", "remove", "root"]);
+    assert!(
+        c.fails(&["user", "remove", "second"])
+            .contains("last admin")
+    );
+}
+
+#[test]
 fn stored_names_are_escaped_for_people_and_exact_in_json() {
     let c = Cli::new();
     // A refused user name is audited with the operation; it forges a line and clears it.
