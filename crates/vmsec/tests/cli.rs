@@ -261,12 +261,13 @@ fn an_administrator_changes_a_users_role_and_password() {
         .filter_map(|r| r["operation"].as_str())
         .filter(|o| o.starts_with("SetUser"))
         .collect();
+    // Newest first.
     assert_eq!(
         ops,
         [
-            "SetUserRole ops (operator)",
             "SetUserPassword ops",
-            "SetUserPassword ops"
+            "SetUserPassword ops",
+            "SetUserRole ops (operator)",
         ]
     );
 }
@@ -536,6 +537,71 @@ fn the_last_admin_is_kept_naming_the_fix() {
 }
 
 #[test]
+fn audit_shows_the_newest_first_and_filters_across_pages() {
+    let c = Cli::new();
+    c.ok(&["vm", "list"]);
+    let vm = "b5314955-3924-42ba-abf9-793993d340a0";
+    // More records than the command reads at once, written straight into the store.
+    {
+        let mut db = rusqlite::Connection::open(c.data.path().join("vmsec.db")).unwrap();
+        let tx = db.transaction().unwrap();
+        for n in 0..1300i64 {
+            tx.execute(
+                "INSERT INTO audit (at_us, actor, operation, vm_guid, outcome, detail) \
+                 VALUES (?1, ?2, ?3, ?4, 'succeeded', '')",
+                rusqlite::params![
+                    1_780_000_000_000_000 + n * 1_000_000,
+                    if n % 2 == 0 { "alice" } else { "bob" },
+                    format!("op{n}"),
+                    (n % 3 == 0).then_some(vm),
+                ],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let seqs = |args: &[&str]| -> Vec<i64> {
+        let mut a = vec!["audit"];
+        a.extend_from_slice(args);
+        c.json(&a)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["seq"].as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!(seqs(&[]), (1201..=1300).rev().collect::<Vec<_>>());
+    // Across the pages the command reads, nothing is missed or repeated.
+    assert_eq!(
+        seqs(&["--limit", "1200"]),
+        (101..=1300).rev().collect::<Vec<_>>()
+    );
+    assert_eq!(
+        seqs(&["--after", "100", "--limit", "1100"]),
+        (101..=1200).collect::<Vec<_>>()
+    );
+    // Seq s is record s - 1: alice's are the odd seqs, the VM's those with s - 1 % 3 == 0.
+    let alice = seqs(&["--user", "alice", "--limit", "2000"]);
+    assert_eq!(
+        alice,
+        (1..=1300).rev().filter(|s| s % 2 == 1).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        seqs(&["--user", "bob", "--vm", vm, "--limit", "3"]),
+        [1300, 1294, 1288]
+    );
+    // Record n was written at 1_780_000_000 + n seconds: 2026-05-28T20:26:40Z.
+    assert_eq!(
+        seqs(&["--since", "2026-05-28T20:48:19Z", "--limit", "2000"]),
+        [1300]
+    );
+    assert_eq!(
+        seqs(&["--since", "2026-05-28T22:48:18+02:00", "--after", "1298"]),
+        [1299, 1300]
+    );
+}
+
+#[test]
 fn stored_names_are_escaped_for_people_and_exact_in_json() {
     let c = Cli::new();
     // A refused user name is audited with the operation; it forges a line and clears it.
@@ -772,7 +838,8 @@ fn serve_prunes_the_audit_log_to_its_retention_and_says_which_records_went() {
     // Pruning runs beside the server from its start.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let records = loop {
-        let records = c.json(&["audit"]);
+        // From the oldest kept, in order.
+        let records = c.json(&["audit", "--after", "0"]);
         let pruned = records
             .as_array()
             .unwrap()
