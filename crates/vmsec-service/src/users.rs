@@ -301,7 +301,7 @@ impl Service {
             return Ok(None);
         }
         let doing = match new_role {
-            None => "removing".to_owned(),
+            None => "removing it".to_owned(),
             Some(r) => format!("making it {r}"),
         };
         Ok(Some(ServiceError::InvalidState(format!(

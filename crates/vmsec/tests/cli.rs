@@ -463,6 +463,21 @@ fn kp_new_and_guardian_export_keep_an_existing_file_unless_forced() {
         assert!(names.is_empty(), "{what}: {names:?}");
     }
     c.ok(&["kp", "verify", &path("kp-new.xml")]);
+    // Through a symbolic link the file it names is replaced, and the link stays a link.
+    std::fs::write(path("target.xml"), "precious").unwrap();
+    std::os::unix::fs::symlink(path("target.xml"), path("link.xml")).unwrap();
+    let new_kp = ["kp", "new", "--owner", "owner", "--out", &path("link.xml")];
+    assert!(c.fails(&new_kp).contains("exists"));
+    let mut forced = new_kp.to_vec();
+    forced.push("--force");
+    c.ok(&forced);
+    assert!(
+        std::fs::symlink_metadata(path("link.xml"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    c.ok(&["kp", "verify", &path("target.xml")]);
 }
 
 #[test]
