@@ -241,6 +241,8 @@ def scenario(client, vm_guid, kp, reader):
 
     out = invoke(client, selectors, "GetKeyProtector", [("SecuritySettingData", ssd)])
     check(return_value(out) == 0, "GetKeyProtector returns 0")
+    none = bytes(int(e.text) for e in out.findall("{%s}KeyProtector" % SERVICE_URI))
+    check(none == b"\x00\x00\x00\x04", "GetKeyProtector of a VM without one returns Hyper-V's 4 bytes (got %r)" % none)
 
     out = invoke(client, selectors, "SetKeyProtector", [("SecuritySettingData", ssd), ("KeyProtector", kp)])
     check(return_value(out) == 4096, "SetKeyProtector starts a job (4096)")

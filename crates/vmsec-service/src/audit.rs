@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use time::OffsetDateTime;
-use vmsec_store::{AuditRecord, Role};
+use vmsec_store::{AuditQuery, AuditRecord, Role};
 
 use crate::{Caller, ServiceError};
 
@@ -45,6 +45,17 @@ impl crate::Service {
     ) -> Result<Vec<AuditRecord>, ServiceError> {
         who.require(Role::Admin, "reading the audit log")?;
         Ok(self.store.audit(after, limit)?)
+    }
+
+    /// The audit records `query` selects, filtered by the store (no more than
+    /// `query.limit` are read into memory, whatever the size of the log).
+    pub fn audit_query(
+        &self,
+        who: &Caller,
+        query: &AuditQuery,
+    ) -> Result<Vec<AuditRecord>, ServiceError> {
+        who.require(Role::Admin, "reading the audit log")?;
+        Ok(self.store.audit_query(query)?)
     }
 
     /// Removes the audit records `retention` no longer keeps, in batches of

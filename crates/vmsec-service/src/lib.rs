@@ -45,6 +45,7 @@ pub use guardians::{
 };
 pub use jobs::TIME_BEFORE_REMOVAL;
 pub use master_key::MasterKey;
+pub use security_service::NO_KEY_PROTECTOR;
 pub use setting_data::{Setting, SettingsPatch};
 pub use vmsec_kp::KeySize;
 

@@ -14,6 +14,12 @@ use crate::{
     SettingsPatch, VmRef, jobs, key_protector, not_found_is_unknown_vm, setting_data,
 };
 
+/// What GetKeyProtector returns for a VM without a key protector: the 4 bytes Hyper-V
+/// returns, since scripts written for it take `KeyProtector.Length -le 4` to mean "none".
+/// No stored key protector can be mistaken for it: SetKeyProtector stores only a verified
+/// `Protector` document, far longer than 4 bytes.
+pub const NO_KEY_PROTECTOR: [u8; 4] = [0, 0, 0, 4];
+
 impl Service {
     fn ensure_started(&self) -> Result<(), ServiceError> {
         if self.stopped.load(Ordering::Acquire) {
@@ -37,7 +43,8 @@ impl Service {
             .unwrap_or_else(|| ServiceError::Internal("a refusal succeeded".into()))
     }
 
-    /// GetKeyProtector: the VM's current KP, empty when none is set. Synchronous.
+    /// GetKeyProtector: the VM's current KP, or [`NO_KEY_PROTECTOR`] when none is set.
+    /// Synchronous.
     pub fn get_key_protector(&self, who: &Caller, vm: VmRef) -> Result<Vec<u8>, ServiceError> {
         let vm = vm.id();
         self.audited(
@@ -52,7 +59,9 @@ impl Service {
                     .store
                     .vm_security(vm)
                     .map_err(|e| not_found_is_unknown_vm(e, vm))?;
-                Ok(sec.key_protector.unwrap_or_default())
+                Ok(sec
+                    .key_protector
+                    .unwrap_or_else(|| NO_KEY_PROTECTOR.to_vec()))
             },
         )
     }

@@ -204,20 +204,16 @@ impl Service {
         })
     }
 
+    /// Removes a user; the last admin is refused (no one could administer users after it).
     pub fn remove_user(&self, who: &Caller, name: &str) -> Result<(), ServiceError> {
-        self.audited(
-            who,
-            &format!("RemoveUser {}", audit::audit_name(name)),
-            None,
-            AuditOutcome::Succeeded,
-            || {
-                who.require(Role::Admin, "removing a user")?;
-                if !self.store.remove_user(name)? {
-                    return Err(ServiceError::NotFound(format!("no user {name:?}")));
-                }
-                Ok(())
-            },
-        )
+        let operation = format!("RemoveUser {}", audit::audit_name(name));
+        let what = "removing a user";
+        self.keeping_an_admin(who, &operation, what, name, None, || {
+            if !self.store.remove_user(name)? {
+                return Err(ServiceError::NotFound(format!("no user {name:?}")));
+            }
+            Ok(())
+        })
     }
 
     /// Gives a user a new password. Requests authenticated with the old one are refused from
@@ -235,13 +231,84 @@ impl Service {
         })
     }
 
-    /// Gives a user another role, effective from its next request.
+    /// Gives a user another role, effective from its next request; the last admin keeps its
+    /// role.
     pub fn set_user_role(&self, who: &Caller, name: &str, role: Role) -> Result<(), ServiceError> {
         let operation = format!("SetUserRole {} ({role})", audit::audit_name(name));
-        self.change_user(who, &operation, "changing a user's role", name, |u| {
-            u.role = role;
-            Ok(())
+        let what = "changing a user's role";
+        self.keeping_an_admin(who, &operation, what, name, Some(role), || {
+            self.change_user(who, &operation, what, name, |u| {
+                u.role = role;
+                Ok(())
+            })
         })
+    }
+
+    /// Runs `change` of user `name` (its removal, or giving it `new_role`) unless that would
+    /// leave no admin, which is refused and audited as denied; `change` audits itself.
+    ///
+    /// The check and the change are two transactions: two admins removing each other at
+    /// the same moment could both pass. The store has no conditional removal to close that.
+    fn keeping_an_admin(
+        &self,
+        who: &Caller,
+        operation: &str,
+        what: &str,
+        name: &str,
+        new_role: Option<Role>,
+        change: impl FnOnce() -> Result<(), ServiceError>,
+    ) -> Result<(), ServiceError> {
+        let refusal = who
+            .require(Role::Admin, what)
+            .and_then(|()| self.last_admin_refusal(name, new_role));
+        match refusal {
+            Ok(None) => change(),
+            Ok(Some(refused)) => {
+                self.audit(
+                    &who.name,
+                    operation,
+                    None,
+                    AuditOutcome::Denied,
+                    &refused.to_string(),
+                );
+                Err(refused)
+            }
+            // Not an admin, or the store failed: audited the usual way.
+            Err(e) => self.audited(who, operation, None, AuditOutcome::Succeeded, || Err(e)),
+        }
+    }
+
+    /// The refusal of removing user `name` (`new_role` `None`) or giving it `new_role`, if it
+    /// is the only admin.
+    fn last_admin_refusal(
+        &self,
+        name: &str,
+        new_role: Option<Role>,
+    ) -> Result<Option<ServiceError>, ServiceError> {
+        let Some(user) = self.store.user(name)? else {
+            return Ok(None);
+        };
+        if user.role != Role::Admin || new_role == Some(Role::Admin) {
+            return Ok(None);
+        }
+        let admins = self
+            .store
+            .users()?
+            .iter()
+            .filter(|u| u.role == Role::Admin)
+            .count();
+        if admins > 1 {
+            return Ok(None);
+        }
+        let doing = match new_role {
+            None => "removing it".to_owned(),
+            Some(r) => format!("making it {r}"),
+        };
+        Ok(Some(ServiceError::InvalidState(format!(
+            "refused: {name:?} is the last admin, and {doing} would leave no one to administer \
+             users; make another user admin first (vmsec user role NAME admin, or vmsec user \
+             add NAME --role admin)"
+        ))))
     }
 
     /// An admin's audited change of an existing user.

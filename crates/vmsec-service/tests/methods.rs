@@ -19,15 +19,15 @@ fn code(method: Method, r: Result<impl std::fmt::Debug, ServiceError>) -> u32 {
 // ----- GetKeyProtector -----
 
 #[test]
-fn get_key_protector_of_a_vm_without_one_is_an_empty_array() {
+fn get_key_protector_of_a_vm_without_one_is_hyper_vs_four_bytes() {
     let w = world();
     let vm = w.vm("a");
-    assert_eq!(
-        w.service
-            .get_key_protector(&caller(Role::Reader), vm.id.into())
-            .unwrap(),
-        b""
-    );
+    let got = w
+        .service
+        .get_key_protector(&caller(Role::Reader), vm.id.into())
+        .unwrap();
+    assert_eq!(got, [0, 0, 0, 4]);
+    assert_eq!(got, vmsec_service::NO_KEY_PROTECTOR);
 }
 
 #[test]
@@ -558,6 +558,72 @@ fn a_new_password_replaces_the_old_at_once_and_a_new_role_applies_to_the_next_lo
         !text.contains("the new password") && !text.contains("mine now"),
         "passwords never reach the audit log"
     );
+}
+
+#[test]
+fn the_last_admin_can_be_neither_removed_nor_demoted_and_the_refusal_is_audited() {
+    let w = world();
+    w.service
+        .add_user(&admin(), "root", Role::Admin, "a long admin password")
+        .unwrap();
+    w.service
+        .add_user(&admin(), "ops", Role::Operator, "a long operator password")
+        .unwrap();
+    let refused = |r: Result<(), ServiceError>| match r {
+        Err(ServiceError::InvalidState(m)) => m,
+        other => panic!("expected the last admin to be kept, got {other:?}"),
+    };
+    let m = refused(w.service.remove_user(&admin(), "root"));
+    assert!(
+        m.contains("last admin") && m.contains("user role NAME admin"),
+        "the message names the fix: {m}"
+    );
+    let m = refused(w.service.set_user_role(&admin(), "root", Role::Operator));
+    assert!(m.contains("making it operator"), "{m}");
+    // Giving the last admin its own role again changes nothing and is allowed.
+    w.service
+        .set_user_role(&admin(), "root", Role::Admin)
+        .unwrap();
+    assert_eq!(w.store.user("root").unwrap().unwrap().role, Role::Admin);
+    // A non-admin is told it may not, before anything about admins.
+    assert!(matches!(
+        w.service.remove_user(&caller(Role::Operator), "root"),
+        Err(ServiceError::AccessDenied(_))
+    ));
+    let log = w.store.audit(0, 1000).unwrap();
+    let denied: Vec<_> = log
+        .iter()
+        .filter(|r| r.outcome == AuditOutcome::Denied)
+        .map(|r| (r.operation.as_str(), r.detail.contains("last admin")))
+        .collect();
+    assert_eq!(
+        denied,
+        [
+            ("RemoveUser root", true),
+            ("SetUserRole root (operator)", true),
+            ("RemoveUser root", false),
+        ]
+    );
+
+    // With a second admin, either may go.
+    w.service
+        .set_user_role(&admin(), "ops", Role::Admin)
+        .unwrap();
+    w.service
+        .set_user_role(&admin(), "root", Role::Reader)
+        .unwrap();
+    w.service.remove_user(&admin(), "root").unwrap();
+    refused(w.service.remove_user(&admin(), "ops"));
+    assert!(w.store.user("ops").unwrap().is_some());
+    // Users who are not admins are removed as before, and an unknown one is not found.
+    w.service
+        .add_user(&admin(), "temp", Role::Reader, "a long reader password")
+        .unwrap();
+    w.service.remove_user(&admin(), "temp").unwrap();
+    assert!(matches!(
+        w.service.remove_user(&admin(), "temp"),
+        Err(ServiceError::NotFound(_))
+    ));
 }
 
 #[test]

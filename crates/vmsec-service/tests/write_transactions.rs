@@ -178,6 +178,9 @@ impl Store for Recording {
     fn audit(&self, after: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
         self.inner.audit(after, limit)
     }
+    fn audit_query(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+        self.inner.audit_query(query)
+    }
     fn prune_audit(
         &self,
         retention: &AuditRetention,

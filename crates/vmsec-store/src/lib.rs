@@ -117,6 +117,9 @@ pub trait Store: Send + Sync {
     fn append_audit(&self, record: &AuditRecord) -> Result<i64, StoreError>;
     /// Audit records with `seq > after`, oldest first, at most `limit`.
     fn audit(&self, after: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
+    /// The audit records `query` selects (see [`AuditQuery`]), filtered by the store: a
+    /// filter that matches few records reads no more than `limit` of them into memory.
+    fn audit_query(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
     /// Removes the oldest audit records that `retention` no longer keeps at `now`: always a
     /// prefix of the log, so what remains has no gap. Each transaction removes at most
     /// `batch` records and writes, in the same transaction, an [`AUDIT_PRUNED`] record by

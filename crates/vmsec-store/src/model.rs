@@ -322,6 +322,39 @@ pub struct AuditRecord {
     pub detail: String,
 }
 
+/// Which audit records [`Store::audit_query`](crate::Store::audit_query) reads: those with
+/// `after < seq < before` that match every filter given, in the order asked, at most `limit`.
+/// A reader walks the log in pages by passing the last sequence number it got as `before`
+/// (newest first) or `after` (oldest first).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditQuery {
+    pub after: i64,
+    /// `None`: up to the newest.
+    pub before: Option<i64>,
+    /// Only records written at or after this time.
+    pub since: Option<OffsetDateTime>,
+    pub vm: Option<Uuid>,
+    /// Only records of this actor, exactly.
+    pub actor: Option<String>,
+    pub newest_first: bool,
+    pub limit: usize,
+}
+
+impl AuditQuery {
+    /// The newest `limit` records, newest first, with no filter.
+    pub fn newest(limit: usize) -> AuditQuery {
+        AuditQuery {
+            after: 0,
+            before: None,
+            since: None,
+            vm: None,
+            actor: None,
+            newest_first: true,
+            limit,
+        }
+    }
+}
+
 /// How much of the audit log is kept (docs/audit.md, "Retention"). A record goes when it is
 /// beyond the newest `max_records` or older than `max_age`; `None` lifts that limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -60,14 +60,30 @@ pub enum Command {
     /// Inspect the jobs of mutating methods.
     #[command(subcommand)]
     Job(JobCmd),
-    /// Print the audit log.
+    /// Print the audit log, newest first.
     Audit {
-        /// Only records after this sequence number.
-        #[arg(long, default_value_t = 0)]
-        after: i64,
+        /// Only records after this sequence number, oldest first (to read on from a record).
+        #[arg(long)]
+        after: Option<i64>,
+        /// At most this many records.
         #[arg(long, default_value_t = 100)]
         limit: usize,
+        /// Only records written at or after this time (RFC 3339, e.g. 2026-01-31T08:00:00Z).
+        #[arg(long, value_parser = parse_rfc3339)]
+        since: Option<time::OffsetDateTime>,
+        /// Only records about this VM (name or GUID; the GUID of a removed VM works too).
+        #[arg(long)]
+        vm: Option<String>,
+        /// Only records of this user, named as the log names it (a WS-Man user's name, or
+        /// "local:" and the Unix user's for the CLI).
+        #[arg(long)]
+        user: Option<String>,
     },
+}
+
+fn parse_rfc3339(s: &str) -> Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("{e} (use RFC 3339, e.g. 2026-01-31T08:00:00Z)"))
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -249,6 +265,9 @@ pub enum GuardianCmd {
         name: String,
         #[arg(long)]
         out: PathBuf,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
         /// Also write its private keys into DIR (mode 0600): for backup or moving an owner.
         #[arg(long)]
         private: Option<PathBuf>,
@@ -274,6 +293,9 @@ pub enum KpFileCmd {
         guardians: Vec<String>,
         #[arg(long)]
         out: PathBuf,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
     },
     /// Grant a guardian (the owner's keys must be here); FILE is rewritten.
     Grant {

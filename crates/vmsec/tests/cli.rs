@@ -109,6 +109,16 @@ fn a_walk_through_of_users_vms_settings_and_key_protectors() {
         "{err}"
     );
 
+    // GetKeyProtector answers Hyper-V's 4 bytes of "none"; the CLI still says there is none.
+    let none = c.run(&["vm", "kp", "get", "web1"]);
+    assert_eq!(none.status.code(), Some(1));
+    assert!(none.stdout.is_empty(), "{:?}", none.stdout);
+    assert!(
+        String::from_utf8_lossy(&none.stderr).contains("VM web1 has no key protector"),
+        "{}",
+        String::from_utf8_lossy(&none.stderr)
+    );
+
     let kp_file = c.data.path().join("kp.xml");
     std::fs::write(&kp_file, KP).unwrap();
     c.ok(&["vm", "kp", "set", "web1", kp_file.to_str().unwrap()]);
@@ -251,12 +261,13 @@ fn an_administrator_changes_a_users_role_and_password() {
         .filter_map(|r| r["operation"].as_str())
         .filter(|o| o.starts_with("SetUser"))
         .collect();
+    // Newest first.
     assert_eq!(
         ops,
         [
-            "SetUserRole ops (operator)",
             "SetUserPassword ops",
-            "SetUserPassword ops"
+            "SetUserPassword ops",
+            "SetUserRole ops (operator)",
         ]
     );
 }
@@ -407,6 +418,202 @@ fn guardians_and_key_protectors_from_the_command_line() {
     let local = c.json(&["kp", "show", &path("local.xml")]);
     assert_eq!(local["wrappings"][0]["local_guardian"], "UntrustedGuardian");
     c.ok(&["guardian", "remove", "owner", "--force"]);
+}
+
+#[test]
+fn kp_new_and_guardian_export_keep_an_existing_file_unless_forced() {
+    let c = Cli::new();
+    let d = c.data.path();
+    let path = |n: &str| d.join(n).to_str().unwrap().to_owned();
+    c.ok(&["guardian", "new", "owner"]);
+    for (what, args) in [
+        ("kp new", vec!["kp", "new", "--owner", "owner", "--out"]),
+        (
+            "guardian export",
+            vec!["guardian", "export", "owner", "--out"],
+        ),
+    ] {
+        let file = path(&format!("{}.xml", what.replace(' ', "-")));
+        std::fs::write(&file, "precious").unwrap();
+        let mut a = args.clone();
+        a.push(&file);
+        let err = c.fails(&a);
+        assert!(
+            err.contains(&format!("{file} exists")) && err.contains("--force"),
+            "{what}: {err}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "precious",
+            "{what}"
+        );
+        a.push("--force");
+        c.ok(&a);
+        let written = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            written.starts_with("<?xml") || written.starts_with('<'),
+            "{what}: {written}"
+        );
+        // No temporary file is left beside it.
+        let names: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.contains(".tmp-"))
+            .collect();
+        assert!(names.is_empty(), "{what}: {names:?}");
+    }
+    c.ok(&["kp", "verify", &path("kp-new.xml")]);
+    // Through a symbolic link the file it names is replaced, and the link stays a link.
+    std::fs::write(path("target.xml"), "precious").unwrap();
+    std::os::unix::fs::symlink(path("target.xml"), path("link.xml")).unwrap();
+    let new_kp = ["kp", "new", "--owner", "owner", "--out", &path("link.xml")];
+    assert!(c.fails(&new_kp).contains("exists"));
+    let mut forced = new_kp.to_vec();
+    forced.push("--force");
+    c.ok(&forced);
+    assert!(
+        std::fs::symlink_metadata(path("link.xml"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    c.ok(&["kp", "verify", &path("target.xml")]);
+}
+
+#[test]
+fn an_out_file_that_is_not_a_regular_file_is_written_in_place_not_replaced() {
+    use std::os::unix::fs::FileTypeExt;
+    let c = Cli::new();
+    let d = c.data.path();
+    c.ok(&["guardian", "new", "owner"]);
+    for (what, args) in [
+        ("kp new", vec!["kp", "new", "--owner", "owner", "--out"]),
+        (
+            "guardian export",
+            vec!["guardian", "export", "owner", "--out"],
+        ),
+    ] {
+        let fifo = d.join(format!("{}.fifo", what.replace(' ', "-")));
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        // Opening a FIFO blocks until its other end is opened: read it from a thread.
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read(fifo).unwrap())
+        };
+        let mut a = args.clone();
+        a.push(fifo.to_str().unwrap());
+        // No --force: writing into a pipe replaces no file.
+        c.ok(&a);
+        // Checked before joining: had the FIFO been renamed over, the reader would wait on
+        // the old node for ever.
+        let kind = std::fs::symlink_metadata(&fifo).unwrap().file_type();
+        assert!(kind.is_fifo(), "{what} replaced the FIFO with {kind:?}");
+        let got = reader.join().unwrap();
+        assert!(got.starts_with(b"<"), "{what} wrote {} bytes", got.len());
+    }
+}
+
+#[test]
+fn the_last_admin_is_kept_naming_the_fix() {
+    let c = Cli::new();
+    let add = |name: &str, role: &str| {
+        let out = c.run_with_stdin(
+            &["user", "add", name, "--role", role, "--password-stdin"],
+            b"a long enough password\n",
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    add("root", "admin");
+    for args in [
+        &["user", "remove", "root"][..],
+        &["user", "role", "root", "operator"][..],
+    ] {
+        let err = c.fails(args);
+        assert!(
+            err.contains("last admin") && err.contains("vmsec user role NAME admin"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(c.json(&["user", "list"])[0]["role"], "admin");
+    add("second", "admin");
+    c.ok(&["user", "remove", "root"]);
+    assert!(
+        c.fails(&["user", "remove", "second"])
+            .contains("last admin")
+    );
+}
+
+#[test]
+fn audit_shows_the_newest_first_and_filters_across_pages() {
+    let c = Cli::new();
+    c.ok(&["vm", "list"]);
+    let vm = "b5314955-3924-42ba-abf9-793993d340a0";
+    // More records than the command reads at once, written straight into the store.
+    {
+        let mut db = rusqlite::Connection::open(c.data.path().join("vmsec.db")).unwrap();
+        let tx = db.transaction().unwrap();
+        for n in 0..1300i64 {
+            tx.execute(
+                "INSERT INTO audit (at_us, actor, operation, vm_guid, outcome, detail) \
+                 VALUES (?1, ?2, ?3, ?4, 'succeeded', '')",
+                rusqlite::params![
+                    1_780_000_000_000_000 + n * 1_000_000,
+                    if n % 2 == 0 { "alice" } else { "bob" },
+                    format!("op{n}"),
+                    (n % 3 == 0).then_some(vm),
+                ],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let seqs = |args: &[&str]| -> Vec<i64> {
+        let mut a = vec!["audit"];
+        a.extend_from_slice(args);
+        c.json(&a)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["seq"].as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!(seqs(&[]), (1201..=1300).rev().collect::<Vec<_>>());
+    // Across the pages the command reads, nothing is missed or repeated.
+    assert_eq!(
+        seqs(&["--limit", "1200"]),
+        (101..=1300).rev().collect::<Vec<_>>()
+    );
+    assert_eq!(
+        seqs(&["--after", "100", "--limit", "1100"]),
+        (101..=1200).collect::<Vec<_>>()
+    );
+    // Seq s is record s - 1: alice's are the odd seqs, the VM's those with s - 1 % 3 == 0.
+    let alice = seqs(&["--user", "alice", "--limit", "2000"]);
+    assert_eq!(
+        alice,
+        (1..=1300).rev().filter(|s| s % 2 == 1).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        seqs(&["--user", "bob", "--vm", vm, "--limit", "3"]),
+        [1300, 1294, 1288]
+    );
+    // Record n was written at 1_780_000_000 + n seconds: 2026-05-28T20:26:40Z.
+    assert_eq!(
+        seqs(&["--since", "2026-05-28T20:48:19Z", "--limit", "2000"]),
+        [1300]
+    );
+    assert_eq!(
+        seqs(&["--since", "2026-05-28T22:48:18+02:00", "--after", "1298"]),
+        [1299, 1300]
+    );
 }
 
 #[test]
@@ -646,7 +853,8 @@ fn serve_prunes_the_audit_log_to_its_retention_and_says_which_records_went() {
     // Pruning runs beside the server from its start.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let records = loop {
-        let records = c.json(&["audit"]);
+        // From the oldest kept, in order.
+        let records = c.json(&["audit", "--after", "0"]);
         let pruned = records
             .as_array()
             .unwrap()

@@ -343,6 +343,16 @@ fn audit_log() {
     .run(&["vm", "security", "set", "vm1", "--tpm", "on"])
     .run(&["vm", "remove", "vm1"]);
     s.transcript.clear();
-    s.run(&["audit"]).run(&["--json", "audit", "--after", "2"]);
+    // Newest first; --after reads on from a record, oldest first.
+    s.run(&["audit"])
+        .run(&["--json", "audit", "--after", "2"])
+        .run(&["audit", "--limit", "2"])
+        .run(&["audit", "--vm", VM1, "--limit", "2"])
+        .run(&["audit", "--after", "1", "--limit", "1"])
+        .run(&["audit", "--since", "2000-01-01T00:00:00Z", "--limit", "1"])
+        .run(&["audit", "--since", "2999-01-01T00:00:00Z"])
+        .run(&["--json", "audit", "--user", "nobody"])
+        .run(&["audit", "--since", "yesterday"])
+        .run(&["audit", "--vm", "no-such-vm"]);
     s.check("audit");
 }

@@ -73,6 +73,7 @@ macro_rules! __store_conformance_cases {
             jobs_are_listed_in_pages_by_instance_id,
             the_audit_log_appends_in_sequence_and_reads_back_what_was_appended,
             concurrent_appends_each_get_their_own_sequence_number,
+            audit_queries_filter_by_time_vm_and_actor_in_either_order_and_page,
             pruning_by_count_removes_the_oldest_in_bounded_batches_each_recorded_with_its_range,
             pruning_by_age_removes_only_the_old_prefix_of_the_log,
             a_retention_that_keeps_everything_prunes_nothing_and_records_nothing,

@@ -116,6 +116,37 @@ pub(super) fn read(pool: &Pool, after: i64, limit: usize) -> Result<Vec<AuditRec
     })
 }
 
+pub(super) fn query(pool: &Pool, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+    // One statement per order, each filter skipped when its parameter is NULL: the walk goes
+    // along the primary key in either direction and stops at `limit`.
+    let sql = if q.newest_first {
+        "SELECT seq, at_us, actor, operation, vm_guid, outcome, detail FROM audit \
+         WHERE seq > ?1 AND seq < ?2 AND (?3 IS NULL OR at_us >= ?3) \
+         AND (?4 IS NULL OR vm_guid = ?4) AND (?5 IS NULL OR actor = ?5) \
+         ORDER BY seq DESC LIMIT ?6"
+    } else {
+        "SELECT seq, at_us, actor, operation, vm_guid, outcome, detail FROM audit \
+         WHERE seq > ?1 AND seq < ?2 AND (?3 IS NULL OR at_us >= ?3) \
+         AND (?4 IS NULL OR vm_guid = ?4) AND (?5 IS NULL OR actor = ?5) \
+         ORDER BY seq LIMIT ?6"
+    };
+    pool.with_conn(|c| {
+        collect(
+            c,
+            sql,
+            params![
+                q.after,
+                q.before.unwrap_or(i64::MAX),
+                q.since.map(to_us),
+                q.vm.map(|v| v.to_string()),
+                q.actor,
+                i64::try_from(q.limit).unwrap_or(i64::MAX),
+            ],
+            audit_from_row,
+        )
+    })
+}
+
 /// What a retention prunes, fixed before the first write of a run.
 struct Cut {
     /// Records before this sequence number are beyond the newest `max_records`.

@@ -231,6 +231,10 @@ impl Store for SqliteStore {
         audit::read(&self.pool, after, limit)
     }
 
+    fn audit_query(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+        audit::query(&self.pool, query)
+    }
+
     fn prune_audit(
         &self,
         retention: &AuditRetention,

@@ -31,8 +31,89 @@ pub(super) fn read_input(file: &Path) -> Result<Vec<u8>, CliError> {
     Ok(buf)
 }
 
-/// Replaces `path` whole or not at all: a crash never leaves half a key protector.
-pub(super) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
+/// Whether a write may replace a regular file that is already there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Existing {
+    /// Refused, naming the file and `--force` (a made file, `--out FILE`).
+    Keep,
+    /// Replaced (`--force`, or a file the verb rewrites, as `kp grant FILE` does).
+    Replace,
+}
+
+impl Existing {
+    /// What `--force` asks for.
+    pub(super) fn when(force: bool) -> Existing {
+        if force {
+            Existing::Replace
+        } else {
+            Existing::Keep
+        }
+    }
+}
+
+/// Writes `bytes` to `path`. A regular file (new, or replaced as `existing` allows) is
+/// written whole or not at all, through a temporary file renamed into place: a crash never
+/// leaves half a key protector. Anything else that is there (a FIFO, a terminal, a device)
+/// is opened and written in place: renaming over it would replace the node with a regular
+/// file, and writing to it overwrites no file, so it needs no `--force`.
+pub(super) fn write_atomic(path: &Path, bytes: &[u8], existing: Existing) -> Result<(), CliError> {
+    let fail = |e: std::io::Error| CliError::new(format!("cannot write {}: {e}", path.display()));
+    let exists = || {
+        CliError::new(format!(
+            "{} exists; use --force to replace it",
+            path.display()
+        ))
+    };
+    // Follows a symbolic link: what matters is what a write would reach.
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Err(CliError::new(format!(
+            "cannot write {}: it is a directory",
+            path.display()
+        ))),
+        Ok(m) if !m.is_file() => std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(bytes))
+            .map_err(fail),
+        Ok(_) if existing == Existing::Keep => Err(exists()),
+        Ok(_) => {
+            // Through a link, the file it names is replaced and the link stays.
+            let target = std::fs::canonicalize(path).map_err(fail)?;
+            let tmp = write_temporary(&target, bytes).map_err(fail)?;
+            std::fs::rename(&tmp, &target).map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                fail(e)
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let tmp = write_temporary(path, bytes).map_err(fail)?;
+            let placed = place_new(&tmp, path, existing);
+            let _ = std::fs::remove_file(&tmp);
+            match placed {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(exists()),
+                other => other.map_err(fail),
+            }
+        }
+        Err(e) => Err(fail(e)),
+    }
+}
+
+/// Puts the finished temporary file `tmp` at `path`, where nothing was a moment ago. A hard
+/// link, unlike a rename, fails if something appeared there since, so a file made meanwhile
+/// is never replaced without `--force`; where the file system has no hard links, a rename.
+fn place_new(tmp: &Path, path: &Path, existing: Existing) -> std::io::Result<()> {
+    match std::fs::hard_link(tmp, path) {
+        Err(e)
+            if e.kind() != std::io::ErrorKind::AlreadyExists || existing == Existing::Replace =>
+        {
+            std::fs::rename(tmp, path)
+        }
+        other => other,
+    }
+}
+
+/// A new file beside `path` holding `bytes`, synced; its name says whose it is.
+fn write_temporary(path: &Path, bytes: &[u8]) -> std::io::Result<std::path::PathBuf> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -42,12 +123,12 @@ pub(super) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
         path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
         std::process::id()
     ));
-    let fail = |e: std::io::Error| CliError::new(format!("cannot write {}: {e}", path.display()));
-    let mut f = std::fs::File::create(&tmp).map_err(fail)?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .map_err(fail)?;
-    std::fs::rename(&tmp, path).map_err(fail)
+    let mut f = std::fs::File::create(&tmp)?;
+    if let Err(e) = f.write_all(bytes).and_then(|()| f.sync_all()) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(tmp)
 }
 
 /// Writes `bytes` to `out`, or to standard output when there is none.

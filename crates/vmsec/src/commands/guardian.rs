@@ -7,7 +7,7 @@ use vmsec_service::{KeySize, PrivateKeyPems};
 use zeroize::Zeroizing;
 
 use super::Ctx;
-use super::files::{read_input, write_atomic};
+use super::files::{Existing, read_input, write_atomic};
 use crate::CliError;
 use crate::cli::{GuardianCmd, KeySizeArg};
 use crate::output;
@@ -37,11 +37,16 @@ impl Ctx<'_> {
                 let g = self.service.import_guardian(self.me, &name, &xml, keys)?;
                 self.out.either(|| output::guardian_text(&g), || json!(g))
             }
-            GuardianCmd::Export { name, out, private } => {
+            GuardianCmd::Export {
+                name,
+                out,
+                force,
+                private,
+            } => {
                 let (xml, keys) =
                     self.service
                         .export_guardian(self.me, &name, private.is_some())?;
-                write_atomic(&out, &xml)?;
+                write_atomic(&out, &xml, Existing::when(force))?;
                 if let (Some(dir), Some((enc, sign))) = (private.as_deref(), keys) {
                     write_private_keys(dir, &enc, &sign)?;
                 }

@@ -5,7 +5,7 @@ use std::path::Path;
 use serde_json::json;
 
 use super::Ctx;
-use super::files::{read_input, write_atomic};
+use super::files::{Existing, read_input, write_atomic};
 use crate::CliError;
 use crate::cli::KpFileCmd;
 use crate::output;
@@ -17,9 +17,10 @@ impl Ctx<'_> {
                 owner,
                 guardians,
                 out,
+                force,
             } => {
                 let kp = self.service.new_protector(self.me, &owner, &guardians)?;
-                write_atomic(&out, &kp)?;
+                write_atomic(&out, &kp, Existing::when(force))?;
                 self.out.either(
                     || {
                         format!(
@@ -35,7 +36,7 @@ impl Ctx<'_> {
                 let kp = self
                     .service
                     .grant(self.me, &read_input(&file)?, &guardian)?;
-                write_atomic(&file, &kp)?;
+                write_atomic(&file, &kp, Existing::Replace)?;
                 self.out.either(
                     || format!("granted {guardian} in {}", file.display()),
                     || json!({ "ok": true }),
@@ -45,7 +46,7 @@ impl Ctx<'_> {
                 let kp = self
                     .service
                     .revoke(self.me, &read_input(&file)?, &guardian)?;
-                write_atomic(&file, &kp)?;
+                write_atomic(&file, &kp, Existing::Replace)?;
                 self.out.either(
                     || format!("revoked {guardian} in {}", file.display()),
                     || json!({ "ok": true }),

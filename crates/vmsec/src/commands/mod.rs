@@ -51,7 +51,19 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Guardian(c) => ctx.guardian(c),
         Command::Tpm(c) => ctx.tpm(c),
         Command::Kp(c) => ctx.kp_file(c),
-        Command::Audit { after, limit } => ctx.audit(after, limit),
+        Command::Audit {
+            after,
+            limit,
+            since,
+            vm,
+            user,
+        } => ctx.audit(audit::Filter {
+            after,
+            limit,
+            since,
+            vm,
+            user,
+        }),
         Command::Serve { .. } => unreachable!("handled above"),
     };
     service.shutdown();

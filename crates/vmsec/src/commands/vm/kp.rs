@@ -20,7 +20,14 @@ impl Ctx<'_> {
                     .service
                     .get_key_protector(self.me, vm.id.into())
                     .map_err(|e| method_error(Method::GetKeyProtector, e))?;
-                if kp.is_empty() {
+                // The 4 bytes of "none" are what a WS-Man client gets; the record says for sure.
+                if kp == vmsec_service::NO_KEY_PROTECTOR
+                    && self
+                        .service
+                        .vm_security(self.me, vm.id)?
+                        .key_protector
+                        .is_none()
+                {
                     return Err(CliError::new(format!(
                         "VM {} has no key protector",
                         vm.name
