@@ -60,6 +60,21 @@ pub enum Command {
     /// Inspect the jobs of mutating methods.
     #[command(subcommand)]
     Job(JobCmd),
+    /// Print a shell completion script.
+    ///
+    /// For example: `vmsec completions bash > /etc/bash_completion.d/vmsec`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page, or write one per command into a directory.
+    ///
+    /// For example: `vmsec man --out /usr/local/share/man/man1`.
+    Man {
+        /// Write vmsec.1, vmsec-user.1, vmsec-user-add.1, … here instead.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// Print the audit log, newest first.
     Audit {
         /// Only records after this sequence number, oldest first (to read on from a record).

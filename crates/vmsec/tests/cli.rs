@@ -886,3 +886,53 @@ fn serve_prunes_the_audit_log_to_its_retention_and_says_which_records_went() {
     // People see it too.
     assert!(c.ok(&["audit"]).contains("AuditPruned"));
 }
+
+#[test]
+fn completions_and_manual_pages_come_from_the_command_definitions_and_touch_no_data() {
+    let cwd = tempfile::tempdir().unwrap();
+    let vmsec = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_vmsec"))
+            .args(args)
+            .current_dir(cwd.path())
+            .env_remove("VMSEC_DATA")
+            .output()
+            .unwrap()
+    };
+    for (shell, marker) in [
+        ("bash", "complete -F _vmsec"),
+        ("zsh", "#compdef vmsec"),
+        ("fish", "complete -c vmsec"),
+    ] {
+        let out = vmsec(&["completions", shell]);
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8(out.stdout).unwrap();
+        assert!(script.contains(marker), "{shell}: {script:.300}");
+        assert!(
+            script.contains("guardian") && script.contains("password-stdin"),
+            "{shell}"
+        );
+    }
+    let page = String::from_utf8(vmsec(&["man"]).stdout).unwrap();
+    assert!(page.contains(".TH vmsec 1"), "{page:.300}");
+    assert!(page.contains("guardian") && page.contains("audit"));
+    let dir = cwd.path().join("man1");
+    std::fs::create_dir(&dir).unwrap();
+    assert!(
+        vmsec(&["man", "--out", dir.to_str().unwrap()])
+            .status
+            .success()
+    );
+    for name in [
+        "vmsec.1",
+        "vmsec-user-add.1",
+        "vmsec-tpm-start.1",
+        "vmsec-vm-kp-set.1",
+    ] {
+        let text = std::fs::read_to_string(dir.join(name)).unwrap();
+        assert!(text.starts_with(".ie") && text.contains(".TH"), "{name}");
+    }
+    assert!(
+        !cwd.path().join("vmsec-data").exists(),
+        "neither opened nor created a data directory"
+    );
+}

@@ -14,11 +14,19 @@ use vmsec_service::{Caller, Service};
 use vmsec_store::Vm;
 
 use crate::CliError;
+use clap::CommandFactory;
+
 use crate::cli::{Cli, Command};
 use crate::data_dir::DataDir;
-use crate::output::Out;
+use crate::output::{self, Out};
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
+    // Made from the command definitions alone: no data directory is opened or created.
+    match &cli.command {
+        Command::Completions { shell } => return completions(*shell),
+        Command::Man { out } => return man(out.as_deref()),
+        _ => {}
+    }
     let data = DataDir::open_or_create(&cli.data)?;
     if let Command::Serve {
         listen,
@@ -64,7 +72,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             vm,
             user,
         }),
-        Command::Serve { .. } => unreachable!("handled above"),
+        Command::Serve { .. } | Command::Completions { .. } | Command::Man { .. } => {
+            unreachable!("handled above")
+        }
     };
     service.shutdown();
     result
@@ -81,5 +91,30 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn find_vm(&self, vm: &str) -> Result<Vm, CliError> {
         Ok(self.service.find_vm(self.me, vm)?)
+    }
+}
+
+fn completions(shell: clap_complete::Shell) -> Result<(), CliError> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "vmsec", &mut script);
+    output::write_stdout(&script)
+}
+
+fn man(out: Option<&std::path::Path>) -> Result<(), CliError> {
+    let cmd = Cli::command();
+    match out {
+        Some(dir) => clap_mangen::generate_to(cmd, dir).map_err(|e| {
+            CliError::new(format!(
+                "cannot write manual pages to {}: {e}",
+                dir.display()
+            ))
+        }),
+        None => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(cmd)
+                .render(&mut page)
+                .map_err(|e| CliError::new(format!("cannot render the manual page: {e}")))?;
+            output::write_stdout(&page)
+        }
     }
 }

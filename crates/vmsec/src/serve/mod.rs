@@ -250,3 +250,51 @@ fn ensure_self_signed(data: &Path) -> Result<TlsSource, CliError> {
     }
     Ok(TlsSource::PemFiles { cert, key })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// contrib/vmsec.toml with every `# key = value` line taken in.
+    fn example_config() -> String {
+        let text = include_str!("../../../../contrib/vmsec.toml");
+        text.lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| {
+                l.split_once(" = ")
+                    .is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn the_example_config_names_every_key_and_each_shows_its_default() {
+        let text = example_config();
+        let keys = toml::from_str::<toml::Table>(&text).unwrap();
+        // Unknown keys are refused by FileConfig, so each is real; and none is missing.
+        assert_eq!(keys.len(), 18, "{:?}", keys.keys().collect::<Vec<_>>());
+        let file: FileConfig = toml::from_str(&text).unwrap();
+        config::check(&file).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::open_or_create(&dir.path().join("data")).unwrap();
+        let args = ServeArgs {
+            listen: None,
+            http_listen: None,
+            config: None,
+        };
+        let defaults = server_config(&data, &args, &FileConfig::default()).unwrap();
+        // tls_cert/tls_key name other files than the generated ones: compare without them.
+        let example = FileConfig {
+            tls_cert: None,
+            tls_key: None,
+            ..file
+        };
+        let from_example = server_config(&data, &args, &example).unwrap();
+        assert_eq!(format!("{defaults:?}"), format!("{from_example:?}"));
+        assert_eq!(
+            config::audit_retention(&example),
+            config::audit_retention(&FileConfig::default())
+        );
+    }
+}
