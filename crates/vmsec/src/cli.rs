@@ -60,6 +60,9 @@ pub enum Command {
     /// Inspect the jobs of mutating methods.
     #[command(subcommand)]
     Job(JobCmd),
+    /// The HTTPS certificate `serve` presents.
+    #[command(subcommand)]
+    Tls(TlsCmd),
     /// Print a shell completion script.
     ///
     /// For example: `vmsec completions bash > /etc/bash_completion.d/vmsec`.
@@ -349,6 +352,17 @@ pub enum JobCmd {
     List,
     /// Show one job.
     Show { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TlsCmd {
+    /// Show the certificate's SHA-256 fingerprint (to pin or compare it on a client), names
+    /// and validity. Example: `vmsec tls show`.
+    Show {
+        /// Another certificate (PEM) than DATA/tls/cert.pem, e.g. the config's `tls_cert`.
+        #[arg(long)]
+        cert: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -936,3 +936,39 @@ fn completions_and_manual_pages_come_from_the_command_definitions_and_touch_no_d
         "neither opened nor created a data directory"
     );
 }
+
+#[test]
+fn tls_show_prints_the_certificates_sha256_fingerprint_and_needs_no_store() {
+    let cwd = tempfile::tempdir().unwrap();
+    let data = cwd.path().join("data");
+    let vmsec = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_vmsec"))
+            .arg("--data")
+            .arg(&data)
+            .args(args)
+            .env_remove("VMSEC_DATA")
+            .output()
+            .unwrap()
+    };
+    let missing = vmsec(&["tls", "show"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("makes one at its first start"));
+    assert!(!data.exists(), "no data directory was made to look");
+
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    std::fs::create_dir_all(data.join("tls")).unwrap();
+    std::fs::write(data.join("tls/cert.pem"), ck.cert.pem()).unwrap();
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, ck.cert.der());
+    let want: Vec<String> = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
+    let want = want.join(":");
+
+    let human = String::from_utf8(vmsec(&["tls", "show"]).stdout).unwrap();
+    assert!(human.contains(&want), "{human}");
+    assert!(human.contains("localhost, 127.0.0.1"), "{human}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&vmsec(&["--json", "tls", "show"]).stdout).unwrap();
+    assert_eq!(json["sha256_fingerprint"], want.as_str());
+    assert_eq!(json["names"], serde_json::json!(["localhost", "127.0.0.1"]));
+    assert!(json["not_after"].as_str().unwrap().ends_with('Z'));
+}

@@ -6,6 +6,7 @@ mod files;
 mod guardian;
 mod job;
 mod kp;
+pub(crate) mod tls;
 mod tpm;
 mod user;
 mod vm;
@@ -25,6 +26,13 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     match &cli.command {
         Command::Completions { shell } => return completions(*shell),
         Command::Man { out } => return man(out.as_deref()),
+        // Reads one file: opens no store, creates no data directory.
+        Command::Tls(crate::cli::TlsCmd::Show { cert }) => {
+            let path = cert
+                .clone()
+                .unwrap_or_else(|| cli.data.join("tls/cert.pem"));
+            return tls::show(&path, &Out { json: cli.json });
+        }
         _ => {}
     }
     let data = DataDir::open_or_create(&cli.data)?;
@@ -72,7 +80,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             vm,
             user,
         }),
-        Command::Serve { .. } | Command::Completions { .. } | Command::Man { .. } => {
+        Command::Serve { .. }
+        | Command::Completions { .. }
+        | Command::Man { .. }
+        | Command::Tls(_) => {
             unreachable!("handled above")
         }
     };

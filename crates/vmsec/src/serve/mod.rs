@@ -240,12 +240,10 @@ fn ensure_self_signed(data: &Path) -> Result<TlsSource, CliError> {
         crate::data_dir::write_private(&key, key_pem.as_bytes())?;
         std::fs::write(&cert, ck.cert.pem())
             .map_err(|e| CliError::new(format!("cannot write {}: {e}", cert.display())))?;
-        let fp = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, ck.cert.der());
-        let hex: Vec<String> = fp.as_ref().iter().map(|b| format!("{b:02X}")).collect();
         tracing::warn!(
-            "created a self-signed TLS certificate {}; SHA-256 fingerprint {}",
+            "created a self-signed TLS certificate {}; SHA-256 fingerprint {} (`vmsec tls show` prints it again)",
             cert.display(),
-            hex.join(":")
+            crate::commands::tls::fingerprint(ck.cert.der())
         );
     }
     Ok(TlsSource::PemFiles { cert, key })
