@@ -18,6 +18,9 @@
 //! parses in time linear in its input, so that work is bounded. Shutdown stops accepting
 //! and lets in-flight requests finish within a grace period.
 
+mod auth;
+mod body;
+mod connection;
 mod limits;
 mod metrics;
 mod ratelimit;
@@ -53,6 +56,9 @@ use crate::engine::{Engine, EngineConfig};
 use crate::provider::{Principal, Provider};
 use crate::wire::envelope;
 use crate::wire::fault::{Fault, FaultKind};
+use auth::authenticate;
+use body::read_body;
+use connection::{Activity, serve_connection};
 use limits::{BodyBudget, BodyReservation, ConnectionRefused, ConnectionSlots, LogThrottle};
 
 /// Server settings.
@@ -384,197 +390,6 @@ async fn accept_loop<P: Provider>(
     }
 }
 
-/// What the idle and header timeouts of one connection watch.
-struct Activity {
-    start: Instant,
-    /// When the last request was answered (ms since `start`).
-    last_ms: AtomicU64,
-    in_flight: AtomicUsize,
-    /// When the first byte of a request not yet handed to the service arrived (ms since
-    /// `start`, plus one; zero for none): its headers must be in within the header timeout.
-    head_since: AtomicU64,
-    /// Whether a request on this connection authenticated: only then does an idle
-    /// keep-alive connection get the long idle timeout.
-    authenticated: AtomicBool,
-}
-
-impl Activity {
-    fn new() -> Activity {
-        Activity {
-            start: Instant::now(),
-            last_ms: AtomicU64::new(0),
-            in_flight: AtomicUsize::new(0),
-            head_since: AtomicU64::new(0),
-            authenticated: AtomicBool::new(false),
-        }
-    }
-
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    fn request_started(&self) {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        self.head_since.store(0, Ordering::Relaxed);
-    }
-
-    fn request_answered(&self) {
-        self.last_ms.store(self.now_ms(), Ordering::Relaxed);
-        self.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    /// Bytes arrived: between requests, they start the next request's header clock.
-    fn bytes_read(&self) {
-        if self.in_flight.load(Ordering::Relaxed) == 0
-            && self.head_since.load(Ordering::Relaxed) == 0
-        {
-            self.head_since
-                .store(self.now_ms().saturating_add(1), Ordering::Relaxed);
-        }
-    }
-
-    /// How long a request's headers have been arriving, if one's are.
-    fn head_for(&self) -> Option<Duration> {
-        match self.head_since.load(Ordering::Relaxed) {
-            0 => None,
-            t => Some(Duration::from_millis(self.now_ms().saturating_sub(t - 1))),
-        }
-    }
-
-    /// How long the connection has been idle, if it is.
-    fn idle_for(&self) -> Option<Duration> {
-        if self.in_flight.load(Ordering::Relaxed) > 0 || self.head_for().is_some() {
-            return None;
-        }
-        let last = self.last_ms.load(Ordering::Relaxed);
-        Some(Duration::from_millis(self.now_ms().saturating_sub(last)))
-    }
-}
-
-/// The connection's stream, telling [`Activity`] when bytes arrive. hyper's own header
-/// timeout also runs while a keep-alive connection waits for its next request, which would
-/// close idle connections after the header timeout; this one starts at a request's first byte.
-struct Watched<S> {
-    inner: S,
-    activity: Arc<Activity>,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.activity.bytes_read();
-        }
-        polled
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-}
-
-async fn serve_connection<S, P>(
-    stream: S,
-    peer: SocketAddr,
-    shared: Arc<Shared<P>>,
-    mut stop: watch::Receiver<bool>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    P: Provider,
-{
-    let activity = Arc::new(Activity::new());
-    let service = {
-        let shared = shared.clone();
-        let activity = activity.clone();
-        hyper::service::service_fn(move |req| {
-            let shared = shared.clone();
-            let activity = activity.clone();
-            async move {
-                activity.request_started();
-                let resp = handle(&shared, peer.ip(), &activity, req).await;
-                activity.request_answered();
-                Ok::<_, Infallible>(resp)
-            }
-        })
-    };
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder.timer(TokioTimer::new()).keep_alive(true);
-    let stream = Watched {
-        inner: stream,
-        activity: activity.clone(),
-    };
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(conn);
-    let header = shared.config.header_read_timeout;
-    let idle = shared.config.idle_timeout;
-    let idle_before_login = idle.min(header);
-    let mut tick = tokio::time::interval((idle_before_login / 4).max(Duration::from_millis(50)));
-    let mut closing = false;
-    loop {
-        tokio::select! {
-            res = conn.as_mut() => {
-                if let Err(e) = res {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
-                }
-                return;
-            }
-            changed = stop.changed(), if !closing => {
-                let _ = changed;
-                closing = true;
-                conn.as_mut().graceful_shutdown();
-            }
-            _ = tick.tick() => {
-                // Headers too slow: hang up, as on a dead peer (there is no request to answer).
-                if activity.head_for().is_some_and(|d| d >= header) {
-                    tracing::debug!(%peer, "request headers not received in time; closing");
-                    return;
-                }
-                let limit = if activity.authenticated.load(Ordering::Relaxed) {
-                    idle
-                } else {
-                    idle_before_login
-                };
-                if !closing && activity.idle_for().is_some_and(|d| d >= limit) {
-                    tracing::debug!(%peer, "closing idle connection");
-                    closing = true;
-                    conn.as_mut().graceful_shutdown();
-                }
-            }
-        }
-    }
-}
-
 type Reply = hyper::Response<Full<Bytes>>;
 
 /// Whether a request's Content-Type may hold a SOAP envelope. WinRM clients send
@@ -600,92 +415,6 @@ fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>)
 
 const SOAP_CONTENT_TYPE: &str = "application/soap+xml;charset=UTF-8";
 const TEXT_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
-
-fn unauthorized() -> Reply {
-    let mut r = reply(
-        StatusCode::UNAUTHORIZED,
-        TEXT_CONTENT_TYPE,
-        "authentication required\n",
-    );
-    r.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Basic realm=\"WSMAN\""),
-    );
-    r
-}
-
-/// Splits a `Basic` Authorization header into user and password.
-fn basic_credentials(value: &HeaderValue) -> Option<(String, Zeroizing<String>)> {
-    let text = value.to_str().ok()?;
-    let (scheme, encoded) = text.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = Zeroizing::new(
-        base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
-            .ok()?,
-    );
-    let text = std::str::from_utf8(&decoded).ok()?;
-    let (user, password) = text.split_once(':')?;
-    Some((user.to_owned(), Zeroizing::new(password.to_owned())))
-}
-
-/// The caller the request's `Authorization` header stands for, checked before the body is
-/// read. Credentials verified before are accepted here, on the connection's thread (one
-/// point read); any other takes a token of the source's login budget, then has its password
-/// checked on a blocking thread. No, bad or unknown credentials get 401; a source out of
-/// tokens gets 429 without any check.
-async fn authenticate<P: Provider>(
-    shared: &Arc<Shared<P>>,
-    peer: IpAddr,
-    req: &Request<Incoming>,
-) -> Result<Principal, Box<Reply>> {
-    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
-        return Err(Box::new(unauthorized()));
-    };
-    let creds = basic_credentials(value);
-    if let Some((user, password)) = &creds {
-        // A panic must not take the connection's task down: the blocking way answers it.
-        let provider = shared.engine.provider();
-        let quick = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            provider.authenticate_verified(user, password, peer)
-        }));
-        if let Ok(Some(who)) = quick {
-            return Ok(who);
-        }
-    }
-    if let Err(retry) = shared.limiter.begin(peer, Instant::now()) {
-        shared.metrics.rate_limited();
-        let mut r = reply(
-            StatusCode::TOO_MANY_REQUESTS,
-            TEXT_CONTENT_TYPE,
-            "too many failed logins; retry later\n",
-        );
-        if let Ok(v) = HeaderValue::from_str(&retry.as_secs().to_string()) {
-            r.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return Err(Box::new(r));
-    }
-    // Malformed credentials keep their token spent, like a wrong password.
-    let Some((user, password)) = creds else {
-        return Err(login_failed(shared));
-    };
-    let checked = blocking(shared, move |shared| {
-        shared
-            .engine
-            .provider()
-            .authenticate(&user, &password, peer)
-    })
-    .await;
-    match checked {
-        Some(Some(who)) => {
-            shared.limiter.succeeded(peer, Instant::now());
-            Ok(who)
-        }
-        _ => Err(login_failed(shared)),
-    }
-}
 
 /// How far a request could be taken on the connection's own thread.
 enum Answered {
@@ -726,12 +455,6 @@ fn answer_at_once<P: Provider>(shared: &Shared<P>, who: &Principal, body: &Bytes
         tracing::error!("request handler panicked");
         Answered::No
     })
-}
-
-/// A refusal, boxed: a `Reply` is large and refusals are the rare path.
-fn login_failed<P>(shared: &Shared<P>) -> Box<Reply> {
-    shared.metrics.auth_failure();
-    Box::new(unauthorized())
 }
 
 /// Runs `f` on a blocking thread once a turn is free; `None` if it panicked.
@@ -832,7 +555,7 @@ async fn handle<P: Provider>(
         Ok(who) => who,
         Err(r) => return *r,
     };
-    activity.authenticated.store(true, Ordering::Relaxed);
+    activity.authenticated();
     if route == Route::Metrics {
         return metrics_reply(shared).await;
     }
@@ -902,133 +625,4 @@ async fn answer<P: Provider>(
             outcome: "InternalError",
         }
     })
-}
-
-/// Why a body was not read whole.
-enum BodyRefused {
-    TooLarge,
-    NoMemory,
-    TimedOut,
-    Unreadable(hyper::Error),
-}
-
-/// Reads the body of `user`'s request, refusing it past the size cap, past the body memory
-/// budget, or past the body timeout; the error carries the reply and the metrics outcome.
-/// What the body holds is reserved in the budget as it arrives (all of it at once when its
-/// length is declared, since that much is then allocated) and given back when the returned
-/// reservation is dropped.
-async fn read_body<P: Provider>(
-    shared: &Arc<Shared<P>>,
-    user: &str,
-    mut body: Incoming,
-) -> Result<(Bytes, BodyReservation), (Reply, &'static str)> {
-    use hyper::body::Body as _;
-    let max = shared.config.max_request_bytes;
-    let mut held = shared.bodies.reservation(user);
-    let declared = body.size_hint().exact();
-    let read = async {
-        let mut buf = BytesMut::new();
-        if let Some(n) = declared {
-            let n = usize::try_from(n).unwrap_or(usize::MAX);
-            if n > max {
-                return Err(BodyRefused::TooLarge);
-            }
-            if !held.grow(n) {
-                return Err(BodyRefused::NoMemory);
-            }
-            buf.reserve(n);
-        }
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(BodyRefused::Unreadable)?;
-            let Ok(data) = frame.into_data() else {
-                continue; // trailers
-            };
-            if buf.len() + data.len() > max {
-                return Err(BodyRefused::TooLarge);
-            }
-            if declared.is_none() && !held.grow(data.len()) {
-                return Err(BodyRefused::NoMemory);
-            }
-            buf.extend_from_slice(&data);
-        }
-        Ok(buf.freeze())
-    };
-    let refused = match tokio::time::timeout(shared.config.body_read_timeout, read).await {
-        Ok(Ok(bytes)) => return Ok((bytes, held)),
-        Ok(Err(why)) => why,
-        Err(_) => BodyRefused::TimedOut,
-    };
-    Err(body_refused(shared, refused))
-}
-
-/// The answer to a body that was not read whole, with its metrics outcome. The rest of the
-/// body is unread, so the connection cannot be reused.
-fn body_refused<P>(shared: &Shared<P>, why: BodyRefused) -> (Reply, &'static str) {
-    let (mut r, outcome) = match why {
-        BodyRefused::TooLarge => {
-            let max = shared.config.max_request_bytes;
-            let fault = Fault::new(
-                FaultKind::EncodingLimit,
-                format!("the request is larger than the server's limit of {max} bytes"),
-            )
-            .with_detail("ServiceEnvelopeLimit");
-            let r = reply(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                SOAP_CONTENT_TYPE,
-                fault.to_envelope(None, &shared.config.engine.machine),
-            );
-            (r, "EncodingLimit")
-        }
-        BodyRefused::NoMemory => {
-            shared.metrics.body_refused();
-            let mut r = reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                TEXT_CONTENT_TYPE,
-                "the server holds as many request bodies as it may; retry later\n",
-            );
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            (r, "body_memory")
-        }
-        BodyRefused::TimedOut => {
-            let r = reply(
-                StatusCode::REQUEST_TIMEOUT,
-                TEXT_CONTENT_TYPE,
-                "the request body was not received in time\n",
-            );
-            (r, "body_timeout")
-        }
-        BodyRefused::Unreadable(e) => {
-            tracing::debug!(error = %e, "reading the request body failed");
-            let r = reply(
-                StatusCode::BAD_REQUEST,
-                TEXT_CONTENT_TYPE,
-                "the request body could not be read\n",
-            );
-            (r, "bad_request")
-        }
-    };
-    r.headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    (r, outcome)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn basic_credentials_split_at_the_first_colon() {
-        let v = HeaderValue::from_static("Basic dXNlcjpwYTpzcw=="); // user:pa:ss
-        let (user, password) = basic_credentials(&v).unwrap();
-        assert_eq!(user, "user");
-        assert_eq!(password.as_str(), "pa:ss");
-    }
-
-    #[test]
-    fn other_schemes_and_bad_base64_are_not_credentials() {
-        assert!(basic_credentials(&HeaderValue::from_static("Negotiate TlRMTVNTUAAB")).is_none());
-        assert!(basic_credentials(&HeaderValue::from_static("Basic !!!")).is_none());
-        assert!(basic_credentials(&HeaderValue::from_static("Basic dXNlcg==")).is_none()); // no colon
-    }
 }

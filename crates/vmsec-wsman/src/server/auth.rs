@@ -1,0 +1,116 @@
+//! Credentials: HTTP Basic parsed from the `Authorization` header and checked before any
+//! body is read, under the login rate limit.
+
+use super::*;
+
+pub(super) fn unauthorized() -> Reply {
+    let mut r = reply(
+        StatusCode::UNAUTHORIZED,
+        TEXT_CONTENT_TYPE,
+        "authentication required\n",
+    );
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"WSMAN\""),
+    );
+    r
+}
+
+/// Splits a `Basic` Authorization header into user and password.
+pub(super) fn basic_credentials(value: &HeaderValue) -> Option<(String, Zeroizing<String>)> {
+    let text = value.to_str().ok()?;
+    let (scheme, encoded) = text.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = Zeroizing::new(
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .ok()?,
+    );
+    let text = std::str::from_utf8(&decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_owned(), Zeroizing::new(password.to_owned())))
+}
+
+/// The caller the request's `Authorization` header stands for, checked before the body is
+/// read. Credentials verified before are accepted here, on the connection's thread (one
+/// point read); any other takes a token of the source's login budget, then has its password
+/// checked on a blocking thread. No, bad or unknown credentials get 401; a source out of
+/// tokens gets 429 without any check.
+pub(super) async fn authenticate<P: Provider>(
+    shared: &Arc<Shared<P>>,
+    peer: IpAddr,
+    req: &Request<Incoming>,
+) -> Result<Principal, Box<Reply>> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Err(Box::new(unauthorized()));
+    };
+    let creds = basic_credentials(value);
+    if let Some((user, password)) = &creds {
+        // A panic must not take the connection's task down: the blocking way answers it.
+        let provider = shared.engine.provider();
+        let quick = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            provider.authenticate_verified(user, password, peer)
+        }));
+        if let Ok(Some(who)) = quick {
+            return Ok(who);
+        }
+    }
+    if let Err(retry) = shared.limiter.begin(peer, Instant::now()) {
+        shared.metrics.rate_limited();
+        let mut r = reply(
+            StatusCode::TOO_MANY_REQUESTS,
+            TEXT_CONTENT_TYPE,
+            "too many failed logins; retry later\n",
+        );
+        if let Ok(v) = HeaderValue::from_str(&retry.as_secs().to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return Err(Box::new(r));
+    }
+    // Malformed credentials keep their token spent, like a wrong password.
+    let Some((user, password)) = creds else {
+        return Err(login_failed(shared));
+    };
+    let checked = blocking(shared, move |shared| {
+        shared
+            .engine
+            .provider()
+            .authenticate(&user, &password, peer)
+    })
+    .await;
+    match checked {
+        Some(Some(who)) => {
+            shared.limiter.succeeded(peer, Instant::now());
+            Ok(who)
+        }
+        _ => Err(login_failed(shared)),
+    }
+}
+
+/// A refusal, boxed: a `Reply` is large and refusals are the rare path.
+pub(super) fn login_failed<P>(shared: &Shared<P>) -> Box<Reply> {
+    shared.metrics.auth_failure();
+    Box::new(unauthorized())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_split_at_the_first_colon() {
+        let v = HeaderValue::from_static("Basic dXNlcjpwYTpzcw=="); // user:pa:ss
+        let (user, password) = basic_credentials(&v).unwrap();
+        assert_eq!(user, "user");
+        assert_eq!(password.as_str(), "pa:ss");
+    }
+
+    #[test]
+    fn other_schemes_and_bad_base64_are_not_credentials() {
+        assert!(basic_credentials(&HeaderValue::from_static("Negotiate TlRMTVNTUAAB")).is_none());
+        assert!(basic_credentials(&HeaderValue::from_static("Basic !!!")).is_none());
+        assert!(basic_credentials(&HeaderValue::from_static("Basic dXNlcg==")).is_none()); // no colon
+    }
+}
