@@ -8,6 +8,7 @@
 
 pub mod envelope;
 pub mod fault;
+mod header;
 pub mod invoke;
 pub mod ns;
 pub mod reply;
