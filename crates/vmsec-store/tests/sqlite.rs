@@ -4,6 +4,7 @@
 
 use time::OffsetDateTime;
 use uuid::Uuid;
+use vmsec_store::conformance::{audit_at, seqs};
 use vmsec_store::sqlite::SqliteStore;
 use vmsec_store::*;
 
@@ -106,27 +107,6 @@ fn the_wal_stays_bounded_under_steady_reads_and_writes_and_is_gone_after_close()
         !wal.exists(),
         "the last connection to close removes the WAL"
     );
-}
-
-fn audit_at(s: &SqliteStore, at: OffsetDateTime, operation: &str) -> i64 {
-    s.append_audit(&AuditRecord {
-        seq: 0,
-        at,
-        actor: "a".into(),
-        operation: operation.into(),
-        vm: None,
-        outcome: AuditOutcome::Succeeded,
-        detail: String::new(),
-    })
-    .unwrap()
-}
-
-fn seqs(s: &SqliteStore) -> Vec<i64> {
-    s.audit(0, usize::MAX)
-        .unwrap()
-        .iter()
-        .map(|r| r.seq)
-        .collect()
 }
 
 #[test]

@@ -190,7 +190,8 @@ pub fn completed_job(instance_id: &str, now: OffsetDateTime) -> Job {
     }
 }
 
-fn audit_at(s: &dyn Store, at: OffsetDateTime, operation: &str) -> i64 {
+/// Appends a record of `operation` at `at` and returns its sequence number (a fixture).
+pub fn audit_at(s: &dyn Store, at: OffsetDateTime, operation: &str) -> i64 {
     s.append_audit(&AuditRecord {
         seq: 0,
         at,
@@ -203,7 +204,8 @@ fn audit_at(s: &dyn Store, at: OffsetDateTime, operation: &str) -> i64 {
     .unwrap()
 }
 
-fn seqs(s: &dyn Store) -> Vec<i64> {
+/// The sequence numbers of every audit record, oldest first (a fixture).
+pub fn seqs(s: &dyn Store) -> Vec<i64> {
     s.audit(0, usize::MAX)
         .unwrap()
         .iter()
