@@ -724,20 +724,7 @@ fn a_data_directory_open_to_others_is_made_private_with_a_warning() {
         "--private",
         c.data.path().join("keys").to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("master.key") && err.contains("made it 600"),
-        "{err}"
-    );
-    assert_eq!(
-        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
-        0o600
-    );
+    assert_made_private(&out, &key, "master.key");
 }
 
 #[test]
@@ -807,20 +794,7 @@ fn guardian_private_keys_open_to_others_are_made_private_on_import() {
         "--private",
         &path("g-keys"),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("signing.key.pem") && err.contains("made it 600"),
-        "{err}"
-    );
-    assert_eq!(
-        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
-        0o600
-    );
+    assert_made_private(&out, &key, "signing.key.pem");
 }
 
 #[test]
@@ -971,4 +945,16 @@ fn tls_show_prints_the_certificates_sha256_fingerprint_and_needs_no_store() {
     assert_eq!(json["sha256_fingerprint"], want.as_str());
     assert_eq!(json["names"], serde_json::json!(["localhost", "127.0.0.1"]));
     assert!(json["not_after"].as_str().unwrap().ends_with('Z'));
+}
+
+/// `out` succeeded after making `file` 0600, with a warning naming it (`name`).
+fn assert_made_private(out: &std::process::Output, file: &std::path::Path, name: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains(name) && err.contains("made it 600"), "{err}");
+    assert_eq!(
+        std::fs::metadata(file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 }
