@@ -23,8 +23,7 @@ pub mod provider;
 pub mod server;
 pub mod wire;
 
-// The codecs' paths before they moved under `wire`, kept for downstream crates.
-pub use wire::invoke as methods;
+// The codecs other crates use (the fuzz targets, the binary) at the crate's root.
 pub use wire::{envelope, fault, ns, wql, wscim};
 
 pub use engine::{Engine, EngineConfig, Response};

@@ -10,20 +10,11 @@
 use std::borrow::Cow;
 
 use roxmltree::Node;
-use vmsec_cim::schema::ServedClass;
+use vmsec_cim::schema::{MethodDef, ParamDef};
 use vmsec_cim::{CimType, Value};
 
 use crate::wire::fault::{Fault, FaultKind};
 use crate::wire::ns;
-
-// The table moved to `vmsec_cim::schema`, beside the classes; these keep the old paths.
-pub use vmsec_cim::schema::{METHODS, MethodDef, ParamDef};
-
-/// The method `name` of `class`, both ignoring ASCII case ([`vmsec_cim::schema::method`]
-/// for a class already known to be served).
-pub fn method(class: &str, name: &str) -> Option<&'static MethodDef> {
-    ServedClass::from_name(class).and_then(|c| vmsec_cim::schema::method(c, name))
-}
 
 fn schema_error(message: String) -> Fault {
     Fault::new(FaultKind::SchemaValidationError, message)
@@ -211,6 +202,12 @@ pub fn type_input(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The method `name` of the class named `class`, both ignoring ASCII case.
+    fn method(class: &str, name: &str) -> Option<&'static MethodDef> {
+        vmsec_cim::schema::ServedClass::from_name(class)
+            .and_then(|c| vmsec_cim::schema::method(c, name))
+    }
 
     const P: &str =
         "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/v2/Msvm_SecurityService";
