@@ -24,7 +24,7 @@ pub use cert::{CertInfo, hex_upper};
 pub use crypto::{Hash, Hkdf, KeyEncryption, Signature, SignatureAlgorithm, TransportKey};
 pub use error::{CertRole, Error, Result, SignatureKind};
 pub use guardian::{Guardian, KeySize, PrivateKeys, cert_der_from_pem_or_der};
-pub use metadata::{export_metadata, import_metadata};
+pub use metadata::{export_metadata, export_metadata_signed_by, import_metadata};
 pub use protector::{
     GuardianSignature, NS_KPS, Protector, Rolled, TransportKeySignature, Wrapping,
 };

@@ -17,8 +17,42 @@ use crate::xml::{
 
 const ENVELOPED: &str = "http://www.w3.org/2000/09/xmldsig#enveloped-signature";
 
-/// Writes a guardian's `metadata.xml`. Needs its signing key.
+/// Writes a guardian's `metadata.xml`, signed by the guardian's signing key. Needs it.
 pub fn export_metadata(guardian: &Guardian) -> Result<String> {
+    let key = guardian.signing_key()?;
+    write_metadata(guardian, key, guardian.signing_cert_der())
+}
+
+/// Writes a guardian's `metadata.xml` signed by another key (a KPS's communications key,
+/// PKCS#8 DER, with its certificate), as a Key Protection Service publishes its guardian.
+/// Needs the guardian's signing key too, for the signing certificate's self-signature.
+pub fn export_metadata_signed_by(
+    guardian: &Guardian,
+    signer_pkcs8: &[u8],
+    signer_cert_der: &[u8],
+) -> Result<String> {
+    let signer = aws_lc_rs::rsa::KeyPair::from_pkcs8(signer_pkcs8).map_err(|e| {
+        Error::InvalidPrivateKey {
+            role: CertRole::Signing,
+            detail: e.to_string(),
+        }
+    })?;
+    let cert_keys = cert::keys(signer_cert_der, CertRole::Signing, None)?;
+    if aws_lc_rs::signature::KeyPair::public_key(&signer).as_ref()
+        != cert_keys.rsa_public.as_slice()
+    {
+        return Err(Error::KeyMismatch {
+            role: CertRole::Signing,
+        });
+    }
+    write_metadata(guardian, &signer, signer_cert_der)
+}
+
+fn write_metadata(
+    guardian: &Guardian,
+    signer: &aws_lc_rs::rsa::KeyPair,
+    signer_cert_der: &[u8],
+) -> Result<String> {
     let key = guardian.signing_key()?;
     let ecs = guardian.encryption_cert_signature();
     let self_sig = sign_rsa_sha256(key, guardian.signing_cert_der())?;
@@ -51,7 +85,7 @@ pub fn export_metadata(guardian: &Guardian) -> Result<String> {
             rsa = SignatureAlgorithm::RsaSha256.uri(),
             sha = Hash::Sha256.digest_uri(),
             dv = b64(&digest),
-            cert = b64(guardian.signing_cert_der()),
+            cert = b64(signer_cert_der),
         )
     };
     // SignatureValue lies outside SignedInfo, so a draft with an empty value
@@ -65,7 +99,7 @@ pub fn export_metadata(guardian: &Guardian) -> Result<String> {
             .ok_or(Error::Crypto("metadata writer lost SignedInfo"))?;
         c14n::canonicalize_element(si, None)
     };
-    let value = sign_rsa_sha256(key, &signed_info)?;
+    let value = sign_rsa_sha256(signer, &signed_info)?;
     let text = format!("{head}{}{tail}", signature(&b64(&value.value)));
     // What we hand out must be what we accept.
     import_metadata(guardian.name(), text.as_bytes())?;
@@ -192,6 +226,7 @@ fn verify_dsig(
     signing_cert: &[u8],
     rsa_public: &[u8],
 ) -> Result<()> {
+    let mut signer_public = rsa_public.to_vec();
     let mut c = Children::new(signature, NS_DSIG)?;
     let signed_info = c.required("SignedInfo")?;
     let value = base64_text(c.required("SignatureValue")?)?;
@@ -201,10 +236,24 @@ fn verify_dsig(
             .filter(|n| is(*n, NS_DSIG, "X509Certificate"))
             .map(base64_text)
             .collect::<Result<_>>()?;
-        if !given.is_empty() && !given.iter().any(|g| g.as_slice() == signing_cert) {
-            return Err(Error::MetadataSignature(
-                "KeyInfo names a certificate other than the SigningCertificate".into(),
-            ));
+        // A KPS signs its metadata with a communications key of its own ([MS-KPS] lets the
+        // document name its signer): one certificate other than the SigningCertificate is
+        // that signer. It proves the document whole, not who sent it; trust in the guardian
+        // comes from how the owner obtained the file, as with a guardian's own signature.
+        match given.as_slice() {
+            [] => {}
+            g if g.iter().any(|g| g.as_slice() == signing_cert) => {}
+            [communications] => {
+                let keys = cert::keys(communications, CertRole::Signing, None).map_err(|e| {
+                    Error::MetadataSignature(format!("the KeyInfo certificate: {e}"))
+                })?;
+                signer_public = keys.rsa_public;
+            }
+            _ => {
+                return Err(Error::MetadataSignature(
+                    "KeyInfo names several certificates, none the SigningCertificate".into(),
+                ));
+            }
         }
     }
 
@@ -281,7 +330,7 @@ fn verify_dsig(
         ));
     }
     let canonical_si = c14n::canonicalize_element_with(c14n_method, signed_info, None);
-    if !algorithm.verify(rsa_public, &canonical_si, &value) {
+    if !algorithm.verify(&signer_public, &canonical_si, &value) {
         return Err(Error::BadSignature {
             kind: SignatureKind::MetadataDocument,
             wrapping: None,

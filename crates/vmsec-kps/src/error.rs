@@ -1,0 +1,93 @@
+//! Why the services refused, and what each refusal is on the wire: the one place that maps a
+//! refusal to its HTTP status and to the spec's error name.
+
+/// A refused attestation: each variant is one of [MS-HGSA]'s `ErrorReply` subtypes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AttestError {
+    /// The body is not an attestation request this endpoint takes (`PayloadErrorReply`).
+    #[error("malformed attestation request: {0}")]
+    Payload(String),
+    /// The host key is not registered, was removed, or its signature does not verify
+    /// (`UnauthorizedErrorReply`).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The request went to an endpoint of another attestation mode
+    /// (`OperationModeErrorReply`).
+    #[error("this Attestation Service runs in host-key mode: use /Attestation/v2.0/hostkeyattest")]
+    OperationMode,
+    /// The service cannot answer now (its store); worth retrying (`UnavailableErrorReply`).
+    #[error("the Attestation Service is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl AttestError {
+    /// The `__type` name of the reply, without the `:#…` suffix.
+    pub fn reply_type(&self) -> &'static str {
+        match self {
+            AttestError::Payload(_) => "PayloadErrorReply",
+            AttestError::Unauthorized(_) => "UnauthorizedErrorReply",
+            AttestError::OperationMode => "OperationModeErrorReply",
+            AttestError::Unavailable(_) => "UnavailableErrorReply",
+        }
+    }
+
+    pub fn http_status(&self) -> u16 {
+        match self {
+            AttestError::Payload(_) | AttestError::OperationMode => 400,
+            AttestError::Unauthorized(_) => 403,
+            AttestError::Unavailable(_) => 503,
+        }
+    }
+
+    /// The spec's `Retryable`: only a passing fault is.
+    pub fn retryable(&self) -> bool {
+        matches!(self, AttestError::Unavailable(_))
+    }
+}
+
+/// A refused RollTransportKey: `Code` of the `<Error>` reply (docs/specs/kps.md).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReleaseError {
+    /// The body is not a RollTransportKeyRequest (`MalformedRequest`, vmsec's).
+    #[error("malformed RollTransportKeyRequest: {0}")]
+    Malformed(String),
+    /// An algorithm URI this profile does not take (`UnsupportedAlgorithm`).
+    #[error("unsupported {field}: {uri}")]
+    UnsupportedAlgorithm { field: &'static str, uri: String },
+    /// The health certificate is untrusted, expired, denied or its host removed
+    /// (`HealthCertificateException`).
+    #[error("health certificate refused: {0}")]
+    HealthCertificate(String),
+    /// The ingress protector is malformed, tampered with, or does not grant this fabric
+    /// (`InvalidProtectorException`).
+    #[error("invalid protector: {0}")]
+    InvalidProtector(String),
+    /// The fabric's wrapping in a well-signed protector does not open
+    /// (`InvalidWrappingException`).
+    #[error("invalid wrapping: {0}")]
+    InvalidWrapping(String),
+    /// The service cannot answer now (its store, its keys): worth retrying (`ServiceUnavailable`).
+    #[error("the Key Protection Service is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl ReleaseError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ReleaseError::Malformed(_) => "MalformedRequest",
+            ReleaseError::UnsupportedAlgorithm { .. } => "UnsupportedAlgorithm",
+            ReleaseError::HealthCertificate(_) => "HealthCertificateException",
+            ReleaseError::InvalidProtector(_) => "InvalidProtectorException",
+            ReleaseError::InvalidWrapping(_) => "InvalidWrappingException",
+            ReleaseError::Unavailable(_) => "ServiceUnavailable",
+        }
+    }
+
+    pub fn http_status(&self) -> u16 {
+        match self {
+            ReleaseError::HealthCertificate(_) => 403,
+            ReleaseError::Unavailable(_) => 503,
+            _ => 400,
+        }
+    }
+}
