@@ -18,6 +18,7 @@ pub mod classes;
 mod codes;
 mod error;
 mod guardians;
+pub mod hgs;
 mod jobs;
 pub mod key_protector;
 pub mod master_key;

@@ -8,11 +8,13 @@
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod error;
+mod fabric;
 mod group_commit;
 mod model;
 pub mod sqlite;
 
 pub use error::{Rejection, StoreError, UpdateError};
+pub use fabric::{AttestedHost, FabricSettings, FabricStore};
 pub use model::*;
 
 use time::OffsetDateTime;

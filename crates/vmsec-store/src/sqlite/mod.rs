@@ -32,6 +32,7 @@ macro_rules! pages {
 }
 
 mod audit;
+mod fabric;
 mod guardians;
 mod host;
 mod jobs;
@@ -243,5 +244,31 @@ impl Store for SqliteStore {
         actor: &str,
     ) -> Result<Vec<AuditPruned>, StoreError> {
         audit::prune(&self.pool, retention, now, batch, actor)
+    }
+}
+
+impl FabricStore for SqliteStore {
+    fn add_attested_host(&self, host: &AttestedHost) -> Result<(), StoreError> {
+        fabric::add_host(&self.pool, host)
+    }
+
+    fn attested_host_by_key(&self, key_hash: &str) -> Result<Option<AttestedHost>, StoreError> {
+        fabric::host_by_key(&self.pool, key_hash)
+    }
+
+    fn attested_hosts(&self) -> Result<Vec<AttestedHost>, StoreError> {
+        fabric::hosts(&self.pool)
+    }
+
+    fn remove_attested_host(&self, name: &str) -> Result<bool, StoreError> {
+        fabric::remove_host(&self.pool, name)
+    }
+
+    fn fabric_settings(&self) -> Result<FabricSettings, StoreError> {
+        fabric::settings(&self.pool)
+    }
+
+    fn set_fabric_settings(&self, settings: &FabricSettings) -> Result<(), StoreError> {
+        fabric::set_settings(&self.pool, settings)
     }
 }

@@ -87,6 +87,20 @@ CREATE TABLE guardians (
     created_us                  INTEGER NOT NULL
 );
 "#,
+    // The fabric's state (a Key Protection Service's store; empty on a host).
+    r#"
+CREATE TABLE fabric_hosts (
+    name      TEXT PRIMARY KEY,
+    key_hash  TEXT NOT NULL UNIQUE,
+    host_key  BLOB NOT NULL,
+    added_us  INTEGER NOT NULL
+);
+CREATE TABLE fabric_settings (
+    id               INTEGER PRIMARY KEY CHECK (id = 1),
+    deny_before_us   INTEGER,
+    primary_guardian TEXT
+);
+"#,
 ];
 
 /// Applies the migrations this file has not had yet, in one transaction; refuses a file
