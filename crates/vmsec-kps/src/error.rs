@@ -18,16 +18,32 @@ pub enum AttestError {
     /// The service cannot answer now (its store); worth retrying (`UnavailableErrorReply`).
     #[error("the Attestation Service is unavailable: {0}")]
     Unavailable(String),
+    /// This host key asked too often (`UnavailableErrorReply`, HTTP 429).
+    #[error("too many requests for host {host}; retry in {retry_after_secs} s")]
+    RateLimited { host: String, retry_after_secs: u64 },
 }
 
 impl AttestError {
+    /// Seconds a client should wait before retrying, when it should.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            AttestError::RateLimited {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            AttestError::Unavailable(_) => Some(1),
+            _ => None,
+        }
+    }
+
     /// The `__type` name of the reply, without the `:#…` suffix.
     pub fn reply_type(&self) -> &'static str {
         match self {
             AttestError::Payload(_) => "PayloadErrorReply",
             AttestError::Unauthorized(_) => "UnauthorizedErrorReply",
             AttestError::OperationMode => "OperationModeErrorReply",
-            AttestError::Unavailable(_) => "UnavailableErrorReply",
+            AttestError::Unavailable(_) | AttestError::RateLimited { .. } => {
+                "UnavailableErrorReply"
+            }
         }
     }
 
@@ -36,12 +52,16 @@ impl AttestError {
             AttestError::Payload(_) | AttestError::OperationMode => 400,
             AttestError::Unauthorized(_) => 403,
             AttestError::Unavailable(_) => 503,
+            AttestError::RateLimited { .. } => 429,
         }
     }
 
     /// The spec's `Retryable`: only a passing fault is.
     pub fn retryable(&self) -> bool {
-        matches!(self, AttestError::Unavailable(_))
+        matches!(
+            self,
+            AttestError::Unavailable(_) | AttestError::RateLimited { .. }
+        )
     }
 }
 
@@ -69,9 +89,23 @@ pub enum ReleaseError {
     /// The service cannot answer now (its store, its keys): worth retrying (`ServiceUnavailable`).
     #[error("the Key Protection Service is unavailable: {0}")]
     Unavailable(String),
+    /// This host asked too often (`RateLimited`, vmsec's; HTTP 429).
+    #[error("too many requests for host {host}; retry in {retry_after_secs} s")]
+    RateLimited { host: String, retry_after_secs: u64 },
 }
 
 impl ReleaseError {
+    /// Seconds a client should wait before retrying, when it should.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ReleaseError::RateLimited {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            ReleaseError::Unavailable(_) => Some(1),
+            _ => None,
+        }
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
             ReleaseError::Malformed(_) => "MalformedRequest",
@@ -80,6 +114,7 @@ impl ReleaseError {
             ReleaseError::InvalidProtector(_) => "InvalidProtectorException",
             ReleaseError::InvalidWrapping(_) => "InvalidWrappingException",
             ReleaseError::Unavailable(_) => "ServiceUnavailable",
+            ReleaseError::RateLimited { .. } => "RateLimited",
         }
     }
 
@@ -87,6 +122,7 @@ impl ReleaseError {
         match self {
             ReleaseError::HealthCertificate(_) => 403,
             ReleaseError::Unavailable(_) => 503,
+            ReleaseError::RateLimited { .. } => 429,
             _ => 400,
         }
     }

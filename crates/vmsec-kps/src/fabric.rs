@@ -26,6 +26,13 @@ pub struct RegisteredHost {
 pub trait Registry {
     fn host_by_key(&self, key_hash: &str) -> Result<Option<RegisteredHost>, String>;
     fn deny_before(&self) -> Result<Option<OffsetDateTime>, String>;
+    /// Whether `host` may have the costly part of a request done now (a rate limit per host
+    /// key); else the seconds until it may. Asked after the host is known, before any
+    /// private-key operation.
+    fn admit(&self, host: &RegisteredHost) -> Result<(), u64> {
+        let _ = host;
+        Ok(())
+    }
 }
 
 /// A health certificate issued.
@@ -74,6 +81,15 @@ impl AttestationService {
                     None,
                 )
             })?;
+        registry.admit(&host).map_err(|secs| {
+            (
+                AttestError::RateLimited {
+                    host: host.name.clone(),
+                    retry_after_secs: secs,
+                },
+                Some(host.name.clone()),
+            )
+        })?;
         let unauthorized = |m: String| (AttestError::Unauthorized(m), Some(host.name.clone()));
         // The registered key, not the one sent, is the one trusted: they are equal by hash.
         let signed = [req.host_key.as_slice(), req.idk.as_slice()].concat();
@@ -256,7 +272,18 @@ impl KeyProtection {
             .host_by_key(&claims.host_key_hash)
             .map_err(|e| (ReleaseError::Unavailable(e), name.clone()))?
         {
-            Some(h) if h.name == claims.host_name => Ok(claims),
+            Some(h) if h.name == claims.host_name => {
+                registry.admit(&h).map_err(|secs| {
+                    (
+                        ReleaseError::RateLimited {
+                            host: h.name.clone(),
+                            retry_after_secs: secs,
+                        },
+                        name.clone(),
+                    )
+                })?;
+                Ok(claims)
+            }
             _ => Err((
                 bad(format!(
                     "host {} is no longer registered with the fabric",

@@ -182,7 +182,7 @@ impl Service {
         .map_err(|e| ServiceError::Internal(format!("guardian {}: {e}", r.name)))
     }
 
-    fn guardian_named(&self, name: &str) -> Result<Guardian, ServiceError> {
+    pub(crate) fn guardian_named(&self, name: &str) -> Result<Guardian, ServiceError> {
         let r = self
             .store
             .guardian(name)?

@@ -17,6 +17,7 @@ mod caller;
 pub mod classes;
 mod codes;
 mod error;
+pub mod fabric;
 mod guardians;
 pub mod hgs;
 mod jobs;
@@ -140,7 +141,7 @@ impl Service {
         self.runner.shutdown();
     }
 
-    fn audit(
+    pub(crate) fn audit(
         &self,
         who: &str,
         operation: &str,
@@ -164,7 +165,7 @@ impl Service {
 
     /// Runs `f` and audits its outcome. `ok` is the outcome recorded on success (`Allowed`
     /// for calls that start a job, whose own completion is audited by the job).
-    fn audited<T>(
+    pub(crate) fn audited<T>(
         &self,
         who: &Caller,
         operation: &str,

@@ -144,12 +144,30 @@ fn key_source(
     }
 }
 
-/// The current key protector, unwrapped with this host's guardians.
+/// Where a start gets the key protector's transport key, and its roll.
+#[derive(Clone, Copy)]
+pub enum Unlock<'a> {
+    /// This host's guardians unwrap and roll it (local mode).
+    Local,
+    /// The fabric's Key Protection Service rolls it for this attested host (HGS mode).
+    Fabric(&'a dyn KeyRelease),
+}
+
+/// A Key Protection Service as a start sees it: one RollTransportKey of `ingress`, giving
+/// TK1, TK2 and the rolled protector. How it is reached (attestation, URLs, TLS) is the
+/// implementor's; its errors say why, with the KPS's own code.
+pub trait KeyRelease {
+    fn roll(&self, ingress: &[u8]) -> Result<vmsec_kps::host::Release, ServiceError>;
+}
+
+/// The current key protector, unwrapped with this host's guardians or by the fabric.
 struct Unwrapped {
     bytes: Vec<u8>,
     protector: Protector,
     identities: Vec<vmsec_kp::Guardian>,
     tk: vmsec_kp::TransportKey,
+    /// In HGS mode, the roll the KPS already made: the egress protector and its TK.
+    released: Option<(Vec<u8>, vmsec_kp::TransportKey)>,
 }
 
 /// The rolled key protector and the state key resealed under its new TK, to be committed.
@@ -172,6 +190,7 @@ impl Service {
         state_dir: Option<&Path>,
         ca_dir: &Path,
         endpoint: Endpoint,
+        unlock: Unlock<'_>,
     ) -> Result<TpmStarted, ServiceError> {
         self.audited(who, "TpmStart", Some(vm.id), AuditOutcome::Succeeded, || {
             who.require(Role::Operator, "starting a vTPM")?;
@@ -193,10 +212,10 @@ impl Service {
             }
             let mut timings = StartTimings::default();
             let t = Instant::now();
-            let current = self.unwrap_current(vm, current_bytes)?;
+            let current = self.unwrap_current(vm, current_bytes, unlock)?;
             timings.unwrap_ms = ms(t.elapsed());
             let t = Instant::now();
-            let dek = self.unseal_state_key(who, vm, &sec, &current)?;
+            let dek = self.unseal_state_key(who, vm, &sec, &current, unlock)?;
             timings.unseal_ms = ms(t.elapsed());
             let t = Instant::now();
             let rolled = roll(vm, &current, &dek)?;
@@ -223,10 +242,27 @@ impl Service {
         })
     }
 
-    /// Step 1: the current key protector, unwrapped with the guardians this host holds.
-    fn unwrap_current(&self, vm: &Vm, bytes: Vec<u8>) -> Result<Unwrapped, ServiceError> {
+    /// Step 1: the current key protector, unwrapped with the guardians this host holds, or
+    /// rolled by the fabric's KPS.
+    fn unwrap_current(
+        &self,
+        vm: &Vm,
+        bytes: Vec<u8>,
+        unlock: Unlock<'_>,
+    ) -> Result<Unwrapped, ServiceError> {
         let protector =
             Protector::parse(&bytes).map_err(crate::error::KeyProtectorError::StoredMalformed)?;
+        if let Unlock::Fabric(kps) = unlock {
+            let release = kps.roll(&bytes)?;
+            let egress = check_egress(&protector, &release)?;
+            return Ok(Unwrapped {
+                bytes,
+                protector,
+                identities: Vec::new(),
+                tk: release.keys.ingress,
+                released: Some((egress, release.keys.egress)),
+            });
+        }
         let identities = self.local_identities_for(&protector)?;
         let tk = protector.unwrap(&identities).map_err(|e| {
             ServiceError::InvalidState(format!(
@@ -240,6 +276,7 @@ impl Service {
             protector,
             identities,
             tk,
+            released: None,
         })
     }
 
@@ -252,6 +289,7 @@ impl Service {
         vm: &Vm,
         sec: &vmsec_store::VmSecurity,
         current: &Unwrapped,
+        unlock: Unlock<'_>,
     ) -> Result<StateKey, ServiceError> {
         // AES-GCM authenticates, so trying the current TK first refuses a wrong key, never
         // misuses it.
@@ -276,7 +314,7 @@ impl Service {
                 let lkg_tk = if *lkg == current.bytes {
                     current.tk.clone()
                 } else {
-                    self.unwrap_last_known_good(lkg)?
+                    self.unwrap_last_known_good(lkg, unlock)?
                 };
                 vmsec_tpm::unseal(lkg_tk.as_bytes(), vm.id, sealed).map_err(|e| {
                     ServiceError::Internal(format!(
@@ -290,7 +328,21 @@ impl Service {
         }
     }
 
-    fn unwrap_last_known_good(&self, lkg: &[u8]) -> Result<vmsec_kp::TransportKey, ServiceError> {
+    fn unwrap_last_known_good(
+        &self,
+        lkg: &[u8],
+        unlock: Unlock<'_>,
+    ) -> Result<vmsec_kp::TransportKey, ServiceError> {
+        if let Unlock::Fabric(kps) = unlock {
+            // Only TK1 is wanted; the KPS keeps no state, so the unused roll costs nothing.
+            let release = kps.roll(lkg).map_err(|e| {
+                ServiceError::InvalidState(format!(
+                    "the last known good key protector was not released by the fabric, so the vTPM \
+                     state key cannot be unsealed ({e})"
+                ))
+            })?;
+            return Ok(release.keys.ingress);
+        }
         Protector::parse(lkg)
             .map_err(|e| e.to_string())
             .and_then(|p| {
@@ -412,6 +464,14 @@ fn changed_meanwhile() -> ServiceError {
 /// Step 3: the key protector rolled (a new TK wrapped for the owner and every guardian) and
 /// the state key resealed under the new TK.
 fn roll(vm: &Vm, current: &Unwrapped, dek: &StateKey) -> Result<Rolled, ServiceError> {
+    if let Some((egress, tk2)) = &current.released {
+        let resealed = vmsec_tpm::seal(tk2.as_bytes(), vm.id, dek)
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        return Ok(Rolled {
+            bytes: egress.clone(),
+            resealed,
+        });
+    }
     let rolled = current
         .protector
         .roll(&current.identities)
@@ -422,6 +482,51 @@ fn roll(vm: &Vm, current: &Unwrapped, dek: &StateKey) -> Result<Rolled, ServiceE
         bytes: rolled.protector.into_bytes(),
         resealed,
     })
+}
+
+/// What the KPS returned, checked before anything is sealed under it: the egress protector
+/// verifies, wraps for exactly the certificates the ingress did, and its transport key is the
+/// TK2 released (its TransportKeySignature), and TK1 is the ingress's.
+fn check_egress(
+    ingress: &Protector,
+    release: &vmsec_kps::host::Release,
+) -> Result<Vec<u8>, ServiceError> {
+    let bad = |m: String| {
+        ServiceError::InvalidState(format!(
+            "the Key Protection Service returned an unusable roll ({m}); nothing was changed"
+        ))
+    };
+    let egress =
+        Protector::parse(&release.egress).map_err(|e| bad(format!("egress protector: {e}")))?;
+    egress
+        .verify()
+        .map_err(|e| bad(format!("egress protector: {e}")))?;
+    let certs = |p: &Protector| {
+        let mut c: Vec<Vec<u8>> = p
+            .wrappings()
+            .iter()
+            .map(|w| w.encryption_cert.clone())
+            .collect();
+        c.sort();
+        c
+    };
+    if certs(ingress) != certs(&egress) {
+        return Err(bad("its wrappings are not the ingress protector's".into()));
+    }
+    let opens = |p: &Protector, tk: &vmsec_kp::TransportKey| {
+        let tks = p.transport_key_signature();
+        tk.verify(&tks.kdf, p.canonical_wrappings(), &tks.mac)
+            .unwrap_or(false)
+    };
+    if !opens(ingress, &release.keys.ingress) {
+        return Err(bad(
+            "TK1 is not the current protector's transport key".into()
+        ));
+    }
+    if !opens(&egress, &release.keys.egress) {
+        return Err(bad("TK2 is not the egress protector's transport key".into()));
+    }
+    Ok(release.egress.clone())
 }
 
 /// Step 4: swtpm started with the state key, the vTPM manufactured first if this is its

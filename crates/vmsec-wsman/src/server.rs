@@ -48,9 +48,11 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use zeroize::Zeroizing;
 
+/// The connection and log limits, for the project's other HTTPS services (the KPS).
+pub use limits::{ConnectionRefused, ConnectionSlot, ConnectionSlots, LogThrottle, source_key};
 pub use metrics::Metrics;
 pub use ratelimit::{LoginLimiter, LoginRateLimit};
-pub use tls::TlsSource;
+pub use tls::{TlsSource, server_config};
 
 use crate::engine::{Engine, EngineConfig};
 use crate::provider::{Principal, Provider};
@@ -59,7 +61,7 @@ use crate::wire::fault::{Fault, FaultKind};
 use auth::authenticate;
 use body::read_body;
 use connection::{Activity, serve_connection};
-use limits::{BodyBudget, BodyReservation, ConnectionRefused, ConnectionSlots, LogThrottle};
+use limits::{BodyBudget, BodyReservation};
 
 /// Server settings.
 #[derive(Clone, Debug)]

@@ -13,19 +13,30 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
                   Msvm_SecurityService API over WS-Management, and administers it from this command line."
 )]
 pub struct Cli {
-    /// Data directory (store, keys, TLS certificate).
-    #[arg(
-        long,
-        global = true,
-        env = "VMSEC_DATA",
-        default_value = "./vmsec-data"
-    )]
-    pub data: PathBuf,
+    /// Data directory (store, keys, TLS certificate). Default: $VMSEC_DATA, else
+    /// ./vmsec-data; for `vmsec kps …`, $VMSEC_KPS_DATA, else ./vmsec-kps-data, so that a
+    /// Key Protection Service never shares a host's directory by accident.
+    #[arg(long, global = true)]
+    pub data: Option<PathBuf>,
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     pub json: bool,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The data directory this command works in.
+    pub fn data_dir(&self) -> PathBuf {
+        let (var, default) = match self.command {
+            Command::Kps(_) => ("VMSEC_KPS_DATA", "./vmsec-kps-data"),
+            _ => ("VMSEC_DATA", "./vmsec-data"),
+        };
+        self.data
+            .clone()
+            .or_else(|| std::env::var_os(var).map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(default))
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -63,6 +74,13 @@ pub enum Command {
     /// The HTTPS certificate `serve` presents.
     #[command(subcommand)]
     Tls(TlsCmd),
+    /// The guarded fabric's Key Protection Service and Attestation Service (own data
+    /// directory: $VMSEC_KPS_DATA or ./vmsec-kps-data).
+    #[command(subcommand)]
+    Kps(KpsCmd),
+    /// This host's guarded-fabric client: its host key and HGS mode.
+    #[command(subcommand)]
+    Hgs(HgsCmd),
     /// Print a shell completion script.
     ///
     /// For example: `vmsec completions bash > /etc/bash_completion.d/vmsec`.
@@ -272,8 +290,16 @@ pub enum GuardianCmd {
     /// Import a guardian from an MS-KPS metadata.xml (from vmsec or a Windows HGS).
     Import {
         name: String,
+        /// The guardian's metadata.xml (from `guardian export` or `kps guardian export`).
+        #[arg(long, required_unless_present = "url", conflicts_with = "url")]
+        metadata: Option<PathBuf>,
+        /// Fetch metadata.xml from a Key Protection Service, e.g.
+        /// https://kps.example:8443/KeyProtection (its /service/metadata/2014-07/metadata.xml).
         #[arg(long)]
-        metadata: PathBuf,
+        url: Option<String>,
+        /// With --url: PEM certificates the service's TLS certificate must chain to.
+        #[arg(long, requires = "url")]
+        ca: Option<PathBuf>,
         /// Also import its private keys from DIR (encryption.key.pem, signing.key.pem).
         #[arg(long)]
         private: Option<PathBuf>,
@@ -384,4 +410,123 @@ pub enum TpmCmd {
     Stop { vm: String },
     /// Whether the vTPM of VM (or of every VM) runs.
     Status { vm: Option<String> },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KpsCmd {
+    /// Create the fabric guardian, the attestation signer, the communications key that signs
+    /// metadata.xml, and the TLS certificate (DATA/tls/cert.pem, for hosts' `--ca`).
+    Init {
+        #[arg(long, value_enum, default_value_t = KeySizeArg::Rsa3072)]
+        key_size: KeySizeArg,
+    },
+    /// Serve the Attestation Service and the Key Protection Service over HTTPS.
+    Serve {
+        /// HTTPS listen address.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// TOML configuration file (contrib/vmsec-kps.toml lists every key).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// The hosts the Attestation Service vouches for.
+    #[command(subcommand)]
+    Host(KpsHostCmd),
+    /// Refuse every health certificate issued before TIME (RFC 3339): hosts must attest anew.
+    DenyBefore {
+        #[arg(value_parser = parse_rfc3339)]
+        time: time::OffsetDateTime,
+    },
+    /// The fabric guardian.
+    #[command(subcommand)]
+    Guardian(KpsGuardianCmd),
+    /// Print the KPS's audit log, newest first.
+    Audit {
+        /// Only records after this sequence number, oldest first.
+        #[arg(long)]
+        after: Option<i64>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Whether the KPS is initialized, its guardians, hosts and deny-before time.
+    Status,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KpsHostCmd {
+    /// Register a host by its host key (HGS's Add-HgsAttestationHostKey).
+    Add {
+        name: String,
+        /// PEM public key (from `vmsec hgs host-key new`) or certificate, or DER.
+        #[arg(long)]
+        host_key: PathBuf,
+    },
+    List,
+    /// Remove a host: its next RollTransportKey is refused, even with a valid health
+    /// certificate.
+    Remove {
+        name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KpsGuardianCmd {
+    /// Write the primary fabric guardian's metadata.xml, for owners to grant.
+    Export {
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Make a new primary guardian; the older ones keep unwrapping until removed.
+    Rotate {
+        #[arg(long, value_enum, default_value_t = KeySizeArg::Rsa3072)]
+        key_size: KeySizeArg,
+    },
+    /// The fabric guardians this KPS holds.
+    List,
+    /// Stop unwrapping with an older guardian (never the primary).
+    Remove { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum HgsCmd {
+    /// This host's host key.
+    #[command(subcommand)]
+    HostKey(HostKeyCmd),
+    /// Switch to HGS mode with the fabric's URLs, or back to local mode with --local.
+    Set {
+        /// e.g. https://kps.example:8443/Attestation
+        #[arg(long, required_unless_present = "local", conflicts_with = "local")]
+        attestation_url: Option<String>,
+        /// e.g. https://kps.example:8443/KeyProtection
+        #[arg(long, required_unless_present = "local")]
+        key_protection_url: Option<String>,
+        #[arg(long, requires = "attestation_url")]
+        fallback_attestation_url: Option<String>,
+        #[arg(long, requires = "attestation_url")]
+        fallback_key_protection_url: Option<String>,
+        /// PEM certificates the services' TLS certificates must chain to (else the system's).
+        #[arg(long, requires = "attestation_url")]
+        ca: Option<PathBuf>,
+        /// Back to local mode: this host's guardians unwrap.
+        #[arg(long)]
+        local: bool,
+    },
+    /// Mode, URLs and attestation status (as Get-HgsClientConfiguration).
+    Show,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum HostKeyCmd {
+    /// Create this host's host key and print its public key (PEM) on standard output, e.g.
+    /// `vmsec hgs host-key new > h1.pem`.
+    New {
+        /// Replace an existing host key (the KPS must register the new one).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the host key's public key (PEM).
+    Show,
 }

@@ -52,6 +52,12 @@ impl DataDir {
     }
 
     pub fn open_service(&self) -> Result<Service, CliError> {
+        let store = self.open_store()?;
+        self.open_service_on(store)
+    }
+
+    /// The SQLite store of this directory, made owner-only.
+    pub fn open_store(&self) -> Result<Arc<SqliteStore>, CliError> {
         let store = SqliteStore::open(self.store_path(), &host_name()).map_err(|e| {
             CliError::new(format!(
                 "cannot open the store {}: {e}",
@@ -65,9 +71,21 @@ impl DataDir {
                 let _ = fs::set_permissions(&p, fs::Permissions::from_mode(0o600));
             }
         }
-        let master_key = vmsec_service::MasterKey::at(self.path.join("master.key"));
-        Service::open(Arc::new(store), master_key)
+        Ok(Arc::new(store))
+    }
+
+    /// The service over `store`, with this directory's master key.
+    pub fn open_service_on(&self, store: Arc<SqliteStore>) -> Result<Service, CliError> {
+        Service::open(store, self.master_key())
             .map_err(|e| CliError::new(format!("cannot start the service: {e}")))
+    }
+
+    pub fn master_key(&self) -> vmsec_service::MasterKey {
+        vmsec_service::MasterKey::at(self.path.join("master.key"))
+    }
+
+    pub fn hgs(&self) -> vmsec_service::hgs::HgsDir {
+        vmsec_service::hgs::HgsDir::under(&self.path)
     }
 
     /// Writes a secret file in the data directory, refusing to overwrite one that exists.

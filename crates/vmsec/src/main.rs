@@ -5,6 +5,9 @@
 mod cli;
 mod commands;
 mod data_dir;
+mod hgs_client;
+mod https_client;
+mod kps;
 mod output;
 mod serve;
 
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
             http_listen: *http_listen,
             config: config.clone(),
         }),
+        cli::Command::Kps(cli::KpsCmd::Serve { config, .. }) => kps::log_filter(config.as_deref()),
         _ => Ok(std::env::var("VMSEC_LOG").unwrap_or_else(|_| "warn".into())),
     };
     let filter = match filter {

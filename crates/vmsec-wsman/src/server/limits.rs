@@ -16,7 +16,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// The key a source is counted under: IPv4 addresses as they are, IPv6 by /64 (the usual
 /// allocation to one host, so one host cannot take a limit per address it owns).
-pub(crate) fn source_key(ip: IpAddr) -> IpAddr {
+pub fn source_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -28,7 +28,7 @@ pub(crate) fn source_key(ip: IpAddr) -> IpAddr {
 
 /// Why a connection was not taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ConnectionRefused {
+pub enum ConnectionRefused {
     /// The server holds its most connections.
     Global,
     /// This source holds its most connections.
@@ -43,7 +43,7 @@ struct SlotCounts {
 
 /// Open connections, in all and per source.
 #[derive(Debug)]
-pub(crate) struct ConnectionSlots {
+pub struct ConnectionSlots {
     max: usize,
     per_source: usize,
     counts: Mutex<SlotCounts>,
@@ -51,13 +51,13 @@ pub(crate) struct ConnectionSlots {
 
 /// One open connection's place; freed on drop.
 #[derive(Debug)]
-pub(crate) struct ConnectionSlot {
+pub struct ConnectionSlot {
     slots: Arc<ConnectionSlots>,
     source: IpAddr,
 }
 
 impl ConnectionSlots {
-    pub(crate) fn new(max: usize, per_source: usize) -> Arc<ConnectionSlots> {
+    pub fn new(max: usize, per_source: usize) -> Arc<ConnectionSlots> {
         Arc::new(ConnectionSlots {
             max,
             per_source,
@@ -66,10 +66,7 @@ impl ConnectionSlots {
     }
 
     /// A place for a connection from `peer`, if both limits allow one.
-    pub(crate) fn take(
-        self: &Arc<Self>,
-        peer: IpAddr,
-    ) -> Result<ConnectionSlot, ConnectionRefused> {
+    pub fn take(self: &Arc<Self>, peer: IpAddr) -> Result<ConnectionSlot, ConnectionRefused> {
         let source = source_key(peer);
         let mut c = lock(&self.counts);
         if c.total >= self.max {
@@ -188,7 +185,7 @@ impl Drop for BodyReservation {
 /// interval with the count of those not logged. A flood of refusals is then a few lines,
 /// not one per attempt (which would let a client fill the disk or drown real warnings).
 #[derive(Debug)]
-pub(crate) struct LogThrottle {
+pub struct LogThrottle {
     interval: Duration,
     state: Mutex<ThrottleState>,
 }
@@ -200,7 +197,7 @@ struct ThrottleState {
 }
 
 impl LogThrottle {
-    pub(crate) fn new(interval: Duration) -> LogThrottle {
+    pub fn new(interval: Duration) -> LogThrottle {
         LogThrottle {
             interval,
             state: Mutex::default(),
@@ -209,7 +206,7 @@ impl LogThrottle {
 
     /// Counts one event at `now`; `Some(n)` when a line is due now, for the `n` events
     /// since the last line (this one included).
-    pub(crate) fn hit(&self, now: Instant) -> Option<u64> {
+    pub fn hit(&self, now: Instant) -> Option<u64> {
         let mut s = lock(&self.state);
         s.unlogged += 1;
         let due = s
@@ -223,7 +220,7 @@ impl LogThrottle {
 
     /// The events not yet logged, if the interval since the last line has passed: for a
     /// timer, so the last ones of a burst are told too.
-    pub(crate) fn flush(&self, now: Instant) -> Option<u64> {
+    pub fn flush(&self, now: Instant) -> Option<u64> {
         let mut s = lock(&self.state);
         let due = s
             .last

@@ -12,6 +12,24 @@ use crate::CliError;
 use crate::cli::{GuardianCmd, KeySizeArg};
 use crate::output;
 
+/// A KPS's metadata.xml, from its key protection URL (as Hyper-V's KeyProtectionServerUrl).
+fn fetch_metadata(url: &str, ca: Option<&Path>) -> Result<Vec<u8>, CliError> {
+    let url = format!(
+        "{}/service/metadata/2014-07/metadata.xml",
+        url.trim_end_matches('/')
+    );
+    let client = crate::https_client::HttpsClient::new(ca, crate::hgs_client::TIMEOUT)
+        .map_err(CliError::new)?;
+    let reply = client.get(&url).map_err(|e| CliError::new(e.to_string()))?;
+    if reply.status != 200 {
+        return Err(CliError::new(format!(
+            "{url} answered HTTP {}",
+            reply.status
+        )));
+    }
+    Ok(reply.body)
+}
+
 const ENCRYPTION_KEY_FILE: &str = "encryption.key.pem";
 const SIGNING_KEY_FILE: &str = "signing.key.pem";
 
@@ -30,9 +48,15 @@ impl Ctx<'_> {
             GuardianCmd::Import {
                 name,
                 metadata,
+                url,
+                ca,
                 private,
             } => {
-                let xml = read_input(&metadata)?;
+                let xml = match (metadata, url) {
+                    (Some(file), _) => read_input(&file)?,
+                    (None, Some(url)) => fetch_metadata(&url, ca.as_deref())?,
+                    (None, None) => unreachable!("clap requires --metadata or --url"),
+                };
                 let keys = private.as_deref().map(read_private_keys).transpose()?;
                 let g = self.service.import_guardian(self.me, &name, &xml, keys)?;
                 self.out.either(|| output::guardian_text(&g), || json!(g))

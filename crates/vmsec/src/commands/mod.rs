@@ -4,8 +4,10 @@
 mod audit;
 mod files;
 mod guardian;
+mod hgs;
 mod job;
 mod kp;
+mod kps;
 pub(crate) mod tls;
 mod tpm;
 mod user;
@@ -30,12 +32,15 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Tls(crate::cli::TlsCmd::Show { cert }) => {
             let path = cert
                 .clone()
-                .unwrap_or_else(|| cli.data.join("tls/cert.pem"));
+                .unwrap_or_else(|| cli.data_dir().join("tls/cert.pem"));
             return tls::show(&path, &Out { json: cli.json });
         }
         _ => {}
     }
-    let data = DataDir::open_or_create(&cli.data)?;
+    let data = DataDir::open_or_create(&cli.data_dir())?;
+    if let Command::Kps(c) = cli.command {
+        return kps::run(&data, c, &Out { json: cli.json });
+    }
     if let Command::Serve {
         listen,
         http_listen,
@@ -66,6 +71,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Job(c) => ctx.job(c),
         Command::Guardian(c) => ctx.guardian(c),
         Command::Tpm(c) => ctx.tpm(c),
+        Command::Hgs(c) => ctx.hgs(c),
         Command::Kp(c) => ctx.kp_file(c),
         Command::Audit {
             after,
@@ -83,7 +89,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Serve { .. }
         | Command::Completions { .. }
         | Command::Man { .. }
-        | Command::Tls(_) => {
+        | Command::Tls(_)
+        | Command::Kps(_) => {
             unreachable!("handled above")
         }
     };

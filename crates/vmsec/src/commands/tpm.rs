@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use serde_json::json;
-use vmsec_service::vtpm::VtpmLocation;
+use vmsec_service::vtpm::{Unlock, VtpmLocation};
 use vmsec_tpm::{Endpoint, Status};
 
 use super::Ctx;
@@ -62,6 +62,12 @@ impl Ctx<'_> {
                     .map_err(|e| CliError::new(e.to_string()))?,
             },
         };
+        // HGS mode: the fabric's KPS rolls the key protector for this attested host.
+        let fabric = crate::hgs_client::HgsClient::open(self.data.hgs(), &self.data.master_key())?;
+        let unlock = match &fabric {
+            Some(client) => Unlock::Fabric(client),
+            None => Unlock::Local,
+        };
         let started = self.service.tpm_start(
             self.me,
             &vm,
@@ -69,6 +75,7 @@ impl Ctx<'_> {
             state.as_deref(),
             &self.data.path.join("vtpm-ca"),
             endpoint,
+            unlock,
         )?;
         self.out.either(
             || {

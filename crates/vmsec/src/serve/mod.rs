@@ -213,7 +213,7 @@ impl AuditPruner {
 }
 
 /// The TLS certificate of `DATA/tls/`, created self-signed on first start.
-fn ensure_self_signed(data: &Path) -> Result<TlsSource, CliError> {
+pub(crate) fn ensure_self_signed(data: &Path) -> Result<TlsSource, CliError> {
     let dir = data.join("tls");
     let cert = dir.join("cert.pem");
     let key = dir.join("key.pem");

@@ -1,0 +1,240 @@
+//! This host in HGS mode (docs/specs/kps.md, "Host side"): attests with its host key, keeps
+//! the health certificate until 5 minutes before it expires, and asks the fabric's KPS to roll
+//! a key protector, trying the primary URLs and then the fallbacks. Implements the service's
+//! [`KeyRelease`], so `tpm start` never sees HTTP.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use vmsec_kps::Version;
+use vmsec_kps::host::{self, HostKey, Idk, Release};
+use vmsec_kps::msgs::attestation::{self, AttestReply};
+use vmsec_kps::msgs::roll;
+use vmsec_service::hgs::{ClientConfig, HgsDir, Mode};
+use vmsec_service::vtpm::KeyRelease;
+use vmsec_service::{MasterKey, ServiceError};
+
+use crate::https_client::{HttpsClient, Reply};
+
+/// How long each request to the fabric may take, end to end.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+/// A cached health certificate is used until this long before it expires.
+const RENEW_BEFORE: time::Duration = time::Duration::minutes(5);
+
+/// The HGS side of this host, ready to attest and roll.
+pub struct HgsClient {
+    dir: HgsDir,
+    config: ClientConfig,
+    host_key: HostKey,
+    idk: Idk,
+    http: HttpsClient,
+}
+
+fn refused(m: String) -> ServiceError {
+    ServiceError::InvalidState(m)
+}
+
+/// The (attestation, key protection) URL pairs to try, in order.
+fn endpoints(c: &ClientConfig) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let (Some(a), Some(k)) = (&c.attestation_url, &c.key_protection_url) {
+        out.push((a.clone(), k.clone()));
+    }
+    let fa = c
+        .fallback_attestation_url
+        .clone()
+        .or_else(|| c.attestation_url.clone());
+    let fk = c
+        .fallback_key_protection_url
+        .clone()
+        .or_else(|| c.key_protection_url.clone());
+    if (c.fallback_attestation_url.is_some() || c.fallback_key_protection_url.is_some())
+        && let (Some(a), Some(k)) = (fa, fk)
+    {
+        out.push((a, k));
+    }
+    out
+}
+
+/// The validity end of a DER certificate.
+pub fn not_after(der: &[u8]) -> Option<OffsetDateTime> {
+    use x509_parser::prelude::FromDer;
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der).ok()?;
+    OffsetDateTime::from_unix_timestamp(cert.validity().not_after.timestamp()).ok()
+}
+
+/// Loads the host key and IDK sealed in `DATA/hgs`.
+pub fn load_keys(dir: &HgsDir, master: &MasterKey) -> Result<(HostKey, Idk), ServiceError> {
+    let host_key = dir.host_key(master)?.ok_or_else(|| {
+        refused("this host has no host key; make one with `vmsec hgs host-key new`".into())
+    })?;
+    let idk = dir.idk(master)?.ok_or_else(|| {
+        refused("this host has no IDK; make one with `vmsec hgs host-key new`".into())
+    })?;
+    Ok((
+        HostKey::from_pkcs8(host_key).map_err(ServiceError::Internal)?,
+        Idk::from_pkcs8(idk).map_err(ServiceError::Internal)?,
+    ))
+}
+
+impl HgsClient {
+    /// The client when this host is in HGS mode; `None` in local mode.
+    pub fn open(dir: HgsDir, master: &MasterKey) -> Result<Option<HgsClient>, ServiceError> {
+        let config = dir.config()?;
+        if config.mode != Mode::Hgs {
+            return Ok(None);
+        }
+        let (host_key, idk) = load_keys(&dir, master)?;
+        let http = HttpsClient::new(config.ca.as_deref(), TIMEOUT)
+            .map_err(ServiceError::InvalidParameter)?;
+        Ok(Some(HgsClient {
+            dir,
+            config,
+            host_key,
+            idk,
+            http,
+        }))
+    }
+
+    /// A health certificate: the cached one while it has 5 minutes left, else a new one from
+    /// `attestation_url`.
+    fn health_certificate(&self, attestation_url: &str, fresh: bool) -> Result<Vec<u8>, Failure> {
+        if !fresh
+            && let Ok(Some(der)) = self.dir.health_certificate()
+            && not_after(&der).is_some_and(|t| t - RENEW_BEFORE > OffsetDateTime::now_utc())
+        {
+            return Ok(der);
+        }
+        let body = self
+            .host_key
+            .attestation_request(&self.idk)
+            .map_err(Failure::Local)?;
+        let url = format!(
+            "{}/v2.0/hostkeyattest",
+            attestation_url.trim_end_matches('/')
+        );
+        let reply = self
+            .http
+            .post(&url, "application/json", body)
+            .map_err(|e| Failure::Unreachable(e.to_string()))?;
+        match attestation::parse_reply(&reply.body) {
+            Ok(AttestReply::HealthCertificate(der)) if reply.status == 200 => {
+                self.dir
+                    .set_health_certificate(&der)
+                    .map_err(|e| Failure::Local(e.to_string()))?;
+                Ok(der)
+            }
+            Ok(AttestReply::Error {
+                reply_type,
+                message,
+            }) => {
+                let _ = self.dir.forget_health_certificate();
+                Err(Failure::Refused(format!(
+                    "the Attestation Service at {url} refused this host (HTTP {}, {reply_type}): {message}",
+                    reply.status
+                )))
+            }
+            _ => Err(Failure::Refused(format!(
+                "the Attestation Service at {url} answered HTTP {} with no health certificate",
+                reply.status
+            ))),
+        }
+    }
+
+    /// One RollTransportKey at `kp_url`.
+    fn roll_at(&self, kp_url: &str, ingress: &[u8], health: &[u8]) -> Result<Release, Failure> {
+        let url = format!(
+            "{}/service/{}/rolltransportkey",
+            kp_url.trim_end_matches('/'),
+            Version::V2.segment()
+        );
+        let body = host::roll_request(ingress, health).into_bytes();
+        let Reply { status, body } = self
+            .http
+            .post(&url, "application/xml; charset=utf-8", body)
+            .map_err(|e| Failure::Unreachable(e.to_string()))?;
+        if status == 200 {
+            return host::open_release(&self.idk, Version::V2, &body)
+                .map_err(|e| Failure::Refused(format!("the reply of {url} is unusable: {e}")));
+        }
+        let (code, message) = roll::parse_error(&body).unwrap_or_else(|| {
+            (
+                "?".into(),
+                String::from_utf8_lossy(&body).chars().take(200).collect(),
+            )
+        });
+        Err(Failure::Kps {
+            text: format!(
+                "the Key Protection Service at {url} refused (HTTP {status}, {code}): {message}"
+            ),
+            code,
+        })
+    }
+
+    /// Attest and roll at one pair of URLs; a refused health certificate is renewed once
+    /// (it may have been denied or issued by a signer since rotated).
+    fn roll_with(&self, (att, kp): &(String, String), ingress: &[u8]) -> Result<Release, Failure> {
+        let health = self.health_certificate(att, false)?;
+        match self.roll_at(kp, ingress, &health) {
+            Err(Failure::Kps { code, .. }) if code == "HealthCertificateException" => {
+                let health = self.health_certificate(att, true)?;
+                self.roll_at(kp, ingress, &health)
+            }
+            other => other,
+        }
+    }
+
+    /// The status `hgs show` reports, from the cache (no request is made).
+    pub fn status_of(dir: &HgsDir, config: &ClientConfig) -> (String, Option<OffsetDateTime>) {
+        if config.mode != Mode::Hgs {
+            return ("NotConfigured".into(), None);
+        }
+        match dir
+            .health_certificate()
+            .ok()
+            .flatten()
+            .and_then(|d| not_after(&d))
+        {
+            Some(t) if t > OffsetDateTime::now_utc() => ("Passed".into(), Some(t)),
+            Some(t) => ("Expired".into(), Some(t)),
+            None => ("NotAttested".into(), None),
+        }
+    }
+}
+
+enum Failure {
+    /// No reply: try the next URLs.
+    Unreachable(String),
+    /// A refusal by the Attestation Service, or an unusable reply.
+    Refused(String),
+    /// A refusal by the KPS, with its code.
+    Kps { code: String, text: String },
+    /// This host could not do its part.
+    Local(String),
+}
+
+impl KeyRelease for HgsClient {
+    fn roll(&self, ingress: &[u8]) -> Result<Release, ServiceError> {
+        let mut unreachable = Vec::new();
+        for pair in endpoints(&self.config) {
+            match self.roll_with(&pair, ingress) {
+                Ok(r) => return Ok(r),
+                Err(Failure::Unreachable(why)) => unreachable.push(why),
+                Err(Failure::Refused(m)) | Err(Failure::Kps { text: m, .. }) => {
+                    return Err(refused(m));
+                }
+                Err(Failure::Local(m)) => return Err(ServiceError::Internal(m)),
+            }
+        }
+        if unreachable.is_empty() {
+            return Err(refused(
+                "HGS mode has no URLs; set them with `vmsec hgs set`".into(),
+            ));
+        }
+        Err(ServiceError::InvalidState(format!(
+            "the guarded fabric is unreachable (each within {} s): {}",
+            TIMEOUT.as_secs(),
+            unreachable.join("; ")
+        )))
+    }
+}

@@ -1,0 +1,136 @@
+//! `vmsec kps serve`'s configuration; the server itself is [`server`].
+
+pub mod server;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use vmsec_wsman::server::TlsSource;
+
+use crate::CliError;
+use crate::data_dir::DataDir;
+
+/// The TOML file of `kps serve --config` (contrib/vmsec-kps.toml shows every key with its
+/// default). Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KpsFileConfig {
+    pub listen: Option<Vec<SocketAddr>>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub max_request_bytes: Option<usize>,
+    pub max_attestation_bytes: Option<usize>,
+    pub header_timeout_secs: Option<u64>,
+    pub body_timeout_secs: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_source: Option<usize>,
+    pub requests_per_minute_per_host: Option<u32>,
+    pub health_certificate_hours: Option<u64>,
+    /// PEM files of other attestation signers to trust (another KPS node's), besides its own.
+    pub trusted_attestation_signers: Option<Vec<PathBuf>>,
+    pub log_level: Option<String>,
+}
+
+impl KpsFileConfig {
+    pub fn load(path: &Path) -> Result<KpsFileConfig, CliError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| CliError::new(format!("cannot read {}: {e}", path.display())))?;
+        toml::from_str(&text).map_err(|e| CliError::new(format!("{}: {e}", path.display())))
+    }
+}
+
+fn positive<T: PartialOrd + Default + Copy>(
+    name: &str,
+    v: Option<T>,
+) -> Result<Option<T>, CliError> {
+    match v {
+        Some(x) if x <= T::default() => {
+            Err(CliError::new(format!("{name} must be greater than 0")))
+        }
+        other => Ok(other),
+    }
+}
+
+/// Defaults, then the file's, then the command line's.
+pub fn settings(
+    data: &DataDir,
+    listen: Option<SocketAddr>,
+    config: Option<&Path>,
+) -> Result<server::Settings, CliError> {
+    let file = config
+        .map(KpsFileConfig::load)
+        .transpose()?
+        .unwrap_or_default();
+    let tls = match (&file.tls_cert, &file.tls_key) {
+        (Some(cert), Some(key)) => TlsSource::PemFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        },
+        (None, None) => crate::serve::ensure_self_signed(&data.path)?,
+        _ => return Err(CliError::new("tls_cert and tls_key go together")),
+    };
+    let mut s = server::Settings::defaults(tls);
+    if let Some(l) = listen {
+        s.listen = vec![l];
+    } else if let Some(l) = file.listen {
+        s.listen = l;
+    }
+    if let Some(n) = positive("max_request_bytes", file.max_request_bytes)? {
+        s.max_request_bytes = n;
+    }
+    if let Some(n) = positive("max_attestation_bytes", file.max_attestation_bytes)? {
+        s.max_attestation_bytes = n;
+    }
+    if let Some(n) = positive("header_timeout_secs", file.header_timeout_secs)? {
+        s.header_timeout = Duration::from_secs(n);
+    }
+    if let Some(n) = positive("body_timeout_secs", file.body_timeout_secs)? {
+        s.body_timeout = Duration::from_secs(n);
+    }
+    if let Some(n) = positive("max_connections", file.max_connections)? {
+        s.max_connections = n;
+    }
+    if let Some(n) = positive(
+        "max_connections_per_source",
+        file.max_connections_per_source,
+    )? {
+        s.max_connections_per_source = n;
+    }
+    if let Some(n) = positive(
+        "requests_per_minute_per_host",
+        file.requests_per_minute_per_host,
+    )? {
+        s.requests_per_minute_per_host = n;
+    }
+    if let Some(h) = positive("health_certificate_hours", file.health_certificate_hours)? {
+        s.health_validity = time::Duration::hours(h.min(24 * 30) as i64);
+    }
+    for p in file.trusted_attestation_signers.unwrap_or_default() {
+        let pem = std::fs::read(&p)
+            .map_err(|e| CliError::new(format!("cannot read {}: {e}", p.display())))?;
+        use rustls::pki_types::{CertificateDer, pem::PemObject};
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<_, _>>()
+            .map_err(|e| CliError::new(format!("{}: {e}", p.display())))?;
+        if certs.is_empty() {
+            return Err(CliError::new(format!("{}: no certificate", p.display())));
+        }
+        s.extra_signers
+            .extend(certs.into_iter().map(|c| c.to_vec()));
+    }
+    Ok(s)
+}
+
+/// The log filter of `kps serve`: the file's `log_level` (info), overridden by `VMSEC_LOG`.
+pub fn log_filter(config: Option<&Path>) -> Result<String, CliError> {
+    if let Ok(f) = std::env::var("VMSEC_LOG") {
+        return Ok(f);
+    }
+    Ok(config
+        .map(KpsFileConfig::load)
+        .transpose()?
+        .and_then(|f| f.log_level)
+        .unwrap_or_else(|| "info".into()))
+}

@@ -1,0 +1,711 @@
+//! `vmsec kps serve`: the HTTPS shell of the Attestation Service and the Key Protection
+//! Service. The services' rules are `vmsec-kps`'s (sans-IO); this module only moves bytes,
+//! bounds what a client may cost, runs the cryptography off the reactor, and writes the audit
+//! record of every decision before the reply leaves (so a SIGKILL cannot lose the record of a
+//! release that was answered).
+//!
+//! Bounds: connections in all and per source (as `vmsec serve`), the TLS handshake and each
+//! request's headers within the header timeout (also the idle keep-alive limit), the body
+//! within the body timeout and size limit (smaller for attestation), the costly part of a
+//! request rate limited per host key, and at most a few requests doing cryptography at once.
+
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use vmsec_kps::fabric::RegisteredHost;
+use vmsec_kps::msgs::{attestation, pkcs7, roll};
+use vmsec_kps::{AttestError, AttestationService, KeyProtection, Registry, ReleaseError, Version};
+use vmsec_service::fabric::Kps;
+use vmsec_wsman::server::{ConnectionSlots, LogThrottle, LoginLimiter, LoginRateLimit};
+
+/// The server's settings (defaults, then the config file, then the command line).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub listen: Vec<SocketAddr>,
+    pub tls: vmsec_wsman::server::TlsSource,
+    /// Largest RollTransportKey body.
+    pub max_request_bytes: usize,
+    /// Largest attestation body: three keys and a signature.
+    pub max_attestation_bytes: usize,
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub max_connections: usize,
+    pub max_connections_per_source: usize,
+    /// Attestations and releases one host key may have per minute (burst the same).
+    pub requests_per_minute_per_host: u32,
+    pub health_validity: time::Duration,
+    /// DER certificates of other attestation signers to trust (another KPS node's).
+    pub extra_signers: Vec<Vec<u8>>,
+}
+
+impl Settings {
+    pub fn defaults(tls: vmsec_wsman::server::TlsSource) -> Settings {
+        Settings {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 8443))],
+            tls,
+            max_request_bytes: 1024 * 1024,
+            max_attestation_bytes: 64 * 1024,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            max_connections: 512,
+            max_connections_per_source: 64,
+            requests_per_minute_per_host: 600,
+            health_validity: vmsec_kps::health::DEFAULT_VALIDITY,
+            extra_signers: Vec::new(),
+        }
+    }
+}
+
+/// Token buckets per host key: the limit that matters for a service whose clients are hosts.
+struct HostLimiter {
+    per_minute: u32,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+/// Most host keys tracked; past it, idle full buckets are dropped first.
+const MAX_TRACKED_HOSTS: usize = 65_536;
+
+impl HostLimiter {
+    fn admit(&self, key: &str, now: Instant) -> Result<(), u64> {
+        let burst = f64::from(self.per_minute.max(1));
+        let per_sec = burst / 60.0;
+        let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if !map.contains_key(key) && map.len() >= MAX_TRACKED_HOSTS {
+            map.retain(|_, (t, at)| {
+                *t + now.saturating_duration_since(*at).as_secs_f64() * per_sec < burst
+            });
+            if map.len() >= MAX_TRACKED_HOSTS {
+                return Err(60);
+            }
+        }
+        let (tokens, at) = map.entry(key.to_owned()).or_insert((burst, now));
+        *tokens = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * per_sec).min(burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - *tokens) / per_sec).ceil().max(1.0) as u64)
+        }
+    }
+}
+
+/// The store's registry with the per-host limit.
+struct LimitedRegistry<'a> {
+    store: vmsec_service::fabric::StoreRegistry<'a>,
+    limiter: &'a HostLimiter,
+}
+
+impl Registry for LimitedRegistry<'_> {
+    fn host_by_key(&self, key_hash: &str) -> Result<Option<RegisteredHost>, String> {
+        self.store.host_by_key(key_hash)
+    }
+    fn deny_before(&self) -> Result<Option<OffsetDateTime>, String> {
+        self.store.deny_before()
+    }
+    fn admit(&self, host: &RegisteredHost) -> Result<(), u64> {
+        self.limiter.admit(&host.key_hash, Instant::now())
+    }
+}
+
+/// Requests by endpoint and outcome, and their latency.
+#[derive(Default)]
+struct Metrics {
+    counts: Mutex<BTreeMap<(&'static str, String), u64>>,
+    latency: Mutex<BTreeMap<&'static str, [u64; BUCKETS.len() + 1]>>,
+    latency_sum: Mutex<BTreeMap<&'static str, f64>>,
+}
+
+const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+
+impl Metrics {
+    fn record(&self, endpoint: &'static str, outcome: &str, elapsed: Duration) {
+        *self
+            .counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((endpoint, outcome.to_owned()))
+            .or_default() += 1;
+        let secs = elapsed.as_secs_f64();
+        let mut lat = self.latency.lock().unwrap_or_else(|p| p.into_inner());
+        let row = lat.entry(endpoint).or_default();
+        let i = BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(BUCKETS.len());
+        row[i] += 1;
+        *self
+            .latency_sum
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(endpoint)
+            .or_default() += secs;
+    }
+
+    fn render(&self) -> String {
+        let mut out = String::from(
+            "# HELP vmsec_kps_requests_total Attestations and key releases by endpoint and outcome (the spec's error name, or ok).\n# TYPE vmsec_kps_requests_total counter\n",
+        );
+        for ((e, o), n) in self.counts.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            out.push_str(&format!(
+                "vmsec_kps_requests_total{{endpoint=\"{e}\",outcome=\"{o}\"}} {n}\n"
+            ));
+        }
+        out.push_str("# HELP vmsec_kps_request_duration_seconds Time from full request body to reply.\n# TYPE vmsec_kps_request_duration_seconds histogram\n");
+        let sums = self
+            .latency_sum
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for (e, row) in self
+            .latency
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let mut cumulative = 0;
+            for (i, b) in BUCKETS.iter().enumerate() {
+                cumulative += row[i];
+                out.push_str(&format!("vmsec_kps_request_duration_seconds_bucket{{endpoint=\"{e}\",le=\"{b}\"}} {cumulative}\n"));
+            }
+            cumulative += row[BUCKETS.len()];
+            out.push_str(&format!("vmsec_kps_request_duration_seconds_bucket{{endpoint=\"{e}\",le=\"+Inf\"}} {cumulative}\n"));
+            out.push_str(&format!(
+                "vmsec_kps_request_duration_seconds_sum{{endpoint=\"{e}\"}} {}\n",
+                sums.get(e).unwrap_or(&0.0)
+            ));
+            out.push_str(&format!(
+                "vmsec_kps_request_duration_seconds_count{{endpoint=\"{e}\"}} {cumulative}\n"
+            ));
+        }
+        out
+    }
+}
+
+struct Shared {
+    kps: Kps,
+    attestation: AttestationService,
+    /// Reloaded when another process rotates or removes a fabric guardian.
+    protection: RwLock<(Vec<String>, Arc<KeyProtection>)>,
+    settings: Settings,
+    limiter: HostLimiter,
+    logins: LoginLimiter,
+    metrics: Metrics,
+    /// Requests doing cryptography or store work at once: a few threads serve two cores
+    /// better than one per connection.
+    busy: Semaphore,
+    refusals: LogThrottle,
+    signers_pkcs7: Vec<u8>,
+}
+
+type Reply = Response<Full<Bytes>>;
+
+fn reply(status: u16, content_type: &'static str, body: Vec<u8>) -> Reply {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+const JSON: &str = "application/json; charset=utf-8";
+const XML: &str = "application/xml; charset=utf-8";
+
+fn with_retry_after(mut r: Reply, secs: Option<u64>) -> Reply {
+    if let Some(s) = secs
+        && let Ok(v) = HeaderValue::from_str(&s.to_string())
+    {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
+fn attest_error(e: &AttestError) -> Reply {
+    with_retry_after(
+        reply(e.http_status(), JSON, attestation::error_reply(e)),
+        e.retry_after(),
+    )
+}
+
+fn release_error(e: &ReleaseError) -> Reply {
+    with_retry_after(
+        reply(e.http_status(), XML, roll::write_error(e).into_bytes()),
+        e.retry_after(),
+    )
+}
+
+/// Which endpoint a path names (matched case-insensitively, as IIS does for HGS).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Endpoint {
+    GetInfo,
+    SigningCertificates,
+    HostKeyAttest,
+    OtherAttest,
+    Metadata,
+    Roll(Version),
+    Metrics,
+}
+
+fn route(path: &str) -> Option<Endpoint> {
+    let p = path.to_ascii_lowercase();
+    let p = p.trim_end_matches('/');
+    Some(match p {
+        "/attestation/getinfo" => Endpoint::GetInfo,
+        "/attestation/v2.0/signingcertificates" => Endpoint::SigningCertificates,
+        "/attestation/v2.0/hostkeyattest" => Endpoint::HostKeyAttest,
+        "/attestation/v1.0/attest"
+        | "/attestation/v2.0/attest"
+        | "/attestation/v1.0/domainattest"
+        | "/attestation/v2.0/domainattest" => Endpoint::OtherAttest,
+        "/keyprotection/service/metadata/2014-07/metadata.xml" => Endpoint::Metadata,
+        "/metrics" => Endpoint::Metrics,
+        _ => {
+            let v = p
+                .strip_prefix("/keyprotection/service/")?
+                .strip_suffix("/rolltransportkey")?;
+            Endpoint::Roll(Version::from_segment(v)?)
+        }
+    })
+}
+
+/// Reads a body of at most `limit` bytes within the body timeout.
+async fn read_body(
+    req: Request<Incoming>,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, (u16, String)> {
+    if let Some(n) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        && n > limit as u64
+    {
+        return Err((413, format!("a body of {n} bytes; at most {limit}")));
+    }
+    match tokio::time::timeout(timeout, Limited::new(req.into_body(), limit).collect()).await {
+        Err(_) => Err((
+            408,
+            format!("the body did not arrive within {} s", timeout.as_secs()),
+        )),
+        Ok(Err(_)) => Err((413, format!("a body over {limit} bytes, or a broken one"))),
+        Ok(Ok(b)) => Ok(b.to_bytes()),
+    }
+}
+
+impl Shared {
+    /// The key protection of the current guardian set.
+    fn protection(&self) -> Result<Arc<KeyProtection>, String> {
+        let names = self.kps.guardian_names().map_err(|e| e.to_string())?;
+        if let Ok(guard) = self.protection.read()
+            && guard.0 == names
+        {
+            return Ok(guard.1.clone());
+        }
+        let (_, kp) = self
+            .kps
+            .services(
+                self.settings.health_validity,
+                self.settings.extra_signers.clone(),
+            )
+            .map_err(|e| e.to_string())?;
+        let kp = Arc::new(kp);
+        if let Ok(mut guard) = self.protection.write() {
+            *guard = (names, kp.clone());
+        }
+        tracing::info!("fabric guardians reloaded");
+        Ok(kp)
+    }
+
+    fn registry(&self) -> LimitedRegistry<'_> {
+        LimitedRegistry {
+            store: self.kps.registry(),
+            limiter: &self.limiter,
+        }
+    }
+
+    /// The blocking part of an attestation: decide, audit, answer.
+    fn attest(&self, body: &[u8]) -> (Reply, String) {
+        let outcome =
+            self.attestation
+                .host_key_attest(body, OffsetDateTime::now_utc(), &self.registry());
+        if let Err(e) = self.kps.audit_attestation(&outcome) {
+            tracing::error!("cannot write the audit log: {e}");
+            let e = AttestError::Unavailable("the audit log cannot be written".into());
+            return (attest_error(&e), e.reply_type().into());
+        }
+        match outcome {
+            Ok(a) => (reply(200, JSON, a.reply), "ok".into()),
+            Err((e, _)) => (attest_error(&e), e.reply_type().into()),
+        }
+    }
+
+    fn roll(&self, version: Version, body: &[u8]) -> (Reply, String) {
+        let protection = match self.protection() {
+            Ok(p) => p,
+            Err(m) => {
+                let e = ReleaseError::Unavailable(m);
+                return (release_error(&e), e.code().into());
+            }
+        };
+        let outcome = protection.roll_transport_key(
+            version,
+            body,
+            OffsetDateTime::now_utc(),
+            &self.registry(),
+        );
+        if let Err(e) = self.kps.audit_release(&outcome) {
+            tracing::error!("cannot write the audit log: {e}");
+            let e = ReleaseError::Unavailable("the audit log cannot be written".into());
+            return (release_error(&e), e.code().into());
+        }
+        match outcome {
+            Ok(r) => (reply(200, XML, r.response), "ok".into()),
+            Err(r) => (release_error(&r.error), r.error.code().into()),
+        }
+    }
+
+    fn metadata(&self) -> Reply {
+        match self.kps.metadata() {
+            Ok(xml) => reply(200, XML, xml),
+            Err(e) => release_error(&ReleaseError::Unavailable(e.to_string())),
+        }
+    }
+
+    /// HTTP Basic against the KPS's users (role reader at least), the check rate limited per
+    /// source before the hash runs.
+    fn authorized(&self, value: Option<&HeaderValue>, peer: SocketAddr) -> Result<(), Reply> {
+        let unauthorized = || {
+            let mut r = reply(
+                401,
+                "text/plain; charset=utf-8",
+                b"authentication required\n".to_vec(),
+            );
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"vmsec-kps\""),
+            );
+            r
+        };
+        let (user, password) = value
+            .and_then(|v| v.to_str().ok()?.strip_prefix("Basic ").map(str::to_owned))
+            .and_then(|b| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(b.trim())
+                    .ok()
+            })
+            .and_then(|raw| String::from_utf8(raw).ok())
+            .and_then(|s| {
+                s.split_once(':')
+                    .map(|(u, p)| (u.to_owned(), zeroize::Zeroizing::new(p.to_owned())))
+            })
+            .ok_or_else(unauthorized)?;
+        if let Some(c) = self.kps.service().authenticate_verified(&user, &password)
+            && c.role >= vmsec_store::Role::Reader
+        {
+            return Ok(());
+        }
+        let now = Instant::now();
+        if let Err(wait) = self.logins.begin(peer.ip(), now) {
+            return Err(with_retry_after(
+                reply(
+                    429,
+                    "text/plain; charset=utf-8",
+                    b"too many failed logins\n".to_vec(),
+                ),
+                Some(wait.as_secs()),
+            ));
+        }
+        match self
+            .kps
+            .service()
+            .authenticate(&user, &password, &peer.ip().to_string())
+        {
+            Ok(c) if c.role >= vmsec_store::Role::Reader => {
+                self.logins.succeeded(peer.ip(), now);
+                Ok(())
+            }
+            _ => Err(unauthorized()),
+        }
+    }
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Reply, Infallible> {
+    let Some(endpoint) = route(req.uri().path()) else {
+        return Ok(reply(
+            404,
+            "text/plain; charset=utf-8",
+            b"no such endpoint\n".to_vec(),
+        ));
+    };
+    let method = req.method().clone();
+    let allowed = match endpoint {
+        Endpoint::GetInfo | Endpoint::SigningCertificates | Endpoint::Metrics => {
+            method == Method::GET
+        }
+        Endpoint::Metadata => method == Method::GET || method == Method::POST,
+        Endpoint::HostKeyAttest | Endpoint::OtherAttest | Endpoint::Roll(_) => {
+            method == Method::POST
+        }
+    };
+    if !allowed {
+        return Ok(reply(
+            405,
+            "text/plain; charset=utf-8",
+            format!("{method} is not allowed here\n").into_bytes(),
+        ));
+    }
+    let s = &shared.settings;
+    let started = Instant::now();
+    let (name, limit) = match endpoint {
+        Endpoint::HostKeyAttest => ("hostkeyattest", s.max_attestation_bytes),
+        Endpoint::Roll(_) => ("rolltransportkey", s.max_request_bytes),
+        _ => ("other", 0),
+    };
+    let out = match endpoint {
+        Endpoint::GetInfo => reply(
+            200,
+            JSON,
+            attestation::service_info_reply(attestation::MODE_HOST_KEY),
+        ),
+        Endpoint::SigningCertificates => reply(
+            200,
+            JSON,
+            attestation::signing_certificates_reply(&shared.signers_pkcs7),
+        ),
+        Endpoint::OtherAttest => attest_error(&AttestError::OperationMode),
+        Endpoint::Metadata => {
+            let sh = shared.clone();
+            blocking(&shared, move || sh.metadata()).await
+        }
+        Endpoint::Metrics => {
+            let sh = shared.clone();
+            let auth = req.headers().get(header::AUTHORIZATION).cloned();
+            blocking(&shared, move || match sh.authorized(auth.as_ref(), peer) {
+                Ok(()) => reply(
+                    200,
+                    "text/plain; version=0.0.4",
+                    sh.metrics.render().into_bytes(),
+                ),
+                Err(r) => r,
+            })
+            .await
+        }
+        Endpoint::HostKeyAttest | Endpoint::Roll(_) => {
+            let body = match read_body(req, limit, s.body_timeout).await {
+                Ok(b) => b,
+                Err((status, m)) => {
+                    let r = match endpoint {
+                        Endpoint::Roll(_) => reply(
+                            status,
+                            XML,
+                            roll::write_error(&ReleaseError::Malformed(m)).into_bytes(),
+                        ),
+                        _ => reply(
+                            status,
+                            JSON,
+                            attestation::error_reply(&AttestError::Payload(m)),
+                        ),
+                    };
+                    shared
+                        .metrics
+                        .record(name, "body-refused", started.elapsed());
+                    return Ok(r);
+                }
+            };
+            let sh = shared.clone();
+            let (r, outcome) = blocking(&shared, move || match endpoint {
+                Endpoint::Roll(v) => sh.roll(v, &body),
+                _ => sh.attest(&body),
+            })
+            .await;
+            if outcome != "ok" && shared.refusals.hit(Instant::now()).is_some() {
+                tracing::info!(endpoint = name, outcome, %peer, "request refused (further refusals are counted in /metrics)");
+            }
+            shared.metrics.record(name, &outcome, started.elapsed());
+            r
+        }
+    };
+    Ok(out)
+}
+
+/// Runs `f` on a blocking thread, at most [`Shared::busy`] at once.
+async fn blocking<T: Send + 'static>(
+    shared: &Arc<Shared>,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let _permit = shared
+        .busy
+        .acquire()
+        .await
+        .expect("the semaphore is never closed");
+    tokio::task::spawn_blocking(f)
+        .await
+        .expect("a request handler panicked")
+}
+
+/// Binds, prints the listen addresses as one JSON line on stdout, and serves until SIGINT
+/// or SIGTERM.
+pub fn run(kps: Kps, settings: Settings) -> Result<(), crate::CliError> {
+    let err = |m: String| crate::CliError::new(m);
+    let (attestation, protection) = kps
+        .services(settings.health_validity, settings.extra_signers.clone())
+        .map_err(|e| err(e.to_string()))?;
+    let names = kps.guardian_names().map_err(|e| err(e.to_string()))?;
+    let mut signers: Vec<&[u8]> = vec![attestation.signer().cert_der()];
+    signers.extend(settings.extra_signers.iter().map(Vec::as_slice));
+    let signers_pkcs7 = pkcs7::certs_only(&signers);
+    let tls = vmsec_wsman::server::server_config(&settings.tls).map_err(|e| err(e.to_string()))?;
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let shared = Arc::new(Shared {
+        kps,
+        attestation,
+        protection: RwLock::new((names, Arc::new(protection))),
+        limiter: HostLimiter {
+            per_minute: settings.requests_per_minute_per_host,
+            buckets: Mutex::default(),
+        },
+        logins: LoginLimiter::new(LoginRateLimit::default()),
+        metrics: Metrics::default(),
+        busy: Semaphore::new(2 * cores),
+        refusals: LogThrottle::new(Duration::from_secs(10)),
+        signers_pkcs7,
+        settings,
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| err(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async move {
+        let mut listeners = Vec::new();
+        for a in &shared.settings.listen {
+            let l = TcpListener::bind(a)
+                .await
+                .map_err(|e| err(format!("cannot listen on {a}: {e}")))?;
+            listeners.push(l);
+        }
+        let addrs: Vec<String> = listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .map(|a| a.to_string())
+            .collect();
+        for a in &addrs {
+            tracing::info!("listening on https://{a}/ (Attestation, KeyProtection)");
+        }
+        let _ = crate::output::write_stdout(
+            format!("{}\n", serde_json::json!({ "https": addrs })).as_bytes(),
+        );
+        let slots = ConnectionSlots::new(
+            shared.settings.max_connections,
+            shared.settings.max_connections_per_source,
+        );
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        let mut tasks = Vec::new();
+        for listener in listeners {
+            let (shared, slots, acceptor) = (shared.clone(), slots.clone(), acceptor.clone());
+            tasks.push(tokio::spawn(accept_loop(listener, shared, slots, acceptor)));
+        }
+        vmsec_wsman::server::shutdown_signal().await;
+        for t in &tasks {
+            t.abort();
+        }
+        // Requests under way finish (their audit records are already written before replies).
+        let permits = 2 * cores as u32;
+        let _ =
+            tokio::time::timeout(Duration::from_secs(10), shared.busy.acquire_many(permits)).await;
+        Ok::<(), crate::CliError>(())
+    })?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    slots: Arc<ConnectionSlots>,
+    acceptor: tokio_rustls::TlsAcceptor,
+) {
+    loop {
+        let Ok((tcp, peer)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let Ok(slot) = slots.take(peer.ip()) else {
+            if shared.refusals.hit(Instant::now()).is_some() {
+                tracing::warn!(%peer, "connection refused: too many connections");
+            }
+            continue;
+        };
+        let (shared, acceptor) = (shared.clone(), acceptor.clone());
+        tokio::spawn(async move {
+            let _slot = slot;
+            let header_timeout = shared.settings.header_timeout;
+            let Ok(Ok(tls)) = tokio::time::timeout(header_timeout, acceptor.accept(tcp)).await
+            else {
+                return;
+            };
+            let service = hyper::service::service_fn(move |req| handle(shared.clone(), peer, req));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(tls), service)
+                .await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_route_case_insensitively_and_unknown_ones_do_not() {
+        assert_eq!(
+            route("/KeyProtection/service/V2.0/rolltransportkey"),
+            Some(Endpoint::Roll(Version::V2))
+        );
+        assert_eq!(
+            route("/keyprotection/SERVICE/v1.0/RollTransportKey"),
+            Some(Endpoint::Roll(Version::V1))
+        );
+        assert_eq!(route("/Attestation/Getinfo"), Some(Endpoint::GetInfo));
+        assert_eq!(
+            route("/Attestation/v1.0/attest"),
+            Some(Endpoint::OtherAttest)
+        );
+        assert_eq!(route("/KeyProtection/service/V3.0/rolltransportkey"), None);
+        assert_eq!(route("/"), None);
+    }
+
+    #[test]
+    fn a_host_gets_its_burst_then_waits() {
+        let l = HostLimiter {
+            per_minute: 3,
+            buckets: Mutex::default(),
+        };
+        let t = Instant::now();
+        for _ in 0..3 {
+            l.admit("h", t).unwrap();
+        }
+        assert_eq!(l.admit("h", t), Err(20));
+        l.admit("other", t).unwrap();
+        l.admit("h", t + Duration::from_secs(21)).unwrap();
+    }
+}
