@@ -72,6 +72,9 @@ pub struct WrappingView {
 #[derive(Clone, Debug, Serialize)]
 pub struct Inspection {
     pub wrappings: Vec<WrappingView>,
+    /// The Id of the wrapping whose signing key made the GuardianSignature (the owner, or the
+    /// fabric's after a KPS rolled it).
+    pub signed_by: u32,
     /// Structure, owner, chains, certificate signatures and the GuardianSignature.
     pub verified: Result<(), String>,
     /// Unwrapping with this host's guardians, which also checks the TransportKeySignature;
@@ -519,6 +522,7 @@ impl Service {
         };
         Ok(Inspection {
             wrappings,
+            signed_by: p.guardian_signature().wrapping_id,
             verified,
             unwrapped_here,
         })

@@ -245,6 +245,7 @@ pub fn guardian_text(g: &vmsec_service::GuardianView) -> String {
 pub fn inspection_json(i: &vmsec_service::Inspection) -> Value {
     json!({
         "wrappings": i.wrappings,
+        "signed_by": i.signed_by,
         "verified": i.verified.is_ok(),
         "verify_error": i.verified.as_ref().err(),
         "unwrapped_here": i.unwrapped_here.as_ref().map(|r| r.is_ok()),
@@ -275,7 +276,10 @@ pub fn inspection_text(i: &vmsec_service::Inspection) -> String {
         }
     }
     t.push_str(&match &i.verified {
-        Ok(()) => "signatures: certificate signatures and GuardianSignature verified\n".to_string(),
+        Ok(()) => format!(
+            "signatures: certificate signatures and GuardianSignature (by wrapping {}) verified\n",
+            i.signed_by
+        ),
         Err(e) => format!("signatures: FAILED: {e}\n"),
     });
     t.push_str(&match &i.unwrapped_here {

@@ -212,6 +212,26 @@ impl AuditPruner {
     }
 }
 
+/// A self-signed TLS certificate for `names`. Its subject is unique (host name and a random
+/// suffix): a client that trusts several vmsec services (hosts, KPS nodes) with one bundle
+/// finds each issuer by its subject, so two certificates must never share one.
+fn self_signed_tls(
+    names: Vec<String>,
+) -> Result<rcgen::CertifiedKey<rcgen::KeyPair>, rcgen::Error> {
+    let mut params = rcgen::CertificateParams::new(names)?;
+    let mut suffix = [0u8; 6];
+    aws_lc_rs::rand::fill(&mut suffix).map_err(|_| rcgen::Error::RingUnspecified)?;
+    let suffix: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        format!("vmsec {} {suffix}", crate::data_dir::host_name()),
+    );
+    let signing_key = rcgen::KeyPair::generate()?;
+    let cert = params.self_signed(&signing_key)?;
+    Ok(rcgen::CertifiedKey { cert, signing_key })
+}
+
 /// The TLS certificate of `DATA/tls/`, created self-signed on first start.
 pub(crate) fn ensure_self_signed(data: &Path) -> Result<TlsSource, CliError> {
     let dir = data.join("tls");
@@ -234,7 +254,7 @@ pub(crate) fn ensure_self_signed(data: &Path) -> Result<TlsSource, CliError> {
             "::1".into(),
             host,
         ];
-        let ck = rcgen::generate_simple_self_signed(names)
+        let ck = self_signed_tls(names)
             .map_err(|e| CliError::new(format!("cannot create a TLS certificate: {e}")))?;
         let key_pem = zeroize::Zeroizing::new(ck.signing_key.serialize_pem());
         crate::data_dir::write_private(&key, key_pem.as_bytes())?;
