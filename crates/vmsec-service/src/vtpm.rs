@@ -144,6 +144,17 @@ fn key_source(
     }
 }
 
+/// What a start is asked to do.
+pub struct TpmStart<'a> {
+    pub location: VtpmLocation,
+    /// Keep the state here instead of under the location (`--state`).
+    pub state_dir: Option<&'a Path>,
+    /// Where swtpm_setup's local CA lives (for manufacturing).
+    pub ca_dir: &'a Path,
+    pub endpoint: Endpoint,
+    pub unlock: Unlock<'a>,
+}
+
 /// Where a start gets the key protector's transport key, and its roll.
 #[derive(Clone, Copy)]
 pub enum Unlock<'a> {
@@ -186,12 +197,15 @@ impl Service {
         &self,
         who: &Caller,
         vm: &Vm,
-        mut location: VtpmLocation,
-        state_dir: Option<&Path>,
-        ca_dir: &Path,
-        endpoint: Endpoint,
-        unlock: Unlock<'_>,
+        start: TpmStart<'_>,
     ) -> Result<TpmStarted, ServiceError> {
+        let TpmStart {
+            mut location,
+            state_dir,
+            ca_dir,
+            endpoint,
+            unlock,
+        } = start;
         self.audited(who, "TpmStart", Some(vm.id), AuditOutcome::Succeeded, || {
             who.require(Role::Operator, "starting a vTPM")?;
             endpoint.validate().map_err(|e| ServiceError::InvalidParameter(e.to_string()))?;

@@ -116,7 +116,7 @@ fn parse_root<'a>(
     fields(root)
 }
 
-fn take<'a>(fields: &mut Vec<(&'a str, String)>, name: &str) -> Result<String, ReleaseError> {
+fn take(fields: &mut Vec<(&str, String)>, name: &str) -> Result<String, ReleaseError> {
     let mut at = fields
         .iter()
         .enumerate()

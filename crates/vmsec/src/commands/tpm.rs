@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use serde_json::json;
-use vmsec_service::vtpm::{Unlock, VtpmLocation};
+use vmsec_service::vtpm::{TpmStart, Unlock, VtpmLocation};
 use vmsec_tpm::{Endpoint, Status};
 
 use super::Ctx;
@@ -68,14 +68,17 @@ impl Ctx<'_> {
             Some(client) => Unlock::Fabric(client),
             None => Unlock::Local,
         };
+        let ca_dir = self.data.path.join("vtpm-ca");
         let started = self.service.tpm_start(
             self.me,
             &vm,
-            location,
-            state.as_deref(),
-            &self.data.path.join("vtpm-ca"),
-            endpoint,
-            unlock,
+            TpmStart {
+                location,
+                state_dir: state.as_deref(),
+                ca_dir: &ca_dir,
+                endpoint,
+                unlock,
+            },
         )?;
         self.out.either(
             || {

@@ -386,7 +386,10 @@ impl Shared {
 
     /// HTTP Basic against the KPS's users (role reader at least), the check rate limited per
     /// source before the hash runs.
-    fn authorized(&self, value: Option<&HeaderValue>, peer: SocketAddr) -> Result<(), Reply> {
+    /// `None` when the credentials are a user's with role reader at least, else the refusal
+    /// to send. HTTP Basic against the KPS's users, the check rate limited per source before
+    /// the hash runs.
+    fn auth_refusal(&self, value: Option<&HeaderValue>, peer: SocketAddr) -> Option<Reply> {
         let unauthorized = || {
             let mut r = reply(
                 401,
@@ -399,7 +402,7 @@ impl Shared {
             );
             r
         };
-        let (user, password) = value
+        let Some((user, password)) = value
             .and_then(|v| v.to_str().ok()?.strip_prefix("Basic ").map(str::to_owned))
             .and_then(|b| {
                 base64::engine::general_purpose::STANDARD
@@ -411,15 +414,17 @@ impl Shared {
                 s.split_once(':')
                     .map(|(u, p)| (u.to_owned(), zeroize::Zeroizing::new(p.to_owned())))
             })
-            .ok_or_else(unauthorized)?;
+        else {
+            return Some(unauthorized());
+        };
         if let Some(c) = self.kps.service().authenticate_verified(&user, &password)
             && c.role >= vmsec_store::Role::Reader
         {
-            return Ok(());
+            return None;
         }
         let now = Instant::now();
         if let Err(wait) = self.logins.begin(peer.ip(), now) {
-            return Err(with_retry_after(
+            return Some(with_retry_after(
                 reply(
                     429,
                     "text/plain; charset=utf-8",
@@ -435,9 +440,9 @@ impl Shared {
         {
             Ok(c) if c.role >= vmsec_store::Role::Reader => {
                 self.logins.succeeded(peer.ip(), now);
-                Ok(())
+                None
             }
-            _ => Err(unauthorized()),
+            _ => Some(unauthorized()),
         }
     }
 }
@@ -497,13 +502,13 @@ async fn handle(
         Endpoint::Metrics => {
             let sh = shared.clone();
             let auth = req.headers().get(header::AUTHORIZATION).cloned();
-            blocking(&shared, move || match sh.authorized(auth.as_ref(), peer) {
-                Ok(()) => reply(
+            blocking(&shared, move || match sh.auth_refusal(auth.as_ref(), peer) {
+                None => reply(
                     200,
                     "text/plain; version=0.0.4",
                     sh.metrics.render().into_bytes(),
                 ),
-                Err(r) => r,
+                Some(r) => r,
             })
             .await
         }
