@@ -89,7 +89,7 @@ fn a_flipped_self_signature_is_refused_by_name() {
 }
 
 #[test]
-fn key_info_naming_another_certificate_is_refused() {
+fn key_info_naming_a_certificate_that_did_not_sign_is_refused() {
     let p = pool();
     let xml = export_metadata(&p[1]).expect("exports");
     let mine = vmsec_kp_b64(p[1].signing_cert_der());
@@ -100,10 +100,35 @@ fn key_info_naming_another_certificate_is_refused() {
         &xml[..tail_at],
         xml[tail_at..].replacen(&mine, &other, 1)
     );
-    assert!(matches!(
-        import_metadata("x", changed.as_bytes()),
-        Err(Error::MetadataSignature(m)) if m.contains("KeyInfo")
-    ));
+    let e = import_metadata("x", changed.as_bytes()).unwrap_err();
+    assert!(
+        e.to_string().contains("ds:Signature does not verify"),
+        "{e}"
+    );
+}
+
+#[test]
+fn metadata_signed_by_a_kps_communications_key_imports_as_the_guardian() {
+    let p = pool();
+    let (comms_key, _) = p[2].export_private_pkcs8_pem().unwrap();
+    let der = vmsec_kp::cert_der_from_pem_or_der(p[2].signing_cert_pem().as_bytes()).unwrap();
+    // pool()[2]'s signing key and certificate stand for a KPS's communications key; its
+    // encryption key with that certificate is a mismatched pair, refused.
+    let (_, signing_pem) = p[2].export_private_pkcs8_pem().unwrap();
+    let pkcs8 = |pem: &str| {
+        use base64::Engine as _;
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap()
+    };
+    assert!(vmsec_kp::export_metadata_signed_by(&p[1], &pkcs8(&comms_key), &der).is_err());
+    let xml =
+        vmsec_kp::export_metadata_signed_by(&p[1], &pkcs8(&signing_pem), &der).expect("exports");
+    assert!(xml.contains(&vmsec_kp_b64(&der)));
+    let g = import_metadata("fabric", xml.as_bytes()).expect("imports");
+    assert_eq!(g.signing_cert_der(), p[1].signing_cert_der());
+    assert_eq!(g.encryption_cert_der(), p[1].encryption_cert_der());
 }
 
 #[test]

@@ -13,9 +13,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
                   Msvm_SecurityService API over WS-Management, and administers it from this command line."
 )]
 pub struct Cli {
-    /// Data directory (store, keys, TLS certificate). Default: $VMSEC_DATA, else
-    /// ./vmsec-data; for `vmsec kps …`, $VMSEC_KPS_DATA, else ./vmsec-kps-data, so that a
-    /// Key Protection Service never shares a host's directory by accident.
+    /// Data directory (default $VMSEC_DATA or ./vmsec-data; kps: $VMSEC_KPS_DATA or
+    /// ./vmsec-kps-data).
+    ///
+    /// It holds the store, the keys and the TLS certificate. A Key Protection Service has a
+    /// default of its own, so that it never shares a host's directory by accident.
     #[arg(long, global = true)]
     pub data: Option<PathBuf>,
     /// Machine-readable JSON output.
@@ -503,8 +505,10 @@ pub enum HgsCmd {
         /// e.g. https://kps.example:8443/KeyProtection
         #[arg(long, required_unless_present = "local")]
         key_protection_url: Option<String>,
+        /// Tried when the attestation URL does not answer (default: the attestation URL).
         #[arg(long, requires = "attestation_url")]
         fallback_attestation_url: Option<String>,
+        /// Tried when the key protection URL does not answer (default: the key protection URL).
         #[arg(long, requires = "attestation_url")]
         fallback_key_protection_url: Option<String>,
         /// PEM certificates the services' TLS certificates must chain to (else the system's).

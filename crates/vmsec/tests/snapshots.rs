@@ -222,6 +222,11 @@ fn help_of_every_command_group() {
         &["tpm"],
         &["job"],
         &["audit"],
+        &["kps"],
+        &["kps", "host"],
+        &["kps", "guardian"],
+        &["hgs"],
+        &["hgs", "set"],
     ];
     for group in groups {
         let mut s = Session::new();

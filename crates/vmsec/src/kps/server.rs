@@ -502,13 +502,15 @@ async fn handle(
         Endpoint::Metrics => {
             let sh = shared.clone();
             let auth = req.headers().get(header::AUTHORIZATION).cloned();
-            blocking(&shared, move || match sh.auth_refusal(auth.as_ref(), peer) {
-                None => reply(
-                    200,
-                    "text/plain; version=0.0.4",
-                    sh.metrics.render().into_bytes(),
-                ),
-                Some(r) => r,
+            blocking(&shared, move || {
+                match sh.auth_refusal(auth.as_ref(), peer) {
+                    None => reply(
+                        200,
+                        "text/plain; version=0.0.4",
+                        sh.metrics.render().into_bytes(),
+                    ),
+                    Some(r) => r,
+                }
             })
             .await
         }
