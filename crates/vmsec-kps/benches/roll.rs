@@ -90,14 +90,12 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let public = sig_key.public_key().as_ref().to_vec();
     let dec_key = RsaKeyPair::generate(RsaSize::Rsa2048).unwrap();
-    let dec = OaepPrivateDecryptingKey::new(
-        PrivateDecryptingKey::from_pkcs8(dec_key.as_der().unwrap().as_ref()).unwrap(),
-    )
-    .unwrap();
+    let private = PrivateDecryptingKey::from_pkcs8(dec_key.as_der().unwrap().as_ref()).unwrap();
     let enc = OaepPublicEncryptingKey::new(
-        PublicEncryptingKey::from_der(dec.public_key().as_der().unwrap().as_ref()).unwrap(),
+        PublicEncryptingKey::from_der(private.public_key().as_der().unwrap().as_ref()).unwrap(),
     )
     .unwrap();
+    let dec = OaepPrivateDecryptingKey::new(private).unwrap();
     let mut ct = vec![0u8; enc.ciphertext_size()];
     enc.encrypt(&OAEP_SHA256_MGF1SHA256, &[7; 32], &mut ct, None)
         .unwrap();

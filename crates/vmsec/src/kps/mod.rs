@@ -134,3 +134,56 @@ pub fn log_filter(config: Option<&Path>) -> Result<String, CliError> {
         .and_then(|f| f.log_level)
         .unwrap_or_else(|| "info".into()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_names_every_key_and_each_shows_its_default() {
+        let text: String = include_str!("../../../../contrib/vmsec-kps.toml")
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| {
+                l.split_once(" = ")
+                    .is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            })
+            .map(|l| l.split(" #").next().unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let keys = toml::from_str::<toml::Table>(&text).unwrap();
+        assert_eq!(keys.len(), 13, "{:?}", keys.keys().collect::<Vec<_>>());
+        let file: KpsFileConfig = toml::from_str(&text).unwrap();
+        let defaults = server::Settings::defaults(TlsSource::PemFiles {
+            cert: "c".into(),
+            key: "k".into(),
+        });
+        assert_eq!(file.max_request_bytes, Some(defaults.max_request_bytes));
+        assert_eq!(
+            file.max_attestation_bytes,
+            Some(defaults.max_attestation_bytes)
+        );
+        assert_eq!(
+            file.header_timeout_secs,
+            Some(defaults.header_timeout.as_secs())
+        );
+        assert_eq!(
+            file.body_timeout_secs,
+            Some(defaults.body_timeout.as_secs())
+        );
+        assert_eq!(file.max_connections, Some(defaults.max_connections));
+        assert_eq!(
+            file.max_connections_per_source,
+            Some(defaults.max_connections_per_source)
+        );
+        assert_eq!(
+            file.requests_per_minute_per_host,
+            Some(defaults.requests_per_minute_per_host)
+        );
+        assert_eq!(
+            file.health_certificate_hours.map(|h| h as i64),
+            Some(defaults.health_validity.whole_hours())
+        );
+        assert_eq!(file.listen, Some(defaults.listen));
+    }
+}
