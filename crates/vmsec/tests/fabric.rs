@@ -689,3 +689,79 @@ fn a_kps_killed_under_load_keeps_the_audit_record_of_every_release_it_answered()
         "{recorded} releases audited, {answered} answered"
     );
 }
+
+/// `tpm start` killed at any moment of the HGS exchange (attesting, rolling, unsealing,
+/// starting swtpm, committing) leaves the VM startable with its vTPM data: the rolled
+/// protector is committed only after swtpm is up, and the KPS keeps nothing per roll.
+#[test]
+fn a_start_killed_at_any_moment_of_the_hgs_exchange_leaves_the_vm_startable() {
+    if !tools_present() {
+        return;
+    }
+    let (kps, ca) = new_kps();
+    let server = KpsProcess::start(&kps);
+    let (_owner, kp) = owner_kp(&server, &ca);
+    let h1 = hgs_host(&kps, &server, &ca, "h1", true);
+    add_vm(&h1, &kp);
+    let started = start(&h1);
+    let tcti = started["tcti"].as_str().unwrap().to_owned();
+    let value = h1.path("value.bin");
+    std::fs::write(&value, VALUE).unwrap();
+    tpm2(
+        &tcti,
+        "tpm2_nvdefine",
+        &[
+            NV_INDEX,
+            "-C",
+            "o",
+            "-s",
+            "32",
+            "-a",
+            "ownerread|ownerwrite|authread|authwrite",
+        ],
+    );
+    tpm2(
+        &tcti,
+        "tpm2_nvwrite",
+        &[NV_INDEX, "-C", "o", "-i", s(&value)],
+    );
+    stop(&h1);
+    for delay_ms in [5, 30, 80, 150, 250, 400] {
+        // A fresh attestation each time, so the kill can land in it too.
+        h1.ok(&[
+            "hgs",
+            "set",
+            "--attestation-url",
+            &server.attestation(),
+            "--key-protection-url",
+            &server.key_protection(),
+            "--ca",
+            s(&ca),
+        ]);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vmsec"))
+            .arg("--data")
+            .arg(&h1.data)
+            .args(["tpm", "start", "vm1", "--socket", s(&h1.path("vm1.sock"))])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        // A swtpm the killed start had launched is stopped as an operator would.
+        h1.ok(&["tpm", "stop", "vm1"]);
+    }
+    let started = start(&h1);
+    let tcti = started["tcti"].as_str().unwrap().to_owned();
+    assert_eq!(
+        tpm2(&tcti, "tpm2_nvread", &[NV_INDEX, "-C", "o", "-s", "32"]),
+        VALUE
+    );
+    stop(&h1);
+    assert_eq!(
+        h1.json(&["vm", "show", "vm1"])["last_known_good_is_current"],
+        true
+    );
+}
