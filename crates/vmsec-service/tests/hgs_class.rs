@@ -37,7 +37,11 @@ fn read(w: &World) -> Instance {
         .expect("the singleton is there");
     let mut e = w.service.instances(&reader, CLASS, &[], &w.hgs()).unwrap();
     let listed = e.next(10).unwrap();
-    assert_eq!(listed, vec![got.clone()], "Enumerate returns the one instance");
+    assert_eq!(
+        listed,
+        vec![got.clone()],
+        "Enumerate returns the one instance"
+    );
     CLASS.def().check(&got).unwrap();
     got
 }
@@ -91,14 +95,18 @@ fn an_hgs_configuration_shows_its_urls_and_is_guarded_once_attested() {
     assert_eq!(text(&i, "AttestationOperationMode"), "HostKey");
 
     // A cached health certificate: attestation passed.
-    w.hgs().set_health_certificate(b"\x30\x03\x02\x01\x01").unwrap();
+    w.hgs()
+        .set_health_certificate(b"\x30\x03\x02\x01\x01")
+        .unwrap();
     let i = read(&w);
     assert_eq!(text(&i, "AttestationStatus"), "Passed");
     assert_eq!(i.value("IsHostGuarded"), Some(&Value::Boolean(true)));
 
     // Back to local mode: a cached certificate does not make a local host guarded.
     w.hgs().set_config(&ClientConfig::default()).unwrap();
-    w.hgs().set_health_certificate(b"\x30\x03\x02\x01\x01").unwrap();
+    w.hgs()
+        .set_health_certificate(b"\x30\x03\x02\x01\x01")
+        .unwrap();
     let i = read(&w);
     assert_eq!(text(&i, "Mode"), "Local");
     assert_eq!(text(&i, "AttestationStatus"), "NotConfigured");

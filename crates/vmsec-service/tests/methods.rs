@@ -727,7 +727,12 @@ fn jobs_are_enumerated_in_pages_by_instance_id_and_expired_ones_are_gone() {
     }
     let e = w
         .service
-        .instances(&caller(Role::Reader), ServedClass::ConcreteJob, &[], &w.hgs())
+        .instances(
+            &caller(Role::Reader),
+            ServedClass::ConcreteJob,
+            &[],
+            &w.hgs(),
+        )
         .unwrap();
     let ids: Vec<String> = read_all(e, 7)
         .0
@@ -758,7 +763,10 @@ fn an_enumeration_walks_every_vm_by_name_across_pages_and_filters_as_it_reads() 
     }
     let reader = caller(Role::Reader);
     let names = |class: ServedClass, filter: &[(String, String)], n: usize| -> Vec<String> {
-        let e = w.service.instances(&reader, class, filter, &w.hgs()).unwrap();
+        let e = w
+            .service
+            .instances(&reader, class, filter, &w.hgs())
+            .unwrap();
         read_all(e, n)
             .0
             .iter()

@@ -325,7 +325,13 @@ fn enumerate(h: &Header, body: Node<'_, '_>) -> Result<Enumerate, Fault> {
             req.class = in_namespace(namespace.as_deref(), q.class)?;
             req.filter = q.conditions;
         }
-        (Resource::Class { namespace, class: c }, Some(q)) => {
+        (
+            Resource::Class {
+                namespace,
+                class: c,
+            },
+            Some(q),
+        ) => {
             if !c.eq_ignore_ascii_case(&q.class) {
                 return Err(fault(
                     FaultKind::CannotProcessFilter,

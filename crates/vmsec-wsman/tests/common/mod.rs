@@ -265,9 +265,7 @@ impl Provider for TestProvider {
                 })
                 .ok_or(ProviderError::NoSuchInstance),
             "Msvm_ConcreteJob" => Err(ProviderError::Internal("job store offline".into())),
-            "MSFT_HgsClientConfiguration" if selectors.is_empty() => {
-                Ok(hgs_client_configuration())
-            }
+            "MSFT_HgsClientConfiguration" if selectors.is_empty() => Ok(hgs_client_configuration()),
             other => Err(ProviderError::NoSuchClass(other.into())),
         }
     }
