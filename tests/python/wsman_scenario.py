@@ -24,6 +24,7 @@ NS = {
 }
 V2 = "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/v2"
 SERVICE_URI = V2 + "/Msvm_SecurityService"
+HGS_URI = "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/Microsoft/Windows/Hgs/MSFT_HgsClientConfiguration"
 WQL = "http://schemas.microsoft.com/wbem/wsman/1/WQL"
 ENUMERATE = "http://schemas.xmlsoap.org/ws/2004/09/enumeration/Enumerate"
 PULL = "http://schemas.xmlsoap.org/ws/2004/09/enumeration/Pull"
@@ -278,6 +279,11 @@ def scenario(client, vm_guid, kp, reader):
         check(return_value(out) == 32769, "a reader's SetKeyProtector returns 32769 (access denied)")
         out = invoke(reader, selectors, "GetKeyProtector", [("SecuritySettingData", ssd)])
         check(return_value(out) == 0, "a reader may GetKeyProtector")
+
+    reply = (reader or client).call(GET, HGS_URI, None)
+    p = props(reply.find("s:Body", NS)[0])
+    check(p["Mode"] == "Local" and p["IsHostGuarded"] == "false" and p["AttestationStatus"] == "NotConfigured",
+          "Get MSFT_HgsClientConfiguration (root/Microsoft/Windows/Hgs) shows a local, unguarded host")
 
 
 def main(argv):

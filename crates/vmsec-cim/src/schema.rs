@@ -2,7 +2,10 @@
 //! signatures of the methods vmsec serves ([`METHODS`]).
 //!
 //! Property names and types follow Microsoft's published `root\virtualization\v2` MOF
-//! (WindowsVirtualization.V2.mof) including inherited CIM properties.
+//! (WindowsVirtualization.V2.mof) including inherited CIM properties, and for
+//! `MSFT_HgsClientConfiguration` the class of `root\Microsoft\Windows\Hgs`. Each class names
+//! the WMI namespace it lives in ([`ClassDef::namespace`]): resource URIs, replies and
+//! endpoint references are written from it.
 
 use crate::cim_type::CimType;
 use crate::instance::Instance;
@@ -15,11 +18,20 @@ mod served;
 pub use methods::{METHODS, MethodDef, ParamDef, ReturnCodes, method};
 pub use served::ServedClass;
 
-/// A class: its name and every property (inherited ones included).
+/// The WMI namespace of the Hyper-V classes.
+pub const VIRTUALIZATION_V2: &str = "root/virtualization/v2";
+/// The WMI namespace of the guarded-fabric client classes (`root\Microsoft\Windows\Hgs`,
+/// written as WS-Management resource URIs spell it).
+pub const HGS: &str = "root/microsoft/windows/hgs";
+
+/// A class: its name, its namespace and every property (inherited ones included).
 #[derive(Debug, PartialEq, Eq)]
 pub struct ClassDef {
     /// Class name as Microsoft spells it.
     pub name: &'static str,
+    /// The WMI namespace it lives in, `/`-separated and lowercase ([`VIRTUALIZATION_V2`]);
+    /// clients may spell it in any case.
+    pub namespace: &'static str,
     /// All properties, keys first.
     pub properties: &'static [PropertyDef],
 }
@@ -95,7 +107,8 @@ pub fn classes() -> &'static [ClassDef] {
     classes::ALL
 }
 
-/// The definition of class `name`, ignoring ASCII case.
+/// The definition of class `name`, ignoring ASCII case. Class names are unique across the
+/// namespaces served.
 pub fn class(name: &str) -> Option<&'static ClassDef> {
     classes::ALL
         .iter()
@@ -122,6 +135,16 @@ impl ClassDef {
         self.properties
             .iter()
             .find(|p| p.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Whether `namespace` (as a client wrote it, `/`- or `\`-separated) is this class's.
+    pub fn in_namespace(&self, namespace: &str) -> bool {
+        let given = namespace.trim_matches(|c| c == '/' || c == '\\');
+        given.len() == self.namespace.len()
+            && given
+                .bytes()
+                .zip(self.namespace.bytes())
+                .all(|(g, n)| g.eq_ignore_ascii_case(&n) || (g == b'\\' && n == b'/'))
     }
 
     /// The key properties, in declaration order.

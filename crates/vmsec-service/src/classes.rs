@@ -11,6 +11,7 @@ use uuid::Uuid;
 use vmsec_cim::{CimDateTime, CimType, Instance, Value};
 use vmsec_store::{HostIdentity, Job, Role, Store, Vm, VmSecurity, VmSummary};
 
+use crate::hgs::{ClientConfig, HgsDir, Mode};
 use crate::setting_data::{instance_id, parse_instance_id};
 use crate::{Caller, Service, ServiceError};
 
@@ -23,6 +24,7 @@ pub const SECURITY_SETTING_DATA: &str = "Msvm_SecuritySettingData";
 pub const SECURITY_ELEMENT: &str = "Msvm_SecurityElement";
 pub const TPM_SETTING_DATA: &str = "Msvm_TPMSettingData";
 pub const CONCRETE_JOB: &str = "Msvm_ConcreteJob";
+pub const HGS_CLIENT_CONFIGURATION: &str = "MSFT_HgsClientConfiguration";
 
 /// VMs an enumeration reads at a time for the classes with one small instance per VM.
 const PAGE: usize = 256;
@@ -293,6 +295,66 @@ pub fn concrete_job(job: &Job) -> Instance {
         )
 }
 
+/// `AttestationStatus` of `MSFT_HgsClientConfiguration`, the one place it is decided. In
+/// local mode there is nothing to attest: `NotConfigured`. In HGS mode, `Passed` while a
+/// health certificate from the attestation service is cached (`DATA/hgs/health-certificate.der`,
+/// which a new configuration or host key removes), else `NotAttested`. The certificate's
+/// expiry is not looked at: that it is cached is what this reports.
+pub fn attestation_status(mode: Mode, has_health_certificate: bool) -> &'static str {
+    match (mode, has_health_certificate) {
+        (Mode::Local, _) => "NotConfigured",
+        (Mode::Hgs, true) => "Passed",
+        (Mode::Hgs, false) => "NotAttested",
+    }
+}
+
+/// The host's guarded-fabric configuration as `Get-HgsClientConfiguration` shows it: the
+/// enumerations by the names the cmdlet prints, unset URLs empty.
+pub fn hgs_client_configuration(config: &ClientConfig, has_health_certificate: bool) -> Instance {
+    let status = attestation_status(config.mode, has_health_certificate);
+    let url = |u: &Option<String>| s(u.clone().unwrap_or_default());
+    let urls = |u: &Option<String>| Value::Array(u.iter().map(s).collect());
+    let hgs = config.mode == Mode::Hgs;
+    Instance::new(HGS_CLIENT_CONFIGURATION)
+        .with(
+            "Mode",
+            CimType::String,
+            s(if hgs { "HostGuardianService" } else { "Local" }),
+        )
+        .with(
+            "AttestationServerUrl",
+            CimType::String,
+            url(&config.attestation_url),
+        )
+        .with(
+            "KeyProtectionServerUrl",
+            CimType::String,
+            url(&config.key_protection_url),
+        )
+        .with(
+            "FallbackAttestationServerUrl",
+            CimType::String,
+            urls(&config.fallback_attestation_url),
+        )
+        .with(
+            "FallbackKeyProtectionServerUrl",
+            CimType::String,
+            urls(&config.fallback_key_protection_url),
+        )
+        .with("AttestationStatus", CimType::String, s(status))
+        .with("AttestationSubstatus", CimType::String, s("NoInformation"))
+        .with(
+            "IsHostGuarded",
+            CimType::Boolean,
+            Value::Boolean(hgs && status == "Passed"),
+        )
+        .with(
+            "AttestationOperationMode",
+            CimType::String,
+            s(if hgs { "HostKey" } else { "Unknown" }),
+        )
+}
+
 /// Whether `instance` has every property of `filter` equal to the given text. Strings compare
 /// without regard to case, as WQL does; other values by their CIM text form.
 pub fn matches(instance: &Instance, filter: &[(String, String)]) -> bool {
@@ -311,13 +373,22 @@ pub fn matches(instance: &Instance, filter: &[(String, String)]) -> bool {
 }
 
 impl Service {
+    /// This host's `MSFT_HgsClientConfiguration`, from its files under `hgs`.
+    fn hgs_configuration(&self, hgs: &HgsDir) -> Result<Instance, ServiceError> {
+        let config = hgs.config()?;
+        let cached = hgs.health_certificate()?.is_some();
+        Ok(hgs_client_configuration(&config, cached))
+    }
+
     /// The instance of `class` with the given key values (names as a client spelled them),
-    /// or `None` when no instance has them.
+    /// or `None` when no instance has them. `hgs` is this host's HGS directory, which
+    /// `MSFT_HgsClientConfiguration` reports (it is the host's own, not the store's).
     pub fn instance(
         &self,
         who: &Caller,
         class: ServedClass,
         keys: &[(String, String)],
+        hgs: &HgsDir,
     ) -> Result<Option<Instance>, ServiceError> {
         who.require(Role::Reader, "reading instances")?;
         let key = |name: &str| {
@@ -338,6 +409,10 @@ impl Service {
         match class {
             ServedClass::SecurityService => {
                 let i = security_service(&self.host, self.is_started());
+                Ok(matches(&i, keys).then_some(i))
+            }
+            ServedClass::HgsClientConfiguration => {
+                let i = self.hgs_configuration(hgs)?;
                 Ok(matches(&i, keys).then_some(i))
             }
             ServedClass::ComputerSystem => {
@@ -372,12 +447,13 @@ impl Service {
 
     /// The instances of `class` whose properties equal `filter` (WQL `WHERE a = 'x' AND …`),
     /// to be read as they are asked for ([`Instances`]). A filter on the class's key is
-    /// answered by a lookup, not a scan.
+    /// answered by a lookup, not a scan. `hgs` as for [`Service::instance`].
     pub fn instances(
         &self,
         who: &Caller,
         class: ServedClass,
         filter: &[(String, String)],
+        hgs: &HgsDir,
     ) -> Result<Instances, ServiceError> {
         who.require(Role::Reader, "enumerating instances")?;
         let keyed_by_instance_id = matches!(
@@ -398,13 +474,14 @@ impl Service {
             || (class == ServedClass::SecurityElement && has("SystemName"))
             || (class == ServedClass::ComputerSystem && has("Name"))
         {
-            let found = self.instance(who, class, filter)?;
+            let found = self.instance(who, class, filter, hgs)?;
             return Ok(read(found.into_iter().collect(), None));
         }
         Ok(match class {
             ServedClass::SecurityService => {
                 read(vec![security_service(&self.host, self.is_started())], None)
             }
+            ServedClass::HgsClientConfiguration => read(vec![self.hgs_configuration(hgs)?], None),
             ServedClass::ConcreteJob => {
                 self.store.remove_expired_jobs(OffsetDateTime::now_utc())?;
                 read(Vec::new(), Some(class))
@@ -490,8 +567,8 @@ impl Instances {
                 );
                 (page.len() == PAGE, page.last().map(|vm| vm.name.clone()))
             }
-            // The one security service is read at once, never in pages.
-            ServedClass::SecurityService => (false, None),
+            // The singletons are read at once, never in pages.
+            ServedClass::SecurityService | ServedClass::HgsClientConfiguration => (false, None),
             ServedClass::TpmSettingData => {
                 let page = store.vms_with_security_after(after_key, TPM_PAGE)?;
                 buffer.extend(

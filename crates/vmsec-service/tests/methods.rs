@@ -680,7 +680,7 @@ fn an_enumeration_of_tpm_setting_data_holds_a_few_key_protectors_not_all() {
     let reader = caller(Role::Reader);
     let e = w
         .service
-        .instances(&reader, ServedClass::TpmSettingData, &[])
+        .instances(&reader, ServedClass::TpmSettingData, &[], &w.hgs())
         .unwrap();
     assert!(
         e.heap_bytes() < 1024,
@@ -707,7 +707,7 @@ fn an_enumeration_of_tpm_setting_data_holds_a_few_key_protectors_not_all() {
     )];
     let e = w
         .service
-        .instances(&reader, ServedClass::TpmSettingData, &one)
+        .instances(&reader, ServedClass::TpmSettingData, &one, &w.hgs())
         .unwrap();
     assert_eq!(read_all(e, 10).0.len(), 1);
 }
@@ -727,7 +727,12 @@ fn jobs_are_enumerated_in_pages_by_instance_id_and_expired_ones_are_gone() {
     }
     let e = w
         .service
-        .instances(&caller(Role::Reader), ServedClass::ConcreteJob, &[])
+        .instances(
+            &caller(Role::Reader),
+            ServedClass::ConcreteJob,
+            &[],
+            &w.hgs(),
+        )
         .unwrap();
     let ids: Vec<String> = read_all(e, 7)
         .0
@@ -758,7 +763,10 @@ fn an_enumeration_walks_every_vm_by_name_across_pages_and_filters_as_it_reads() 
     }
     let reader = caller(Role::Reader);
     let names = |class: ServedClass, filter: &[(String, String)], n: usize| -> Vec<String> {
-        let e = w.service.instances(&reader, class, filter).unwrap();
+        let e = w
+            .service
+            .instances(&reader, class, filter, &w.hgs())
+            .unwrap();
         read_all(e, n)
             .0
             .iter()
@@ -780,7 +788,7 @@ fn an_enumeration_walks_every_vm_by_name_across_pages_and_filters_as_it_reads() 
     // A VM added after where the walk has got to is seen; one removed ahead of it is not.
     let mut e = w
         .service
-        .instances(&reader, ServedClass::SecuritySettingData, &[])
+        .instances(&reader, ServedClass::SecuritySettingData, &[], &w.hgs())
         .unwrap();
     assert_eq!(e.next(10).unwrap().len(), 10);
     w.vm("vm999");

@@ -152,6 +152,9 @@ fn check_selectors(
 }
 
 fn key_list(def: &ClassDef) -> String {
+    if def.keys().next().is_none() {
+        return "none (a singleton, addressed without selectors)".to_owned();
+    }
     def.keys().map(|k| k.name).collect::<Vec<_>>().join(", ")
 }
 

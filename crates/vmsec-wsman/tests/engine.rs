@@ -258,6 +258,94 @@ fn a_resource_uri_outside_the_namespace_is_destination_unreachable() {
     assert_fault(&send(&e, &body), "DestinationUnreachable");
 }
 
+/// The pypsrp Get, addressed to `uri` and without selectors.
+fn get_without_selectors(uri: &str) -> String {
+    with_selectors("").replace(
+        "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/v2/Msvm_SecurityService",
+        uri,
+    )
+}
+
+#[test]
+fn a_class_of_another_namespace_is_served_in_its_own() {
+    let (p, e) = engine();
+    // WMI namespaces are case-insensitive; PowerShell writes root\Microsoft\Windows\Hgs.
+    let body = get_without_selectors(
+        "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/Microsoft/Windows/Hgs/MSFT_HgsClientConfiguration",
+    );
+    let r = send(&e, &body);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let doc = roxmltree::Document::parse(&r.body).unwrap();
+    let uri = format!("{HGS}MSFT_HgsClientConfiguration");
+    assert_eq!(text(&doc, &uri, "Mode").as_deref(), Some("Local"));
+    assert_eq!(
+        p.calls(),
+        vec![Call::Get {
+            class: "MSFT_HgsClientConfiguration".into(),
+            selectors: vec![]
+        }]
+    );
+}
+
+#[test]
+fn a_served_class_named_in_another_namespace_is_destination_unreachable() {
+    let (p, e) = engine();
+    let body = get_without_selectors(&format!("{V2}MSFT_HgsClientConfiguration"));
+    let msg = assert_fault(&send(&e, &body), "DestinationUnreachable");
+    assert!(msg.contains("root/microsoft/windows/hgs"), "{msg}");
+    let body = get_without_selectors(&format!("{HGS}Msvm_SecurityService"));
+    let msg = assert_fault(&send(&e, &body), "DestinationUnreachable");
+    assert!(msg.contains("root/virtualization/v2"), "{msg}");
+    let body = testdata("libvirt_enumerate_wql.xml").replace(
+        "wmi/root/virtualization/v2/*",
+        "wmi/root/microsoft/windows/hgs/*",
+    );
+    assert_fault(&send(&e, &body), "DestinationUnreachable");
+    assert!(p.calls().is_empty(), "{:?}", p.calls());
+}
+
+#[test]
+fn a_keyless_singleton_takes_no_selectors() {
+    let (_, e) = engine();
+    let body = with_selectors(
+        r#"<wsman:SelectorSet><wsman:Selector Name="Mode">Local</wsman:Selector></wsman:SelectorSet>"#,
+    )
+    .replace(
+        &format!("{V2}Msvm_SecurityService"),
+        &format!("{HGS}MSFT_HgsClientConfiguration"),
+    );
+    let msg = assert_fault(&send(&e, &body), "InvalidSelectors");
+    assert!(msg.contains("singleton"), "{msg}");
+}
+
+#[test]
+fn replies_and_references_name_the_class_namespace() {
+    let (_, e) = engine();
+    let body = testdata("pywinrm_enumerate_object_and_epr.xml").replace(
+        &format!("{V2}Msvm_ComputerSystem"),
+        &format!("{HGS}MSFT_HgsClientConfiguration"),
+    );
+    let r = send(&e, &body);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let doc = roxmltree::Document::parse(&r.body).unwrap();
+    let uri = format!("{HGS}MSFT_HgsClientConfiguration");
+    assert_eq!(
+        find_all(&doc, &uri, "MSFT_HgsClientConfiguration").len(),
+        1,
+        "{}",
+        r.body
+    );
+    assert_eq!(text(&doc, WSMAN, "ResourceURI").as_deref(), Some(&uri[..]));
+    let selectors: Vec<_> = find_all(&doc, WSMAN, "Selector")
+        .iter()
+        .map(|n| (n.attribute("Name").unwrap(), n.text().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        selectors,
+        vec![("__cimnamespace", "root/microsoft/windows/hgs")]
+    );
+}
+
 #[test]
 fn the_dmtf_resource_uri_form_is_accepted() {
     let (_, e) = engine();

@@ -419,3 +419,43 @@ fn metrics_need_authentication_and_report_requests_and_jobs() {
     assert!(m.contains("vmsec_jobs"), "{m}");
     s.stop();
 }
+
+#[test]
+fn the_hgs_client_configuration_is_read_from_the_served_data_directory() {
+    let s = Serve::start();
+    let get = envelope(
+        GET,
+        "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/Microsoft/Windows/Hgs/MSFT_HgsClientConfiguration",
+        "",
+        "",
+        512_000,
+    );
+    let (status, body) = s.post(s.admin(), get.as_bytes());
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(">Local</p:Mode>"), "{body}");
+    assert!(
+        body.contains("xmlns:p=\"http://schemas.microsoft.com/wbem/wsman/1/wmi/root/microsoft/windows/hgs/MSFT_HgsClientConfiguration\""),
+        "{body}"
+    );
+    vmsec_service::hgs::HgsDir::under(&s.data)
+        .set_config(&vmsec_service::hgs::ClientConfig {
+            mode: vmsec_service::hgs::Mode::Hgs,
+            attestation_url: Some("https://hgs.example/Attestation".into()),
+            key_protection_url: Some("https://hgs.example/KeyProtection".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    let (status, body) = s.post(s.admin(), get.as_bytes());
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(">HostGuardianService</p:Mode>"), "{body}");
+    assert!(
+        body.contains(">https://hgs.example/Attestation</p:AttestationServerUrl>"),
+        "{body}"
+    );
+    assert!(
+        body.contains(">NotAttested</p:AttestationStatus>"),
+        "{body}"
+    );
+    assert!(body.contains(">false</p:IsHostGuarded>"), "{body}");
+    s.stop();
+}

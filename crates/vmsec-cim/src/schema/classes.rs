@@ -1,6 +1,6 @@
 //! The property tables. Inherited CIM properties are spelled out so that `check` needs no hierarchy.
 
-use super::{ClassDef, PropertyDef};
+use super::{ClassDef, HGS, PropertyDef, VIRTUALIZATION_V2};
 use crate::cim_type::CimType::{self, *};
 
 const fn p(name: &'static str, cim_type: CimType) -> PropertyDef {
@@ -246,29 +246,45 @@ const CONCRETE_JOB: &[PropertyDef] = &[
     p("JobType", UInt16),
 ];
 
+/// MSFT_HgsClientConfiguration, in `root/microsoft/windows/hgs`: the host's guarded-fabric
+/// client configuration. It has no key: a singleton, as Windows serves it (its `Get` method
+/// takes no instance). The enumerations Windows declares as uint16 (`Mode`,
+/// `AttestationStatus`, `AttestationOperationMode`) and uint64 (`AttestationSubstatus`) are
+/// served as the names `Get-HgsClientConfiguration` shows; the fallback URLs are arrays, as
+/// Windows declares them.
+const HGS_CLIENT_CONFIGURATION: &[PropertyDef] = &[
+    p("Mode", String),
+    p("AttestationServerUrl", String),
+    p("KeyProtectionServerUrl", String),
+    a("FallbackAttestationServerUrl", String),
+    a("FallbackKeyProtectionServerUrl", String),
+    p("LastAttestationServerUrl", String),
+    p("LastKeyProtectionServerUrl", String),
+    p("AttestationStatus", String),
+    p("AttestationSubstatus", String),
+    p("IsHostGuarded", Boolean),
+    p("AttestationOperationMode", String),
+];
+
+/// A class of `root/virtualization/v2`.
+const fn v2(name: &'static str, properties: &'static [PropertyDef]) -> ClassDef {
+    ClassDef {
+        name,
+        namespace: VIRTUALIZATION_V2,
+        properties,
+    }
+}
+
 pub(super) const ALL: &[ClassDef] = &[
+    v2("Msvm_SecurityService", SECURITY_SERVICE),
+    v2("Msvm_SecuritySettingData", SECURITY_SETTING_DATA),
+    v2("Msvm_ComputerSystem", COMPUTER_SYSTEM),
+    v2("Msvm_SecurityElement", SECURITY_ELEMENT),
+    v2("Msvm_TPMSettingData", TPM_SETTING_DATA),
+    v2("Msvm_ConcreteJob", CONCRETE_JOB),
     ClassDef {
-        name: "Msvm_SecurityService",
-        properties: SECURITY_SERVICE,
-    },
-    ClassDef {
-        name: "Msvm_SecuritySettingData",
-        properties: SECURITY_SETTING_DATA,
-    },
-    ClassDef {
-        name: "Msvm_ComputerSystem",
-        properties: COMPUTER_SYSTEM,
-    },
-    ClassDef {
-        name: "Msvm_SecurityElement",
-        properties: SECURITY_ELEMENT,
-    },
-    ClassDef {
-        name: "Msvm_TPMSettingData",
-        properties: TPM_SETTING_DATA,
-    },
-    ClassDef {
-        name: "Msvm_ConcreteJob",
-        properties: CONCRETE_JOB,
+        name: "MSFT_HgsClientConfiguration",
+        namespace: HGS,
+        properties: HGS_CLIENT_CONFIGURATION,
     },
 ];

@@ -18,22 +18,31 @@ pub enum ServedClass {
     TpmSettingData,
     /// `Msvm_ConcreteJob`: the jobs methods started.
     ConcreteJob,
+    /// `MSFT_HgsClientConfiguration` (in `root/microsoft/windows/hgs`), the singleton that
+    /// shows the host's guarded-fabric mode.
+    HgsClientConfiguration,
 }
 
 impl ServedClass {
     /// Every served class, in schema order.
-    pub const ALL: [ServedClass; 6] = [
+    pub const ALL: [ServedClass; 7] = [
         ServedClass::SecurityService,
         ServedClass::SecuritySettingData,
         ServedClass::ComputerSystem,
         ServedClass::SecurityElement,
         ServedClass::TpmSettingData,
         ServedClass::ConcreteJob,
+        ServedClass::HgsClientConfiguration,
     ];
 
     /// The class name as Microsoft spells it.
     pub const fn name(self) -> &'static str {
         self.def().name
+    }
+
+    /// The WMI namespace the class lives in.
+    pub const fn namespace(self) -> &'static str {
+        self.def().namespace
     }
 
     /// The class's definition.
@@ -73,5 +82,20 @@ mod tests {
             ServedClass::from_name("Msvm_VirtualSystemSettingData"),
             None
         );
+    }
+
+    #[test]
+    fn each_class_names_its_namespace() {
+        assert_eq!(
+            ServedClass::SecurityService.namespace(),
+            "root/virtualization/v2"
+        );
+        let hgs = ServedClass::HgsClientConfiguration.def();
+        assert_eq!(hgs.namespace, "root/microsoft/windows/hgs");
+        assert!(hgs.in_namespace("root/Microsoft/Windows/Hgs"));
+        assert!(hgs.in_namespace("Root\\Microsoft\\Windows\\Hgs"));
+        assert!(!hgs.in_namespace("root/virtualization/v2"));
+        assert!(!hgs.in_namespace("root/microsoft/windows"));
+        assert_eq!(hgs.keys().count(), 0, "a singleton without keys");
     }
 }

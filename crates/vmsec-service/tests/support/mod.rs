@@ -40,6 +40,11 @@ pub fn admin() -> Caller {
 }
 
 impl World {
+    /// The host's HGS files, in the data directory.
+    pub fn hgs(&self) -> vmsec_service::hgs::HgsDir {
+        vmsec_service::hgs::HgsDir::under(self.dir.path())
+    }
+
     pub fn vm(&self, name: &str) -> Vm {
         self.service.add_vm(&admin(), name, None).unwrap()
     }

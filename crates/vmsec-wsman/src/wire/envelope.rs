@@ -192,19 +192,37 @@ fn class_of(h: &Header) -> Result<Resource, Fault> {
         fault(
             FaultKind::DestinationUnreachable,
             format!(
-                "the resource URI {} is not served; classes live under {}",
+                "the resource URI {} is not served; classes live under {}<namespace>/<class>",
                 excerpt(uri),
-                ns::WMI_V2_PREFIX
+                ns::WMI_PREFIX
             ),
         )
         .with_code(2_150_858_811)
     })
 }
 
+/// `class` as addressed in `namespace` (when the URI names one): a served class is served
+/// in its own namespace only. A class outside the schema is left for the engine to refuse.
+fn in_namespace(namespace: Option<&str>, class: String) -> Result<String, Fault> {
+    match (namespace, ServedClass::from_name(&class)) {
+        (Some(namespace), Some(served)) if !served.def().in_namespace(namespace) => Err(fault(
+            FaultKind::DestinationUnreachable,
+            format!(
+                "the class {} is not served in {}; it lives in {}",
+                served.name(),
+                excerpt(namespace),
+                served.namespace()
+            ),
+        )
+        .with_code(2_150_858_811)),
+        _ => Ok(class),
+    }
+}
+
 fn single_class(h: &Header) -> Result<String, Fault> {
     match class_of(h)? {
-        Resource::Class(c) => Ok(c),
-        Resource::AllClasses => Err(fault(
+        Resource::Class { namespace, class } => in_namespace(namespace.as_deref(), class),
+        Resource::AllClasses { .. } => Err(fault(
             FaultKind::DestinationUnreachable,
             "the namespace URI (…/*) addresses no single instance; use a class resource URI",
         )
@@ -294,18 +312,26 @@ fn enumerate(h: &Header, body: Node<'_, '_>) -> Result<Enumerate, Fault> {
     }
     let resource = class_of(h)?;
     match (resource, query) {
-        (Resource::Class(c), None) => req.class = c,
-        (Resource::AllClasses, None) => {
+        (Resource::Class { namespace, class }, None) => {
+            req.class = in_namespace(namespace.as_deref(), class)?;
+        }
+        (Resource::AllClasses { .. }, None) => {
             return Err(fault(
                 FaultKind::CannotProcessFilter,
                 "enumerating the namespace URI (…/*) needs a WQL filter naming the class",
             ));
         }
-        (Resource::AllClasses, Some(q)) => {
-            req.class = q.class;
+        (Resource::AllClasses { namespace }, Some(q)) => {
+            req.class = in_namespace(namespace.as_deref(), q.class)?;
             req.filter = q.conditions;
         }
-        (Resource::Class(c), Some(q)) => {
+        (
+            Resource::Class {
+                namespace,
+                class: c,
+            },
+            Some(q),
+        ) => {
             if !c.eq_ignore_ascii_case(&q.class) {
                 return Err(fault(
                     FaultKind::CannotProcessFilter,
@@ -315,7 +341,7 @@ fn enumerate(h: &Header, body: Node<'_, '_>) -> Result<Enumerate, Fault> {
                     ),
                 ));
             }
-            req.class = c;
+            req.class = in_namespace(namespace.as_deref(), c)?;
             req.filter = q.conditions;
         }
     }
@@ -344,9 +370,14 @@ fn invoke(h: &Header, body: Node<'_, '_>) -> Result<Operation, Fault> {
         )
     };
     let (prefix, method_name) = h.action.rsplit_once('/').ok_or_else(not_supported)?;
-    let Some(Resource::Class(action_class)) = ns::resource(prefix) else {
+    let Some(Resource::Class {
+        namespace,
+        class: action_class,
+    }) = ns::resource(prefix)
+    else {
         return Err(not_supported());
     };
+    let action_class = in_namespace(namespace.as_deref(), action_class)?;
     let class = match &h.resource_uri {
         Some(_) => single_class(h)?,
         None => action_class.clone(),
@@ -371,7 +402,9 @@ fn invoke(h: &Header, body: Node<'_, '_>) -> Result<Operation, Fault> {
     if let Some(el) = input {
         let tag = el.tag_name();
         let in_class_ns = matches!(ns::resource(tag.namespace().unwrap_or("")),
-            Some(Resource::Class(c)) if ServedClass::from_name(&c) == Some(served));
+            Some(Resource::Class { namespace, class: c })
+                if ServedClass::from_name(&c) == Some(served)
+                    && namespace.as_deref().is_none_or(|n| served.def().in_namespace(n)));
         if !tag.name().eq_ignore_ascii_case(&input_name) || !in_class_ns {
             return Err(fault(
                 FaultKind::SchemaValidationError,
@@ -392,11 +425,7 @@ fn invoke(h: &Header, body: Node<'_, '_>) -> Result<Operation, Fault> {
 pub fn unknown_class(class: &str) -> Fault {
     fault(
         FaultKind::DestinationUnreachable,
-        format!(
-            "the class {} is not served in {}",
-            excerpt(class),
-            ns::CIM_NAMESPACE
-        ),
+        format!("the class {} is not served", excerpt(class)),
     )
     .with_code(2_150_858_811)
 }

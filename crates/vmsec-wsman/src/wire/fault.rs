@@ -233,7 +233,7 @@ impl From<ProviderError> for Fault {
         match e {
             ProviderError::NoSuchClass(class) => Fault::new(
                 FaultKind::DestinationUnreachable,
-                format!("The class {class} is not served in {}.", ns::CIM_NAMESPACE),
+                format!("The class {class} is not served."),
             )
             .with_code(2_150_858_811),
             ProviderError::NoSuchInstance => Fault::new(

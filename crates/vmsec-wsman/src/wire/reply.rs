@@ -358,8 +358,7 @@ impl InvokeResponse {
         out.push_str("<s:Body><p:");
         out.push_str(self.method);
         out.push_str("_OUTPUT xmlns:p=\"");
-        out.push_str(ns::WMI_V2_PREFIX);
-        out.push_str(self.class);
+        out.push_str(&ns::class_uri(self.class));
         out.push_str("\">");
         for (name, value) in &self.output.out {
             match value {

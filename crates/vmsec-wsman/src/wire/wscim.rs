@@ -76,8 +76,7 @@ pub fn instance(out: &mut String, inst: &Instance) -> Result<(), BadName> {
     out.push_str("<p:");
     out.push_str(class);
     out.push_str(" xmlns:p=\"");
-    out.push_str(ns::WMI_V2_PREFIX);
-    out.push_str(class);
+    out.push_str(&ns::class_uri(class));
     out.push_str("\">");
     for p in inst.properties() {
         property(out, &p.name, &p.value)?;
@@ -191,20 +190,25 @@ fn scalar(out: &mut String, v: &Value) {
 /// Writes the content of an endpoint reference to `path` (`wsa:Address` +
 /// `wsa:ReferenceParameters`).
 pub fn reference(out: &mut String, path: &ObjectPath) {
-    epr_begin(out, &path.class_name);
+    let namespace = path
+        .namespace
+        .as_deref()
+        .unwrap_or_else(|| ns::namespace_of(&path.class_name));
+    epr_begin(out, namespace, &path.class_name);
     for (name, value) in &path.keys {
         if let Some(text) = value.scalar_text() {
             selector(out, name, &text);
         }
     }
-    epr_end(out);
+    epr_end(out, namespace);
 }
 
 /// Writes the endpoint reference of `inst`, its selectors being the class's key properties
 /// (every served class has a definition, so keys come from the schema).
 pub fn instance_reference(out: &mut String, inst: &Instance) {
     let class = inst.class_name();
-    epr_begin(out, class);
+    let namespace = ns::namespace_of(class);
+    epr_begin(out, namespace, class);
     if let Some(def) = vmsec_cim::schema::class(class) {
         for key in def.keys() {
             if let Some(text) = inst.value(key.name).and_then(Value::scalar_text) {
@@ -212,21 +216,24 @@ pub fn instance_reference(out: &mut String, inst: &Instance) {
             }
         }
     }
-    epr_end(out);
+    epr_end(out, namespace);
 }
 
 /// Writes the endpoint reference of the `Msvm_ConcreteJob` with `instance_id`.
 pub fn job_reference(out: &mut String, instance_id: &str) {
-    epr_begin(out, "Msvm_ConcreteJob");
+    let namespace = ns::namespace_of("Msvm_ConcreteJob");
+    epr_begin(out, namespace, "Msvm_ConcreteJob");
     selector(out, "InstanceID", instance_id);
-    epr_end(out);
+    epr_end(out, namespace);
 }
 
-fn epr_begin(out: &mut String, class: &str) {
+fn epr_begin(out: &mut String, namespace: &str, class: &str) {
     out.push_str("<a:Address>");
     out.push_str(ns::ANONYMOUS);
     out.push_str("</a:Address><a:ReferenceParameters><w:ResourceURI>");
-    out.push_str(ns::WMI_V2_PREFIX);
+    out.push_str(ns::WMI_PREFIX);
+    xmlw::text(out, namespace);
+    out.push('/');
     xmlw::text(out, class);
     // The SelectorSet declares its own namespace: clients such as Dell's wsl cut it out of
     // the reply and paste it into their next request, where `w` may mean nothing.
@@ -235,9 +242,9 @@ fn epr_begin(out: &mut String, class: &str) {
     out.push_str("\">");
 }
 
-fn epr_end(out: &mut String) {
+fn epr_end(out: &mut String, namespace: &str) {
     // Windows names the namespace in every EPR; clients echo it back, and we accept it.
-    selector(out, "__cimnamespace", ns::CIM_NAMESPACE);
+    selector(out, "__cimnamespace", namespace);
     out.push_str("</w:SelectorSet></a:ReferenceParameters>");
 }
 

@@ -171,6 +171,15 @@ pub fn security_service() -> Instance {
         )
 }
 
+pub const HGS: &str = "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/microsoft/windows/hgs/";
+
+/// An `MSFT_HgsClientConfiguration` of a host in local mode.
+pub fn hgs_client_configuration() -> Instance {
+    Instance::new("MSFT_HgsClientConfiguration")
+        .with("Mode", CimType::String, Value::String("Local".into()))
+        .with("IsHostGuarded", CimType::Boolean, Value::Boolean(false))
+}
+
 pub fn computer_system(i: usize) -> Instance {
     let (name, description) = if i == 0 {
         ("HV01".to_owned(), "Microsoft Hosting Computer System")
@@ -256,6 +265,7 @@ impl Provider for TestProvider {
                 })
                 .ok_or(ProviderError::NoSuchInstance),
             "Msvm_ConcreteJob" => Err(ProviderError::Internal("job store offline".into())),
+            "MSFT_HgsClientConfiguration" if selectors.is_empty() => Ok(hgs_client_configuration()),
             other => Err(ProviderError::NoSuchClass(other.into())),
         }
     }
@@ -283,6 +293,7 @@ impl Provider for TestProvider {
             }
             "Msvm_ComputerSystem" => (0..=self.vm_count).map(computer_system).collect(),
             "Msvm_SecurityService" => vec![security_service()],
+            "MSFT_HgsClientConfiguration" => vec![hgs_client_configuration()],
             _ => Vec::new(),
         };
         Ok(Box::new(Listed::new(

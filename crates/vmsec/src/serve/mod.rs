@@ -138,6 +138,7 @@ pub fn run(data: &DataDir, args: ServeArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::new(format!("cannot start the async runtime: {e}")))?;
     let provider = Arc::new(provider::ServiceProvider {
         service: service.clone(),
+        hgs: vmsec_service::hgs::HgsDir::under(&data.path),
     });
     runtime.block_on(async move {
         let server = Server::bind(cfg, provider)

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use vmsec_cim::Value;
 use vmsec_cim::schema::ServedClass;
 use vmsec_service::classes;
+use vmsec_service::hgs::HgsDir;
 use vmsec_service::{Caller, JobStarted, Method, Role, Service, ServiceError};
 use vmsec_wsman::{Enumeration, MethodOutput, OutValue, Principal, Provider, ProviderError};
 
@@ -15,6 +16,8 @@ use super::setting_data;
 
 pub struct ServiceProvider {
     pub service: Arc<Service>,
+    /// This host's HGS files (`DATA/hgs`), which `MSFT_HgsClientConfiguration` reports.
+    pub hgs: HgsDir,
 }
 
 impl ServiceProvider {
@@ -203,7 +206,7 @@ impl Provider for ServiceProvider {
         let class = served(class)?;
         let caller = self.caller(who)?;
         self.service
-            .instance(&caller, class, selectors)
+            .instance(&caller, class, selectors, &self.hgs)
             .map_err(read_error)?
             .ok_or(ProviderError::NoSuchInstance)
     }
@@ -218,7 +221,7 @@ impl Provider for ServiceProvider {
         let caller = self.caller(who)?;
         let instances = self
             .service
-            .instances(&caller, class, filter)
+            .instances(&caller, class, filter, &self.hgs)
             .map_err(read_error)?;
         Ok(Box::new(Pulled(instances)))
     }
@@ -239,7 +242,7 @@ impl Provider for ServiceProvider {
         if !selectors.is_empty() {
             let found = self
                 .service
-                .instance(&caller, ServedClass::SecurityService, selectors)
+                .instance(&caller, ServedClass::SecurityService, selectors, &self.hgs)
                 .map_err(read_error)?;
             if found.is_none() {
                 return Err(ProviderError::NoSuchInstance);
