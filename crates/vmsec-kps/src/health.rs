@@ -254,6 +254,13 @@ pub struct Issued {
     pub not_after: OffsetDateTime,
 }
 
+/// The end of a certificate's validity, read without checking anything else (a host reads its
+/// cached health certificate's with it).
+pub fn not_after(der: &[u8]) -> Option<OffsetDateTime> {
+    let (_, cert) = X509Certificate::from_der(der).ok()?;
+    OffsetDateTime::from_unix_timestamp(cert.validity().not_after.timestamp()).ok()
+}
+
 /// What a valid health certificate says.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HealthClaims {

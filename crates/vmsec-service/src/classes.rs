@@ -11,7 +11,7 @@ use uuid::Uuid;
 use vmsec_cim::{CimDateTime, CimType, Instance, Value};
 use vmsec_store::{HostIdentity, Job, Role, Store, Vm, VmSecurity, VmSummary};
 
-use crate::hgs::{ClientConfig, HgsDir, Mode};
+use crate::hgs::{AttestationStatus, ClientConfig, HgsDir, Mode};
 use crate::setting_data::{instance_id, parse_instance_id};
 use crate::{Caller, Service, ServiceError};
 
@@ -295,23 +295,11 @@ pub fn concrete_job(job: &Job) -> Instance {
         )
 }
 
-/// `AttestationStatus` of `MSFT_HgsClientConfiguration`, the one place it is decided. In
-/// local mode there is nothing to attest: `NotConfigured`. In HGS mode, `Passed` while a
-/// health certificate from the attestation service is cached (`DATA/hgs/health-certificate.der`,
-/// which a new configuration or host key removes), else `NotAttested`. The certificate's
-/// expiry is not looked at: that it is cached is what this reports.
-pub fn attestation_status(mode: Mode, has_health_certificate: bool) -> &'static str {
-    match (mode, has_health_certificate) {
-        (Mode::Local, _) => "NotConfigured",
-        (Mode::Hgs, true) => "Passed",
-        (Mode::Hgs, false) => "NotAttested",
-    }
-}
-
 /// The host's guarded-fabric configuration as `Get-HgsClientConfiguration` shows it: the
-/// enumerations by the names the cmdlet prints, unset URLs empty.
-pub fn hgs_client_configuration(config: &ClientConfig, has_health_certificate: bool) -> Instance {
-    let status = attestation_status(config.mode, has_health_certificate);
+/// enumerations by the names the cmdlet prints, unset URLs empty; `AttestationStatus` by
+/// [`crate::hgs::attestation_status`], the rule `vmsec hgs show` reports too.
+pub fn hgs_client_configuration(config: &ClientConfig, status: AttestationStatus) -> Instance {
+    let status = status.as_str();
     let url = |u: &Option<String>| s(u.clone().unwrap_or_default());
     let urls = |u: &Option<String>| Value::Array(u.iter().map(s).collect());
     let hgs = config.mode == Mode::Hgs;
@@ -376,8 +364,8 @@ impl Service {
     /// This host's `MSFT_HgsClientConfiguration`, from its files under `hgs`.
     fn hgs_configuration(&self, hgs: &HgsDir) -> Result<Instance, ServiceError> {
         let config = hgs.config()?;
-        let cached = hgs.health_certificate()?.is_some();
-        Ok(hgs_client_configuration(&config, cached))
+        let (status, _) = hgs.attestation(&config, time::OffsetDateTime::now_utc())?;
+        Ok(hgs_client_configuration(&config, status))
     }
 
     /// The instance of `class` with the given key values (names as a client spelled them),

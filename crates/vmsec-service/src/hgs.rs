@@ -177,14 +177,67 @@ fn context(what: &str) -> Vec<u8> {
     format!("vmsec hgs {what} v1").into_bytes()
 }
 
+/// Where this host's attestation stands, from what it has cached (no request is made), by the
+/// names of Hyper-V's `Get-HgsClientConfiguration`. The one rule `vmsec hgs show` and
+/// `MSFT_HgsClientConfiguration` both report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum AttestationStatus {
+    /// Local mode: the host does not attest.
+    NotConfigured,
+    /// HGS mode, and no health certificate yet (or a cached one that does not parse).
+    NotAttested,
+    /// HGS mode with a cached health certificate still valid now.
+    Passed,
+    /// HGS mode, the cached health certificate has expired (the next start attests anew).
+    Expired,
+}
+
+impl AttestationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttestationStatus::NotConfigured => "NotConfigured",
+            AttestationStatus::NotAttested => "NotAttested",
+            AttestationStatus::Passed => "Passed",
+            AttestationStatus::Expired => "Expired",
+        }
+    }
+}
+
+/// The rule: `expires` is the cached health certificate's end of validity, if one is cached.
+pub fn attestation_status(
+    mode: Mode,
+    expires: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> AttestationStatus {
+    match (mode, expires) {
+        (Mode::Local, _) => AttestationStatus::NotConfigured,
+        (Mode::Hgs, None) => AttestationStatus::NotAttested,
+        (Mode::Hgs, Some(t)) if t > now => AttestationStatus::Passed,
+        (Mode::Hgs, Some(_)) => AttestationStatus::Expired,
+    }
+}
+
+impl HgsDir {
+    /// The status by [`attestation_status`], and the cached certificate's expiry.
+    pub fn attestation(
+        &self,
+        config: &ClientConfig,
+        now: OffsetDateTime,
+    ) -> Result<(AttestationStatus, Option<OffsetDateTime>), ServiceError> {
+        let expires = self
+            .health_certificate()?
+            .and_then(|der| vmsec_kps::health::not_after(&der));
+        Ok((attestation_status(config.mode, expires, now), expires))
+    }
+}
+
 /// The status `vmsec hgs show` and `MSFT_HgsClientConfiguration` report, as Hyper-V's
 /// `Get-HgsClientConfiguration` names them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ClientStatus {
     #[serde(flatten)]
     pub config: ClientConfig,
-    /// `Passed`, `NotConfigured`, `Expired`, `UnauthorizedHost`, `TransientError`, …
-    pub attestation_status: String,
+    pub attestation_status: AttestationStatus,
     #[serde(with = "time::serde::rfc3339::option")]
     pub health_certificate_expires: Option<OffsetDateTime>,
     /// Lowercase hex SHA-256 of the host key's public key, when one was made.

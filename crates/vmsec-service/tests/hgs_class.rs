@@ -96,7 +96,7 @@ fn an_hgs_configuration_shows_its_urls_and_is_guarded_once_attested() {
 
     // A cached health certificate: attestation passed.
     w.hgs()
-        .set_health_certificate(b"\x30\x03\x02\x01\x01")
+        .set_health_certificate(&health_certificate())
         .unwrap();
     let i = read(&w);
     assert_eq!(text(&i, "AttestationStatus"), "Passed");
@@ -105,7 +105,7 @@ fn an_hgs_configuration_shows_its_urls_and_is_guarded_once_attested() {
     // Back to local mode: a cached certificate does not make a local host guarded.
     w.hgs().set_config(&ClientConfig::default()).unwrap();
     w.hgs()
-        .set_health_certificate(b"\x30\x03\x02\x01\x01")
+        .set_health_certificate(&health_certificate())
         .unwrap();
     let i = read(&w);
     assert_eq!(text(&i, "Mode"), "Local");
@@ -132,11 +132,37 @@ fn an_enumeration_filter_applies_to_the_singleton() {
 
 #[test]
 fn the_status_rule() {
-    use vmsec_service::classes::attestation_status;
-    assert_eq!(attestation_status(Mode::Local, false), "NotConfigured");
-    assert_eq!(attestation_status(Mode::Local, true), "NotConfigured");
-    assert_eq!(attestation_status(Mode::Hgs, false), "NotAttested");
-    assert_eq!(attestation_status(Mode::Hgs, true), "Passed");
+    use time::{Duration, OffsetDateTime};
+    use vmsec_service::hgs::{AttestationStatus as S, attestation_status};
+    let now = OffsetDateTime::now_utc();
+    let later = Some(now + Duration::hours(1));
+    let earlier = Some(now - Duration::seconds(1));
+    assert_eq!(
+        attestation_status(Mode::Local, later, now),
+        S::NotConfigured
+    );
+    assert_eq!(attestation_status(Mode::Local, None, now), S::NotConfigured);
+    assert_eq!(attestation_status(Mode::Hgs, None, now), S::NotAttested);
+    assert_eq!(attestation_status(Mode::Hgs, later, now), S::Passed);
+    assert_eq!(attestation_status(Mode::Hgs, earlier, now), S::Expired);
+}
+
+/// A health certificate as an Attestation Service issues one, valid for an hour.
+fn health_certificate() -> Vec<u8> {
+    let signer =
+        vmsec_kps::CertifiedKey::generate("signer", aws_lc_rs::rsa::KeySize::Rsa2048, true)
+            .unwrap();
+    let idk = vmsec_kps::host::Idk::generate().unwrap();
+    signer
+        .issue(
+            "h1",
+            "00",
+            idk.public_key(),
+            time::OffsetDateTime::now_utc(),
+            time::Duration::hours(1),
+        )
+        .unwrap()
+        .der
 }
 
 #[test]

@@ -56,13 +56,6 @@ fn endpoints(c: &ClientConfig) -> Vec<(String, String)> {
     out
 }
 
-/// The validity end of a DER certificate.
-pub fn not_after(der: &[u8]) -> Option<OffsetDateTime> {
-    use x509_parser::prelude::FromDer;
-    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der).ok()?;
-    OffsetDateTime::from_unix_timestamp(cert.validity().not_after.timestamp()).ok()
-}
-
 /// Loads the host key and IDK sealed in `DATA/hgs`.
 pub fn load_keys(dir: &HgsDir, master: &MasterKey) -> Result<(HostKey, Idk), ServiceError> {
     let host_key = dir.host_key(master)?.ok_or_else(|| {
@@ -101,7 +94,8 @@ impl HgsClient {
     fn health_certificate(&self, attestation_url: &str, fresh: bool) -> Result<Vec<u8>, Failure> {
         if !fresh
             && let Ok(Some(der)) = self.dir.health_certificate()
-            && not_after(&der).is_some_and(|t| t - RENEW_BEFORE > OffsetDateTime::now_utc())
+            && vmsec_kps::health::not_after(&der)
+                .is_some_and(|t| t - RENEW_BEFORE > OffsetDateTime::now_utc())
         {
             return Ok(der);
         }
@@ -181,23 +175,6 @@ impl HgsClient {
                 self.roll_at(kp, ingress, &health)
             }
             other => other,
-        }
-    }
-
-    /// The status `hgs show` reports, from the cache (no request is made).
-    pub fn status_of(dir: &HgsDir, config: &ClientConfig) -> (String, Option<OffsetDateTime>) {
-        if config.mode != Mode::Hgs {
-            return ("NotConfigured".into(), None);
-        }
-        match dir
-            .health_certificate()
-            .ok()
-            .flatten()
-            .and_then(|d| not_after(&d))
-        {
-            Some(t) if t > OffsetDateTime::now_utc() => ("Passed".into(), Some(t)),
-            Some(t) => ("Expired".into(), Some(t)),
-            None => ("NotAttested".into(), None),
         }
     }
 }

@@ -7,7 +7,7 @@ use vmsec_service::hgs::{ClientConfig, ClientStatus, Mode};
 use super::Ctx;
 use crate::CliError;
 use crate::cli::{HgsCmd, HostKeyCmd};
-use crate::hgs_client::{HgsClient, load_keys};
+use crate::hgs_client::load_keys;
 use crate::output;
 
 impl Ctx<'_> {
@@ -88,7 +88,7 @@ impl Ctx<'_> {
     fn hgs_show(&self) -> Result<(), CliError> {
         let dir = self.data.hgs();
         let config = dir.config()?;
-        let (status, expires) = HgsClient::status_of(&dir, &config);
+        let (status, expires) = dir.attestation(&config, time::OffsetDateTime::now_utc())?;
         let host_key_hash = load_keys(&dir, &self.data.master_key())
             .ok()
             .map(|(k, _)| vmsec_kps::key_hash(k.public_key()));
@@ -116,7 +116,7 @@ impl Ctx<'_> {
                     opt(&s.config.key_protection_url),
                     opt(&s.config.fallback_attestation_url),
                     opt(&s.config.fallback_key_protection_url),
-                    s.attestation_status,
+                    s.attestation_status.as_str(),
                     s.health_certificate_expires.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()).unwrap_or_default(),
                     s.host_key_hash.clone().unwrap_or_default(),
                 )
