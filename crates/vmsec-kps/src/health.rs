@@ -108,6 +108,9 @@ pub struct CertifiedKey {
     cert_der: Vec<u8>,
     pkcs8: Zeroizing<Vec<u8>>,
     key: KeyPair,
+    /// The same key loaded for rcgen once: loading validates the RSA key, which costs more
+    /// than the signature of a health certificate.
+    signer: rcgen::KeyPair,
 }
 
 impl std::fmt::Debug for CertifiedKey {
@@ -173,6 +176,7 @@ impl CertifiedKey {
             cert_der: cert.der().to_vec(),
             pkcs8,
             key,
+            signer,
         })
     }
 
@@ -186,10 +190,12 @@ impl CertifiedKey {
         if rsa_public(&spki)? != key.public_key().as_ref() {
             return Err("the private key is not the certificate's".into());
         }
+        let signer = rcgen_key(&pkcs8)?;
         Ok(CertifiedKey {
             cert_der,
             pkcs8,
             key,
+            signer,
         })
     }
 
@@ -231,9 +237,8 @@ impl CertifiedKey {
         params.serial_number = Some(serial);
         params.not_before = now - BACKDATE;
         params.not_after = now + validity;
-        let issuer_key = rcgen_key(&self.pkcs8)?;
         let ca = rustls_pki_types::CertificateDer::from(self.cert_der.clone());
-        let issuer = Issuer::from_ca_cert_der(&ca, issuer_key)
+        let issuer = Issuer::from_ca_cert_der(&ca, &self.signer)
             .map_err(|e| format!("the attestation signer's certificate: {e}"))?;
         let cert = params
             .signed_by(&idk, &issuer)
