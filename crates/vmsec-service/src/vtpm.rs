@@ -280,8 +280,9 @@ impl Service {
         let identities = self.local_identities_for(&protector)?;
         let tk = protector.unwrap(&identities).map_err(|e| {
             ServiceError::InvalidState(format!(
-                "the key protector could not be unwrapped on this host ({e}); set a key protector granted to a \
-                 guardian of this host, or RestoreLastKnownGoodKeyProtector (`vmsec vm kp restore {}`)",
+                "the key protector could not be unwrapped on this host ({e}); {}; set a key protector \
+                 granted to a guardian of this host, or RestoreLastKnownGoodKeyProtector (`vmsec vm kp restore {}`)",
+                self.who_can_unwrap(&protector),
                 vm.name
             ))
         })?;
@@ -292,6 +293,42 @@ impl Service {
             tk,
             released: None,
         })
+    }
+
+    /// For a refused unwrap: the guardians the protector grants (by this host's name, else by
+    /// thumbprint) and those whose keys this host holds.
+    fn who_can_unwrap(&self, p: &Protector) -> String {
+        let records = self.store.guardians().unwrap_or_default();
+        let granted: Vec<String> = p
+            .wrappings()
+            .iter()
+            .map(|w| {
+                records
+                    .iter()
+                    .find(|r| r.signing_cert == w.signing_cert)
+                    .map(|r| r.name.clone())
+                    .or_else(|| {
+                        vmsec_kp::CertInfo::from_der(&w.signing_cert, vmsec_kp::CertRole::Signing)
+                            .ok()
+                            .map(|c| format!("thumbprint {}", c.thumbprint_sha1))
+                    })
+                    .unwrap_or_else(|| format!("wrapping {}", w.id))
+            })
+            .collect();
+        let held: Vec<&str> = records
+            .iter()
+            .filter(|r| r.sealed_private_keys.is_some())
+            .map(|r| r.name.as_str())
+            .collect();
+        format!(
+            "it grants {}; this host holds the keys of {}",
+            granted.join(", "),
+            if held.is_empty() {
+                "no guardian".into()
+            } else {
+                held.join(", ")
+            }
+        )
     }
 
     /// Step 2: the state key, unsealed with the key [`key_source`] chooses; on a first start,

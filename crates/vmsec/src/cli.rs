@@ -172,8 +172,23 @@ pub enum VmCmd {
     },
     /// List VMs.
     List,
-    /// Show a VM: identity, security settings, key protector state, policy.
+    /// Show a VM: identity, security settings, key protector state and who it is granted
+    /// to, policy. Example: `vmsec vm show web1`.
     Show { vm: String },
+    /// Grant a guardian in the VM's key protector and set it, in one step (the owner's keys
+    /// must be here). Example: `vmsec vm grant web1 --guardian hostB`.
+    Grant {
+        vm: String,
+        #[arg(long)]
+        guardian: String,
+    },
+    /// Revoke a guardian from the VM's key protector and set it; it loses access at the next
+    /// roll. Example: `vmsec vm revoke web1 --guardian hostB`.
+    Revoke {
+        vm: String,
+        #[arg(long)]
+        guardian: String,
+    },
     /// Remove a VM and its key protectors.
     Remove {
         vm: String,

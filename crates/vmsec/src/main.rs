@@ -19,6 +19,8 @@ use clap::Parser;
 #[derive(Debug)]
 pub struct CliError {
     pub message: String,
+    /// A stable name of the kind of failure, for `--json` output (`Failed` unless known).
+    pub code: &'static str,
     /// Standard output was closed by its reader: the command stops, quietly and with
     /// success, as `cat` does for `cat big | head -1`.
     pub closed_stdout: bool,
@@ -28,6 +30,7 @@ impl CliError {
     pub fn new(message: impl Into<String>) -> Self {
         CliError {
             message: message.into(),
+            code: "Failed",
             closed_stdout: false,
         }
     }
@@ -35,6 +38,7 @@ impl CliError {
     pub fn closed_stdout() -> Self {
         CliError {
             message: String::new(),
+            code: "Failed",
             closed_stdout: true,
         }
     }
@@ -42,7 +46,24 @@ impl CliError {
 
 impl From<vmsec_service::ServiceError> for CliError {
     fn from(e: vmsec_service::ServiceError) -> Self {
-        CliError::new(e.to_string())
+        use vmsec_service::ServiceError as E;
+        let code = match &e {
+            E::AccessDenied(_) | E::AuthenticationFailed => "AccessDenied",
+            E::MalformedInstance(_) | E::IncorrectType(_) | E::InvalidParameter(_) => {
+                "InvalidParameter"
+            }
+            E::UnknownVm(_) | E::NoSuchVm(_) | E::NotFound(_) => "NotFound",
+            E::InvalidKeyProtector(_) => "InvalidKeyProtector",
+            E::InvalidState(_) | E::IncompatibleSettings(_) => "InvalidState",
+            E::NotSupported(_) => "NotSupported",
+            E::AlreadyExists(_) => "AlreadyExists",
+            E::Timeout(_) => "Timeout",
+            _ => "Failed",
+        };
+        CliError {
+            code,
+            ..CliError::new(e.to_string())
+        }
     }
 }
 
@@ -77,11 +98,22 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    let json = cli.json;
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.closed_stdout => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("vmsec: error: {}", e.message);
+            if json {
+                // Scripts read stdout: the same failure as one JSON object, the exit code 1.
+                let _ = output::write_stdout(
+                    format!(
+                        "{}\n",
+                        serde_json::json!({ "error": { "code": e.code, "message": e.message } })
+                    )
+                    .as_bytes(),
+                );
+            }
             ExitCode::from(1)
         }
     }

@@ -291,3 +291,44 @@ pub fn inspection_text(i: &vmsec_service::Inspection) -> String {
     });
     t
 }
+
+/// Who the key protector lets run the VM: each wrapping's guardian (this host's name for it,
+/// if any), its signing certificate's SHA-1 thumbprint, and whether this host holds its keys.
+pub fn grants_json(i: &vmsec_service::Inspection) -> Value {
+    json!(
+        i.wrappings
+            .iter()
+            .map(|w| json!({
+                "id": w.id,
+                "role": if w.is_owner { "owner" } else { "guardian" },
+                "guardian": w.local_guardian,
+                "thumbprint": w.signing_certificate.as_ref().map(|c| c.thumbprint.clone()),
+                "private_keys_here": w.private_keys_here,
+            }))
+            .collect::<Vec<_>>()
+    )
+}
+
+pub fn grants_text(i: &vmsec_service::Inspection) -> String {
+    let mut t = String::from("Granted to (by the current key protector):\n");
+    for w in &i.wrappings {
+        t.push_str(&format!(
+            "  {:<8} {:<24} {}{}\n",
+            if w.is_owner { "owner" } else { "guardian" },
+            w.local_guardian
+                .as_deref()
+                .map(text)
+                .unwrap_or("(not a guardian of this host)".into()),
+            w.signing_certificate
+                .as_ref()
+                .map(|c| c.thumbprint.as_str())
+                .unwrap_or("-"),
+            if w.private_keys_here {
+                "  private keys here"
+            } else {
+                ""
+            },
+        ));
+    }
+    t
+}

@@ -958,3 +958,67 @@ fn assert_made_private(out: &std::process::Output, file: &std::path::Path, name:
         0o600
     );
 }
+
+#[test]
+fn vm_show_names_who_the_key_protector_grants_and_grant_and_revoke_change_it_in_one_step() {
+    let c = Cli::new();
+    c.ok(&["guardian", "new", "owner", "--key-size", "2048"]);
+    c.ok(&["guardian", "new", "hostB", "--key-size", "2048"]);
+    let kp = c.data.path().join("kp.xml");
+    c.ok(&[
+        "kp",
+        "new",
+        "--owner",
+        "owner",
+        "--out",
+        kp.to_str().unwrap(),
+    ]);
+    c.ok(&["vm", "add", "web1"]);
+    c.ok(&["vm", "kp", "set", "web1", kp.to_str().unwrap()]);
+    let granted = |c: &Cli| -> Vec<(String, String, bool)> {
+        c.json(&["vm", "show", "web1"])["key_protector"]["granted_to"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| {
+                (
+                    w["role"].as_str().unwrap().to_owned(),
+                    w["guardian"].as_str().unwrap_or("").to_owned(),
+                    w["private_keys_here"].as_bool().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(granted(&c), vec![("owner".into(), "owner".into(), true)]);
+    c.ok(&["vm", "grant", "web1", "--guardian", "hostB"]);
+    assert_eq!(
+        granted(&c),
+        vec![
+            ("owner".into(), "owner".into(), true),
+            ("guardian".into(), "hostB".into(), true)
+        ]
+    );
+    assert!(c.ok(&["vm", "show", "web1"]).contains("hostB"));
+    let again = c.fails(&["vm", "grant", "web1", "--guardian", "hostB"]);
+    assert!(again.contains("already"), "{again}");
+    c.ok(&["vm", "revoke", "web1", "--guardian", "hostB"]);
+    assert_eq!(granted(&c), vec![("owner".into(), "owner".into(), true)]);
+    let none = c.fails(&["vm", "grant", "nosuch", "--guardian", "hostB"]);
+    assert!(none.contains("nosuch"), "{none}");
+}
+
+#[test]
+fn under_json_an_error_is_also_a_json_object_on_stdout_with_a_code() {
+    let c = Cli::new();
+    let out = c.run(&["--json", "vm", "show", "nosuch"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(v["error"]["code"], "NotFound", "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("nosuch"),
+        "{v}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nosuch"));
+    // Without --json, stdout stays empty.
+    assert!(c.run(&["vm", "show", "nosuch"]).stdout.is_empty());
+}

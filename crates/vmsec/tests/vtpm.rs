@@ -378,6 +378,9 @@ fn a_key_protector_this_host_cannot_unwrap_changes_nothing_until_restored() {
     let show_before = host.json(&["vm", "show", "vm1"]);
     let err = host.fails(&["tpm", "start", "vm1", "--socket", s(&host.socket("vm1"))]);
     assert!(err.contains("could not be unwrapped on this host"), "{err}");
+    // It names who the protector grants and whose keys this host holds.
+    assert!(err.contains("it grants foreign"), "{err}");
+    assert!(err.contains("this host holds the keys of owner"), "{err}");
     assert!(err.contains("vm kp restore"), "{err}");
     assert_eq!(host.kp_bytes("vm1"), kp_before);
     assert_eq!(

@@ -43,11 +43,30 @@ impl Ctx<'_> {
             VmCmd::Show { vm } => {
                 let vm = self.find_vm(&vm)?;
                 let sec = self.service.vm_security(self.me, vm.id)?;
+                let grants = match &sec.key_protector {
+                    Some(kp) => Some(self.service.inspect(self.me, kp)?),
+                    None => None,
+                };
                 self.out.either(
-                    || output::security_text(&vm, &sec),
-                    || output::security_json(&vm, &sec),
+                    || {
+                        let mut t = output::security_text(&vm, &sec);
+                        if let Some(i) = &grants {
+                            t.push('\n');
+                            t.push_str(&output::grants_text(i));
+                        }
+                        t
+                    },
+                    || {
+                        let mut v = output::security_json(&vm, &sec);
+                        if let (Some(i), Some(o)) = (&grants, v["key_protector"].as_object_mut()) {
+                            o.insert("granted_to".into(), output::grants_json(i));
+                        }
+                        v
+                    },
                 )
             }
+            VmCmd::Grant { vm, guardian } => self.vm_grant_or_revoke(&vm, &guardian, true),
+            VmCmd::Revoke { vm, guardian } => self.vm_grant_or_revoke(&vm, &guardian, false),
             VmCmd::Remove { vm, force } => {
                 let vm = self.find_vm(&vm)?;
                 self.service
@@ -79,6 +98,35 @@ impl Ctx<'_> {
             VmCmd::Kp(c) => self.kp(c),
             VmCmd::Policy(c) => self.policy(c),
         }
+    }
+
+    /// `vm grant|revoke VM --guardian G`: the VM's key protector, with G granted or revoked by
+    /// the owner (whose keys must be here), set through SetKeyProtector, in one step
+    /// (Hyper-V's Grant-HgsKeyProtectorAccess / Revoke-HgsKeyProtectorAccess).
+    fn vm_grant_or_revoke(&self, vm: &str, guardian: &str, grant: bool) -> Result<(), CliError> {
+        let vm = self.find_vm(vm)?;
+        let Some(kp) = self.service.vm_security(self.me, vm.id)?.key_protector else {
+            return Err(CliError::new(format!(
+                "VM {} has no key protector",
+                vm.name
+            )));
+        };
+        let changed = if grant {
+            self.service.grant(self.me, &kp, guardian)?
+        } else {
+            self.service.revoke(self.me, &kp, guardian)?
+        };
+        self.method_job(
+            Method::SetKeyProtector,
+            self.service
+                .set_key_protector(self.me, vm.id.into(), changed),
+            &format!(
+                "{} {} {guardian} in the key protector of {}",
+                if grant { "granted" } else { "revoked" },
+                if grant { "to" } else { "from" },
+                vm.name
+            ),
+        )
     }
 
     /// The outcome of a method that starts a job: waits for the job and turns its outcome
@@ -115,9 +163,14 @@ impl Ctx<'_> {
 /// A service error of a method call, with the return code a WS-Man client would have seen.
 fn method_error(method: Method, e: ServiceError) -> CliError {
     let code = method.return_code(&e);
-    CliError::new(format!(
-        "{e} ({} return code {code}: {})",
-        method.name(),
-        vmsec_service::describe(method, code)
-    ))
+    let base = CliError::from(e);
+    CliError {
+        message: format!(
+            "{} ({} return code {code}: {})",
+            base.message,
+            method.name(),
+            vmsec_service::describe(method, code)
+        ),
+        ..base
+    }
 }
