@@ -6,6 +6,9 @@
 //! Every process has its own temporary data directory and listens on port 0, so the tests
 //! run in parallel; a [`KpsProcess`] guard kills its server even when an assertion fails.
 
+mod common;
+
+use common::{python, tools_present};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -13,39 +16,6 @@ use std::time::{Duration, Instant};
 
 const NV_INDEX: &str = "0x1500017";
 const VALUE: &[u8; 32] = b"vmsec-fabric-secret-0123456789AB";
-
-fn tools_present() -> bool {
-    let missing: Vec<&str> = ["swtpm", "swtpm_setup", "tpm2_nvread", "tpm2_nvdefine"]
-        .into_iter()
-        .filter(|tool| {
-            !std::env::var_os("PATH")
-                .map(|p| std::env::split_paths(&p).any(|dir| dir.join(tool).is_file()))
-                .unwrap_or(false)
-        })
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{missing:?} not on PATH: install swtpm, swtpm-tools and tpm2-tools");
-    }
-    eprintln!("skipped: {missing:?} not on PATH");
-    false
-}
-
-/// The venv's python (scripts/test sets it); required on CI.
-fn python() -> Option<String> {
-    match std::env::var("VMSEC_PYTHON") {
-        Ok(p) if Path::new(&p).exists() => Some(p),
-        _ if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("VMSEC_PYTHON must name the test venv's python in CI (run scripts/test)")
-        }
-        _ => {
-            eprintln!("skipped the Python parts: VMSEC_PYTHON is not set");
-            None
-        }
-    }
-}
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -254,6 +224,31 @@ fn tpm2(tcti: &str, tool: &str, args: &[&str]) -> Vec<u8> {
     out.stdout
 }
 
+/// Defines the test's NV index in the running vTPM and writes [`VALUE`] to it, as a guest would.
+fn write_nv(host: &Dir, started: &serde_json::Value) {
+    let tcti = started["tcti"].as_str().unwrap();
+    let value = host.path("value.bin");
+    std::fs::write(&value, VALUE).unwrap();
+    tpm2(
+        tcti,
+        "tpm2_nvdefine",
+        &[
+            NV_INDEX,
+            "-C",
+            "o",
+            "-s",
+            "32",
+            "-a",
+            "ownerread|ownerwrite|authread|authwrite",
+        ],
+    );
+    tpm2(
+        tcti,
+        "tpm2_nvwrite",
+        &[NV_INDEX, "-C", "o", "-i", s(&value)],
+    );
+}
+
 fn start(host: &Dir) -> serde_json::Value {
     host.json(&["tpm", "start", "vm1", "--socket", s(&host.path("vm1.sock"))])
 }
@@ -285,27 +280,7 @@ fn a_registered_host_runs_a_vm_only_the_fabric_can_unwrap_and_others_are_refused
     // First start: the KPS rolls the protector; NV written by a guest survives a restart.
     let started = start(&h1);
     assert_eq!(started["manufactured"], true);
-    let tcti = started["tcti"].as_str().unwrap().to_owned();
-    let value = h1.path("value.bin");
-    std::fs::write(&value, VALUE).unwrap();
-    tpm2(
-        &tcti,
-        "tpm2_nvdefine",
-        &[
-            NV_INDEX,
-            "-C",
-            "o",
-            "-s",
-            "32",
-            "-a",
-            "ownerread|ownerwrite|authread|authwrite",
-        ],
-    );
-    tpm2(
-        &tcti,
-        "tpm2_nvwrite",
-        &[NV_INDEX, "-C", "o", "-i", s(&value)],
-    );
+    write_nv(&h1, &started);
     stop(&h1);
     let rolled = kp_of(&h1);
     assert_ne!(
@@ -704,27 +679,7 @@ fn a_start_killed_at_any_moment_of_the_hgs_exchange_leaves_the_vm_startable() {
     let h1 = hgs_host(&kps, &server, &ca, "h1", true);
     add_vm(&h1, &kp);
     let started = start(&h1);
-    let tcti = started["tcti"].as_str().unwrap().to_owned();
-    let value = h1.path("value.bin");
-    std::fs::write(&value, VALUE).unwrap();
-    tpm2(
-        &tcti,
-        "tpm2_nvdefine",
-        &[
-            NV_INDEX,
-            "-C",
-            "o",
-            "-s",
-            "32",
-            "-a",
-            "ownerread|ownerwrite|authread|authwrite",
-        ],
-    );
-    tpm2(
-        &tcti,
-        "tpm2_nvwrite",
-        &[NV_INDEX, "-C", "o", "-i", s(&value)],
-    );
+    write_nv(&h1, &started);
     stop(&h1);
     for delay_ms in [5, 30, 80, 150, 250, 400] {
         // A fresh attestation each time, so the kill can land in it too.

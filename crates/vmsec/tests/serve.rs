@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::python;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -160,22 +162,6 @@ impl Serve {
 /// Runs a CLI command that must succeed, with `stdin` as its input; returns its output.
 fn cli_with_stdin(data: &Path, args: &[&str], stdin: &[u8]) -> String {
     String::from_utf8(common::vmsec_ok(data, args, stdin).stdout).unwrap()
-}
-
-/// The venv's python (set by scripts/test); without it the real-client tests cannot run.
-fn python() -> Option<String> {
-    match std::env::var("VMSEC_PYTHON") {
-        Ok(p) if Path::new(&p).exists() => Some(p),
-        _ if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("VMSEC_PYTHON must name the test venv's python in CI (run scripts/test)")
-        }
-        _ => {
-            eprintln!(
-                "skipped: VMSEC_PYTHON is not set; run scripts/test for the real-client tests"
-            );
-            None
-        }
-    }
 }
 
 fn run_scenario(cmd: &mut Command, name: &str) {

@@ -5,6 +5,9 @@
 //! parallel without competing for ports, and a [`Running`] guard stops swtpm even when an
 //! assertion fails.
 
+mod common;
+
+use common::tools_present;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -15,28 +18,6 @@ const NV_INDEX: &str = "0x1500016";
 const PERSISTENT_HANDLE: &str = "0x81000005";
 /// What the tests write to NV: distinctive, so a plaintext copy on disk would be found.
 const VALUE: &[u8; 32] = b"vmsec-vtpm-secret-0123456789ABCD";
-
-/// Whether swtpm and tpm2-tools are here; on CI their absence is a failure, elsewhere a skip.
-fn tools_present() -> bool {
-    let missing: Vec<&str> = ["swtpm", "swtpm_setup", "tpm2_nvread", "tpm2_createprimary"]
-        .into_iter()
-        .filter(|tool| {
-            !std::env::var_os("PATH")
-                .map(|p| std::env::split_paths(&p).any(|dir| dir.join(tool).is_file()))
-                .unwrap_or(false)
-        })
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "{missing:?} not on PATH: install the Debian packages swtpm, swtpm-tools and tpm2-tools"
-        );
-    }
-    eprintln!("skipped: {missing:?} not on PATH (install swtpm, swtpm-tools, tpm2-tools)");
-    false
-}
 
 /// One host: a data directory of its own.
 struct Host {

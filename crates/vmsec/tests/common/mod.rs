@@ -35,3 +35,41 @@ pub fn vmsec_ok(data: &Path, args: &[&str], stdin: &[u8]) -> Output {
     );
     out
 }
+
+/// The venv's python (set by scripts/test): the real-client and independent-checker tests
+/// need it. With CI=true its absence fails the test; elsewhere the test is skipped.
+pub fn python() -> Option<String> {
+    match std::env::var("VMSEC_PYTHON") {
+        Ok(p) if Path::new(&p).exists() => Some(p),
+        _ if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("VMSEC_PYTHON must name the test venv's python in CI (run scripts/test)")
+        }
+        _ => {
+            eprintln!("skipped: VMSEC_PYTHON is not set; run scripts/test for these tests");
+            None
+        }
+    }
+}
+
+/// Whether swtpm and tpm2-tools are on PATH; with CI=true their absence fails the test,
+/// elsewhere it is skipped.
+pub fn tools_present() -> bool {
+    let missing: Vec<&str> = ["swtpm", "swtpm_setup", "tpm2_nvread", "tpm2_createprimary"]
+        .into_iter()
+        .filter(|tool| {
+            !std::env::var_os("PATH")
+                .map(|p| std::env::split_paths(&p).any(|dir| dir.join(tool).is_file()))
+                .unwrap_or(false)
+        })
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!(
+            "{missing:?} not on PATH: install the Debian packages swtpm, swtpm-tools and tpm2-tools"
+        );
+    }
+    eprintln!("skipped: {missing:?} not on PATH (install swtpm, swtpm-tools, tpm2-tools)");
+    false
+}
