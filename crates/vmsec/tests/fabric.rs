@@ -430,6 +430,16 @@ fn with_the_kps_down_a_start_fails_quickly_and_the_fallback_serves_it() {
     assert_ne!(kp_of(&h1), std::fs::read(&kp).unwrap());
 }
 
+/// The Python client's own host: its key made by the script, registered at `kps` as "py".
+fn python_host(python: &str, kps: &Dir) -> (Dir, PathBuf) {
+    let client = Dir::new();
+    let dir = client.path("py");
+    py_ok(python, &["keygen", s(&dir)]);
+    let public = dir.join("host-key.pub.pem");
+    kps.ok(&["kps", "host", "add", "py", "--host-key", s(&public)]);
+    (client, dir)
+}
+
 fn py(python: &str, args: &[&str]) -> Output {
     Command::new(python)
         .arg(repo_root().join("tests/python/kps_client.py"))
@@ -456,17 +466,7 @@ fn an_independent_client_attests_rolls_and_checks_both_transport_keys_and_every_
     let (kps, ca) = new_kps();
     let server = KpsProcess::start(&kps);
     let (owner, kp) = owner_kp(&server, &ca);
-    let client = Dir::new();
-    let dir = client.path("py");
-    py_ok(&python, &["keygen", s(&dir)]);
-    kps.ok(&[
-        "kps",
-        "host",
-        "add",
-        "py",
-        "--host-key",
-        s(&dir.join("host-key.pub.pem")),
-    ]);
+    let (client, dir) = python_host(&python, &kps);
     let urls = |att: &str, kp_url: &str| -> Vec<String> {
         [
             "--attestation-url",
@@ -619,17 +619,7 @@ fn a_kps_killed_under_load_keeps_the_audit_record_of_every_release_it_answered()
     let (kps, ca) = new_kps();
     let server = KpsProcess::start(&kps);
     let (_owner, kp) = owner_kp(&server, &ca);
-    let client = Dir::new();
-    let dir = client.path("py");
-    py_ok(&python, &["keygen", s(&dir)]);
-    kps.ok(&[
-        "kps",
-        "host",
-        "add",
-        "py",
-        "--host-key",
-        s(&dir.join("host-key.pub.pem")),
-    ]);
+    let (_client, dir) = python_host(&python, &kps);
     let load = Command::new(&python)
         .arg(repo_root().join("tests/python/kps_load.py"))
         .args([
