@@ -70,6 +70,10 @@ pub struct Service {
     verified: std::sync::Mutex<std::collections::HashMap<[u8; 32], String>>,
     /// Passwords checked with argon2 so far (for monitoring, and to show what a login cost).
     password_checks: std::sync::atomic::AtomicU64,
+    /// Where this host's vTPMs run (`DATA/vtpm`), when the service is told: then a change that
+    /// turns a running vTPM off is refused rather than leave swtpm running for a VM whose TPM
+    /// the store says is off.
+    vtpm_root: std::sync::OnceLock<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Service {
@@ -128,8 +132,14 @@ impl Service {
             stopped: AtomicBool::new(false),
             verified: Default::default(),
             password_checks: Default::default(),
+            vtpm_root: Default::default(),
             master_key,
         })
+    }
+
+    /// Tells the service where this host's vTPMs run (once; later calls change nothing).
+    pub fn set_vtpm_root(&self, root: std::path::PathBuf) {
+        let _ = self.vtpm_root.set(root);
     }
 
     pub fn host(&self) -> &HostIdentity {

@@ -261,9 +261,12 @@ impl Service {
             who,
             Method::ModifySecuritySettings,
             vm,
-            move |sec| {
+            |sec| {
                 let after = patch.apply(sec.settings);
                 setting_data::check_rules(&sec.settings, &after, sec.key_protector.is_some())?;
+                if sec.settings.tpm_enabled && !after.tpm_enabled {
+                    self.refuse_if_vtpm_runs(vm)?;
+                }
                 Ok(patch)
             },
             Ok,
@@ -274,6 +277,21 @@ impl Service {
                 Ok(())
             },
         )
+    }
+
+    /// TpmEnabled may not go off under a running vTPM: swtpm would go on serving a VM the
+    /// store says has none.
+    fn refuse_if_vtpm_runs(&self, vm: VmRef) -> Result<(), ServiceError> {
+        let Some(root) = self.vtpm_root.get() else {
+            return Ok(());
+        };
+        let location = crate::vtpm::VtpmLocation::of(root, vm.id());
+        match vmsec_tpm::status(&location.paths) {
+            Ok(vmsec_tpm::Status::Running { pid, .. }) => Err(ServiceError::InvalidState(format!(
+                "the vTPM of VM {vm} is running (pid {pid}); stop it first (`vmsec tpm stop`), then turn the TPM off"
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// StartService: resumes the methods after StopService.

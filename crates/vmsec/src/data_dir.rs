@@ -76,8 +76,10 @@ impl DataDir {
 
     /// The service over `store`, with this directory's master key.
     pub fn open_service_on(&self, store: Arc<SqliteStore>) -> Result<Service, CliError> {
-        Service::open(store, self.master_key())
-            .map_err(|e| CliError::new(format!("cannot start the service: {e}")))
+        let service = Service::open(store, self.master_key())
+            .map_err(|e| CliError::new(format!("cannot start the service: {e}")))?;
+        service.set_vtpm_root(self.vtpm_root());
+        Ok(service)
     }
 
     pub fn master_key(&self) -> vmsec_service::MasterKey {

@@ -554,3 +554,19 @@ fn a_vm_granted_to_another_host_starts_there_without_a_start_on_the_old_host() {
     let tpm = b.start("vm1");
     assert_eq!(tpm.read_value(), VALUE);
 }
+
+#[test]
+fn the_tpm_cannot_be_turned_off_under_a_running_vtpm() {
+    if !tools_present() {
+        return;
+    }
+    let host = Host::new();
+    host.vm_with_tpm("vm1", "owner");
+    let tpm = host.start("vm1");
+    let err = host.fails(&["vm", "security", "set", "vm1", "--tpm", "off"]);
+    assert!(err.contains("is running") && err.contains("tpm stop"), "{err}");
+    assert_eq!(host.json(&["vm", "show", "vm1"])["settings"]["TpmEnabled"], true);
+    tpm.stop();
+    host.ok(&["vm", "security", "set", "vm1", "--tpm", "off"]);
+    assert_eq!(host.json(&["vm", "show", "vm1"])["settings"]["TpmEnabled"], false);
+}
