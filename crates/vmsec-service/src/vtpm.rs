@@ -42,9 +42,7 @@ impl VtpmLocation {
     }
 
     fn choose_state_dir(&mut self, state_dir: &Path) -> Result<(), ServiceError> {
-        let abs = std::path::absolute(state_dir).map_err(|e| {
-            ServiceError::InvalidParameter(format!("--state {}: {e}", state_dir.display()))
-        })?;
+        let abs = absolute_state_dir(state_dir)?;
         std::fs::write(
             self.dir.join(STATE_DIR_FILE),
             format!("{}\n", abs.display()),
@@ -53,6 +51,12 @@ impl VtpmLocation {
         self.paths.state_dir = abs;
         Ok(())
     }
+}
+
+fn absolute_state_dir(state_dir: &Path) -> Result<PathBuf, ServiceError> {
+    std::path::absolute(state_dir).map_err(|e| {
+        ServiceError::InvalidParameter(format!("--state {}: {e}", state_dir.display()))
+    })
 }
 
 /// How long each part of a start took.
@@ -153,6 +157,9 @@ pub struct TpmStart<'a> {
     pub ca_dir: &'a Path,
     pub endpoint: Endpoint,
     pub unlock: Unlock<'a>,
+    /// Manufacture a new vTPM even though this VM had one whose state is not where it is
+    /// looked for (`--reset`): its EK, keys and NV data are then gone for good.
+    pub reset: bool,
 }
 
 /// Where a start gets the key protector's transport key, and its roll.
@@ -205,6 +212,7 @@ impl Service {
             ca_dir,
             endpoint,
             unlock,
+            reset,
         } = start;
         self.audited(who, "TpmStart", Some(vm.id), AuditOutcome::Succeeded, || {
             who.require(Role::Operator, "starting a vTPM")?;
@@ -214,6 +222,12 @@ impl Service {
             let current_bytes = startable(vm, &sec)?;
             create_private_dir(&location.dir)?;
             let _lock = lock(&location.dir)?;
+            // Checked before `--state` is recorded, so a refused start leaves the choice as it was.
+            let mut candidate = location.paths.clone();
+            if let Some(dir) = state_dir {
+                candidate.state_dir = absolute_state_dir(dir)?;
+            }
+            refuse_silent_manufacture(vm, &location.dir, &candidate, reset)?;
             if let Some(dir) = state_dir {
                 location.choose_state_dir(dir)?;
             }
@@ -235,6 +249,9 @@ impl Service {
             let rolled = roll(vm, &current, &dek)?;
             timings.roll_ms = ms(t.elapsed());
             let (running, manufactured) = launch(&paths, ca_dir, &endpoint, &dek, &mut timings)?;
+            if manufactured {
+                mark_manufactured(&location.dir)?;
+            }
             let t = Instant::now();
             if let Err(e) = self.commit_start(who, vm, &current.bytes, &rolled) {
                 // Nothing stored changed: leave no swtpm running on a key the store does not know.
@@ -487,6 +504,40 @@ impl Service {
         who.require(Role::Reader, "reading vTPM status")?;
         vmsec_tpm::status(&location.paths).map_err(tpm_error)
     }
+}
+
+/// A file in the VM's vTPM directory, written once its vTPM has been manufactured here.
+const MANUFACTURED_MARK: &str = "manufactured";
+
+fn mark_manufactured(dir: &Path) -> Result<(), ServiceError> {
+    std::fs::write(dir.join(MANUFACTURED_MARK), b"")
+        .map_err(|e| ServiceError::Internal(format!("cannot mark the vTPM manufactured: {e}")))
+}
+
+/// A VM whose vTPM was manufactured on this host: if its state is not where this start looks
+/// (another `--state`, a deleted file), starting would silently manufacture a new vTPM with a
+/// new EK and none of the old NV data. That takes `--reset`. A first start that crashed
+/// before manufacturing left no mark, so it is simply done again.
+fn refuse_silent_manufacture(
+    vm: &Vm,
+    vtpm_dir: &Path,
+    paths: &VtpmPaths,
+    reset: bool,
+) -> Result<(), ServiceError> {
+    let has_state = paths
+        .state_dir
+        .join(vmsec_tpm::PERMANENT_STATE_FILE)
+        .exists();
+    if vtpm_dir.join(MANUFACTURED_MARK).exists() && !has_state && !reset {
+        return Err(ServiceError::InvalidState(format!(
+            "the vTPM of {} was started before, but no vTPM state is at {}: starting would manufacture a new \
+             vTPM without its keys and NV data. Give the state directory it used (`--state DIR`), or `--reset` \
+             to manufacture a new one on purpose",
+            vm.name,
+            paths.state_dir.display()
+        )));
+    }
+    Ok(())
 }
 
 /// What a start needs of the VM's record: a key protector, and the vTPM turned on.

@@ -422,6 +422,10 @@ pub enum TpmCmd {
         /// TCP port on 127.0.0.1 for the data channel (control on PORT+1).
         #[arg(long)]
         tcp: Option<u16>,
+        /// Manufacture a new vTPM although this VM had one whose state is not found (its keys
+        /// and NV data are lost). Without it such a start is refused.
+        #[arg(long)]
+        reset: bool,
     },
     /// Stop the VM's vTPM gracefully.
     Stop { vm: String },

@@ -564,9 +564,79 @@ fn the_tpm_cannot_be_turned_off_under_a_running_vtpm() {
     host.vm_with_tpm("vm1", "owner");
     let tpm = host.start("vm1");
     let err = host.fails(&["vm", "security", "set", "vm1", "--tpm", "off"]);
-    assert!(err.contains("is running") && err.contains("tpm stop"), "{err}");
-    assert_eq!(host.json(&["vm", "show", "vm1"])["settings"]["TpmEnabled"], true);
+    assert!(
+        err.contains("is running") && err.contains("tpm stop"),
+        "{err}"
+    );
+    assert_eq!(
+        host.json(&["vm", "show", "vm1"])["settings"]["TpmEnabled"],
+        true
+    );
     tpm.stop();
     host.ok(&["vm", "security", "set", "vm1", "--tpm", "off"]);
-    assert_eq!(host.json(&["vm", "show", "vm1"])["settings"]["TpmEnabled"], false);
+    assert_eq!(
+        host.json(&["vm", "show", "vm1"])["settings"]["TpmEnabled"],
+        false
+    );
+}
+
+#[test]
+fn a_start_that_would_silently_manufacture_a_new_vtpm_is_refused_unless_reset() {
+    if !tools_present() {
+        return;
+    }
+    let host = Host::new();
+    vm_holding_value(&host, "vm1", "owner");
+    let kp_before = host.kp_bytes("vm1");
+    // An empty --state directory: the old state is elsewhere.
+    let empty = host.path("empty-state");
+    std::fs::create_dir(&empty).unwrap();
+    let err = host.fails(&[
+        "tpm",
+        "start",
+        "vm1",
+        "--socket",
+        s(&host.socket("vm1")),
+        "--state",
+        s(&empty),
+    ]);
+    assert!(
+        err.contains("was started before")
+            && err.contains("empty-state")
+            && err.contains("--reset"),
+        "{err}"
+    );
+    assert_eq!(
+        host.kp_bytes("vm1"),
+        kp_before,
+        "a refused start changes nothing"
+    );
+    // Back at its own state, the vTPM still holds the value.
+    let default_state = host.vtpm_dir("vm1").join("state");
+    let tpm = host.json(&[
+        "tpm",
+        "start",
+        "vm1",
+        "--socket",
+        s(&host.socket("vm1")),
+        "--state",
+        s(&default_state),
+    ]);
+    let tpm = Running::new(&host, "vm1", tpm);
+    assert_eq!(tpm.read_value(), VALUE);
+    tpm.stop();
+    // A deleted state file is refused too; --reset manufactures a new vTPM on purpose.
+    std::fs::remove_file(default_state.join("tpm2-00.permall")).unwrap();
+    let err = host.fails(&["tpm", "start", "vm1", "--socket", s(&host.socket("vm1"))]);
+    assert!(err.contains("was started before"), "{err}");
+    let started = host.json(&[
+        "tpm",
+        "start",
+        "vm1",
+        "--socket",
+        s(&host.socket("vm1")),
+        "--reset",
+    ]);
+    assert_eq!(started["manufactured"], true);
+    Running::new(&host, "vm1", started).stop();
 }

@@ -19,7 +19,8 @@ impl Ctx<'_> {
                 state,
                 socket,
                 tcp,
-            } => self.tpm_start(&vm, state, socket, tcp),
+                reset,
+            } => self.tpm_start(&vm, state, socket, tcp, reset),
             TpmCmd::Stop { vm } => {
                 let vm = self.find_vm(&vm)?;
                 let outcome = self.service.tpm_stop(
@@ -48,6 +49,7 @@ impl Ctx<'_> {
         state: Option<PathBuf>,
         socket: Option<PathBuf>,
         tcp: Option<u16>,
+        reset: bool,
     ) -> Result<(), CliError> {
         let vm = self.find_vm(vm)?;
         let location = VtpmLocation::of(&self.data.vtpm_root(), vm.id);
@@ -78,6 +80,7 @@ impl Ctx<'_> {
                 ca_dir: &ca_dir,
                 endpoint,
                 unlock,
+                reset,
             },
         )?;
         self.out.either(
