@@ -110,34 +110,40 @@ impl Ctx<'_> {
         };
         let mut rows = Vec::new();
         for vm in vms {
-            let st = self
-                .service
-                .tpm_status(self.me, &VtpmLocation::of(&self.data.vtpm_root(), vm.id))?;
-            rows.push((vm, st));
+            let location = VtpmLocation::of(&self.data.vtpm_root(), vm.id);
+            let st = self.service.tpm_status(self.me, &location)?;
+            let state = location.paths.state_dir;
+            rows.push((vm, st, std::path::absolute(&state).unwrap_or(state)));
         }
         self.out.either(
             || {
                 rows.iter()
-                    .map(|(vm, st)| match st {
-                        Status::Running { pid, endpoint } => format!(
-                            "{}  {}  running (pid {pid}){}\n",
+                    .map(|(vm, st, state)| {
+                        let what = match st {
+                            Status::Running { pid, endpoint } => format!(
+                                "running (pid {pid}){}",
+                                endpoint
+                                    .as_ref()
+                                    .map(|e| format!(" {}", e.tcti()))
+                                    .unwrap_or_default()
+                            ),
+                            Status::Stopped { .. } => "stopped".to_owned(),
+                        };
+                        format!(
+                            "{}  {}  {what}  state {}\n",
                             vm.id,
                             output::text(&vm.name),
-                            endpoint
-                                .as_ref()
-                                .map(|e| format!(" {}", e.tcti()))
-                                .unwrap_or_default()
-                        ),
-                        Status::Stopped { .. } => {
-                            format!("{}  {}  stopped\n", vm.id, output::text(&vm.name))
-                        }
+                            state.display()
+                        )
                     })
                     .collect()
             },
             || {
                 json!(
                     rows.iter()
-                        .map(|(vm, st)| json!({ "vm": vm.id, "name": vm.name, "status": st }))
+                        .map(|(vm, st, state)| {
+                            json!({ "vm": vm.id, "name": vm.name, "status": st, "state_dir": state })
+                        })
                         .collect::<Vec<_>>()
                 )
             },

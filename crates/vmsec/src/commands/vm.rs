@@ -43,6 +43,10 @@ impl Ctx<'_> {
             VmCmd::Show { vm } => {
                 let vm = self.find_vm(&vm)?;
                 let sec = self.service.vm_security(self.me, vm.id)?;
+                let state = vmsec_service::vtpm::VtpmLocation::of(&self.data.vtpm_root(), vm.id)
+                    .paths
+                    .state_dir;
+                let state = std::path::absolute(&state).unwrap_or(state);
                 let grants = match &sec.key_protector {
                     Some(kp) => Some(self.service.inspect(self.me, kp)?),
                     None => None,
@@ -50,6 +54,7 @@ impl Ctx<'_> {
                 self.out.either(
                     || {
                         let mut t = output::security_text(&vm, &sec);
+                        t.push_str(&format!("vTPM state                 {}\n", state.display()));
                         if let Some(i) = &grants {
                             t.push('\n');
                             t.push_str(&output::grants_text(i));
@@ -58,6 +63,7 @@ impl Ctx<'_> {
                     },
                     || {
                         let mut v = output::security_json(&vm, &sec);
+                        v["vtpm_state_dir"] = json!(state);
                         if let (Some(i), Some(o)) = (&grants, v["key_protector"].as_object_mut()) {
                             o.insert("granted_to".into(), output::grants_json(i));
                         }
