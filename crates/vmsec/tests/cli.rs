@@ -1022,3 +1022,63 @@ fn under_json_an_error_is_also_a_json_object_on_stdout_with_a_code() {
     // Without --json, stdout stays empty.
     assert!(c.run(&["vm", "show", "nosuch"]).stdout.is_empty());
 }
+
+/// `--password-stdin` on a terminal: asked twice, nothing echoed (run under `script`, which
+/// gives the command a pseudo-terminal).
+#[test]
+fn on_a_terminal_the_password_is_asked_twice_without_echo() {
+    if which("script").is_none() {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("script (util-linux) is not installed");
+        }
+        return;
+    }
+    let c = Cli::new();
+    let run = |input: &[u8]| {
+        let command = format!(
+            "{} --data {} user add bob --password-stdin",
+            env!("CARGO_BIN_EXE_vmsec"),
+            c.data.path().display()
+        );
+        let mut child = Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        // Typed as a person would: a line at a time, once the prompt is up.
+        for line in input.split_inclusive(|b| *b == b'\n') {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            stdin.write_all(line).unwrap();
+        }
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    };
+    let out = run(b"pw-mismatch-1\npw-mismatch-2\n");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("differ"), "{text}");
+    assert!(
+        !text.contains("pw-mismatch"),
+        "the password was echoed: {text}"
+    );
+    let out = run(b"s3cret-typed\ns3cret-typed\n");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Password:") && text.contains("Again:"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("s3cret-typed"),
+        "the password was echoed: {text}"
+    );
+    assert!(c.ok(&["user", "list"]).contains("bob"));
+}
+
+fn which(tool: &str) -> Option<std::path::PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+}

@@ -60,8 +60,30 @@ impl Ctx<'_> {
     }
 }
 
-/// A password from standard input (at most 4 KiB), without its final line ending.
+/// A password from standard input (at most 4 KiB), without its final line ending. When standard
+/// input is a terminal, a person is typing: it is asked for twice, without echo, from the
+/// terminal, rather than read (and shown) up to an end of file they would not know to type.
 fn password_from_stdin() -> Result<Zeroizing<String>, CliError> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        let ask = |prompt: &str| {
+            rpassword::prompt_password(prompt)
+                .map(Zeroizing::new)
+                .map_err(|e| {
+                    CliError::new(format!("cannot read the password from the terminal: {e}"))
+                })
+        };
+        let first = ask("Password: ")?;
+        if first.is_empty() {
+            return Err(CliError::new("the password is empty"));
+        }
+        if *ask("Again: ")? != *first {
+            return Err(CliError::new(
+                "the two passwords differ; nothing was changed",
+            ));
+        }
+        return Ok(first);
+    }
     let mut password = Zeroizing::new(String::new());
     std::io::stdin()
         .take(4096)
