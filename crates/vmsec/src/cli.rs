@@ -116,6 +116,10 @@ pub enum Command {
         /// "local:" and the Unix user's for the CLI).
         #[arg(long)]
         user: Option<String>,
+        /// After printing, wait for new records and print them as they are written, until
+        /// interrupted (with --json: one object per line). Example: `vmsec audit --follow`.
+        #[arg(long)]
+        follow: bool,
     },
 }
 

@@ -1082,3 +1082,54 @@ fn which(tool: &str) -> Option<std::path::PathBuf> {
         .map(|d| d.join(tool))
         .find(|p| p.is_file())
 }
+
+#[test]
+fn audit_follow_prints_records_as_they_are_written() {
+    use std::io::BufRead;
+    let c = Cli::new();
+    c.ok(&["vm", "add", "before"]);
+    let mut follow = Command::new(env!("CARGO_BIN_EXE_vmsec"))
+        .arg("--data")
+        .arg(c.data.path())
+        .args(["--json", "audit", "--follow", "--limit", "1"])
+        .env_remove("VMSEC_DATA")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = follow.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let first: serde_json::Value =
+        serde_json::from_str(&rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap())
+            .unwrap();
+    // --limit 1: the newest record before following, the VM added above.
+    assert!(first.to_string().contains("before"), "{first}");
+    c.ok(&["vm", "add", "later"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut seen = Vec::new();
+    while std::time::Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
+            let v: serde_json::Value =
+                serde_json::from_str(&line).expect("one JSON object per line");
+            assert!(v["seq"].as_i64().unwrap() > first["seq"].as_i64().unwrap());
+            seen.push(v);
+            if seen.iter().any(|v| v.to_string().contains("later")) {
+                break;
+            }
+        }
+    }
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert!(
+        seen.iter().any(|v| v.to_string().contains("later")),
+        "{seen:?}"
+    );
+}

@@ -17,7 +17,12 @@ pub(super) struct Filter {
     pub since: Option<OffsetDateTime>,
     pub vm: Option<String>,
     pub user: Option<String>,
+    /// Go on printing records as they are written.
+    pub follow: bool,
 }
+
+/// How often `--follow` looks for new records.
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Ctx<'_> {
     pub(super) fn audit(&self, f: Filter) -> Result<(), CliError> {
@@ -35,14 +40,22 @@ impl Ctx<'_> {
         };
         let mut left = f.limit;
         let mut printed = 0usize;
-        if self.out.json {
+        let mut newest = 0i64;
+        // Followed, JSON is one object per line: an array would never end.
+        let lines = f.follow && self.out.json;
+        if self.out.json && !lines {
             output::write_stdout(b"[")?;
         }
         while left > 0 {
             query.limit = left.min(PAGE);
             let page = self.service.audit_query(self.me, &query)?;
             for r in &page {
-                self.print_record(r, printed)?;
+                newest = newest.max(r.seq);
+                if lines {
+                    self.print_json_line(r)?;
+                } else {
+                    self.print_record(r, printed)?;
+                }
                 printed += 1;
             }
             let Some(last) = page.last() else { break };
@@ -56,11 +69,63 @@ impl Ctx<'_> {
                 query.after = last.seq;
             }
         }
-        if self.out.json {
+        if self.out.json && !lines {
             // The same bytes serde_json's pretty printer gives for the whole array.
             output::write_stdout(if printed == 0 { b"]\n" } else { b"\n]\n" })?;
         }
-        Ok(())
+        if !f.follow {
+            return Ok(());
+        }
+        // From the newest record seen (or the newest there is), oldest first, as written. A
+        // closed stdout (`| head`) ends it quietly, an interrupt ends the process.
+        if newest == 0 {
+            let last = AuditQuery {
+                newest_first: true,
+                limit: 1,
+                ..query.clone()
+            };
+            newest = self
+                .service
+                .audit_query(
+                    self.me,
+                    &AuditQuery {
+                        after: 0,
+                        before: None,
+                        ..last
+                    },
+                )?
+                .first()
+                .map_or(0, |r| r.seq);
+        }
+        loop {
+            std::thread::sleep(FOLLOW_EVERY);
+            let page = self.service.audit_query(
+                self.me,
+                &AuditQuery {
+                    after: newest,
+                    before: None,
+                    newest_first: false,
+                    limit: PAGE,
+                    ..query.clone()
+                },
+            )?;
+            for r in &page {
+                newest = newest.max(r.seq);
+                if self.out.json {
+                    self.print_json_line(r)?;
+                } else {
+                    self.print_record(r, 1)?;
+                }
+            }
+        }
+    }
+
+    fn print_json_line(&self, r: &AuditRecord) -> Result<(), CliError> {
+        let line = serde_json::to_string(
+            &serde_json::to_value(r).map_err(|e| CliError::new(e.to_string()))?,
+        )
+        .map_err(|e| CliError::new(format!("JSON output: {e}")))?;
+        output::write_stdout(format!("{line}\n").as_bytes())
     }
 
     /// The GUID `--vm` names: a VM's name or GUID, or the GUID of one removed since (its

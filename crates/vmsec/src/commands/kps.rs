@@ -196,6 +196,7 @@ pub fn run(data: &DataDir, c: KpsCmd, out: &Out) -> Result<(), CliError> {
                 since: None,
                 vm: None,
                 user: None,
+                follow: false,
             })
         }
     };

@@ -79,12 +79,14 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             since,
             vm,
             user,
+            follow,
         } => ctx.audit(audit::Filter {
             after,
             limit,
             since,
             vm,
             user,
+            follow,
         }),
         Command::Serve { .. }
         | Command::Completions { .. }
