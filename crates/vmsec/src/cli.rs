@@ -83,6 +83,19 @@ pub enum Command {
     /// This host's guarded-fabric client: its host key and HGS mode.
     #[command(subcommand)]
     Hgs(HgsCmd),
+    /// libvirt's QEMU hook: starts a vmsec VM's vTPM at the domain's prepare, stops it at
+    /// release (the domain's UUID is the VM's GUID; its TPM is `<backend type='external'>` on
+    /// vmsec's control socket). Installed as /etc/libvirt/hooks/qemu.d/vmsec (contrib/libvirt).
+    LibvirtHook {
+        /// The domain's name (libvirt's first argument).
+        domain: String,
+        /// prepare, start, started, stopped, release, …
+        op: String,
+        /// begin or end.
+        sub_op: String,
+        /// libvirt's fourth argument ("-").
+        extra: Option<String>,
+    },
     /// Print a shell completion script.
     ///
     /// For example: `vmsec completions bash > /etc/bash_completion.d/vmsec`.

@@ -8,6 +8,7 @@ mod hgs;
 mod job;
 mod kp;
 mod kps;
+mod libvirt;
 pub(crate) mod tls;
 mod tpm;
 mod user;
@@ -72,6 +73,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Guardian(c) => ctx.guardian(c),
         Command::Tpm(c) => ctx.tpm(c),
         Command::Hgs(c) => ctx.hgs(c),
+        Command::LibvirtHook {
+            domain, op, sub_op, ..
+        } => ctx.libvirt_hook(&domain, &op, &sub_op),
         Command::Kp(c) => ctx.kp_file(c),
         Command::Audit {
             after,

@@ -43,7 +43,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn tpm_start(
+    pub(super) fn tpm_start(
         &self,
         vm: &str,
         state: Option<PathBuf>,
