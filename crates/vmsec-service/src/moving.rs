@@ -160,6 +160,33 @@ impl Service {
         )
     }
 
+    /// `vm export --move`: the VM, just exported to `to`, now belongs to the host that imports
+    /// it, so this host must not start its vTPM again (two hosts rolling one key protector
+    /// from forked vTPM states). Recorded in the VM's vTPM directory, which `vm remove` takes
+    /// away with it.
+    pub fn mark_moved(
+        &self,
+        who: &Caller,
+        vm: &Vm,
+        vtpm_root: &Path,
+        to: &Path,
+    ) -> Result<(), ServiceError> {
+        self.audited(who, "MoveVm", Some(vm.id), AuditOutcome::Succeeded, || {
+            who.require(Role::Operator, "moving a VM")?;
+            let location = VtpmLocation::of(vtpm_root, vm.id);
+            create_private_dir(&location.dir)?;
+            let to = std::path::absolute(to).unwrap_or_else(|_| to.to_owned());
+            let note = format!(
+                "{} {}\n",
+                time::OffsetDateTime::now_utc()
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
+                to.display()
+            );
+            write_private(&location.dir.join(crate::vtpm::MOVED_MARK), note.as_bytes())
+        })
+    }
+
     /// Registers the VM exported to `dir` on another host, with its key protector, last known
     /// good and sealed state key in one transaction, and its vTPM state under `vtpm_root`. The
     /// key protectors must verify and the settings keep the rules; whether this host can start

@@ -220,6 +220,15 @@ impl Service {
             let total = Instant::now();
             let sec = self.store.vm_security(vm.id)?;
             let current_bytes = startable(vm, &sec)?;
+            if let Ok(note) = std::fs::read_to_string(location.dir.join(MOVED_MARK)) {
+                return Err(ServiceError::InvalidState(format!(
+                    "{} was moved to another host (`vm export --move` at {}); it cannot start here. \
+                     `vmsec vm remove {} --force` drops it from this host",
+                    vm.name,
+                    note.trim(),
+                    vm.name
+                )));
+            }
             create_private_dir(&location.dir)?;
             let _lock = lock(&location.dir)?;
             // Checked before `--state` is recorded, so a refused start leaves the choice as it was.
@@ -505,6 +514,9 @@ impl Service {
         vmsec_tpm::status(&location.paths).map_err(tpm_error)
     }
 }
+
+/// A file in the VM's vTPM directory saying it was exported with `--move` (when, and where to).
+pub(crate) const MOVED_MARK: &str = "moved";
 
 /// A file in the VM's vTPM directory, written once its vTPM has been manufactured here.
 const MANUFACTURED_MARK: &str = "manufactured";

@@ -219,6 +219,10 @@ pub enum VmCmd {
         vm: String,
         #[arg(long)]
         out: PathBuf,
+        /// Hand the VM over: this host refuses to start its vTPM afterwards, so the two
+        /// hosts' vTPM states cannot fork. Example: `vmsec vm export web1 --out dir --move`.
+        #[arg(long = "move")]
+        move_away: bool,
     },
     /// Register a VM exported from another host.
     Import { dir: PathBuf },

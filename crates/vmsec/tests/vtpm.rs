@@ -640,3 +640,23 @@ fn a_start_that_would_silently_manufacture_a_new_vtpm_is_refused_unless_reset() 
     assert_eq!(started["manufactured"], true);
     Running::new(&host, "vm1", started).stop();
 }
+
+#[test]
+fn a_vm_exported_with_move_no_longer_starts_on_the_source_host() {
+    if !tools_present() {
+        return;
+    }
+    let host = Host::new();
+    vm_holding_value(&host, "vm1", "owner");
+    let out = host.path("export");
+    host.ok(&["vm", "export", "vm1", "--out", s(&out), "--move"]);
+    let kp = host.kp_bytes("vm1");
+    let err = host.fails(&["tpm", "start", "vm1", "--socket", s(&host.socket("vm1"))]);
+    assert!(
+        err.contains("moved to another host") && err.contains("export"),
+        "{err}"
+    );
+    assert_eq!(host.kp_bytes("vm1"), kp, "a refused start changes nothing");
+    // The moved VM's registration can be dropped here as the message says.
+    host.ok(&["vm", "remove", "vm1", "--force"]);
+}

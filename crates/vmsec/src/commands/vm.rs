@@ -82,10 +82,14 @@ impl Ctx<'_> {
                     || json!({ "ok": true }),
                 )
             }
-            VmCmd::Export { vm, out } => {
+            VmCmd::Export { vm, out, move_away } => {
                 let vm = self.find_vm(&vm)?;
                 self.service
                     .export_vm(self.me, &vm, &self.data.vtpm_root(), &out)?;
+                if move_away {
+                    self.service
+                        .mark_moved(self.me, &vm, &self.data.vtpm_root(), &out)?;
+                }
                 self.out.either(
                     || format!("exported {} to {}", vm.name, out.display()),
                     || json!({ "ok": true, "dir": out }),
