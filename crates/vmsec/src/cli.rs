@@ -13,11 +13,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
                   Msvm_SecurityService API over WS-Management, and administers it from this command line."
 )]
 pub struct Cli {
-    /// Data directory (default $VMSEC_DATA or ./vmsec-data; kps: $VMSEC_KPS_DATA or
-    /// ./vmsec-kps-data).
+    /// Data directory (default $VMSEC_DATA, else /var/lib/vmsec for root, else
+    /// ~/.local/share/vmsec; kps: $VMSEC_KPS_DATA, /var/lib/vmsec-kps, …/vmsec-kps).
     ///
-    /// It holds the store, the keys and the TLS certificate. A Key Protection Service has a
-    /// default of its own, so that it never shares a host's directory by accident.
+    /// It holds the store, the keys and the TLS certificate. The default does not depend on the
+    /// working directory ($XDG_DATA_HOME is honoured); a Key Protection Service has one of its
+    /// own, so that it never shares a host's directory by accident.
     #[arg(long, global = true)]
     pub data: Option<PathBuf>,
     /// Machine-readable JSON output.
@@ -28,17 +29,106 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// The data directory this command works in.
+    /// The data directory this command works in: `--data`, else `$VMSEC_DATA` (`kps`:
+    /// `$VMSEC_KPS_DATA`), else the default for this user ([`default_data_dir`]).
     pub fn data_dir(&self) -> PathBuf {
-        let (var, default) = match self.command {
-            Command::Kps(_) => ("VMSEC_KPS_DATA", "./vmsec-kps-data"),
-            _ => ("VMSEC_DATA", "./vmsec-data"),
-        };
+        let kps = matches!(self.command, Command::Kps(_));
+        let var = if kps { "VMSEC_KPS_DATA" } else { "VMSEC_DATA" };
         self.data
             .clone()
             .or_else(|| std::env::var_os(var).map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from(default))
+            .unwrap_or_else(|| default_data_dir(kps))
     }
+
+    /// Whether the data directory is the default one (no `--data`, no variable): then a new
+    /// one is announced, since it may not be the store the user meant.
+    pub fn data_dir_is_default(&self) -> bool {
+        let var = if matches!(self.command, Command::Kps(_)) {
+            "VMSEC_KPS_DATA"
+        } else {
+            "VMSEC_DATA"
+        };
+        self.data.is_none() && std::env::var_os(var).is_none()
+    }
+}
+
+/// Whether this process runs as root (from /proc, without libc).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+    })
+}
+
+/// Where the store lives when nothing says: a system service's place for root
+/// (`/var/lib/vmsec`, `/var/lib/vmsec-kps`), the user's data directory otherwise
+/// (`$XDG_DATA_HOME/vmsec`, by default `~/.local/share/vmsec`), never the working directory,
+/// so that a command run from another folder finds the same store.
+pub fn default_data_dir(kps: bool) -> PathBuf {
+    default_data_dir_for(
+        kps,
+        is_root(),
+        std::env::var_os("XDG_DATA_HOME").map(PathBuf::from),
+        std::env::var_os("HOME").map(PathBuf::from),
+    )
+}
+
+fn default_data_dir_for(
+    kps: bool,
+    root: bool,
+    xdg_data_home: Option<PathBuf>,
+    home: Option<PathBuf>,
+) -> PathBuf {
+    let name = if kps { "vmsec-kps" } else { "vmsec" };
+    if root {
+        return PathBuf::from("/var/lib").join(name);
+    }
+    // The XDG Base Directory rule: a relative $XDG_DATA_HOME is invalid and ignored.
+    xdg_data_home
+        .filter(|p| p.is_absolute())
+        .or_else(|| home.map(|h| h.join(".local/share")))
+        .map(|d| d.join(name))
+        .unwrap_or_else(|| PathBuf::from(format!("./{name}-data")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_data_directory_is_the_systems_for_root_and_the_users_otherwise() {
+        let d = |kps, root, xdg: Option<&str>, home: Option<&str>| {
+            default_data_dir_for(kps, root, xdg.map(PathBuf::from), home.map(PathBuf::from))
+        };
+        assert_eq!(
+            d(false, true, Some("/x"), Some("/root")),
+            PathBuf::from("/var/lib/vmsec")
+        );
+        assert_eq!(
+            d(true, true, None, None),
+            PathBuf::from("/var/lib/vmsec-kps")
+        );
+        assert_eq!(
+            d(false, false, Some("/data"), Some("/home/u")),
+            PathBuf::from("/data/vmsec")
+        );
+        assert_eq!(
+            d(false, false, Some("rel"), Some("/home/u")),
+            PathBuf::from("/home/u/.local/share/vmsec")
+        );
+        assert_eq!(
+            d(true, false, None, Some("/home/u")),
+            PathBuf::from("/home/u/.local/share/vmsec-kps")
+        );
+        assert_eq!(d(false, false, None, None), PathBuf::from("./vmsec-data"));
+    }
+}
+
+/// `serve`'s configuration when `--config` is not given: `/etc/vmsec/vmsec.toml` for root, if
+/// it exists.
+pub fn default_serve_config() -> Option<PathBuf> {
+    let p = PathBuf::from("/etc/vmsec/vmsec.toml");
+    (is_root() && p.is_file()).then_some(p)
 }
 
 #[derive(Subcommand, Debug)]
@@ -51,7 +141,7 @@ pub enum Command {
         /// Also listen with plain HTTP here (loopback only, unless you accept the risk).
         #[arg(long)]
         http_listen: Option<std::net::SocketAddr>,
-        /// TOML configuration file.
+        /// TOML configuration file (default for root: /etc/vmsec/vmsec.toml, if it exists).
         #[arg(long)]
         config: Option<PathBuf>,
     },

@@ -79,7 +79,7 @@ fn main() -> ExitCode {
         } => serve::log_filter(&serve::ServeArgs {
             listen: *listen,
             http_listen: *http_listen,
-            config: config.clone(),
+            config: config.clone().or_else(cli::default_serve_config),
         }),
         cli::Command::Kps(cli::KpsCmd::Serve { config, .. }) => kps::log_filter(config.as_deref()),
         _ => Ok(std::env::var("VMSEC_LOG").unwrap_or_else(|_| "warn".into())),

@@ -1133,3 +1133,64 @@ fn audit_follow_prints_records_as_they_are_written() {
         "{seen:?}"
     );
 }
+
+/// With no --data and no VMSEC_DATA, a non-root user's store is under $XDG_DATA_HOME, whatever
+/// the working directory, and a new one is announced. As root the test runs the commands as
+/// nobody (setpriv), so that it never touches /var/lib/vmsec.
+#[test]
+fn the_default_store_does_not_depend_on_the_working_directory_and_a_new_one_is_announced() {
+    let dir = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let xdg = dir.path().join("xdg");
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for d in [&a, &b] {
+        std::fs::create_dir(d).unwrap();
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+    });
+    let run = |cwd: &std::path::Path, args: &[&str]| {
+        let mut c = if root {
+            let mut c = Command::new("setpriv");
+            c.args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                env!("CARGO_BIN_EXE_vmsec"),
+            ]);
+            c
+        } else {
+            Command::new(env!("CARGO_BIN_EXE_vmsec"))
+        };
+        c.args(args)
+            .current_dir(cwd)
+            .env_remove("VMSEC_DATA")
+            .env("XDG_DATA_HOME", &xdg)
+            .env("HOME", dir.path())
+            .output()
+            .unwrap()
+    };
+    let first = run(&a, &["vm", "add", "web1"]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let said = String::from_utf8_lossy(&first.stderr);
+    assert!(
+        said.contains("created the data directory") && said.contains("xdg/vmsec"),
+        "{said}"
+    );
+    // From another folder: the same store, and nothing announced.
+    let again = run(&b, &["vm", "list"]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("web1"));
+    assert!(
+        !String::from_utf8_lossy(&again.stderr).contains("created"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(!a.join("vmsec-data").exists() && !b.join("vmsec-data").exists());
+}

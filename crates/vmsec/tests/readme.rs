@@ -52,7 +52,8 @@ fn the_walk_through_and_the_vtpm_section_run_in_order_as_written() {
         let out = Command::new("bash")
             .args(["-c", &script])
             .current_dir(dir.path())
-            .env_remove("VMSEC_DATA")
+            // The README's commands use the default data directory; here, the test's own.
+            .env("VMSEC_DATA", dir.path().join("vmsec-data"))
             .stdin(Stdio::null())
             .output()
             .unwrap();

@@ -38,7 +38,15 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         _ => {}
     }
-    let data = DataDir::open_or_create(&cli.data_dir())?;
+    let path = cli.data_dir();
+    let announce = cli.data_dir_is_default() && !path.exists();
+    let data = DataDir::open_or_create(&path)?;
+    if announce {
+        eprintln!(
+            "vmsec: created the data directory {} (a new, empty store; --data or VMSEC_DATA choose another)",
+            path.display()
+        );
+    }
     if let Command::Kps(c) = cli.command {
         return kps::run(&data, c, &Out { json: cli.json });
     }
@@ -53,7 +61,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             crate::serve::ServeArgs {
                 listen,
                 http_listen,
-                config,
+                config: config.or_else(crate::cli::default_serve_config),
             },
         );
     }
