@@ -65,6 +65,12 @@ pub(crate) fn keys(der: &[u8], role: CertRole, wrapping: Option<u32>) -> Result<
     })
 }
 
+/// Whether a certificate holds an RSA key its key usage allows in `role` (a certificate
+/// without a key usage extension is unrestricted, so usable in both).
+pub fn usable_for(der: &[u8], role: CertRole) -> bool {
+    keys(der, role, None).is_ok()
+}
+
 /// What a person needs to recognise a certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertInfo {

@@ -20,7 +20,7 @@ mod pem;
 mod protector;
 mod xml;
 
-pub use cert::{CertInfo, hex_upper};
+pub use cert::{CertInfo, hex_upper, usable_for};
 pub use crypto::{Hash, Hkdf, KeyEncryption, Signature, SignatureAlgorithm, TransportKey};
 pub use error::{CertRole, Error, Result, SignatureKind};
 pub use guardian::{Guardian, KeySize, PrivateKeys, cert_der_from_pem_or_der};

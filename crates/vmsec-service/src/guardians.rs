@@ -17,6 +17,9 @@ pub const UNTRUSTED_GUARDIAN: &str = "UntrustedGuardian";
 /// Two PKCS#8 PEM private keys (encryption, signing), wiped when dropped.
 pub type PrivateKeyPems = (Zeroizing<String>, Zeroizing<String>);
 
+/// A certificate (DER) with its private key (PKCS#8 DER).
+pub type CertWithKey = (Vec<u8>, Zeroizing<Vec<u8>>);
+
 /// What `guardian list` and `kp show` print about a guardian.
 #[derive(Clone, Debug, Serialize)]
 pub struct GuardianView {
@@ -310,6 +313,46 @@ impl Service {
                     }
                 };
                 self.store_guardian(&g, Some(metadata.to_vec()))
+            },
+        )
+    }
+
+    /// Imports a guardian from its two certificates (DER) and their private keys (PKCS#8 DER),
+    /// as read from the PKCS#12 files a Windows host exports from its "Shielded VM Local
+    /// Certificates" store. Which certificate is which comes from their key usages.
+    pub fn import_guardian_from_keys(
+        &self,
+        who: &Caller,
+        name: &str,
+        pairs: Vec<CertWithKey>,
+    ) -> Result<GuardianView, ServiceError> {
+        self.audited(
+            who,
+            &format!("ImportGuardian {name} from PKCS#12"),
+            None,
+            AuditOutcome::Succeeded,
+            || {
+                who.require(Role::Admin, "importing a guardian")?;
+                check_guardian_name(name)?;
+                let bad = |m: String| ServiceError::InvalidParameter(format!("PKCS#12: {m}"));
+                let pick = |role| {
+                    let mut found = pairs.iter().filter(|(c, _)| vmsec_kp::usable_for(c, role));
+                    match (found.next(), found.next()) {
+                        (Some(p), None) => Ok(p.clone()),
+                        (None, _) => {
+                            Err(bad(format!("no certificate with a private key for {role}")))
+                        }
+                        (Some(_), Some(_)) => Err(bad(format!(
+                            "two certificates with private keys for {role}"
+                        ))),
+                    }
+                };
+                let (enc_cert, enc_key) = pick(vmsec_kp::CertRole::Encryption)?;
+                let (sign_cert, sign_key) = pick(vmsec_kp::CertRole::Signing)?;
+                let keys = PrivateKeys::from_pkcs8_der(enc_key, sign_key);
+                let g = Guardian::from_parts(name, enc_cert, sign_cert, None, Some(keys))
+                    .map_err(|e| bad(e.to_string()))?;
+                self.store_guardian(&g, None)
             },
         )
     }

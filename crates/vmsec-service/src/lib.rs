@@ -43,7 +43,8 @@ pub use caller::Caller;
 pub use codes::{Method, describe};
 pub use error::{KeyProtectorError, ServiceError};
 pub use guardians::{
-    CertView, GuardianView, Inspection, PrivateKeyPems, UNTRUSTED_GUARDIAN, WrappingView,
+    CertView, CertWithKey, GuardianView, Inspection, PrivateKeyPems, UNTRUSTED_GUARDIAN,
+    WrappingView,
 };
 pub use jobs::TIME_BEFORE_REMOVAL;
 pub use master_key::MasterKey;

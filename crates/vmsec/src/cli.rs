@@ -419,8 +419,18 @@ pub enum GuardianCmd {
     Import {
         name: String,
         /// The guardian's metadata.xml (from `guardian export` or `kps guardian export`).
-        #[arg(long, required_unless_present = "url", conflicts_with = "url")]
+        #[arg(long, required_unless_present_any = ["url", "pfx"], conflicts_with_all = ["url", "pfx"])]
         metadata: Option<PathBuf>,
+        /// PKCS#12 (.pfx) files with the guardian's two certificates and private keys, as a
+        /// Windows host exports them from "Shielded VM Local Certificates" (one file each, or
+        /// both in one); the password is read with --password-stdin. Example:
+        /// `vmsec guardian import hostW --pfx enc.pfx --pfx sign.pfx --password-stdin`.
+        #[arg(long, conflicts_with = "url", requires = "password_stdin")]
+        pfx: Vec<PathBuf>,
+        /// With --pfx: read the PKCS#12 password from standard input (asked without echo on
+        /// a terminal).
+        #[arg(long)]
+        password_stdin: bool,
         /// Fetch metadata.xml from a Key Protection Service, e.g.
         /// https://kps.example:8443/KeyProtection (its /service/metadata/2014-07/metadata.xml).
         #[arg(long)]

@@ -1194,3 +1194,102 @@ fn the_default_store_does_not_depend_on_the_working_directory_and_a_new_one_is_a
     );
     assert!(!a.join("vmsec-data").exists() && !b.join("vmsec-data").exists());
 }
+
+/// `guardian import --pfx`: the two PKCS#12 files a Windows host exports (one with legacy
+/// 3DES/SHA-1 encryption, one with AES-256/SHA-256), made by Python's `cryptography`.
+#[test]
+fn a_guardian_imports_from_windows_style_pkcs12_files_with_its_private_keys() {
+    let Some(python) = common::python() else {
+        return;
+    };
+    let c = Cli::new();
+    let dir = c.data.path().join("pfx");
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = r#"
+import datetime, sys
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, PrivateFormat, pkcs12
+from cryptography.x509.oid import NameOID
+out = sys.argv[1]
+def make(cn, enc):
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    usage = x509.KeyUsage(digital_signature=not enc, key_encipherment=enc, content_commitment=False,
+        data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+        encipher_only=False, decipher_only=False)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=365)).add_extension(usage, critical=True)
+        .sign(key, hashes.SHA256()))
+    return key, cert
+ek, ec = make("Shielded VM Encryption Certificate (hostW)", True)
+sk, sc = make("Shielded VM Signing Certificate (hostW)", False)
+legacy = (PrivateFormat.PKCS12.encryption_builder().kdf_rounds(2048)
+    .key_cert_algorithm(pkcs12.PBES.PBESv1SHA1And3KeyTripleDESCBC).hmac_hash(hashes.SHA1()).build(b"pfx-pass"))
+open(out + "/enc.pfx", "wb").write(pkcs12.serialize_key_and_certificates(b"enc", ek, ec, None, legacy))
+open(out + "/sign.pfx", "wb").write(pkcs12.serialize_key_and_certificates(b"sign", sk, sc, None, BestAvailableEncryption(b"pfx-pass")))
+"#;
+    let made = Command::new(&python)
+        .args(["-c", script, dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let enc = dir.join("enc.pfx");
+    let sign = dir.join("sign.pfx");
+    let args = [
+        "guardian",
+        "import",
+        "hostW",
+        "--pfx",
+        enc.to_str().unwrap(),
+        "--pfx",
+        sign.to_str().unwrap(),
+        "--password-stdin",
+    ];
+    let wrong = c.run_with_stdin(&args, b"not-the-password\n");
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).contains("PKCS#12"),
+        "{}",
+        String::from_utf8_lossy(&wrong.stderr)
+    );
+    let only_one = c.run_with_stdin(
+        &args[..5]
+            .iter()
+            .copied()
+            .chain(["--password-stdin"])
+            .collect::<Vec<_>>(),
+        b"pfx-pass\n",
+    );
+    assert!(
+        String::from_utf8_lossy(&only_one.stderr).contains("no certificate with a private key"),
+        "{}",
+        String::from_utf8_lossy(&only_one.stderr)
+    );
+    let ok = c.run_with_stdin(&args, b"pfx-pass\n");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    // Its keys are here: it can own a key protector and unwrap it.
+    let kp = c.data.path().join("kp.xml");
+    c.ok(&[
+        "kp",
+        "new",
+        "--owner",
+        "hostW",
+        "--out",
+        kp.to_str().unwrap(),
+    ]);
+    let shown = c.json(&["kp", "show", kp.to_str().unwrap()]);
+    assert_eq!(shown["unwrapped_here"], true, "{shown}");
+    assert!(c.ok(&["guardian", "list"]).contains("hostW"));
+}

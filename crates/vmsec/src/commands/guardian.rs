@@ -12,6 +12,50 @@ use crate::CliError;
 use crate::cli::{GuardianCmd, KeySizeArg};
 use crate::output;
 
+/// The (certificate, PKCS#8 private key) pairs of PKCS#12 files: each private key with the
+/// certificate of its public key, whatever the files' friendly names and key ids say.
+fn read_pfx(
+    files: &[std::path::PathBuf],
+    password: &str,
+) -> Result<Vec<vmsec_service::CertWithKey>, CliError> {
+    use aws_lc_rs::signature::KeyPair as _;
+    use x509_parser::prelude::FromDer;
+    let mut pairs = Vec::new();
+    for f in files {
+        let data = read_input(f)?;
+        let archive = p12_keystore::Pkcs12Archive::from_pkcs12(&data, password).map_err(|e| {
+            CliError::new(format!(
+                "{}: not a PKCS#12 file this password opens ({e})",
+                f.display()
+            ))
+        })?;
+        for bag in &archive.keys {
+            let der = Zeroizing::new(bag.key.as_der().to_vec());
+            let key = aws_lc_rs::rsa::KeyPair::from_pkcs8(&der).map_err(|_| {
+                CliError::new(format!("{}: a private key that is not RSA", f.display()))
+            })?;
+            let public = key.public_key().as_ref().to_vec();
+            let cert = archive
+                .certs
+                .iter()
+                .map(|c| c.cert.as_der())
+                .find(|c| {
+                    x509_parser::certificate::X509Certificate::from_der(c).is_ok_and(|(_, x)| {
+                        x.public_key().subject_public_key.data.as_ref() == public.as_slice()
+                    })
+                })
+                .ok_or_else(|| {
+                    CliError::new(format!(
+                        "{}: a private key without its certificate",
+                        f.display()
+                    ))
+                })?;
+            pairs.push((cert.to_vec(), der));
+        }
+    }
+    Ok(pairs)
+}
+
 /// A KPS's metadata.xml, from its key protection URL (as Hyper-V's KeyProtectionServerUrl).
 fn fetch_metadata(url: &str, ca: Option<&Path>) -> Result<Vec<u8>, CliError> {
     let url = format!(
@@ -45,12 +89,21 @@ impl Ctx<'_> {
                 let g = self.service.new_guardian(self.me, &name, size)?;
                 self.out.either(|| output::guardian_text(&g), || json!(g))
             }
+            GuardianCmd::Import { name, ref pfx, .. } if !pfx.is_empty() => {
+                let password = super::user::password_from_stdin()?;
+                let pairs = read_pfx(pfx, &password)?;
+                let g = self
+                    .service
+                    .import_guardian_from_keys(self.me, &name, pairs)?;
+                self.out.either(|| output::guardian_text(&g), || json!(g))
+            }
             GuardianCmd::Import {
                 name,
                 metadata,
                 url,
                 ca,
                 private,
+                ..
             } => {
                 let xml = match (metadata, url) {
                     (Some(file), _) => read_input(&file)?,

@@ -63,7 +63,7 @@ impl Ctx<'_> {
 /// A password from standard input (at most 4 KiB), without its final line ending. When standard
 /// input is a terminal, a person is typing: it is asked for twice, without echo, from the
 /// terminal, rather than read (and shown) up to an end of file they would not know to type.
-fn password_from_stdin() -> Result<Zeroizing<String>, CliError> {
+pub(super) fn password_from_stdin() -> Result<Zeroizing<String>, CliError> {
     use std::io::IsTerminal;
     if std::io::stdin().is_terminal() {
         let ask = |prompt: &str| {
