@@ -37,7 +37,7 @@ pub struct KpsStatus {
     pub primary_guardian: Option<String>,
     pub guardians: Vec<String>,
     pub hosts: usize,
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(with = "vmsec_store::rfc3339::option")]
     pub deny_before: Option<OffsetDateTime>,
     pub attestation_signer_sha256: Option<String>,
     pub operation_mode: &'static str,

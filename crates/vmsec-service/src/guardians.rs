@@ -27,7 +27,7 @@ pub struct GuardianView {
     pub has_private_keys: bool,
     pub encryption_certificate: CertView,
     pub signing_certificate: CertView,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "vmsec_store::rfc3339")]
     pub created: OffsetDateTime,
 }
 
@@ -37,9 +37,9 @@ pub struct CertView {
     /// SHA-1 of the DER, uppercase hex: the thumbprint Windows shows.
     pub thumbprint: String,
     pub sha256_fingerprint: String,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "vmsec_store::rfc3339")]
     pub not_before: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "vmsec_store::rfc3339")]
     pub not_after: OffsetDateTime,
     pub key_bits: usize,
 }

@@ -238,7 +238,7 @@ pub struct ClientStatus {
     #[serde(flatten)]
     pub config: ClientConfig,
     pub attestation_status: AttestationStatus,
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(with = "vmsec_store::rfc3339::option")]
     pub health_certificate_expires: Option<OffsetDateTime>,
     /// Lowercase hex SHA-256 of the host key's public key, when one was made.
     pub host_key_hash: Option<String>,

@@ -36,7 +36,7 @@ struct Manifest {
     format: String,
     id: Uuid,
     name: String,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "vmsec_store::rfc3339")]
     created: OffsetDateTime,
     settings: SecuritySettings,
 }

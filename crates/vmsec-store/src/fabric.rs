@@ -16,7 +16,7 @@ pub struct AttestedHost {
     /// DER SubjectPublicKeyInfo.
     #[serde(skip)]
     pub host_key: Vec<u8>,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::rfc3339")]
     pub added: OffsetDateTime,
 }
 
@@ -24,7 +24,7 @@ pub struct AttestedHost {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct FabricSettings {
     /// Health certificates issued before this are refused (`vmsec kps deny-before`).
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(with = "crate::rfc3339::option")]
     pub deny_before: Option<OffsetDateTime>,
     /// The guardian new key protectors should grant: the one `metadata.xml` publishes.
     pub primary_guardian: Option<String>,

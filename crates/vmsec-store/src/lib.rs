@@ -11,6 +11,7 @@ mod error;
 mod fabric;
 mod group_commit;
 mod model;
+pub mod rfc3339;
 pub mod sqlite;
 
 pub use error::{Rejection, StoreError, UpdateError};

@@ -81,7 +81,7 @@ impl fmt::Debug for User {
 pub struct Vm {
     pub id: Uuid,
     pub name: String,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::rfc3339")]
     pub created: OffsetDateTime,
 }
 
@@ -103,7 +103,7 @@ pub struct SecuritySettings {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Provenance {
     pub by: String,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::rfc3339")]
     pub at: OffsetDateTime,
 }
 
@@ -257,11 +257,11 @@ pub struct Job {
     pub error_description: String,
     pub percent_complete: u16,
     pub submitted_by: String,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::rfc3339")]
     pub time_submitted: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(with = "crate::rfc3339::option")]
     pub start_time: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(with = "crate::rfc3339::option")]
     pub finish_time: Option<OffsetDateTime>,
     /// How long a finished job is kept before it is removed.
     #[serde(skip)]
@@ -313,7 +313,7 @@ pub struct JobDone<'a> {
 pub struct AuditRecord {
     /// Assigned by the store, strictly increasing.
     pub seq: i64,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::rfc3339")]
     pub at: OffsetDateTime,
     pub actor: String,
     pub operation: String,

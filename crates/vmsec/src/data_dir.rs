@@ -18,6 +18,9 @@ pub struct DataDir {
 impl DataDir {
     /// Opens the data directory, creating it (mode 0700) when it does not exist.
     pub fn open_or_create(path: &Path) -> Result<DataDir, CliError> {
+        // Absolute, so that every path vmsec prints (`--json` included) is.
+        let path = &std::path::absolute(path)
+            .map_err(|e| CliError::new(format!("data directory {}: {e}", path.display())))?;
         if !path.exists() {
             fs::DirBuilder::new()
                 .recursive(true)

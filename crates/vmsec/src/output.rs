@@ -73,8 +73,7 @@ impl Out {
 }
 
 fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.to_string())
+    vmsec_store::rfc3339::format(t)
 }
 
 pub fn user_json(u: &User) -> Value {

@@ -1293,3 +1293,41 @@ open(out + "/sign.pfx", "wb").write(pkcs12.serialize_key_and_certificates(b"sign
     assert_eq!(shown["unwrapped_here"], true, "{shown}");
     assert!(c.ok(&["guardian", "list"]).contains("hostW"));
 }
+
+/// `--json` for scripts: times with exactly six fractional digits, paths absolute even when
+/// `--data` is relative.
+#[test]
+fn json_times_have_a_fixed_precision_and_paths_are_absolute() {
+    let c = Cli::new();
+    let v = c.json(&["vm", "add", "web1"]);
+    let created = v["created"].as_str().unwrap();
+    let fixed = created.len() == "2026-12-01T13:20:27.765466Z".len()
+        && created.ends_with('Z')
+        && created.as_bytes()[19] == b'.';
+    assert!(fixed, "{created}");
+    let out = Command::new(env!("CARGO_BIN_EXE_vmsec"))
+        .args(["--data", "rel-data", "--json", "vm", "show", "web1"])
+        .current_dir(c.data.path())
+        .env_remove("VMSEC_DATA")
+        .output()
+        .unwrap();
+    // A new data directory there: the VM is not in it, but the error is JSON too.
+    assert_eq!(out.status.code(), Some(1));
+    let add = Command::new(env!("CARGO_BIN_EXE_vmsec"))
+        .args(["--data", "rel-data", "--json", "vm", "add", "web2"])
+        .current_dir(c.data.path())
+        .output()
+        .unwrap();
+    assert!(add.status.success());
+    let show = Command::new(env!("CARGO_BIN_EXE_vmsec"))
+        .args(["--data", "rel-data", "--json", "vm", "show", "web2"])
+        .current_dir(c.data.path())
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    let state = v["vtpm_state_dir"].as_str().unwrap();
+    assert!(
+        state.starts_with('/') && state.contains("rel-data"),
+        "{state}"
+    );
+}

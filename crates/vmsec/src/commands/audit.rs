@@ -158,8 +158,7 @@ impl Ctx<'_> {
         let mut line = format!(
             "{:>6} {} {} {} {}{}",
             r.seq,
-            r.at.format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
+            vmsec_store::rfc3339::format(r.at),
             output::text(&r.actor),
             output::text(&r.operation),
             r.vm.map(|v| format!("vm={v} ")).unwrap_or_default(),

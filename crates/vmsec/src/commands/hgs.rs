@@ -117,7 +117,7 @@ impl Ctx<'_> {
                     opt(&s.config.fallback_attestation_url),
                     opt(&s.config.fallback_key_protection_url),
                     s.attestation_status.as_str(),
-                    s.health_certificate_expires.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()).unwrap_or_default(),
+                    s.health_certificate_expires.map(vmsec_store::rfc3339::format).unwrap_or_default(),
                     s.host_key_hash.clone().unwrap_or_default(),
                 )
             },

@@ -22,8 +22,7 @@ fn size(k: KeySizeArg) -> KeySize {
 }
 
 fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.to_string())
+    vmsec_store::rfc3339::format(t)
 }
 
 /// Opens the KPS of `data` and runs `c`.
