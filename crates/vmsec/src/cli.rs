@@ -95,6 +95,45 @@ fn default_data_dir_for(
 mod tests {
     use super::*;
 
+    /// Every verb shows an example in its help, and every argument says what it is.
+    #[test]
+    fn every_verb_has_an_example_and_every_argument_a_help_text() {
+        use clap::CommandFactory;
+        fn walk(c: &clap::Command, path: String, missing: &mut Vec<String>) {
+            let subs: Vec<&clap::Command> = c
+                .get_subcommands()
+                .filter(|s| s.get_name() != "help")
+                .collect();
+            if subs.is_empty() {
+                let about = format!(
+                    "{} {}",
+                    c.get_about().map(|s| s.to_string()).unwrap_or_default(),
+                    c.get_long_about()
+                        .map(|s| s.to_string())
+                        .unwrap_or_default()
+                );
+                if !about.contains("xample") {
+                    missing.push(format!("{path}: no example"));
+                }
+            }
+            for a in c.get_arguments() {
+                let id = a.get_id().as_str();
+                if a.is_global_set() || id == "help" || id == "version" {
+                    continue;
+                }
+                if a.get_help().is_none() && a.get_long_help().is_none() {
+                    missing.push(format!("{path} <{id}>: no help"));
+                }
+            }
+            for sub in subs {
+                walk(sub, format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "vmsec".into(), &mut missing);
+        assert!(missing.is_empty(), "{missing:#?}");
+    }
+
     #[test]
     fn the_default_data_directory_is_the_systems_for_root_and_the_users_otherwise() {
         let d = |kps, root, xdg: Option<&str>, home: Option<&str>| {
@@ -134,6 +173,8 @@ pub fn default_serve_config() -> Option<PathBuf> {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the WS-Management endpoint (HTTPS on 127.0.0.1:5986 by default).
+    ///
+    /// Example: `vmsec serve --listen 0.0.0.0:5986 --config /etc/vmsec/vmsec.toml`.
     Serve {
         /// HTTPS listen address.
         #[arg(long)]
@@ -167,7 +208,7 @@ pub enum Command {
     #[command(subcommand)]
     Tls(TlsCmd),
     /// The guarded fabric's Key Protection Service and Attestation Service (own data
-    /// directory: $VMSEC_KPS_DATA or ./vmsec-kps-data).
+    /// directory: $VMSEC_KPS_DATA, else /var/lib/vmsec-kps or ~/.local/share/vmsec-kps).
     #[command(subcommand)]
     Kps(KpsCmd),
     /// This host's guarded-fabric client: its host key and HGS mode.
@@ -176,6 +217,8 @@ pub enum Command {
     /// libvirt's QEMU hook: starts a vmsec VM's vTPM at the domain's prepare, stops it at
     /// release (the domain's UUID is the VM's GUID; its TPM is `<backend type='external'>` on
     /// vmsec's control socket). Installed as /etc/libvirt/hooks/qemu.d/vmsec (contrib/libvirt).
+    ///
+    /// Example: run by libvirt as `/etc/libvirt/hooks/qemu.d/vmsec web1 prepare begin -`.
     LibvirtHook {
         /// The domain's name (libvirt's first argument).
         domain: String,
@@ -202,6 +245,8 @@ pub enum Command {
         out: Option<PathBuf>,
     },
     /// Print the audit log, newest first.
+    ///
+    /// Example: `vmsec audit --since 2026-12-01T00:00:00Z --vm web1`.
     Audit {
         /// Only records after this sequence number, oldest first (to read on from a record).
         #[arg(long)]
@@ -241,8 +286,12 @@ pub enum RoleArg {
 #[derive(Subcommand, Debug)]
 pub enum UserCmd {
     /// Add a user; the password is read from standard input, never from the command line.
+    ///
+    /// Example: `echo 'a long password' | vmsec user add ops --role operator --password-stdin`.
     Add {
+        /// The user's name.
         name: String,
+        /// The role: admin, operator or reader.
         #[arg(long, value_enum, default_value = "reader")]
         role: RoleArg,
         /// Read the password from standard input (the only way; required so scripts say so).
@@ -250,19 +299,33 @@ pub enum UserCmd {
         password_stdin: bool,
     },
     /// List users.
+    ///
+    /// Example: `vmsec user list --json`.
     List,
     /// Remove a user.
-    Remove { name: String },
+    ///
+    /// Example: `vmsec user remove ops`.
+    Remove {
+        /// The user's name.
+        name: String,
+    },
     /// Give a user a new password, read from standard input; the old one stops working at once.
+    ///
+    /// Example: `vmsec user passwd ops --password-stdin`.
     Passwd {
+        /// The user's name.
         name: String,
         /// Read the password from standard input (the only way; required so scripts say so).
         #[arg(long, required = true)]
         password_stdin: bool,
     },
     /// Give a user another role.
+    ///
+    /// Example: `vmsec user role ops reader`.
     Role {
+        /// The user's name.
         name: String,
+        /// The role: admin, operator or reader.
         #[arg(value_enum)]
         role: RoleArg,
     },
@@ -271,33 +334,48 @@ pub enum UserCmd {
 #[derive(Subcommand, Debug)]
 pub enum VmCmd {
     /// Register a VM.
+    ///
+    /// Example: `vmsec vm add web1 --id b5314955-3924-42ba-abf9-793993d340a0`.
     Add {
+        /// Its name.
         name: String,
         /// The VM's GUID (Hyper-V's VM ID); a new one when absent.
         #[arg(long)]
         id: Option<uuid::Uuid>,
     },
     /// List VMs.
+    ///
+    /// Example: `vmsec vm list`.
     List,
     /// Show a VM: identity, security settings, key protector state and who it is granted
     /// to, policy. Example: `vmsec vm show web1`.
-    Show { vm: String },
+    Show {
+        /// The VM: its name or GUID.
+        vm: String,
+    },
     /// Grant a guardian in the VM's key protector and set it, in one step (the owner's keys
     /// must be here). Example: `vmsec vm grant web1 --guardian hostB`.
     Grant {
+        /// The VM: its name or GUID.
         vm: String,
+        /// The guardian (this host's name for it).
         #[arg(long)]
         guardian: String,
     },
     /// Revoke a guardian from the VM's key protector and set it; it loses access at the next
     /// roll. Example: `vmsec vm revoke web1 --guardian hostB`.
     Revoke {
+        /// The VM: its name or GUID.
         vm: String,
+        /// The guardian (this host's name for it).
         #[arg(long)]
         guardian: String,
     },
     /// Remove a VM and its key protectors.
+    ///
+    /// Example: `vmsec vm remove web1 --force`.
     Remove {
+        /// The VM: its name or GUID.
         vm: String,
         /// Remove even though the VM has a key protector (its vTPM state becomes unreadable).
         #[arg(long)]
@@ -305,8 +383,12 @@ pub enum VmCmd {
     },
     /// Write the VM's settings, key protectors, sealed state key and (encrypted) vTPM state to
     /// DIR, to move it to another host.
+    ///
+    /// Example: `vmsec vm export web1 --out web1-export`.
     Export {
+        /// The VM: its name or GUID.
         vm: String,
+        /// The directory to write (new or empty).
         #[arg(long)]
         out: PathBuf,
         /// Hand the VM over: this host refuses to start its vTPM afterwards, so the two
@@ -315,7 +397,12 @@ pub enum VmCmd {
         move_away: bool,
     },
     /// Register a VM exported from another host.
-    Import { dir: PathBuf },
+    ///
+    /// Example: `vmsec vm import web1-export`.
+    Import {
+        /// The directory `vm export` wrote.
+        dir: PathBuf,
+    },
     /// Security settings (Msvm_SecuritySettingData).
     #[command(subcommand)]
     Security(SecurityCmd),
@@ -342,13 +429,21 @@ impl OnOff {
 #[derive(Subcommand, Debug)]
 pub enum SecurityCmd {
     /// Print the VM's security settings.
-    Get { vm: String },
+    ///
+    /// Example: `vmsec vm security get web1`.
+    Get {
+        /// The VM: its name or GUID.
+        vm: String,
+    },
     /// Change security settings through ModifySecuritySettings; options not given stay as they are.
+    ///
+    /// Example: `vmsec vm security set web1 --tpm on --shielded on`.
     Set(SecuritySet),
 }
 
 #[derive(Args, Debug)]
 pub struct SecuritySet {
+    /// The VM: its name or GUID.
     pub vm: String,
     /// TpmEnabled.
     #[arg(long)]
@@ -379,21 +474,46 @@ pub struct SecuritySet {
 #[derive(Subcommand, Debug)]
 pub enum KpCmd {
     /// Write the VM's current key protector (GetKeyProtector).
+    ///
+    /// Example: `vmsec vm kp get web1 --out web1-kp.xml`.
     Get {
+        /// The VM: its name or GUID.
         vm: String,
         /// Write to FILE instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
     },
     /// Set the VM's key protector from FILE ("-" for standard input) (SetKeyProtector).
-    Set { vm: String, file: PathBuf },
+    ///
+    /// Example: `vmsec vm kp set web1 web1-kp.xml`.
+    Set {
+        /// The VM: its name or GUID.
+        vm: String,
+        /// The key protector file ("-" for standard input).
+        file: PathBuf,
+    },
     /// Make the last known good key protector current (RestoreLastKnownGoodKeyProtector).
-    Restore { vm: String },
+    ///
+    /// Example: `vmsec vm kp restore web1`.
+    Restore {
+        /// The VM: its name or GUID.
+        vm: String,
+    },
     /// List the VM's earlier key protectors.
-    History { vm: String },
+    ///
+    /// Example: `vmsec vm kp history web1`.
+    History {
+        /// The VM: its name or GUID.
+        vm: String,
+    },
     /// Give the VM a new key protector owned by this host's UntrustedGuardian
     /// (Set-VMKeyProtector -NewLocalKeyProtector).
-    NewLocal { vm: String },
+    ///
+    /// Example: `vmsec vm kp new-local web1`.
+    NewLocal {
+        /// The VM: its name or GUID.
+        vm: String,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -409,14 +529,20 @@ pub enum KeySizeArg {
 #[derive(Subcommand, Debug)]
 pub enum GuardianCmd {
     /// Create a guardian with new keys, kept here (private keys sealed under DATA/master.key).
+    ///
+    /// Example: `vmsec guardian new owner --key-size 3072`.
     New {
+        /// The guardian's name (this host's name for it).
         name: String,
         /// RSA key size.
         #[arg(long, value_enum, default_value = "2048")]
         key_size: KeySizeArg,
     },
     /// Import a guardian from an MS-KPS metadata.xml (from vmsec or a Windows HGS).
+    ///
+    /// Example: `vmsec guardian import hostB --metadata hostB.xml`.
     Import {
+        /// The guardian's name (this host's name for it).
         name: String,
         /// The guardian's metadata.xml (from `guardian export` or `kps guardian export`).
         #[arg(long, required_unless_present_any = ["url", "pfx"], conflicts_with_all = ["url", "pfx"])]
@@ -443,8 +569,12 @@ pub enum GuardianCmd {
         private: Option<PathBuf>,
     },
     /// Export a guardian as a signed metadata.xml.
+    ///
+    /// Example: `vmsec guardian export hostB --out hostB.xml`.
     Export {
+        /// The guardian's name (this host's name for it).
         name: String,
+        /// The metadata.xml to write (an existing file needs --force).
         #[arg(long)]
         out: PathBuf,
         /// Replace FILE if it exists.
@@ -455,9 +585,14 @@ pub enum GuardianCmd {
         private: Option<PathBuf>,
     },
     /// List guardians.
+    ///
+    /// Example: `vmsec guardian list`.
     List,
     /// Remove a guardian.
+    ///
+    /// Example: `vmsec guardian remove hostB`.
     Remove {
+        /// The guardian's name (this host's name for it).
         name: String,
         /// Remove even if it owns stored key protectors.
         #[arg(long)]
@@ -468,11 +603,16 @@ pub enum GuardianCmd {
 #[derive(Subcommand, Debug)]
 pub enum KpFileCmd {
     /// Make a new key protector owned by OWNER (whose keys are here) for the guardians.
+    ///
+    /// Example: `vmsec kp new --owner owner --guardian fabric --out web1-kp.xml`.
     New {
+        /// The guardian that owns the new key protector (its keys must be here).
         #[arg(long)]
         owner: String,
+        /// A guardian to grant (repeat for more).
         #[arg(long = "guardian")]
         guardians: Vec<String>,
+        /// The key protector file to write (an existing file needs --force).
         #[arg(long)]
         out: PathBuf,
         /// Replace FILE if it exists.
@@ -480,42 +620,78 @@ pub enum KpFileCmd {
         force: bool,
     },
     /// Grant a guardian (the owner's keys must be here); FILE is rewritten.
+    ///
+    /// Example: `vmsec kp grant web1-kp.xml --guardian hostB`.
     Grant {
+        /// The key protector file ("-" for standard input).
         file: PathBuf,
+        /// The guardian (this host's name for it).
         #[arg(long)]
         guardian: String,
     },
     /// Revoke a guardian (the owner's keys must be here); FILE is rewritten. The transport key
     /// changes at the next roll (vTPM start).
+    ///
+    /// Example: `vmsec kp revoke web1-kp.xml --guardian hostB`.
     Revoke {
+        /// The key protector file ("-" for standard input).
         file: PathBuf,
+        /// The guardian (this host's name for it).
         #[arg(long)]
         guardian: String,
     },
     /// Show the owner and guardians, their certificates, and the signature checks.
-    Show { file: PathBuf },
+    ///
+    /// Example: `vmsec kp show web1-kp.xml`.
+    Show {
+        /// The key protector file ("-" for standard input).
+        file: PathBuf,
+    },
     /// Verify every signature and rule; exit 1 naming the first that fails.
-    Verify { file: PathBuf },
+    ///
+    /// Example: `vmsec kp verify web1-kp.xml`.
+    Verify {
+        /// The key protector file ("-" for standard input).
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum PolicyCmd {
     /// Write the VM's security policy blob.
+    ///
+    /// Example: `vmsec vm policy get web1 --out policy.bin`.
     Get {
+        /// The VM: its name or GUID.
         vm: String,
+        /// Write to FILE instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
     },
     /// Set the VM's security policy from FILE ("-" for standard input; an empty file clears it).
-    Set { vm: String, file: PathBuf },
+    ///
+    /// Example: `vmsec vm policy set web1 policy.bin`.
+    Set {
+        /// The VM: its name or GUID.
+        vm: String,
+        /// The policy file ("-" for standard input; an empty file clears it).
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum JobCmd {
     /// List jobs that have not been removed yet.
+    ///
+    /// Example: `vmsec job list --json`.
     List,
     /// Show one job.
-    Show { id: String },
+    ///
+    /// Example: `vmsec job show Microsoft:2B5B5A3A-…`.
+    Show {
+        /// The job's InstanceID (`job list`).
+        id: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -532,7 +708,10 @@ pub enum TlsCmd {
 #[derive(Subcommand, Debug)]
 pub enum TpmCmd {
     /// Start the VM's vTPM: unwrap and roll its key protector, start swtpm with the state key.
+    ///
+    /// Example: `vmsec tpm start web1 --socket /run/vmsec/web1/swtpm.sock`.
     Start {
+        /// The VM: its name or GUID.
         vm: String,
         /// Keep the vTPM state in DIR instead of DATA/vtpm/<VM GUID>/state.
         #[arg(long)]
@@ -549,20 +728,35 @@ pub enum TpmCmd {
         reset: bool,
     },
     /// Stop the VM's vTPM gracefully.
-    Stop { vm: String },
+    ///
+    /// Example: `vmsec tpm stop web1`.
+    Stop {
+        /// The VM: its name or GUID.
+        vm: String,
+    },
     /// Whether the vTPM of VM (or of every VM) runs.
-    Status { vm: Option<String> },
+    ///
+    /// Example: `vmsec tpm status --json`.
+    Status {
+        /// The VM: its name or GUID.
+        vm: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum KpsCmd {
     /// Create the fabric guardian, the attestation signer, the communications key that signs
     /// metadata.xml, and the TLS certificate (DATA/tls/cert.pem, for hosts' `--ca`).
+    ///
+    /// Example: `vmsec kps init --key-size 3072`.
     Init {
+        /// RSA key size of the new keys.
         #[arg(long, value_enum, default_value_t = KeySizeArg::Rsa3072)]
         key_size: KeySizeArg,
     },
     /// Serve the Attestation Service and the Key Protection Service over HTTPS.
+    ///
+    /// Example: `vmsec kps serve --listen 0.0.0.0:8443`.
     Serve {
         /// HTTPS listen address.
         #[arg(long)]
@@ -575,7 +769,10 @@ pub enum KpsCmd {
     #[command(subcommand)]
     Host(KpsHostCmd),
     /// Refuse every health certificate issued before TIME (RFC 3339): hosts must attest anew.
+    ///
+    /// Example: `vmsec kps deny-before 2026-12-01T12:00:00Z`.
     DenyBefore {
+        /// An RFC 3339 time, e.g. 2026-12-01T12:00:00Z.
         #[arg(value_parser = parse_rfc3339)]
         time: time::OffsetDateTime,
     },
@@ -583,30 +780,44 @@ pub enum KpsCmd {
     #[command(subcommand)]
     Guardian(KpsGuardianCmd),
     /// Print the KPS's audit log, newest first.
+    ///
+    /// Example: `vmsec kps audit --limit 20`.
     Audit {
         /// Only records after this sequence number, oldest first.
         #[arg(long)]
         after: Option<i64>,
+        /// At most this many records.
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
     /// Whether the KPS is initialized, its guardians, hosts and deny-before time.
+    ///
+    /// Example: `vmsec kps status --json`.
     Status,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum KpsHostCmd {
     /// Register a host by its host key (HGS's Add-HgsAttestationHostKey).
+    ///
+    /// Example: `vmsec kps host add h1 --host-key h1.pem`.
     Add {
+        /// The host's name, as registered.
         name: String,
         /// PEM public key (from `vmsec hgs host-key new`) or certificate, or DER.
         #[arg(long)]
         host_key: PathBuf,
     },
+    /// The registered hosts: name, host key hash, when added.
+    ///
+    /// Example: `vmsec kps host list --json`.
     List,
     /// Remove a host: its next RollTransportKey is refused, even with a valid health
     /// certificate.
+    ///
+    /// Example: `vmsec kps host remove h1`.
     Remove {
+        /// The host's name, as registered.
         name: String,
     },
 }
@@ -614,7 +825,10 @@ pub enum KpsHostCmd {
 #[derive(Subcommand, Debug)]
 pub enum KpsGuardianCmd {
     /// Write the primary fabric guardian's metadata.xml, for owners to grant.
+    ///
+    /// Example: `vmsec kps guardian export --out metadata.xml`.
     Export {
+        /// The metadata.xml to write (an existing file needs --force).
         #[arg(long)]
         out: PathBuf,
         /// Replace an existing file.
@@ -622,14 +836,24 @@ pub enum KpsGuardianCmd {
         force: bool,
     },
     /// Make a new primary guardian; the older ones keep unwrapping until removed.
+    ///
+    /// Example: `vmsec kps guardian rotate`.
     Rotate {
+        /// RSA key size of the new keys.
         #[arg(long, value_enum, default_value_t = KeySizeArg::Rsa3072)]
         key_size: KeySizeArg,
     },
     /// The fabric guardians this KPS holds.
+    ///
+    /// Example: `vmsec kps guardian list`.
     List,
     /// Stop unwrapping with an older guardian (never the primary).
-    Remove { name: String },
+    ///
+    /// Example: `vmsec kps guardian remove fabric`.
+    Remove {
+        /// The fabric guardian's name (`kps guardian list`).
+        name: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -638,6 +862,8 @@ pub enum HgsCmd {
     #[command(subcommand)]
     HostKey(HostKeyCmd),
     /// Switch to HGS mode with the fabric's URLs, or back to local mode with --local.
+    ///
+    /// Example: `vmsec hgs set --attestation-url https://kps:8443/Attestation --key-protection-url https://kps:8443/KeyProtection --ca kps-cert.pem`.
     Set {
         /// e.g. https://kps.example:8443/Attestation
         #[arg(long, required_unless_present = "local", conflicts_with = "local")]
@@ -659,6 +885,8 @@ pub enum HgsCmd {
         local: bool,
     },
     /// Mode, URLs and attestation status (as Get-HgsClientConfiguration).
+    ///
+    /// Example: `vmsec hgs show`.
     Show,
 }
 
@@ -666,11 +894,15 @@ pub enum HgsCmd {
 pub enum HostKeyCmd {
     /// Create this host's host key and print its public key (PEM) on standard output, e.g.
     /// `vmsec hgs host-key new > h1.pem`.
+    ///
+    /// Example: `vmsec hgs host-key new > h1.pem`.
     New {
         /// Replace an existing host key (the KPS must register the new one).
         #[arg(long)]
         force: bool,
     },
     /// Print the host key's public key (PEM).
+    ///
+    /// Example: `vmsec hgs host-key show`.
     Show,
 }
