@@ -119,34 +119,7 @@ fn a_libvirt_domain_runs_on_the_vtpm_the_hook_starts_and_keeps_its_nv_data() {
 
     let data = dir.join("data");
     let kp = dir.join("kp.xml");
-    vmsec_ok(
-        &data,
-        &["guardian", "new", "owner", "--key-size", "2048"],
-        b"",
-    );
-    vmsec_ok(
-        &data,
-        &[
-            "kp",
-            "new",
-            "--owner",
-            "owner",
-            "--out",
-            kp.to_str().unwrap(),
-        ],
-        b"",
-    );
-    vmsec_ok(&data, &["vm", "add", "lvguest"], b"");
-    vmsec_ok(
-        &data,
-        &["vm", "kp", "set", "lvguest", kp.to_str().unwrap()],
-        b"",
-    );
-    vmsec_ok(
-        &data,
-        &["vm", "security", "set", "lvguest", "--tpm", "on"],
-        b"",
-    );
+    common::vm_with_local_kp(&data, &kp, "lvguest");
     let shown: serde_json::Value =
         serde_json::from_slice(&vmsec_ok(&data, &["--json", "vm", "show", "lvguest"], b"").stdout)
             .unwrap();

@@ -118,34 +118,7 @@ fn a_qemu_guest_keeps_its_tpm_nv_data_across_a_restart_that_rolls_the_key_protec
     assert!(built.success(), "building the initramfs");
 
     let kp = tmp.path().join("kp.xml");
-    vmsec_ok(
-        &data,
-        &["guardian", "new", "owner", "--key-size", "2048"],
-        b"",
-    );
-    vmsec_ok(
-        &data,
-        &[
-            "kp",
-            "new",
-            "--owner",
-            "owner",
-            "--out",
-            kp.to_str().unwrap(),
-        ],
-        b"",
-    );
-    vmsec_ok(&data, &["vm", "add", "guest"], b"");
-    vmsec_ok(
-        &data,
-        &["vm", "kp", "set", "guest", kp.to_str().unwrap()],
-        b"",
-    );
-    vmsec_ok(
-        &data,
-        &["vm", "security", "set", "guest", "--tpm", "on"],
-        b"",
-    );
+    common::vm_with_local_kp(&data, &kp, "guest");
 
     let started = json(&data, &["tpm", "start", "guest"]);
     let console = boot(&kernel, &initrd, &started, "write");

@@ -73,3 +73,18 @@ pub fn tools_present() -> bool {
     eprintln!("skipped: {missing:?} not on PATH (install swtpm, swtpm-tools, tpm2-tools)");
     false
 }
+
+/// A VM named `vm` in `data` with its TPM on and a key protector owned by a guardian "owner"
+/// made there (written to `kp`): what a vTPM start needs.
+pub fn vm_with_local_kp(data: &Path, kp: &Path, vm: &str) {
+    let kp = kp.to_str().expect("UTF-8 path");
+    vmsec_ok(
+        data,
+        &["guardian", "new", "owner", "--key-size", "2048"],
+        b"",
+    );
+    vmsec_ok(data, &["kp", "new", "--owner", "owner", "--out", kp], b"");
+    vmsec_ok(data, &["vm", "add", vm], b"");
+    vmsec_ok(data, &["vm", "kp", "set", vm, kp], b"");
+    vmsec_ok(data, &["vm", "security", "set", vm, "--tpm", "on"], b"");
+}
