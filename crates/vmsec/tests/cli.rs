@@ -1331,3 +1331,48 @@ fn json_times_have_a_fixed_precision_and_paths_are_absolute() {
         "{state}"
     );
 }
+
+/// Under `--json` every command answers with JSON: a key protector read to stdout comes as
+/// base64, one written to a file names the file, absolute.
+#[test]
+fn under_json_reading_a_key_protector_prints_json_too() {
+    let c = Cli::new();
+    c.ok(&["guardian", "new", "owner", "--key-size", "2048"]);
+    // A relative --out, in the test's own directory.
+    let made = Command::new(env!("CARGO_BIN_EXE_vmsec"))
+        .arg("--data")
+        .arg(c.data.path())
+        .args([
+            "--json",
+            "kp",
+            "new",
+            "--owner",
+            "owner",
+            "--out",
+            "rel-kp.xml",
+        ])
+        .current_dir(c.data.path())
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&made.stdout).unwrap();
+    let file = v["file"].as_str().unwrap();
+    assert!(file.starts_with('/') && file.ends_with("rel-kp.xml"), "{v}");
+    c.ok(&["vm", "add", "web1"]);
+    c.ok(&["vm", "kp", "set", "web1", file]);
+    let v = c.json(&["vm", "kp", "get", "web1"]);
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(v["base64"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(bytes, std::fs::read(file).unwrap());
+    assert_eq!(v["bytes"], bytes.len());
+    let out = c.data.path().join("got.xml");
+    let v = c.json(&["vm", "kp", "get", "web1", "--out", out.to_str().unwrap()]);
+    assert_eq!(v["file"], out.to_str().unwrap());
+    assert_eq!(std::fs::read(&out).unwrap(), bytes);
+}

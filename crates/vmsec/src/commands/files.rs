@@ -139,3 +139,34 @@ pub(super) fn write_output(out: Option<&Path>, bytes: &[u8]) -> Result<(), CliEr
         None => output::write_stdout(bytes),
     }
 }
+
+/// [`write_output`] for a command that may run under `--json`: then the result is a JSON
+/// object too, with the file written (absolute), or, without one, the bytes in base64.
+pub(super) fn write_output_or_json(
+    json: bool,
+    out: Option<&Path>,
+    bytes: &[u8],
+) -> Result<(), CliError> {
+    if !json {
+        return write_output(out, bytes);
+    }
+    use base64::Engine as _;
+    let v = match out {
+        Some(p) => {
+            write_output(Some(p), bytes)?;
+            serde_json::json!({ "ok": true, "file": absolute(p), "bytes": bytes.len() })
+        }
+        None => serde_json::json!({
+            "bytes": bytes.len(),
+            "base64": base64::engine::general_purpose::STANDARD.encode(bytes),
+        }),
+    };
+    output::write_stdout(
+        format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default()).as_bytes(),
+    )
+}
+
+/// A path as `--json` reports it: absolute.
+pub(super) fn absolute(p: &Path) -> std::path::PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_owned())
+}

@@ -7,7 +7,7 @@ use vmsec_service::{KeySize, PrivateKeyPems};
 use zeroize::Zeroizing;
 
 use super::Ctx;
-use super::files::{Existing, read_input, write_atomic};
+use super::files::{Existing, absolute, read_input, write_atomic};
 use crate::CliError;
 use crate::cli::{GuardianCmd, KeySizeArg};
 use crate::output;
@@ -129,7 +129,7 @@ impl Ctx<'_> {
                 }
                 self.out.either(
                     || format!("wrote {}", out.display()),
-                    || json!({ "ok": true, "metadata": out, "private": private }),
+                    || json!({ "ok": true, "metadata": absolute(&out), "private": private.as_deref().map(absolute) }),
                 )
             }
             GuardianCmd::List => {

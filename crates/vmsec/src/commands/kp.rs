@@ -5,7 +5,7 @@ use std::path::Path;
 use serde_json::json;
 
 use super::Ctx;
-use super::files::{Existing, read_input, write_atomic};
+use super::files::{Existing, absolute, read_input, write_atomic};
 use crate::CliError;
 use crate::cli::KpFileCmd;
 use crate::output;
@@ -29,7 +29,7 @@ impl Ctx<'_> {
                             guardians.len()
                         )
                     },
-                    || json!({ "ok": true, "file": out }),
+                    || json!({ "ok": true, "file": absolute(&out) }),
                 )
             }
             KpFileCmd::Grant { file, guardian } => {

@@ -7,7 +7,7 @@ use vmsec_service::fabric::Kps;
 use vmsec_service::{Caller, KeySize};
 
 use super::Ctx;
-use super::files::{Existing, read_input, write_atomic};
+use super::files::{Existing, absolute, read_input, write_atomic};
 use crate::CliError;
 use crate::cli::{KeySizeArg, KpsCmd, KpsGuardianCmd, KpsHostCmd};
 use crate::data_dir::DataDir;
@@ -141,7 +141,7 @@ pub fn run(data: &DataDir, c: KpsCmd, out: &Out) -> Result<(), CliError> {
             write_atomic(&file, &xml, Existing::when(force))?;
             out.either(
                 || format!("wrote {}", file.display()),
-                || json!({ "ok": true, "metadata": file }),
+                || json!({ "ok": true, "metadata": absolute(&file) }),
             )
         }
         KpsCmd::Guardian(KpsGuardianCmd::Rotate { key_size }) => {

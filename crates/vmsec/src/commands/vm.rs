@@ -92,7 +92,7 @@ impl Ctx<'_> {
                 }
                 self.out.either(
                     || format!("exported {} to {}", vm.name, out.display()),
-                    || json!({ "ok": true, "dir": out }),
+                    || json!({ "ok": true, "dir": crate::commands::files::absolute(&out) }),
                 )
             }
             VmCmd::Import { dir } => {

@@ -8,7 +8,7 @@ use super::method_error;
 use crate::CliError;
 use crate::cli::KpCmd;
 use crate::commands::Ctx;
-use crate::commands::files::{read_input, write_output};
+use crate::commands::files::{read_input, write_output_or_json};
 use crate::output;
 
 impl Ctx<'_> {
@@ -33,7 +33,7 @@ impl Ctx<'_> {
                         vm.name
                     )));
                 }
-                write_output(out.as_deref(), &kp)
+                write_output_or_json(self.out.json, out.as_deref(), &kp)
             }
             KpCmd::Set { vm, file } => {
                 let vm = self.find_vm(&vm)?;

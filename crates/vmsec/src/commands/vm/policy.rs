@@ -5,7 +5,7 @@ use vmsec_service::Method;
 use crate::CliError;
 use crate::cli::PolicyCmd;
 use crate::commands::Ctx;
-use crate::commands::files::{read_input, write_output};
+use crate::commands::files::{read_input, write_output_or_json};
 
 impl Ctx<'_> {
     pub(super) fn policy(&self, c: PolicyCmd) -> Result<(), CliError> {
@@ -14,7 +14,7 @@ impl Ctx<'_> {
                 let vm = self.find_vm(&vm)?;
                 let sec = self.service.vm_security(self.me, vm.id)?;
                 match sec.security_policy {
-                    Some(p) => write_output(out.as_deref(), &p),
+                    Some(p) => write_output_or_json(self.out.json, out.as_deref(), &p),
                     None => Err(CliError::new(format!(
                         "VM {} has no security policy",
                         vm.name
