@@ -4,6 +4,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod defaults;
+mod fabric;
+
+pub use defaults::{default_data_dir, default_serve_config};
+pub use fabric::*;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "vmsec",
@@ -50,124 +56,6 @@ impl Cli {
         };
         self.data.is_none() && std::env::var_os(var).is_none()
     }
-}
-
-/// Whether this process runs as root (from /proc, without libc).
-pub fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-    })
-}
-
-/// Where the store lives when nothing says: a system service's place for root
-/// (`/var/lib/vmsec`, `/var/lib/vmsec-kps`), the user's data directory otherwise
-/// (`$XDG_DATA_HOME/vmsec`, by default `~/.local/share/vmsec`), never the working directory,
-/// so that a command run from another folder finds the same store.
-pub fn default_data_dir(kps: bool) -> PathBuf {
-    default_data_dir_for(
-        kps,
-        is_root(),
-        std::env::var_os("XDG_DATA_HOME").map(PathBuf::from),
-        std::env::var_os("HOME").map(PathBuf::from),
-    )
-}
-
-fn default_data_dir_for(
-    kps: bool,
-    root: bool,
-    xdg_data_home: Option<PathBuf>,
-    home: Option<PathBuf>,
-) -> PathBuf {
-    let name = if kps { "vmsec-kps" } else { "vmsec" };
-    if root {
-        return PathBuf::from("/var/lib").join(name);
-    }
-    // The XDG Base Directory rule: a relative $XDG_DATA_HOME is invalid and ignored.
-    xdg_data_home
-        .filter(|p| p.is_absolute())
-        .or_else(|| home.map(|h| h.join(".local/share")))
-        .map(|d| d.join(name))
-        .unwrap_or_else(|| PathBuf::from(format!("./{name}-data")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Every verb shows an example in its help, and every argument says what it is.
-    #[test]
-    fn every_verb_has_an_example_and_every_argument_a_help_text() {
-        use clap::CommandFactory;
-        fn walk(c: &clap::Command, path: String, missing: &mut Vec<String>) {
-            let subs: Vec<&clap::Command> = c
-                .get_subcommands()
-                .filter(|s| s.get_name() != "help")
-                .collect();
-            if subs.is_empty() {
-                let about = format!(
-                    "{} {}",
-                    c.get_about().map(|s| s.to_string()).unwrap_or_default(),
-                    c.get_long_about()
-                        .map(|s| s.to_string())
-                        .unwrap_or_default()
-                );
-                if !about.contains("xample") {
-                    missing.push(format!("{path}: no example"));
-                }
-            }
-            for a in c.get_arguments() {
-                let id = a.get_id().as_str();
-                if a.is_global_set() || id == "help" || id == "version" {
-                    continue;
-                }
-                if a.get_help().is_none() && a.get_long_help().is_none() {
-                    missing.push(format!("{path} <{id}>: no help"));
-                }
-            }
-            for sub in subs {
-                walk(sub, format!("{path} {}", sub.get_name()), missing);
-            }
-        }
-        let mut missing = Vec::new();
-        walk(&Cli::command(), "vmsec".into(), &mut missing);
-        assert!(missing.is_empty(), "{missing:#?}");
-    }
-
-    #[test]
-    fn the_default_data_directory_is_the_systems_for_root_and_the_users_otherwise() {
-        let d = |kps, root, xdg: Option<&str>, home: Option<&str>| {
-            default_data_dir_for(kps, root, xdg.map(PathBuf::from), home.map(PathBuf::from))
-        };
-        assert_eq!(
-            d(false, true, Some("/x"), Some("/root")),
-            PathBuf::from("/var/lib/vmsec")
-        );
-        assert_eq!(
-            d(true, true, None, None),
-            PathBuf::from("/var/lib/vmsec-kps")
-        );
-        assert_eq!(
-            d(false, false, Some("/data"), Some("/home/u")),
-            PathBuf::from("/data/vmsec")
-        );
-        assert_eq!(
-            d(false, false, Some("rel"), Some("/home/u")),
-            PathBuf::from("/home/u/.local/share/vmsec")
-        );
-        assert_eq!(
-            d(true, false, None, Some("/home/u")),
-            PathBuf::from("/home/u/.local/share/vmsec-kps")
-        );
-        assert_eq!(d(false, false, None, None), PathBuf::from("./vmsec-data"));
-    }
-}
-
-/// `serve`'s configuration when `--config` is not given: `/etc/vmsec/vmsec.toml` for root, if
-/// it exists.
-pub fn default_serve_config() -> Option<PathBuf> {
-    let p = PathBuf::from("/etc/vmsec/vmsec.toml");
-    (is_root() && p.is_file()).then_some(p)
 }
 
 #[derive(Subcommand, Debug)]
@@ -743,166 +631,46 @@ pub enum TpmCmd {
     },
 }
 
-#[derive(Subcommand, Debug)]
-pub enum KpsCmd {
-    /// Create the fabric guardian, the attestation signer, the communications key that signs
-    /// metadata.xml, and the TLS certificate (DATA/tls/cert.pem, for hosts' `--ca`).
-    ///
-    /// Example: `vmsec kps init --key-size 3072`.
-    Init {
-        /// RSA key size of the new keys.
-        #[arg(long, value_enum, default_value_t = KeySizeArg::Rsa3072)]
-        key_size: KeySizeArg,
-    },
-    /// Serve the Attestation Service and the Key Protection Service over HTTPS.
-    ///
-    /// Example: `vmsec kps serve --listen 0.0.0.0:8443`.
-    Serve {
-        /// HTTPS listen address.
-        #[arg(long)]
-        listen: Option<std::net::SocketAddr>,
-        /// TOML configuration file (contrib/vmsec-kps.toml lists every key).
-        #[arg(long)]
-        config: Option<PathBuf>,
-    },
-    /// The hosts the Attestation Service vouches for.
-    #[command(subcommand)]
-    Host(KpsHostCmd),
-    /// Refuse every health certificate issued before TIME (RFC 3339): hosts must attest anew.
-    ///
-    /// Example: `vmsec kps deny-before 2026-12-01T12:00:00Z`.
-    DenyBefore {
-        /// An RFC 3339 time, e.g. 2026-12-01T12:00:00Z.
-        #[arg(value_parser = parse_rfc3339)]
-        time: time::OffsetDateTime,
-    },
-    /// The fabric guardian.
-    #[command(subcommand)]
-    Guardian(KpsGuardianCmd),
-    /// Print the KPS's audit log, newest first.
-    ///
-    /// Example: `vmsec kps audit --limit 20`.
-    Audit {
-        /// Only records after this sequence number, oldest first.
-        #[arg(long)]
-        after: Option<i64>,
-        /// At most this many records.
-        #[arg(long, default_value_t = 100)]
-        limit: usize,
-    },
-    /// Whether the KPS is initialized, its guardians, hosts and deny-before time.
-    ///
-    /// Example: `vmsec kps status --json`.
-    Status,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-#[derive(Subcommand, Debug)]
-pub enum KpsHostCmd {
-    /// Register a host by its host key (HGS's Add-HgsAttestationHostKey).
-    ///
-    /// Example: `vmsec kps host add h1 --host-key h1.pem`.
-    Add {
-        /// The host's name, as registered.
-        name: String,
-        /// PEM public key (from `vmsec hgs host-key new`) or certificate, or DER.
-        #[arg(long)]
-        host_key: PathBuf,
-    },
-    /// The registered hosts: name, host key hash, when added.
-    ///
-    /// Example: `vmsec kps host list --json`.
-    List,
-    /// Remove a host: its next RollTransportKey is refused, even with a valid health
-    /// certificate.
-    ///
-    /// Example: `vmsec kps host remove h1`.
-    Remove {
-        /// The host's name, as registered.
-        name: String,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-pub enum KpsGuardianCmd {
-    /// Write the primary fabric guardian's metadata.xml, for owners to grant.
-    ///
-    /// Example: `vmsec kps guardian export --out metadata.xml`.
-    Export {
-        /// The metadata.xml to write (an existing file needs --force).
-        #[arg(long)]
-        out: PathBuf,
-        /// Replace an existing file.
-        #[arg(long)]
-        force: bool,
-    },
-    /// Make a new primary guardian; the older ones keep unwrapping until removed.
-    ///
-    /// Example: `vmsec kps guardian rotate`.
-    Rotate {
-        /// RSA key size of the new keys.
-        #[arg(long, value_enum, default_value_t = KeySizeArg::Rsa3072)]
-        key_size: KeySizeArg,
-    },
-    /// The fabric guardians this KPS holds.
-    ///
-    /// Example: `vmsec kps guardian list`.
-    List,
-    /// Stop unwrapping with an older guardian (never the primary).
-    ///
-    /// Example: `vmsec kps guardian remove fabric`.
-    Remove {
-        /// The fabric guardian's name (`kps guardian list`).
-        name: String,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-pub enum HgsCmd {
-    /// This host's host key.
-    #[command(subcommand)]
-    HostKey(HostKeyCmd),
-    /// Switch to HGS mode with the fabric's URLs, or back to local mode with --local.
-    ///
-    /// Example: `vmsec hgs set --attestation-url https://kps:8443/Attestation --key-protection-url https://kps:8443/KeyProtection --ca kps-cert.pem`.
-    Set {
-        /// e.g. https://kps.example:8443/Attestation
-        #[arg(long, required_unless_present = "local", conflicts_with = "local")]
-        attestation_url: Option<String>,
-        /// e.g. https://kps.example:8443/KeyProtection
-        #[arg(long, required_unless_present = "local")]
-        key_protection_url: Option<String>,
-        /// Tried when the attestation URL does not answer (default: the attestation URL).
-        #[arg(long, requires = "attestation_url")]
-        fallback_attestation_url: Option<String>,
-        /// Tried when the key protection URL does not answer (default: the key protection URL).
-        #[arg(long, requires = "attestation_url")]
-        fallback_key_protection_url: Option<String>,
-        /// PEM certificates the services' TLS certificates must chain to (else the system's).
-        #[arg(long, requires = "attestation_url")]
-        ca: Option<PathBuf>,
-        /// Back to local mode: this host's guardians unwrap.
-        #[arg(long)]
-        local: bool,
-    },
-    /// Mode, URLs and attestation status (as Get-HgsClientConfiguration).
-    ///
-    /// Example: `vmsec hgs show`.
-    Show,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum HostKeyCmd {
-    /// Create this host's host key and print its public key (PEM) on standard output, e.g.
-    /// `vmsec hgs host-key new > h1.pem`.
-    ///
-    /// Example: `vmsec hgs host-key new > h1.pem`.
-    New {
-        /// Replace an existing host key (the KPS must register the new one).
-        #[arg(long)]
-        force: bool,
-    },
-    /// Print the host key's public key (PEM).
-    ///
-    /// Example: `vmsec hgs host-key show`.
-    Show,
+    /// Every verb shows an example in its help, and every argument says what it is.
+    #[test]
+    fn every_verb_has_an_example_and_every_argument_a_help_text() {
+        use clap::CommandFactory;
+        fn walk(c: &clap::Command, path: String, missing: &mut Vec<String>) {
+            let subs: Vec<&clap::Command> = c
+                .get_subcommands()
+                .filter(|s| s.get_name() != "help")
+                .collect();
+            if subs.is_empty() {
+                let about = format!(
+                    "{} {}",
+                    c.get_about().map(|s| s.to_string()).unwrap_or_default(),
+                    c.get_long_about()
+                        .map(|s| s.to_string())
+                        .unwrap_or_default()
+                );
+                if !about.contains("xample") {
+                    missing.push(format!("{path}: no example"));
+                }
+            }
+            for a in c.get_arguments() {
+                let id = a.get_id().as_str();
+                if a.is_global_set() || id == "help" || id == "version" {
+                    continue;
+                }
+                if a.get_help().is_none() && a.get_long_help().is_none() {
+                    missing.push(format!("{path} <{id}>: no help"));
+                }
+            }
+            for sub in subs {
+                walk(sub, format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "vmsec".into(), &mut missing);
+        assert!(missing.is_empty(), "{missing:#?}");
+    }
 }
