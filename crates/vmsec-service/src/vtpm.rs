@@ -17,47 +17,16 @@ use vmsec_tpm::{Endpoint, RunningTpm, StateKey, Status, StopOutcome, VtpmPaths};
 
 use crate::{Caller, Service, ServiceError};
 
-/// Where a VM's vTPM lives: `<vtpm root>/<VM GUID>/` holds the pid file, the log and (unless
-/// the operator chose another) the encrypted state.
-#[derive(Clone, Debug)]
-pub struct VtpmLocation {
-    pub dir: PathBuf,
-    pub paths: VtpmPaths,
-}
+mod location;
+mod release;
 
-/// A file in the VM's vTPM directory naming a state directory chosen with `--state`, so that
-/// stop and status find it.
-const STATE_DIR_FILE: &str = "state-dir";
-
-impl VtpmLocation {
-    /// The location of `vm`'s vTPM under `root`, honouring a state directory recorded by an
-    /// earlier start with `--state`.
-    pub fn of(root: &Path, vm: Uuid) -> VtpmLocation {
-        let dir = root.join(vm.to_string());
-        let mut paths = VtpmPaths::under(&dir);
-        if let Ok(s) = std::fs::read_to_string(dir.join(STATE_DIR_FILE)) {
-            paths.state_dir = PathBuf::from(s.trim_end_matches('\n'));
-        }
-        VtpmLocation { dir, paths }
-    }
-
-    fn choose_state_dir(&mut self, state_dir: &Path) -> Result<(), ServiceError> {
-        let abs = absolute_state_dir(state_dir)?;
-        std::fs::write(
-            self.dir.join(STATE_DIR_FILE),
-            format!("{}\n", abs.display()),
-        )
-        .map_err(|e| ServiceError::Internal(format!("cannot record the state directory: {e}")))?;
-        self.paths.state_dir = abs;
-        Ok(())
-    }
-}
-
-fn absolute_state_dir(state_dir: &Path) -> Result<PathBuf, ServiceError> {
-    std::path::absolute(state_dir).map_err(|e| {
-        ServiceError::InvalidParameter(format!("--state {}: {e}", state_dir.display()))
-    })
-}
+pub(crate) use location::MOVED_MARK;
+pub use location::VtpmLocation;
+use location::{
+    absolute_state_dir, create_private_dir, lock, mark_manufactured, refuse_silent_manufacture,
+};
+use release::check_egress;
+pub use release::{KeyRelease, Unlock};
 
 /// How long each part of a start took.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -94,28 +63,6 @@ fn ms(d: Duration) -> f64 {
 
 fn tpm_error(e: vmsec_tpm::TpmError) -> ServiceError {
     ServiceError::Vtpm(e)
-}
-
-/// Serializes starts and stops of one VM's vTPM across processes.
-fn lock(dir: &Path) -> Result<std::fs::File, ServiceError> {
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join("lock"))
-        .map_err(|e| ServiceError::Internal(format!("cannot open the vTPM lock: {e}")))?;
-    f.lock()
-        .map_err(|e| ServiceError::Internal(format!("cannot lock the vTPM: {e}")))?;
-    Ok(f)
-}
-
-fn create_private_dir(dir: &Path) -> Result<(), ServiceError> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| ServiceError::Internal(format!("cannot create {}: {e}", dir.display())))
 }
 
 /// Which transport key opens the VM's sealed vTPM state key (DEK) at a start.
@@ -160,22 +107,6 @@ pub struct TpmStart<'a> {
     /// Manufacture a new vTPM even though this VM had one whose state is not where it is
     /// looked for (`--reset`): its EK, keys and NV data are then gone for good.
     pub reset: bool,
-}
-
-/// Where a start gets the key protector's transport key, and its roll.
-#[derive(Clone, Copy)]
-pub enum Unlock<'a> {
-    /// This host's guardians unwrap and roll it (local mode).
-    Local,
-    /// The fabric's Key Protection Service rolls it for this attested host (HGS mode).
-    Fabric(&'a dyn KeyRelease),
-}
-
-/// A Key Protection Service as a start sees it: one RollTransportKey of `ingress`, giving
-/// TK1, TK2 and the rolled protector. How it is reached (attestation, URLs, TLS) is the
-/// implementor's; its errors say why, with the KPS's own code.
-pub trait KeyRelease {
-    fn roll(&self, ingress: &[u8]) -> Result<vmsec_kps::host::Release, ServiceError>;
 }
 
 /// The current key protector, unwrapped with this host's guardians or by the fabric.
@@ -515,43 +446,6 @@ impl Service {
     }
 }
 
-/// A file in the VM's vTPM directory saying it was exported with `--move` (when, and where to).
-pub(crate) const MOVED_MARK: &str = "moved";
-
-/// A file in the VM's vTPM directory, written once its vTPM has been manufactured here.
-const MANUFACTURED_MARK: &str = "manufactured";
-
-fn mark_manufactured(dir: &Path) -> Result<(), ServiceError> {
-    std::fs::write(dir.join(MANUFACTURED_MARK), b"")
-        .map_err(|e| ServiceError::Internal(format!("cannot mark the vTPM manufactured: {e}")))
-}
-
-/// A VM whose vTPM was manufactured on this host: if its state is not where this start looks
-/// (another `--state`, a deleted file), starting would silently manufacture a new vTPM with a
-/// new EK and none of the old NV data. That takes `--reset`. A first start that crashed
-/// before manufacturing left no mark, so it is simply done again.
-fn refuse_silent_manufacture(
-    vm: &Vm,
-    vtpm_dir: &Path,
-    paths: &VtpmPaths,
-    reset: bool,
-) -> Result<(), ServiceError> {
-    let has_state = paths
-        .state_dir
-        .join(vmsec_tpm::PERMANENT_STATE_FILE)
-        .exists();
-    if vtpm_dir.join(MANUFACTURED_MARK).exists() && !has_state && !reset {
-        return Err(ServiceError::InvalidState(format!(
-            "the vTPM of {} was started before, but no vTPM state is at {}: starting would manufacture a new \
-             vTPM without its keys and NV data. Give the state directory it used (`--state DIR`), or `--reset` \
-             to manufacture a new one on purpose",
-            vm.name,
-            paths.state_dir.display()
-        )));
-    }
-    Ok(())
-}
-
 /// What a start needs of the VM's record: a key protector, and the vTPM turned on.
 fn startable(vm: &Vm, sec: &vmsec_store::VmSecurity) -> Result<Vec<u8>, ServiceError> {
     let Some(current) = sec.key_protector.clone() else {
@@ -596,51 +490,6 @@ fn roll(vm: &Vm, current: &Unwrapped, dek: &StateKey) -> Result<Rolled, ServiceE
         bytes: rolled.protector.into_bytes(),
         resealed,
     })
-}
-
-/// What the KPS returned, checked before anything is sealed under it: the egress protector
-/// verifies, wraps for exactly the certificates the ingress did, and its transport key is the
-/// TK2 released (its TransportKeySignature), and TK1 is the ingress's.
-fn check_egress(
-    ingress: &Protector,
-    release: &vmsec_kps::host::Release,
-) -> Result<Vec<u8>, ServiceError> {
-    let bad = |m: String| {
-        ServiceError::InvalidState(format!(
-            "the Key Protection Service returned an unusable roll ({m}); nothing was changed"
-        ))
-    };
-    let egress =
-        Protector::parse(&release.egress).map_err(|e| bad(format!("egress protector: {e}")))?;
-    egress
-        .verify()
-        .map_err(|e| bad(format!("egress protector: {e}")))?;
-    let certs = |p: &Protector| {
-        let mut c: Vec<Vec<u8>> = p
-            .wrappings()
-            .iter()
-            .map(|w| w.encryption_cert.clone())
-            .collect();
-        c.sort();
-        c
-    };
-    if certs(ingress) != certs(&egress) {
-        return Err(bad("its wrappings are not the ingress protector's".into()));
-    }
-    let opens = |p: &Protector, tk: &vmsec_kp::TransportKey| {
-        let tks = p.transport_key_signature();
-        tk.verify(&tks.kdf, p.canonical_wrappings(), &tks.mac)
-            .unwrap_or(false)
-    };
-    if !opens(ingress, &release.keys.ingress) {
-        return Err(bad(
-            "TK1 is not the current protector's transport key".into()
-        ));
-    }
-    if !opens(&egress, &release.keys.egress) {
-        return Err(bad("TK2 is not the egress protector's transport key".into()));
-    }
-    Ok(release.egress.clone())
 }
 
 /// Step 4: swtpm started with the state key, the vTPM manufactured first if this is its
