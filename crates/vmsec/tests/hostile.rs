@@ -179,6 +179,14 @@ fn expand(mut t: Vec<u8>, vars: &[(&str, String)], pad: usize) -> Vec<u8> {
                 let n: usize = parts.next().unwrap().parse().unwrap();
                 format!("<p:{name}>1</p:{name}>").repeat(n)
             }
+            "JSONNEST" => {
+                let n: usize = parts.next().unwrap().parse().unwrap();
+                format!("{}{}", "[".repeat(n), "]".repeat(n))
+            }
+            "TUPLES" => {
+                let n: usize = parts.next().unwrap().parse().unwrap();
+                vec![r#"{"m_Item1":8,"m_Item2":"AQ=="}"#; n].join(",")
+            }
             other => panic!("unknown generator {other}"),
         };
         t = replace(&t, &format!("{{{{{spec}}}}}"), generated.as_bytes());
@@ -737,6 +745,9 @@ fn every_hostile_input_gets_its_documented_answer_and_the_server_stays_healthy()
             "{}: no attack line",
             case.name
         );
+        if case.get("target") == Some("kps") {
+            continue; // the KPS's own test below
+        }
         let pad = case.get("pad").map_or(0, |p| p.parse().unwrap());
         let outcome = if case.get("mode") == Some("cli") {
             let line = expand(case.template.clone(), &vars, pad);
@@ -775,4 +786,98 @@ fn every_hostile_input_gets_its_documented_answer_and_the_server_stays_healthy()
         "hostile corpus: {} files, resident memory {rss_before} KiB before, {rss_after} KiB after",
         paths.len()
     );
+}
+
+/// A Key Protection Service (`kps serve`, plain HTTP beside HTTPS on loopback) with the
+/// hostile corpus's short timeouts.
+fn start_kps() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("kps");
+    vmsec(&data, &["kps", "init", "--key-size", "2048"], None);
+    let config = dir.path().join("kps.toml");
+    std::fs::write(
+        &config,
+        format!("header_timeout_secs = {TIMEOUT_SECS}\nbody_timeout_secs = {TIMEOUT_SECS}\n"),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vmsec"))
+        .arg("--data")
+        .arg(&data)
+        .args([
+            "kps",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--config")
+        .arg(&config)
+        .env("VMSEC_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addrs: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+    let addr = |k: &str| addrs[k][0].as_str().unwrap().parse().unwrap();
+    let password = std::fs::read_to_string(data.join("initial-admin-password")).unwrap();
+    Server {
+        http: addr("http"),
+        https: addr("https"),
+        admin: b64(&format!("admin:{}", password.trim())),
+        child,
+        data,
+        _dir: dir,
+    }
+}
+
+/// The corpus files marked `target: kps`: what strangers may send the Key Protection Service
+/// and Attestation Service gets the specs' error replies, never a 5xx, and the KPS stays up.
+#[test]
+fn every_hostile_input_to_the_kps_gets_the_specs_answer_and_it_stays_healthy() {
+    let srv = start_kps();
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(repo_root().join("tests/hostile"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "http"))
+        .collect();
+    paths.sort();
+    let vars: Vec<(&str, String)> = vec![
+        ("AUTH", srv.admin.clone()),
+        ("WRONG_AUTH", b64("admin:not-the-password")),
+    ];
+    let mut failures = Vec::new();
+    let mut ran = 0;
+    for path in &paths {
+        let case = Case::load(path);
+        if case.get("target") != Some("kps") {
+            continue;
+        }
+        ran += 1;
+        let pad = case.get("pad").map_or(0, |p| p.parse().unwrap());
+        let request = expand(case.template.clone(), &vars, pad);
+        if let Err(e) = run_http(&srv, &case, &request) {
+            failures.push(format!("{}: {e}", case.name));
+        }
+    }
+    assert!(ran >= 15, "only {ran} KPS cases");
+    assert!(
+        failures.is_empty(),
+        "{} of {ran} KPS cases got a wrong answer:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    // Still healthy: Getinfo answers.
+    let mut s = TcpStream::connect(srv.http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /Attestation/Getinfo HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let (status, body) = read_response(&mut s, Duration::from_secs(10)).expect("an answer");
+    assert_eq!(status, 200);
+    assert!(body.contains("ServiceInfoReply"), "{body}");
 }

@@ -24,6 +24,9 @@ pub enum KpsCmd {
         /// HTTPS listen address.
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// Also listen with plain HTTP here (loopback only, unless you accept the risk).
+        #[arg(long)]
+        http_listen: Option<std::net::SocketAddr>,
         /// TOML configuration file (contrib/vmsec-kps.toml lists every key).
         #[arg(long)]
         config: Option<PathBuf>,

@@ -32,8 +32,12 @@ pub fn run(data: &DataDir, c: KpsCmd, out: &Out) -> Result<(), CliError> {
     let kps = Kps::new(service, store, &data.path);
     let me = Caller::local_admin();
     let result = match c {
-        KpsCmd::Serve { listen, config } => {
-            let settings = crate::kps::settings(data, listen, config.as_deref())?;
+        KpsCmd::Serve {
+            listen,
+            http_listen,
+            config,
+        } => {
+            let settings = crate::kps::settings(data, listen, http_listen, config.as_deref())?;
             return crate::kps::server::run(kps, settings);
         }
         KpsCmd::Init { key_size } => {

@@ -18,6 +18,8 @@ use crate::data_dir::DataDir;
 #[serde(deny_unknown_fields)]
 pub struct KpsFileConfig {
     pub listen: Option<Vec<SocketAddr>>,
+    /// Plain HTTP, only when asked for (loopback tests, a TLS-terminating proxy in front).
+    pub http_listen: Option<Vec<SocketAddr>>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub max_request_bytes: Option<usize>,
@@ -57,6 +59,7 @@ fn positive<T: PartialOrd + Default + Copy>(
 pub fn settings(
     data: &DataDir,
     listen: Option<SocketAddr>,
+    http_listen: Option<SocketAddr>,
     config: Option<&Path>,
 ) -> Result<server::Settings, CliError> {
     let file = config
@@ -76,6 +79,18 @@ pub fn settings(
         s.listen = vec![l];
     } else if let Some(l) = file.listen {
         s.listen = l;
+    }
+    if let Some(a) = http_listen {
+        s.http_listen = vec![a];
+    } else if let Some(l) = file.http_listen {
+        s.http_listen = l;
+    }
+    for a in &s.http_listen {
+        if !a.ip().is_loopback() {
+            tracing::warn!(
+                "plain HTTP on {a}, which is not loopback: health certificates and key protectors cross the network unencrypted"
+            );
+        }
     }
     if let Some(n) = positive("max_request_bytes", file.max_request_bytes)? {
         s.max_request_bytes = n;
@@ -152,7 +167,7 @@ mod tests {
             .collect::<Vec<_>>()
             .join("\n");
         let keys = toml::from_str::<toml::Table>(&text).unwrap();
-        assert_eq!(keys.len(), 13, "{:?}", keys.keys().collect::<Vec<_>>());
+        assert_eq!(keys.len(), 14, "{:?}", keys.keys().collect::<Vec<_>>());
         let file: KpsFileConfig = toml::from_str(&text).unwrap();
         let defaults = server::Settings::defaults(TlsSource::PemFiles {
             cert: "c".into(),
@@ -185,5 +200,6 @@ mod tests {
             Some(defaults.health_validity.whole_hours())
         );
         assert_eq!(file.listen, Some(defaults.listen));
+        assert_eq!(file.http_listen, Some(defaults.http_listen));
     }
 }

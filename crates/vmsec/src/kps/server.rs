@@ -35,6 +35,8 @@ use vmsec_wsman::server::{ConnectionSlots, LogThrottle, LoginLimiter, LoginRateL
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub listen: Vec<SocketAddr>,
+    /// Plain-HTTP listen addresses, empty unless asked for (loopback, as `serve --http-listen`).
+    pub http_listen: Vec<SocketAddr>,
     pub tls: vmsec_wsman::server::TlsSource,
     /// Largest RollTransportKey body.
     pub max_request_bytes: usize,
@@ -55,6 +57,7 @@ impl Settings {
     pub fn defaults(tls: vmsec_wsman::server::TlsSource) -> Settings {
         Settings {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 8443))],
+            http_listen: Vec::new(),
             tls,
             max_request_bytes: 1024 * 1024,
             max_attestation_bytes: 64 * 1024,
@@ -600,23 +603,39 @@ pub fn run(kps: Kps, settings: Settings) -> Result<(), crate::CliError> {
         .build()
         .map_err(|e| err(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async move {
-        let mut listeners = Vec::new();
-        for a in &shared.settings.listen {
-            let l = TcpListener::bind(a)
-                .await
-                .map_err(|e| err(format!("cannot listen on {a}: {e}")))?;
-            listeners.push(l);
-        }
-        let addrs: Vec<String> = listeners
-            .iter()
-            .filter_map(|l| l.local_addr().ok())
-            .map(|a| a.to_string())
-            .collect();
-        for a in &addrs {
+        let bind = |addrs: &[SocketAddr]| {
+            let addrs = addrs.to_vec();
+            async move {
+                let mut out = Vec::new();
+                for a in addrs {
+                    let l = TcpListener::bind(a)
+                        .await
+                        .map_err(|e| err(format!("cannot listen on {a}: {e}")))?;
+                    out.push(l);
+                }
+                Ok::<_, crate::CliError>(out)
+            }
+        };
+        let https = bind(&shared.settings.listen).await?;
+        let http = bind(&shared.settings.http_listen).await?;
+        let local = |ls: &[TcpListener]| -> Vec<String> {
+            ls.iter()
+                .filter_map(|l| l.local_addr().ok())
+                .map(|a| a.to_string())
+                .collect()
+        };
+        for a in local(&https) {
             tracing::info!("listening on https://{a}/ (Attestation, KeyProtection)");
         }
+        for a in local(&http) {
+            tracing::warn!("listening on http://{a}/ without TLS");
+        }
         let _ = crate::output::write_stdout(
-            format!("{}\n", serde_json::json!({ "https": addrs })).as_bytes(),
+            format!(
+                "{}\n",
+                serde_json::json!({ "https": local(&https), "http": local(&http) })
+            )
+            .as_bytes(),
         );
         let slots = ConnectionSlots::new(
             shared.settings.max_connections,
@@ -624,8 +643,12 @@ pub fn run(kps: Kps, settings: Settings) -> Result<(), crate::CliError> {
         );
         let acceptor = tokio_rustls::TlsAcceptor::from(tls);
         let mut tasks = Vec::new();
-        for listener in listeners {
-            let (shared, slots, acceptor) = (shared.clone(), slots.clone(), acceptor.clone());
+        let listeners = https
+            .into_iter()
+            .map(|l| (l, Some(acceptor.clone())))
+            .chain(http.into_iter().map(|l| (l, None)));
+        for (listener, acceptor) in listeners {
+            let (shared, slots) = (shared.clone(), slots.clone());
             tasks.push(tokio::spawn(accept_loop(listener, shared, slots, acceptor)));
         }
         vmsec_wsman::server::shutdown_signal().await;
@@ -646,7 +669,7 @@ async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
     slots: Arc<ConnectionSlots>,
-    acceptor: tokio_rustls::TlsAcceptor,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
 ) {
     loop {
         let Ok((tcp, peer)) = listener.accept().await else {
@@ -663,19 +686,34 @@ async fn accept_loop(
         tokio::spawn(async move {
             let _slot = slot;
             let header_timeout = shared.settings.header_timeout;
-            let Ok(Ok(tls)) = tokio::time::timeout(header_timeout, acceptor.accept(tcp)).await
-            else {
-                return;
-            };
-            let service = hyper::service::service_fn(move |req| handle(shared.clone(), peer, req));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(tls), service)
-                .await;
+            match acceptor {
+                None => serve_http(tcp, shared, peer).await,
+                Some(acceptor) => {
+                    // The handshake is bounded by the header timeout too.
+                    if let Ok(Ok(tls)) =
+                        tokio::time::timeout(header_timeout, acceptor.accept(tcp)).await
+                    {
+                        serve_http(tls, shared, peer).await;
+                    }
+                }
+            }
         });
     }
+}
+
+/// HTTP/1.1 on one connection, its headers (and idle keep-alive) within the header timeout.
+async fn serve_http<I>(io: I, shared: Arc<Shared>, peer: SocketAddr)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let header_timeout = shared.settings.header_timeout;
+    let service = hyper::service::service_fn(move |req| handle(shared.clone(), peer, req));
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(io), service)
+        .await;
 }
 
 #[cfg(test)]
