@@ -40,29 +40,21 @@ pub fn rsa_spki_from_pem_or_der(bytes: &[u8]) -> Result<Vec<u8>, String> {
         .ok()
         .filter(|t| t.contains("-----BEGIN"))
     {
-        Some(text) => {
-            let (label, der) = pem_block(text)?;
-            match label.as_str() {
-                "PUBLIC KEY" => der,
-                "CERTIFICATE" => cert_spki(&der)?,
-                other => return Err(format!("a PEM {other}, not a PUBLIC KEY or CERTIFICATE")),
+        Some(_) => {
+            use rustls_pki_types::pem::PemObject;
+            use rustls_pki_types::{CertificateDer, SubjectPublicKeyInfoDer};
+            if let Ok(spki) = SubjectPublicKeyInfoDer::from_pem_slice(bytes) {
+                spki.to_vec()
+            } else if let Ok(cert) = CertificateDer::from_pem_slice(bytes) {
+                cert_spki(&cert)?
+            } else {
+                return Err("no PEM PUBLIC KEY or CERTIFICATE in it".into());
             }
         }
         None => cert_spki(bytes).unwrap_or_else(|_| bytes.to_vec()),
     };
     check_rsa_spki(&der)?;
     Ok(der)
-}
-
-fn pem_block(text: &str) -> Result<(String, Vec<u8>), String> {
-    let begin = text.find("-----BEGIN ").ok_or("no PEM block")?;
-    let rest = &text[begin + 11..];
-    let label_end = rest.find("-----").ok_or("bad PEM header")?;
-    let label = rest[..label_end].to_owned();
-    let body_start = label_end + 5;
-    let end = rest.find("-----END ").ok_or("no PEM end line")?;
-    let der = crate::msgs::unb64(&rest[body_start..end]).ok_or("the PEM body is not base64")?;
-    Ok((label, der))
 }
 
 fn cert_spki(der: &[u8]) -> Result<Vec<u8>, String> {
