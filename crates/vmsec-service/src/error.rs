@@ -71,6 +71,7 @@ impl From<StoreError> for ServiceError {
             StoreError::Constraint(m) => {
                 ServiceError::Internal(format!("the store refused the write: {m}"))
             }
+            StoreError::LeaseHeld(m) | StoreError::LeaseLost(m) => ServiceError::InvalidState(m),
         }
     }
 }

@@ -20,6 +20,12 @@ pub enum StoreError {
     /// No record with this key.
     #[error("{0} not found")]
     NotFound(String),
+    /// Another host holds the VM's vTPM lease: the message names it and when it expires.
+    #[error("{0}")]
+    LeaseHeld(String),
+    /// This host's lease is gone (expired, or taken by another host since).
+    #[error("{0}")]
+    LeaseLost(String),
     /// The stored data is not what this version of vmsec understands.
     #[error("the store holds invalid data: {0}")]
     Corrupt(String),

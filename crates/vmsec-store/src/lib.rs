@@ -9,14 +9,20 @@
 pub mod conformance;
 mod error;
 mod fabric;
+mod fleet;
 mod group_commit;
 mod model;
+pub mod postgres;
+mod prune;
 pub mod rfc3339;
 pub mod sqlite;
 
 pub use error::{Rejection, StoreError, UpdateError};
 pub use fabric::{AttestedHost, FabricSettings, FabricStore};
+pub use fleet::{HostRecord, LeaseInfo, VmLease};
 pub use model::*;
+
+use std::time::Duration;
 
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -28,6 +34,15 @@ pub const KP_HISTORY_LIMIT: usize = 32;
 pub trait Store: Send + Sync {
     /// This host's name and GUID, created when the store was first opened.
     fn host(&self) -> Result<HostIdentity, StoreError>;
+    /// Whether other hosts may share this store (PostgreSQL): then a vTPM's lease must be
+    /// kept alive while it runs, and others' jobs may be recovered when their host is gone.
+    fn is_shared(&self) -> bool {
+        false
+    }
+    /// Every host that has opened the store, by name.
+    fn hosts(&self) -> Result<Vec<HostRecord>, StoreError>;
+    /// Records that this host is alive now (by the store's clock).
+    fn touch_host(&self) -> Result<(), StoreError>;
 
     fn add_user(&self, user: &User) -> Result<(), StoreError>;
     fn user(&self, name: &str) -> Result<Option<User>, StoreError>;
@@ -94,6 +109,30 @@ pub trait Store: Send + Sync {
         change: &mut dyn FnMut(&mut VmSecurity) -> Result<(), Rejection>,
         finish: Option<JobDone<'_>>,
     ) -> Result<VmSecurity, UpdateError>;
+    /// [`Store::update_vm_security`] fenced by `lease`: in the same transaction, the store
+    /// checks that `lease` is still this host's, unexpired, with the same token, and refuses
+    /// with [`StoreError::LeaseLost`] otherwise, writing nothing. A vTPM start commits this
+    /// way, so a host whose lease lapsed while it worked cannot overwrite what the next
+    /// holder did.
+    fn update_vm_security_fenced(
+        &self,
+        id: Uuid,
+        actor: &str,
+        lease: &VmLease,
+        change: &mut dyn FnMut(&mut VmSecurity) -> Result<(), Rejection>,
+    ) -> Result<VmSecurity, UpdateError>;
+    /// Takes the VM's vTPM lease for this host for `ttl`, with a new token: refused with
+    /// [`StoreError::LeaseHeld`] (naming the holder) while another host holds it unexpired.
+    /// A lease this host already holds is taken over with a new token (its vTPM is known
+    /// not to run here: the caller checked).
+    fn acquire_vm_lease(&self, vm: Uuid, ttl: Duration) -> Result<VmLease, StoreError>;
+    /// Extends `lease` to `ttl` from now, keeping its token; [`StoreError::LeaseLost`] when
+    /// it expired or another took it.
+    fn renew_vm_lease(&self, lease: &VmLease, ttl: Duration) -> Result<VmLease, StoreError>;
+    /// Gives up the VM's lease if this host holds it. Returns whether it did.
+    fn release_vm_lease(&self, vm: Uuid) -> Result<bool, StoreError>;
+    /// The VM's lease, whoever holds it, expired or not.
+    fn vm_lease(&self, vm: Uuid) -> Result<Option<LeaseInfo>, StoreError>;
     /// Earlier key protectors, newest first.
     fn kp_history(&self, id: Uuid) -> Result<Vec<KpHistoryEntry>, StoreError>;
 

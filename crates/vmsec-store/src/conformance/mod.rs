@@ -20,12 +20,15 @@
 //! Only built with the `conformance` feature: it is test code, kept out of release builds.
 
 mod audit;
+mod fleet;
 mod guardians;
 mod jobs;
+pub mod pg;
 mod users;
 mod vms;
 
 pub use audit::*;
+pub use fleet::*;
 pub use guardians::*;
 pub use jobs::*;
 pub use users::*;
@@ -79,6 +82,11 @@ macro_rules! __store_conformance_cases {
             a_retention_that_keeps_everything_prunes_nothing_and_records_nothing,
             guardians_are_kept_by_name,
             a_guardian_name_is_taken_once,
+            the_opening_host_is_listed_and_touching_it_is_seen,
+            a_lease_is_taken_renewed_and_released_by_its_host,
+            a_new_lease_fences_off_the_old_token,
+            an_expired_lease_is_lost,
+            a_lease_is_of_a_known_vm_and_goes_with_it,
         );
     };
 }

@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use super::pool::{Pool, collect};
 use super::values::{invalid, map_err, opt_guid_at, time_at, to_us};
 use crate::group_commit::GroupCommit;
+use crate::prune::Cut;
 use crate::*;
 
 /// Writes appended records in batches: see [`GroupCommit`].
@@ -147,59 +148,20 @@ pub(super) fn query(pool: &Pool, q: &AuditQuery) -> Result<Vec<AuditRecord>, Sto
     })
 }
 
-/// What a retention prunes, fixed before the first write of a run.
-struct Cut {
-    /// Records before this sequence number are beyond the newest `max_records`.
-    keep_from: Option<i64>,
-    /// Records written before this time are older than `max_age`.
-    older_than_us: Option<i64>,
-    /// Why, for the range records.
-    why: String,
-}
-
-impl Cut {
-    fn new(
-        pool: &Pool,
-        retention: &AuditRetention,
-        now: OffsetDateTime,
-    ) -> Result<Cut, StoreError> {
-        // Both bounds are fixed before the first write, read outside any write transaction
-        // (counting from the newest record walks up to `max_records` rows). Records written
-        // meanwhile, this run's own range records among them, are newer than either bound,
-        // so the run ends, and it never prunes more than the retention asked for.
-        let keep_from = match retention.max_records {
-            None => None,
-            Some(0) => Some(i64::MAX),
-            Some(n) => pool.with_conn(|c| {
-                c.query_row(
-                    "SELECT seq FROM audit ORDER BY seq DESC LIMIT 1 OFFSET ?1",
-                    [i64::try_from(n - 1).unwrap_or(i64::MAX)],
-                    |r| r.get::<_, i64>(0),
-                )
-                .optional()
-                .map_err(map_err)
-            })?,
-        };
-        let older_than = retention.max_age.map(|age| now - age);
-        let mut why = Vec::new();
-        if let Some(n) = retention.max_records {
-            why.push(format!("beyond the newest {n}"));
-        }
-        if let Some(t) = older_than {
-            let t = t
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_else(|_| t.to_string());
-            why.push(format!("older than {t}"));
-        }
-        Ok(Cut {
-            keep_from,
-            older_than_us: older_than.map(to_us),
-            why: why.join(" or "),
-        })
-    }
-
-    fn prunes(&self, seq: i64, at_us: i64) -> bool {
-        self.keep_from.is_some_and(|k| seq < k) || self.older_than_us.is_some_and(|c| at_us < c)
+/// The `max_records`-th newest record's sequence number, read outside any write
+/// transaction (counting from the newest walks up to `max_records` rows).
+fn nth_newest(pool: &Pool, retention: &AuditRetention) -> Result<Option<i64>, StoreError> {
+    match retention.max_records {
+        None | Some(0) => Ok(None),
+        Some(n) => pool.with_conn(|c| {
+            c.query_row(
+                "SELECT seq FROM audit ORDER BY seq DESC LIMIT 1 OFFSET ?1",
+                [i64::try_from(n - 1).unwrap_or(i64::MAX)],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map_err(map_err)
+        }),
     }
 }
 
@@ -211,7 +173,7 @@ pub(super) fn prune(
     actor: &str,
 ) -> Result<Vec<AuditPruned>, StoreError> {
     let batch = batch.max(1);
-    let cut = Cut::new(pool, retention, now)?;
+    let cut = Cut::new(retention, nth_newest(pool, retention)?, now);
     let mut out = Vec::new();
     while let Some((p, count)) = pool.write(|tx| prune_batch(tx, &cut, batch, actor))? {
         out.push(p);
@@ -237,14 +199,9 @@ fn prune_batch(
         tx,
         "SELECT seq, at_us FROM audit ORDER BY seq LIMIT ?1",
         [i64::try_from(batch).unwrap_or(i64::MAX)],
-        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+        |r| Ok((r.get::<_, i64>(0)?, time_at(r, 1)?)),
     )?;
-    // A prefix only: the first record kept ends the range, so what remains of the log has
-    // no gap.
-    let count = oldest
-        .iter()
-        .take_while(|&&(seq, at_us)| cut.prunes(seq, at_us))
-        .count();
+    let count = cut.prefix(&oldest);
     let (Some(&(first, _)), Some(&(last, _))) = (oldest.first(), oldest[..count].last()) else {
         return Ok(None);
     };
@@ -261,10 +218,7 @@ fn prune_batch(
             operation: AUDIT_PRUNED.to_owned(),
             vm: None,
             outcome: AuditOutcome::Succeeded,
-            detail: format!(
-                "records {first}\u{2013}{last} pruned ({count} records): {}",
-                cut.why
-            ),
+            detail: cut.detail(first, last, count),
         },
     )?;
     Ok(Some((

@@ -33,6 +33,7 @@ macro_rules! pages {
 
 mod audit;
 mod fabric;
+mod fleet;
 mod guardians;
 mod host;
 mod jobs;
@@ -48,6 +49,7 @@ use pool::Pool;
 /// The SQLite [`Store`].
 pub struct SqliteStore {
     pool: Pool,
+    me: HostIdentity,
     audit: audit::AuditWriter,
     /// Dropped last, after every other connection: see [`wal::Checkpointer`].
     _checkpointer: Option<wal::Checkpointer>,
@@ -71,9 +73,11 @@ impl SqliteStore {
         schema::migrate(&mut conn)?;
         host::record_once(&mut conn, host_name)?;
         pool.put_back(conn);
+        let me = host::read(&pool)?;
         let checkpointer = wal::Checkpointer::start(pool.connect()?)?;
         Ok(SqliteStore {
             pool,
+            me,
             audit: audit::AuditWriter::new(),
             _checkpointer: Some(checkpointer),
         })
@@ -88,6 +92,44 @@ impl SqliteStore {
 impl Store for SqliteStore {
     fn host(&self) -> Result<HostIdentity, StoreError> {
         host::read(&self.pool)
+    }
+
+    fn hosts(&self) -> Result<Vec<HostRecord>, StoreError> {
+        fleet::hosts(&self.pool)
+    }
+
+    fn touch_host(&self) -> Result<(), StoreError> {
+        fleet::touch_host(&self.pool)
+    }
+
+    fn update_vm_security_fenced(
+        &self,
+        id: Uuid,
+        actor: &str,
+        lease: &VmLease,
+        change: &mut dyn FnMut(&mut VmSecurity) -> Result<(), Rejection>,
+    ) -> Result<VmSecurity, UpdateError> {
+        vms::update_security(&self.pool, id, actor, change, None, Some(lease))
+    }
+
+    fn acquire_vm_lease(&self, vm: Uuid, ttl: std::time::Duration) -> Result<VmLease, StoreError> {
+        fleet::acquire(&self.pool, &self.me, vm, ttl)
+    }
+
+    fn renew_vm_lease(
+        &self,
+        lease: &VmLease,
+        ttl: std::time::Duration,
+    ) -> Result<VmLease, StoreError> {
+        fleet::renew(&self.pool, lease, ttl)
+    }
+
+    fn release_vm_lease(&self, vm: Uuid) -> Result<bool, StoreError> {
+        fleet::release(&self.pool, &self.me, vm)
+    }
+
+    fn vm_lease(&self, vm: Uuid) -> Result<Option<LeaseInfo>, StoreError> {
+        fleet::info(&self.pool, &self.me, vm)
     }
 
     fn add_user(&self, user: &User) -> Result<(), StoreError> {
@@ -169,7 +211,7 @@ impl Store for SqliteStore {
         change: &mut dyn FnMut(&mut VmSecurity) -> Result<(), Rejection>,
         finish: Option<JobDone<'_>>,
     ) -> Result<VmSecurity, UpdateError> {
-        vms::update_security(&self.pool, id, actor, change, finish)
+        vms::update_security(&self.pool, id, actor, change, finish, None)
     }
 
     fn kp_history(&self, id: Uuid) -> Result<Vec<KpHistoryEntry>, StoreError> {

@@ -101,6 +101,22 @@ CREATE TABLE fabric_settings (
     primary_guardian TEXT
 );
 "#,
+    // Fleet state: on one file there is one host, but the rules are the same as on a shared
+    // store, so that the service never asks which backend it has.
+    r#"
+ALTER TABLE host ADD COLUMN last_seen_us INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE vm_leases (
+    vm_guid     TEXT PRIMARY KEY REFERENCES vms (guid) ON DELETE CASCADE,
+    host_guid   TEXT NOT NULL,
+    token       INTEGER NOT NULL,
+    expires_us  INTEGER NOT NULL
+);
+CREATE TABLE lease_tokens (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    last  INTEGER NOT NULL
+);
+INSERT INTO lease_tokens (id, last) VALUES (1, 0);
+"#,
 ];
 
 /// Applies the migrations this file has not had yet, in one transaction; refuses a file

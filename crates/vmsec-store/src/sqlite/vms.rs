@@ -280,9 +280,13 @@ pub(super) fn update_security(
     actor: &str,
     change: &mut dyn FnMut(&mut VmSecurity) -> Result<(), Rejection>,
     finish: Option<JobDone<'_>>,
+    fence: Option<&VmLease>,
 ) -> Result<VmSecurity, UpdateError> {
     let mut rejected = None;
     let out = pool.write(|tx| {
+        if let Some(lease) = fence {
+            super::fleet::check(tx, lease)?;
+        }
         let before = read_security(tx, id)?;
         let mut after = before.clone();
         if let Err(e) = change(&mut after) {
