@@ -240,20 +240,45 @@ fn process_start_ticks(pid: u32) -> Option<u64> {
     after_comm.split_whitespace().nth(19)?.parse().ok()
 }
 
-/// Marks as failed every unfinished job whose owner on this host is gone.
+/// A host of a shared store that has not been seen for this long is taken to be gone, and
+/// its unfinished jobs are recovered by the others. A live `vmsec serve` says it is alive
+/// every [`HEARTBEAT_EVERY`]; a CLI process says so when it opens the store.
+pub const HOST_GONE_AFTER: time::Duration = time::Duration::minutes(2);
+/// How often `vmsec serve` tells a shared store that its host is alive.
+pub const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Marks as failed every unfinished job whose owner is gone: a process of this host that
+/// ended, or (on a shared store) a host not seen for [`HOST_GONE_AFTER`]. Jobs of live
+/// hosts are never touched: only their owner can tell whether its process still runs.
 pub(crate) fn recover_interrupted(store: &dyn Store, host: Uuid) -> Result<usize, ServiceError> {
     let mut recovered = 0;
+    let gone_hosts: Vec<Uuid> = if store.is_shared() {
+        let cutoff = OffsetDateTime::now_utc() - HOST_GONE_AFTER;
+        store
+            .hosts()?
+            .into_iter()
+            .filter(|h| h.guid != host && h.last_seen < cutoff)
+            .map(|h| h.guid)
+            .collect()
+    } else {
+        Vec::new()
+    };
     for mut job in store.unfinished_jobs()? {
-        if job.owner.host != host || is_alive(&job.owner) {
+        let gone = if job.owner.host == host {
+            !is_alive(&job.owner)
+        } else {
+            gone_hosts.contains(&job.owner.host)
+        };
+        if !gone {
             continue;
         }
         job.state = JobState::Exception;
         let method = Method::from_name(&job.method).unwrap_or(Method::SetKeyProtector);
         job.error_code = method.return_code(&ServiceError::Internal(String::new()));
         job.error_description = format!(
-            "interrupted: the vmsec process that ran this job (pid {}) ended before it finished; \
-             nothing of it was applied",
-            job.owner.pid
+            "interrupted: the vmsec process that ran this job (pid {} on host {}) ended before \
+             it finished; nothing of it was applied",
+            job.owner.pid, job.owner.host
         );
         job.percent_complete = 100;
         job.finish_time = Some(OffsetDateTime::now_utc());

@@ -46,7 +46,7 @@ pub use guardians::{
     CertView, CertWithKey, GuardianView, Inspection, PrivateKeyPems, UNTRUSTED_GUARDIAN,
     WrappingView,
 };
-pub use jobs::TIME_BEFORE_REMOVAL;
+pub use jobs::{HEARTBEAT_EVERY, HOST_GONE_AFTER, TIME_BEFORE_REMOVAL};
 pub use master_key::MasterKey;
 pub use security_service::NO_KEY_PROTECTOR;
 pub use setting_data::{Setting, SettingsPatch};
@@ -120,6 +120,7 @@ impl Service {
     /// failed, drops expired jobs, and starts the job runner.
     pub fn open(store: Arc<dyn Store>, master_key: MasterKey) -> Result<Service, ServiceError> {
         let host = store.host()?;
+        store.touch_host()?;
         let recovered = jobs::recover_interrupted(store.as_ref(), host.guid)?;
         if recovered > 0 {
             tracing::warn!("{recovered} job(s) interrupted by a crash were marked failed");
@@ -145,6 +146,17 @@ impl Service {
 
     pub fn host(&self) -> &HostIdentity {
         &self.host
+    }
+
+    /// Tells a shared store this host is alive, and recovers the jobs of hosts that are not
+    /// (`vmsec serve` calls it every [`jobs::HEARTBEAT_EVERY`]).
+    pub fn heartbeat(&self) -> Result<(), ServiceError> {
+        self.store.touch_host()?;
+        let recovered = jobs::recover_interrupted(self.store.as_ref(), self.host.guid)?;
+        if recovered > 0 {
+            tracing::warn!("{recovered} job(s) of hosts that are gone were marked failed");
+        }
+        Ok(())
     }
 
     /// Stops taking jobs and waits for the queued ones to finish.

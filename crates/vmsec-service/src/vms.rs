@@ -49,6 +49,22 @@ impl Service {
         )
     }
 
+    /// The hosts that share the store, by name.
+    pub fn hosts(&self, who: &Caller) -> Result<Vec<vmsec_store::HostRecord>, ServiceError> {
+        who.require(Role::Reader, "listing hosts")?;
+        Ok(self.store.hosts()?)
+    }
+
+    /// Which host holds `vm`'s vTPM lease, if any.
+    pub fn vm_lease(
+        &self,
+        who: &Caller,
+        vm: &Vm,
+    ) -> Result<Option<vmsec_store::LeaseInfo>, ServiceError> {
+        who.require(Role::Reader, "reading a vTPM lease")?;
+        Ok(self.store.vm_lease(vm.id)?)
+    }
+
     pub fn vms(&self, who: &Caller) -> Result<Vec<Vm>, ServiceError> {
         who.require(Role::Reader, "listing VMs")?;
         Ok(self.store.vms()?)

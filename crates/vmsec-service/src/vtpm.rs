@@ -17,10 +17,12 @@ use vmsec_tpm::{Endpoint, RunningTpm, StateKey, Status, StopOutcome, VtpmPaths};
 
 use crate::{Caller, Service, ServiceError};
 
+mod lease;
 mod location;
 mod release;
 
 pub(crate) use location::MOVED_MARK;
+pub use lease::{DEFAULT_LEASE_TTL, LeaseEnd, lease_ttl};
 pub use location::VtpmLocation;
 use location::{
     absolute_state_dir, create_private_dir, lock, mark_manufactured, refuse_silent_manufacture,
@@ -54,6 +56,12 @@ pub struct TpmStarted {
     /// Whether the vTPM was manufactured by this start.
     pub manufactured: bool,
     pub state_dir: PathBuf,
+    /// This host's hold on the vTPM, which must be kept alive while it runs when the store
+    /// is shared ([`Service::keep_lease`]).
+    pub lease: vmsec_store::VmLease,
+    /// When the lease was asked for, on this host's monotonic clock.
+    #[serde(skip)]
+    pub lease_asked: Instant,
     pub timings: StartTimings,
 }
 
@@ -178,12 +186,20 @@ impl Service {
                     vm.name, vm.name
                 )));
             }
+            // Not running here (checked above, under the lock): now make sure no other host
+            // of a shared store runs it either, and hold it while this start works.
+            let (lease, lease_asked) = lease::take(self, vm)?;
+            let mut held = lease::HeldForStart {
+                service: self,
+                lease: lease.clone(),
+                started: false,
+            };
             let mut timings = StartTimings::default();
             let t = Instant::now();
             let current = self.unwrap_current(vm, current_bytes, unlock)?;
             timings.unwrap_ms = ms(t.elapsed());
             let t = Instant::now();
-            let dek = self.unseal_state_key(who, vm, &sec, &current, unlock)?;
+            let dek = self.unseal_state_key(who, vm, &sec, &current, unlock, &lease)?;
             timings.unseal_ms = ms(t.elapsed());
             let t = Instant::now();
             let rolled = roll(vm, &current, &dek)?;
@@ -193,14 +209,17 @@ impl Service {
                 mark_manufactured(&location.dir)?;
             }
             let t = Instant::now();
-            if let Err(e) = self.commit_start(who, vm, &current.bytes, &rolled) {
+            if let Err(e) = self.commit_start(who, vm, &current.bytes, &rolled, &lease) {
                 // Nothing stored changed: leave no swtpm running on a key the store does not know.
                 let _ = vmsec_tpm::stop(&paths);
                 return Err(e);
             }
             timings.commit_ms = ms(t.elapsed());
             timings.total_ms = ms(total.elapsed());
+            held.started = true;
             Ok(TpmStarted {
+                lease,
+                lease_asked,
                 vm: vm.id,
                 pid: running.pid,
                 tcti: running.endpoint.tcti(),
@@ -298,6 +317,7 @@ impl Service {
         sec: &vmsec_store::VmSecurity,
         current: &Unwrapped,
         unlock: Unlock<'_>,
+        lease: &vmsec_store::VmLease,
     ) -> Result<StateKey, ServiceError> {
         // AES-GCM authenticates, so trying the current TK first refuses a wrong key, never
         // misuses it.
@@ -317,7 +337,7 @@ impl Service {
             &sec.last_known_good,
         ) {
             (KeySource::Current, Some(dek), _, _) => Ok(dek),
-            (KeySource::FirstStart, ..) => self.first_state_key(who, vm, current),
+            (KeySource::FirstStart, ..) => self.first_state_key(who, vm, current, lease),
             (KeySource::LastKnownGood, _, Some(sealed), Some(lkg)) => {
                 let lkg_tk = if *lkg == current.bytes {
                     current.tk.clone()
@@ -370,24 +390,21 @@ impl Service {
         who: &Caller,
         vm: &Vm,
         current: &Unwrapped,
+        lease: &vmsec_store::VmLease,
     ) -> Result<StateKey, ServiceError> {
         let dek = StateKey::generate().map_err(|e| ServiceError::Internal(e.to_string()))?;
         let sealed = vmsec_tpm::seal(current.tk.as_bytes(), vm.id, &dek)
             .map_err(|e| ServiceError::Internal(e.to_string()))?;
         let expected = &current.bytes;
-        self.store.update_vm_security(
-            vm.id,
-            &who.name,
-            &mut |s| {
+        self.store
+            .update_vm_security_fenced(vm.id, &who.name, lease, &mut |s| {
                 if s.key_protector.as_ref() != Some(expected) || s.sealed_state_key.is_some() {
                     return Err(Box::new(changed_meanwhile()));
                 }
                 s.last_known_good = Some(expected.clone());
                 s.sealed_state_key = Some(sealed.clone());
                 Ok(())
-            },
-            None,
-        )?;
+            })?;
         Ok(dek)
     }
 
@@ -399,22 +416,20 @@ impl Service {
         vm: &Vm,
         expected: &[u8],
         rolled: &Rolled,
+        lease: &vmsec_store::VmLease,
     ) -> Result<(), ServiceError> {
+        // Fenced: a host whose lease lapsed while it started cannot overwrite the next
+        // holder's key protector and state key.
         self.store
-            .update_vm_security(
-                vm.id,
-                &who.name,
-                &mut |s| {
-                    if s.key_protector.as_deref() != Some(expected) {
-                        return Err(Box::new(changed_meanwhile()));
-                    }
-                    s.key_protector = Some(rolled.bytes.clone());
-                    s.last_known_good = Some(rolled.bytes.clone());
-                    s.sealed_state_key = Some(rolled.resealed.clone());
-                    Ok(())
-                },
-                None,
-            )
+            .update_vm_security_fenced(vm.id, &who.name, lease, &mut |s| {
+                if s.key_protector.as_deref() != Some(expected) {
+                    return Err(Box::new(changed_meanwhile()));
+                }
+                s.key_protector = Some(rolled.bytes.clone());
+                s.last_known_good = Some(rolled.bytes.clone());
+                s.sealed_state_key = Some(rolled.resealed.clone());
+                Ok(())
+            })
             .map(drop)
             .map_err(ServiceError::from)
     }
@@ -432,7 +447,10 @@ impl Service {
                 return Ok(StopOutcome::NotRunning);
             }
             let _lock = lock(&location.dir)?;
-            vmsec_tpm::stop(&location.paths).map_err(tpm_error)
+            let outcome = vmsec_tpm::stop(&location.paths).map_err(tpm_error)?;
+            // Stopped here: another host may start it now, without waiting for the lease.
+            self.store.release_vm_lease(vm.id)?;
+            Ok(outcome)
         })
     }
 

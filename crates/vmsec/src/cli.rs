@@ -27,6 +27,14 @@ pub struct Cli {
     /// own, so that it never shares a host's directory by accident.
     #[arg(long, global = true)]
     pub data: Option<PathBuf>,
+    /// The store: a PostgreSQL URL (postgres://user:password@host:port/db, `?sslmode=require`
+    /// for TLS) shared by several hosts, else the SQLite file in the data directory.
+    ///
+    /// Default: $VMSEC_STORE, else the `store` key of serve's config file
+    /// (/etc/vmsec/vmsec.toml for root, or `serve --config`). A URL holds a password: prefer
+    /// the variable or the config file (mode 0600) to the command line, which others can see.
+    #[arg(long, global = true, env = "VMSEC_STORE", hide_env_values = true)]
+    pub store: Option<String>,
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     pub json: bool,
@@ -132,6 +140,10 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
+    /// The hosts that share this store, and when each was last seen (one host on SQLite).
+    ///
+    /// Example: `vmsec --store postgres://vmsec@db.example/vmsec hosts`.
+    Hosts,
     /// Print the audit log, newest first.
     ///
     /// Example: `vmsec audit --since 2026-12-01T00:00:00Z --vm web1`.
@@ -622,12 +634,24 @@ pub enum TpmCmd {
         /// The VM: its name or GUID.
         vm: String,
     },
-    /// Whether the vTPM of VM (or of every VM) runs.
+    /// Whether the vTPM of VM (or of every VM) runs, and which host holds it.
     ///
     /// Example: `vmsec tpm status --json`.
     Status {
         /// The VM: its name or GUID.
         vm: Option<String>,
+    },
+    /// Keep this host's lease on VM's vTPM alive while it runs (started by `tpm start` on a
+    /// shared store; not for use by hand).
+    ///
+    /// Example: `vmsec tpm keep-lease vm1 --token 42`.
+    #[command(hide = true)]
+    KeepLease {
+        /// The VM: its name or GUID.
+        vm: String,
+        /// The lease's fencing token, as `tpm start` took it.
+        #[arg(long)]
+        token: i64,
     },
 }
 

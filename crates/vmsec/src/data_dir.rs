@@ -7,13 +7,21 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use vmsec_service::Service;
+use vmsec_store::postgres::PgStore;
 use vmsec_store::sqlite::SqliteStore;
 
 use crate::CliError;
 
 pub struct DataDir {
     pub path: PathBuf,
+    /// The PostgreSQL URL of a shared store, or `None` for the SQLite file in `path`.
+    pub store: Option<String>,
 }
+
+/// What a data directory's store is opened as: the one store, with the fabric's part (a
+/// KPS's) beside the host's.
+pub trait AnyStore: vmsec_store::Store + vmsec_store::FabricStore {}
+impl<T: vmsec_store::Store + vmsec_store::FabricStore> AnyStore for T {}
 
 impl DataDir {
     /// Opens the data directory, creating it (mode 0700) when it does not exist.
@@ -42,6 +50,7 @@ impl DataDir {
         }
         Ok(DataDir {
             path: path.to_owned(),
+            store: None,
         })
     }
 
@@ -59,8 +68,20 @@ impl DataDir {
         self.open_service_on(store)
     }
 
-    /// The SQLite store of this directory, made owner-only.
-    pub fn open_store(&self) -> Result<Arc<SqliteStore>, CliError> {
+    /// The store: the shared PostgreSQL database when a URL is configured, else the SQLite
+    /// file of this directory, made owner-only.
+    pub fn open_store(&self) -> Result<Arc<dyn AnyStore>, CliError> {
+        if let Some(url) = &self.store {
+            if !vmsec_store::postgres::is_url(url) {
+                return Err(CliError::new(
+                    "the store must be a postgres:// URL (or none, for the SQLite file in the data directory)",
+                ));
+            }
+            // The error names the URL without its password.
+            let store = PgStore::open(url, &host_name())
+                .map_err(|e| CliError::new(format!("cannot open the store: {e}")))?;
+            return Ok(Arc::new(store));
+        }
         let store = SqliteStore::open(self.store_path(), &host_name()).map_err(|e| {
             CliError::new(format!(
                 "cannot open the store {}: {e}",
@@ -78,7 +99,7 @@ impl DataDir {
     }
 
     /// The service over `store`, with this directory's master key.
-    pub fn open_service_on(&self, store: Arc<SqliteStore>) -> Result<Service, CliError> {
+    pub fn open_service_on(&self, store: Arc<dyn AnyStore>) -> Result<Service, CliError> {
         let service = Service::open(store, self.master_key())
             .map_err(|e| CliError::new(format!("cannot start the service: {e}")))?;
         service.set_vtpm_root(self.vtpm_root());
@@ -101,8 +122,14 @@ impl DataDir {
     }
 }
 
-/// This machine's host name, as the kernel has it.
+/// This host's name: `VMSEC_HOST_NAME` (several vmsec hosts on one machine, as in the
+/// tests), else the machine's, as the kernel has it.
 pub fn host_name() -> String {
+    if let Ok(name) = std::env::var("VMSEC_HOST_NAME")
+        && !name.trim().is_empty()
+    {
+        return name.trim().to_owned();
+    }
     fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| fs::read_to_string("/etc/hostname"))
         .map(|s| s.trim().to_owned())

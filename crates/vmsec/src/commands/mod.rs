@@ -40,7 +40,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     }
     let path = cli.data_dir();
     let announce = cli.data_dir_is_default() && !path.exists();
-    let data = DataDir::open_or_create(&path)?;
+    let mut data = DataDir::open_or_create(&path)?;
+    data.store = cli.store.clone().or_else(crate::serve::configured_store);
     if announce {
         eprintln!(
             "vmsec: created the data directory {} (a new, empty store; --data or VMSEC_DATA choose another)",
@@ -56,6 +57,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         config,
     } = cli.command
     {
+        // The command line and VMSEC_STORE win over the config file's `store`.
+        data.store = cli.store.clone();
         return crate::serve::run(
             &data,
             crate::serve::ServeArgs {
@@ -85,6 +88,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             domain, op, sub_op, ..
         } => ctx.libvirt_hook(&domain, &op, &sub_op),
         Command::Kp(c) => ctx.kp_file(c),
+        Command::Hosts => ctx.hosts(),
         Command::Audit {
             after,
             limit,
@@ -121,6 +125,28 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    fn hosts(&self) -> Result<(), CliError> {
+        let hosts = self.service.hosts(self.me)?;
+        let me = self.service.host().guid;
+        self.out.either(
+            || {
+                hosts
+                    .iter()
+                    .map(|h| {
+                        format!(
+                            "{}  {}  last seen {}{}\n",
+                            h.guid,
+                            output::text(&h.name),
+                            vmsec_store::rfc3339::format(h.last_seen),
+                            if h.guid == me { "  (this host)" } else { "" }
+                        )
+                    })
+                    .collect()
+            },
+            || serde_json::json!(hosts),
+        )
+    }
+
     fn find_vm(&self, vm: &str) -> Result<Vm, CliError> {
         Ok(self.service.find_vm(self.me, vm)?)
     }

@@ -40,7 +40,74 @@ impl Ctx<'_> {
                 )
             }
             TpmCmd::Status { vm } => self.tpm_status(vm),
+            TpmCmd::KeepLease { vm, token } => self.keep_lease(&vm, token),
         }
+    }
+
+    /// The lease keeper's process: runs until the vTPM stops or the lease is lost.
+    fn keep_lease(&self, vm: &str, token: i64) -> Result<(), CliError> {
+        let vm = self.find_vm(vm)?;
+        let location = VtpmLocation::of(&self.data.vtpm_root(), vm.id);
+        let lease = vmsec_store::VmLease {
+            vm: vm.id,
+            host: self.service.host().guid,
+            token,
+            // Not used to renew: the store keeps the expiry.
+            expires: time::OffsetDateTime::now_utc(),
+        };
+        // The deadline counts from now, later than when `tpm start` took the lease: the
+        // first renewal is due a third of the lease after this, well before the lease's end.
+        let end = self.service.keep_lease(
+            &vm,
+            &location,
+            lease,
+            vmsec_service::vtpm::lease_ttl(),
+            std::time::Instant::now() - vmsec_service::vtpm::lease_ttl() / 3,
+        );
+        match end {
+            vmsec_service::vtpm::LeaseEnd::VtpmStopped => Ok(()),
+            other => Err(CliError::new(format!("the vTPM of {} was stopped: {other:?}", vm.name))),
+        }
+    }
+
+    /// On a shared store, starts the process that keeps `started`'s lease alive while the
+    /// vTPM runs, detached from this one (its own process group: a ^C of `tpm start` does
+    /// not reach it), writing to `lease.log` beside the vTPM.
+    fn spawn_lease_keeper(
+        &self,
+        vm: &vmsec_store::Vm,
+        started: &vmsec_service::vtpm::TpmStarted,
+    ) -> Result<(), CliError> {
+        use std::os::unix::process::CommandExt;
+        let dir = VtpmLocation::of(&self.data.vtpm_root(), vm.id).dir;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("lease.log"))
+            .map_err(|e| CliError::new(format!("cannot open {}: {e}", dir.join("lease.log").display())))?;
+        let exe = std::env::current_exe()
+            .map_err(|e| CliError::new(format!("cannot find the vmsec executable: {e}")))?;
+        let mut cmd = std::process::Command::new(exe);
+        cmd.arg("--data")
+            .arg(&self.data.path)
+            .args(["tpm", "keep-lease"])
+            .arg(vm.id.to_string())
+            .arg("--token")
+            .arg(started.lease.token.to_string())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .process_group(0);
+        // The URL travels in the environment, never on a command line others can read.
+        if let Some(url) = &self.data.store {
+            cmd.env("VMSEC_STORE", url);
+        }
+        let child = cmd.spawn().map_err(|e| {
+            let _ = vmsec_tpm::stop(&VtpmLocation::of(&self.data.vtpm_root(), vm.id).paths);
+            CliError::new(format!("cannot start the lease keeper (the vTPM was stopped): {e}"))
+        })?;
+        tracing::debug!("lease keeper of {} is pid {}", vm.name, child.id());
+        Ok(())
     }
 
     pub(super) fn tpm_start(
@@ -83,6 +150,9 @@ impl Ctx<'_> {
                 reset,
             },
         )?;
+        if self.service.store_is_shared() {
+            self.spawn_lease_keeper(&vm, &started)?;
+        }
         self.out.either(
             || {
                 format!(
@@ -112,14 +182,20 @@ impl Ctx<'_> {
         for vm in vms {
             let location = VtpmLocation::of(&self.data.vtpm_root(), vm.id);
             let st = self.service.tpm_status(self.me, &location)?;
+            let lease = self.service.vm_lease(self.me, &vm)?;
             let state = location.paths.state_dir;
-            rows.push((vm, st, std::path::absolute(&state).unwrap_or(state)));
+            rows.push((vm, st, std::path::absolute(&state).unwrap_or(state), lease));
         }
         self.out.either(
             || {
                 rows.iter()
-                    .map(|(vm, st, state)| {
-                        let what = match st {
+                    .map(|(vm, st, state, lease)| {
+                        let mine = self.service.host().guid;
+                        let what = match (st, lease) {
+                            (Status::Stopped { .. }, Some(l)) if l.lease.host != mine && !l.expired => {
+                                format!("running on host {}", output::text(&l.host_name))
+                            }
+                            (st, _) => match st {
                             Status::Running { pid, endpoint } => format!(
                                 "running (pid {pid}){}",
                                 endpoint
@@ -128,6 +204,7 @@ impl Ctx<'_> {
                                     .unwrap_or_default()
                             ),
                             Status::Stopped { .. } => "stopped".to_owned(),
+                            },
                         };
                         format!(
                             "{}  {}  {what}  state {}\n",
@@ -141,8 +218,8 @@ impl Ctx<'_> {
             || {
                 json!(
                     rows.iter()
-                        .map(|(vm, st, state)| {
-                            json!({ "vm": vm.id, "name": vm.name, "status": st, "state_dir": state })
+                        .map(|(vm, st, state, lease)| {
+                            json!({ "vm": vm.id, "name": vm.name, "status": st, "state_dir": state, "lease": lease })
                         })
                         .collect::<Vec<_>>()
                 )

@@ -31,6 +31,8 @@ use crate::CliError;
 /// log_level = "info"                 # or a tracing filter such as "vmsec=debug,info"
 /// audit_retention_records = 1000000  # audit records kept, the newest; 0: no limit by count
 /// audit_retention_days = 365         # audit records older than this are pruned; 0: no limit by age
+/// store = "postgres://vmsec:PASSWORD@db.example:5432/vmsec"  # a store shared by several hosts;
+///                                    # default: the SQLite file in the data directory
 /// ```
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,6 +55,19 @@ pub struct FileConfig {
     pub log_level: Option<String>,
     pub audit_retention_records: Option<u64>,
     pub audit_retention_days: Option<u64>,
+    /// A PostgreSQL URL: the store several hosts share.
+    pub store: Option<StoreUrl>,
+}
+
+/// A store URL, which may hold a password: shown without it, `Debug` included.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct StoreUrl(pub String);
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&vmsec_store::postgres::redact(&self.0))
+    }
 }
 
 /// Audit records kept by default: at ~200 bytes each, about 200 MB of store.
@@ -90,6 +105,13 @@ impl FileConfig {
 pub const MIN_ENVELOPE: usize = 1024 * 1024;
 
 pub fn check(cfg: &FileConfig) -> Result<(), CliError> {
+    if let Some(url) = &cfg.store
+        && !vmsec_store::postgres::is_url(&url.0)
+    {
+        return Err(CliError::new(format!(
+            "store {url:?} is not a postgres:// URL (leave it out for the SQLite file in the data directory)"
+        )));
+    }
     if let Some(n) = cfg.max_envelope_size
         && n < MIN_ENVELOPE
     {

@@ -111,12 +111,23 @@ fn server_config(
     Ok(cfg)
 }
 
+/// The `store` of serve's default config file, for the commands beside it.
+pub fn configured_store() -> Option<String> {
+    let path = crate::cli::default_serve_config()?;
+    FileConfig::load(&path).ok()?.store.map(|u| u.0)
+}
+
 pub fn run(data: &DataDir, args: ServeArgs) -> Result<(), CliError> {
     let file = match &args.config {
         Some(p) => FileConfig::load(p)?,
         None => FileConfig::default(),
     };
     config::check(&file)?;
+    let mut data = DataDir {
+        path: data.path.clone(),
+        store: data.store.clone().or_else(|| file.store.as_ref().map(|u| u.0.clone())),
+    };
+    let data = &mut data;
 
     let service = Arc::new(data.open_service()?);
     if let Some(password) = service.bootstrap_admin()? {
@@ -128,6 +139,7 @@ pub fn run(data: &DataDir, args: ServeArgs) -> Result<(), CliError> {
         );
     }
     let pruner = AuditPruner::start(service.clone(), config::audit_retention(&file))?;
+    start_heartbeat(service.clone())?;
 
     let mut cfg = server_config(data, &args, &file)?;
     cfg.engine.machine = service.host().name.clone();
@@ -171,6 +183,27 @@ pub fn run(data: &DataDir, args: ServeArgs) -> Result<(), CliError> {
     service.shutdown();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// On a shared store, starts the thread that tells the store this host is alive and
+/// recovers the jobs of hosts that are not ([`vmsec_service::Service::heartbeat`]). It ends
+/// with the process.
+fn start_heartbeat(service: Arc<vmsec_service::Service>) -> Result<(), CliError> {
+    if !service.store_is_shared() {
+        return Ok(());
+    }
+    std::thread::Builder::new()
+        .name("vmsec-heartbeat".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(vmsec_service::HEARTBEAT_EVERY);
+                if let Err(e) = service.heartbeat() {
+                    tracing::warn!("cannot tell the store this host is alive: {e}");
+                }
+            }
+        })
+        .map(drop)
+        .map_err(|e| CliError::new(format!("cannot start the heartbeat: {e}")))
 }
 
 /// How often `serve` prunes the audit log (and once at start).
@@ -292,7 +325,7 @@ mod tests {
         let text = example_config();
         let keys = toml::from_str::<toml::Table>(&text).unwrap();
         // Unknown keys are refused by FileConfig, so each is real; and none is missing.
-        assert_eq!(keys.len(), 18, "{:?}", keys.keys().collect::<Vec<_>>());
+        assert_eq!(keys.len(), 19, "{:?}", keys.keys().collect::<Vec<_>>());
         let file: FileConfig = toml::from_str(&text).unwrap();
         config::check(&file).unwrap();
         let dir = tempfile::tempdir().unwrap();
