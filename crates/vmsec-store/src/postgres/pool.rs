@@ -262,6 +262,13 @@ impl Pool {
         &self,
         f: impl FnOnce(&mut Session<'_, Client>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        off_the_runtime(|| self.with_here(f))
+    }
+
+    fn with_here<T>(
+        &self,
+        f: impl FnOnce(&mut Session<'_, Client>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let mut conn = self.get()?;
         let out = {
             let Conn { client, statements } = &mut conn;
@@ -275,6 +282,13 @@ impl Pool {
     /// it changes, `FOR UPDATE`), committing when it returns `Ok`. A transaction that failed
     /// on a serialization failure or a deadlock is run again, up to [`WRITE_ATTEMPTS`] times.
     pub(super) fn write<T>(
+        &self,
+        f: impl FnMut(&mut Session<'_, ::postgres::Transaction<'_>>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        off_the_runtime(|| self.write_here(f))
+    }
+
+    fn write_here<T>(
         &self,
         mut f: impl FnMut(&mut Session<'_, ::postgres::Transaction<'_>>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
@@ -304,6 +318,19 @@ impl Pool {
                 other => return other,
             }
         }
+    }
+}
+
+/// Runs `f`, which blocks on the network, where blocking is allowed. The store's API is
+/// synchronous, and some callers (the WS-Man server's authentication) call it from an async
+/// runtime's worker thread, where the client's own `block_on` would panic: there the worker
+/// hands its other tasks to the rest of the runtime for the while (`block_in_place`).
+fn off_the_runtime<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
     }
 }
 

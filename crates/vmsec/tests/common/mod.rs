@@ -14,6 +14,8 @@ pub fn run_vmsec(data: &Path, args: &[&str], stdin: &[u8]) -> Output {
         .arg(data)
         .args(args)
         .env_remove("VMSEC_DATA")
+        .env_remove("VMSEC_STORE")
+        .env_remove("VMSEC_HOST_NAME")
         .env_remove("VMSEC_LOG")
         .env_remove("RUST_LOG")
         .stdin(Stdio::piped())

@@ -1,0 +1,307 @@
+//! Several hosts on one PostgreSQL store, end to end with the built binary: three `vmsec
+//! serve` processes racing SetKeyProtector on one VM, and the vTPM lease that lets one host
+//! at a time run a VM's vTPM (refused naming the holder, taken after a stop or a crash, and
+//! a host that lost its lease stopping its swtpm).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use vmsec_store::Store;
+use vmsec_store::conformance::pg::TestDb;
+use vmsec_store::postgres::PgStore;
+
+const SERVICE: &str =
+    "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/v2/Msvm_SecurityService";
+const JOB: &str =
+    "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/v2/Msvm_ConcreteJob";
+
+/// One host: its own data directory and name, the shared store.
+struct Host {
+    data: PathBuf,
+    name: String,
+    url: String,
+    lease_secs: &'static str,
+}
+
+impl Host {
+    fn new(root: &Path, name: &str, db: &TestDb) -> Host {
+        Host {
+            data: root.join(name),
+            name: name.into(),
+            url: db.url.clone(),
+            lease_secs: "30",
+        }
+    }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_vmsec"));
+        c.arg("--data")
+            .arg(&self.data)
+            .env("VMSEC_STORE", &self.url)
+            .env("VMSEC_HOST_NAME", &self.name)
+            .env("VMSEC_LEASE_SECS", self.lease_secs)
+            .env_remove("VMSEC_DATA")
+            .env_remove("VMSEC_LOG");
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{} {args:?}: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn serve(&self) -> (Child, SocketAddr) {
+        let mut child = self
+            .command()
+            .args(["serve", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addrs: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+        (child, addrs["http"][0].as_str().unwrap().parse().unwrap())
+    }
+}
+
+fn post(addr: SocketAddr, password: &str, body: &str) -> String {
+    use base64::Engine;
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("admin:{password}"));
+    write!(
+        s,
+        "POST /wsman HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/soap+xml;charset=UTF-8\r\n\
+         Authorization: Basic {auth}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    if let Err(e) = s.read_to_end(&mut out) {
+        panic!("{e}: {}", String::from_utf8_lossy(&out));
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn envelope(action: &str, uri: &str, selectors: &str, body: &str) -> String {
+    format!(
+        r#"<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd"><s:Header><a:To>http://localhost/wsman</a:To><w:ResourceURI>{uri}</w:ResourceURI><a:ReplyTo><a:Address>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:Address></a:ReplyTo><a:Action>{action}</a:Action><w:MaxEnvelopeSize>4096000</w:MaxEnvelopeSize><a:MessageID>uuid:{}</a:MessageID>{selectors}</s:Header><s:Body>{body}</s:Body></s:Envelope>"#,
+        uuid::Uuid::new_v4()
+    )
+}
+
+/// SetKeyProtector of `kp` on `vm` through the server at `addr`, waited for; the job's state.
+fn set_key_protector(addr: SocketAddr, password: &str, vm: uuid::Uuid, kp: &[u8]) -> u32 {
+    let ssd = format!(
+        "&lt;INSTANCE CLASSNAME=\"Msvm_SecuritySettingData\"&gt;&lt;PROPERTY NAME=\"InstanceID\" \
+         TYPE=\"string\"&gt;&lt;VALUE&gt;Microsoft:{vm}&lt;/VALUE&gt;&lt;/PROPERTY&gt;&lt;/INSTANCE&gt;"
+    );
+    let bytes: String = kp
+        .iter()
+        .map(|b| format!("<p:KeyProtector>{b}</p:KeyProtector>"))
+        .collect();
+    let body = format!(
+        r#"<p:SetKeyProtector_INPUT xmlns:p="{SERVICE}"><p:SecuritySettingData>{ssd}</p:SecuritySettingData>{bytes}</p:SetKeyProtector_INPUT>"#
+    );
+    let reply = post(addr, password, &envelope(&format!("{SERVICE}/SetKeyProtector"), SERVICE, "", &body));
+    assert!(reply.contains("<p:ReturnValue>4096</p:ReturnValue>"), "{reply}");
+    let job = reply
+        .split(r#"Name="InstanceID">"#)
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .unwrap()
+        .to_owned();
+    let get = envelope(
+        "http://schemas.xmlsoap.org/ws/2004/09/transfer/Get",
+        JOB,
+        &format!(r#"<w:SelectorSet><w:Selector Name="InstanceID">{job}</w:Selector></w:SelectorSet>"#),
+        "",
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let reply = post(addr, password, &get);
+        let state: u32 = reply
+            .split("<p:JobState>")
+            .nth(1)
+            .and_then(|r| r.split('<').next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("{reply}"));
+        if state >= 7 || Instant::now() > deadline {
+            return state;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn three_servers_racing_set_key_protector_on_one_vm_leave_one_current_kp_and_a_complete_history() {
+    let Some(db) = TestDb::create() else { return };
+    let root = tempfile::tempdir().unwrap();
+    let hosts: Vec<Host> = (1..=3)
+        .map(|i| Host::new(root.path(), &format!("host-{i}"), &db))
+        .collect();
+    hosts[0].ok(&["guardian", "new", "owner", "--key-size", "2048"]);
+    let kps: Vec<Vec<u8>> = (0..3)
+        .map(|i| {
+            let f = root.path().join(format!("kp{i}.xml"));
+            hosts[0].ok(&["kp", "new", "--owner", "owner", "--out", f.to_str().unwrap()]);
+            std::fs::read(f).unwrap()
+        })
+        .collect();
+    hosts[0].ok(&["vm", "add", "web1"]);
+    // The first server creates the fleet's admin; the others find it.
+    let mut servers = vec![hosts[0].serve()];
+    let password = std::fs::read_to_string(hosts[0].data.join("initial-admin-password"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    servers.push(hosts[1].serve());
+    servers.push(hosts[2].serve());
+    assert!(!hosts[1].data.join("initial-admin-password").exists());
+
+    let store = PgStore::open(&db.url, "observer").unwrap();
+    let vm = store.vm_by_name("web1").unwrap().unwrap().id;
+    let threads: Vec<_> = servers
+        .iter()
+        .zip(kps.clone())
+        .map(|((_, addr), kp)| {
+            let (addr, password) = (*addr, password.clone());
+            std::thread::spawn(move || set_key_protector(addr, &password, vm, &kp))
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), 7, "every job completed");
+    }
+    let current = store.vm_security(vm).unwrap().key_protector.unwrap();
+    let history: Vec<Vec<u8>> = store
+        .kp_history(vm)
+        .unwrap()
+        .into_iter()
+        .map(|h| h.key_protector)
+        .collect();
+    let mut all = history.clone();
+    all.push(current);
+    all.sort();
+    let mut expected = kps;
+    expected.sort();
+    assert_eq!(all, expected, "one current, the two others in history, none lost or doubled");
+    let audited = store
+        .audit(0, 10_000)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.operation == "SetKeyProtector" && r.outcome == vmsec_store::AuditOutcome::Succeeded)
+        .count();
+    assert_eq!(audited, 3);
+    let names = hosts[0].ok(&["hosts"]);
+    for h in &hosts {
+        assert!(names.contains(&h.name), "{names}");
+    }
+    for (mut child, _) in servers {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// Two hosts that can both unwrap web1's key protector, its vTPM state on storage they share.
+fn two_hosts_for_one_vtpm(root: &Path, db: &TestDb) -> (Host, Host, String) {
+    let mut a = Host::new(root, "host-a", db);
+    let mut b = Host::new(root, "host-b", db);
+    a.lease_secs = "3";
+    b.lease_secs = "3";
+    let kp = root.join("kp.xml");
+    let kp = kp.to_str().unwrap();
+    a.ok(&["guardian", "new", "owner-a", "--key-size", "2048"]);
+    b.ok(&["guardian", "new", "owner-b", "--key-size", "2048"]);
+    a.ok(&["kp", "new", "--owner", "owner-a", "--guardian", "owner-b", "--out", kp]);
+    a.ok(&["vm", "add", "web1"]);
+    a.ok(&["vm", "kp", "set", "web1", kp]);
+    a.ok(&["vm", "security", "set", "web1", "--tpm", "on"]);
+    let state = root.join("shared-state").to_str().unwrap().to_owned();
+    (a, b, state)
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_vtpm_runs_on_one_host_at_a_time_and_moves_after_a_stop_or_a_crash() {
+    if !common::tools_present() {
+        return;
+    }
+    let Some(db) = TestDb::create() else { return };
+    let root = tempfile::tempdir().unwrap();
+    let (a, b, state) = two_hosts_for_one_vtpm(root.path(), &db);
+    a.ok(&["tpm", "start", "web1", "--state", &state]);
+    let refused = b.run(&["tpm", "start", "web1", "--state", &state]);
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("runs on host host-a"), "{}", stderr(&refused));
+    assert!(b.ok(&["tpm", "status", "web1"]).contains("running on host host-a"));
+    // Held past its lease time: the keeper renews it.
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(!b.run(&["tpm", "start", "web1", "--state", &state]).status.success());
+
+    a.ok(&["tpm", "stop", "web1"]);
+    let started = b.ok(&["--json", "tpm", "start", "web1", "--state", &state]);
+    let started: serde_json::Value = serde_json::from_str(&started).unwrap();
+    // Host B crashes: its swtpm and its lease keeper are killed. Until the lease runs out A
+    // is refused; then A takes the VM.
+    let status: serde_json::Value =
+        serde_json::from_str(&b.ok(&["--json", "tpm", "status", "web1"])).unwrap();
+    assert_eq!(status[0]["status"]["state"], "running", "{status}");
+    let _ = Command::new("pkill")
+        .args(["-KILL", "-f", &format!("{} tpm keep-lease", b.data.display())])
+        .status();
+    let _ = Command::new("kill")
+        .args(["-KILL", &started["pid"].to_string()])
+        .status();
+    let refused = a.run(&["tpm", "start", "web1", "--state", &state]);
+    assert!(stderr(&refused).contains("runs on host host-b"), "{}", stderr(&refused));
+    std::thread::sleep(Duration::from_secs(4));
+    a.ok(&["tpm", "start", "web1", "--state", &state]);
+    a.ok(&["tpm", "stop", "web1"]);
+}
+
+#[test]
+fn a_host_that_lost_its_lease_stops_its_swtpm() {
+    if !common::tools_present() {
+        return;
+    }
+    let Some(db) = TestDb::create() else { return };
+    let root = tempfile::tempdir().unwrap();
+    let (a, _b, state) = two_hosts_for_one_vtpm(root.path(), &db);
+    a.ok(&["tpm", "start", "web1", "--state", &state]);
+    // The lease is taken from under it (as a split brain would): its next renewal fails.
+    db.execute("UPDATE vm_leases SET token = token + 1000000");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status: serde_json::Value =
+            serde_json::from_str(&a.ok(&["--json", "tpm", "status", "web1"])).unwrap();
+        if status[0]["status"]["state"] == "stopped" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the vTPM still runs: {status}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let audit = a.ok(&["audit", "--vm", "web1"]);
+    assert!(audit.contains("TpmLeaseLost"), "{audit}");
+}
