@@ -21,8 +21,8 @@ mod lease;
 mod location;
 mod release;
 
-pub(crate) use location::MOVED_MARK;
 pub use lease::{DEFAULT_LEASE_TTL, LeaseEnd, lease_ttl};
+pub(crate) use location::MOVED_MARK;
 pub use location::VtpmLocation;
 use location::{
     absolute_state_dir, create_private_dir, lock, mark_manufactured, refuse_silent_manufacture,

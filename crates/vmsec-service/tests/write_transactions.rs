@@ -133,6 +133,39 @@ impl Store for Recording {
         IN_WRITE.with(|w| w.set(false));
         out
     }
+    fn update_vm_security_fenced(
+        &self,
+        id: Uuid,
+        actor: &str,
+        lease: &VmLease,
+        change: &mut dyn FnMut(&mut VmSecurity) -> Result<(), Rejection>,
+    ) -> Result<VmSecurity, UpdateError> {
+        self.updates.fetch_add(1, Ordering::SeqCst);
+        IN_WRITE.with(|w| w.set(true));
+        let out = self
+            .inner
+            .update_vm_security_fenced(id, actor, lease, change);
+        IN_WRITE.with(|w| w.set(false));
+        out
+    }
+    fn hosts(&self) -> Result<Vec<HostRecord>, StoreError> {
+        self.inner.hosts()
+    }
+    fn touch_host(&self) -> Result<(), StoreError> {
+        self.inner.touch_host()
+    }
+    fn acquire_vm_lease(&self, vm: Uuid, ttl: std::time::Duration) -> Result<VmLease, StoreError> {
+        self.inner.acquire_vm_lease(vm, ttl)
+    }
+    fn renew_vm_lease(&self, l: &VmLease, ttl: std::time::Duration) -> Result<VmLease, StoreError> {
+        self.inner.renew_vm_lease(l, ttl)
+    }
+    fn release_vm_lease(&self, vm: Uuid) -> Result<bool, StoreError> {
+        self.inner.release_vm_lease(vm)
+    }
+    fn vm_lease(&self, vm: Uuid) -> Result<Option<LeaseInfo>, StoreError> {
+        self.inner.vm_lease(vm)
+    }
     fn kp_history(&self, id: Uuid) -> Result<Vec<KpHistoryEntry>, StoreError> {
         self.inner.kp_history(id)
     }

@@ -51,7 +51,10 @@ impl Cut {
     /// How many of `oldest` (the log's oldest records, in order) go: a prefix only, so what
     /// remains of the log has no gap.
     pub(crate) fn prefix(&self, oldest: &[(i64, OffsetDateTime)]) -> usize {
-        oldest.iter().take_while(|&&(seq, at)| self.prunes(seq, at)).count()
+        oldest
+            .iter()
+            .take_while(|&&(seq, at)| self.prunes(seq, at))
+            .count()
     }
 
     pub(crate) fn detail(&self, first: i64, last: i64, count: usize) -> String {

@@ -53,7 +53,10 @@ fn a_lease_held_by_one_host_refuses_another_until_it_expires_or_is_released() {
         .acquire_vm_lease(v.id, Duration::from_millis(200))
         .unwrap();
     assert!(by_b.token > held.token);
-    assert!(matches!(a.renew_vm_lease(&held, Duration::from_secs(30)), Err(StoreError::LeaseLost(_))));
+    assert!(matches!(
+        a.renew_vm_lease(&held, Duration::from_secs(30)),
+        Err(StoreError::LeaseLost(_))
+    ));
     // B's host crashes: its lease runs out, and A may take the VM.
     std::thread::sleep(Duration::from_millis(300));
     let again = a.acquire_vm_lease(v.id, Duration::from_secs(30)).unwrap();
@@ -62,7 +65,10 @@ fn a_lease_held_by_one_host_refuses_another_until_it_expires_or_is_released() {
         s.key_protector = Some(b"late".to_vec());
         Ok(())
     });
-    assert!(matches!(fenced, Err(UpdateError::Store(StoreError::LeaseLost(_)))));
+    assert!(matches!(
+        fenced,
+        Err(UpdateError::Store(StoreError::LeaseLost(_)))
+    ));
 }
 
 #[test]
@@ -106,7 +112,10 @@ fn a_guardians_private_keys_are_seen_only_by_the_host_that_stored_them() {
     let seen_by_b = b.guardian("owner").unwrap().unwrap();
     assert_eq!(seen_by_b.signing_cert, g.signing_cert);
     assert_eq!(seen_by_b.sealed_private_keys, None);
-    assert!(matches!(b.add_guardian(&g), Err(StoreError::AlreadyExists(_))));
+    assert!(matches!(
+        b.add_guardian(&g),
+        Err(StoreError::AlreadyExists(_))
+    ));
 }
 
 #[test]
@@ -159,7 +168,10 @@ fn an_unreachable_server_is_named_without_its_password() {
     let e = PgStore::open(&url, "h").unwrap_err();
     let m = e.to_string();
     assert!(matches!(e, StoreError::Unavailable(_)), "{m}");
-    assert!(m.contains(&format!("postgres://vmsec@127.0.0.1:{port}/fleet")), "{m}");
+    assert!(
+        m.contains(&format!("postgres://vmsec@127.0.0.1:{port}/fleet")),
+        "{m}"
+    );
     assert!(!m.contains("s3cret-pw"), "{m}");
 }
 

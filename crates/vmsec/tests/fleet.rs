@@ -68,7 +68,13 @@ impl Host {
     fn serve(&self) -> (Child, SocketAddr) {
         let mut child = self
             .command()
-            .args(["serve", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--http-listen",
+                "127.0.0.1:0",
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -122,8 +128,15 @@ fn set_key_protector(addr: SocketAddr, password: &str, vm: uuid::Uuid, kp: &[u8]
     let body = format!(
         r#"<p:SetKeyProtector_INPUT xmlns:p="{SERVICE}"><p:SecuritySettingData>{ssd}</p:SecuritySettingData>{bytes}</p:SetKeyProtector_INPUT>"#
     );
-    let reply = post(addr, password, &envelope(&format!("{SERVICE}/SetKeyProtector"), SERVICE, "", &body));
-    assert!(reply.contains("<p:ReturnValue>4096</p:ReturnValue>"), "{reply}");
+    let reply = post(
+        addr,
+        password,
+        &envelope(&format!("{SERVICE}/SetKeyProtector"), SERVICE, "", &body),
+    );
+    assert!(
+        reply.contains("<p:ReturnValue>4096</p:ReturnValue>"),
+        "{reply}"
+    );
     let job = reply
         .split(r#"Name="InstanceID">"#)
         .nth(1)
@@ -133,7 +146,9 @@ fn set_key_protector(addr: SocketAddr, password: &str, vm: uuid::Uuid, kp: &[u8]
     let get = envelope(
         "http://schemas.xmlsoap.org/ws/2004/09/transfer/Get",
         JOB,
-        &format!(r#"<w:SelectorSet><w:Selector Name="InstanceID">{job}</w:Selector></w:SelectorSet>"#),
+        &format!(
+            r#"<w:SelectorSet><w:Selector Name="InstanceID">{job}</w:Selector></w:SelectorSet>"#
+        ),
         "",
     );
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -163,7 +178,14 @@ fn three_servers_racing_set_key_protector_on_one_vm_leave_one_current_kp_and_a_c
     let kps: Vec<Vec<u8>> = (0..3)
         .map(|i| {
             let f = root.path().join(format!("kp{i}.xml"));
-            hosts[0].ok(&["kp", "new", "--owner", "owner", "--out", f.to_str().unwrap()]);
+            hosts[0].ok(&[
+                "kp",
+                "new",
+                "--owner",
+                "owner",
+                "--out",
+                f.to_str().unwrap(),
+            ]);
             std::fs::read(f).unwrap()
         })
         .collect();
@@ -203,12 +225,17 @@ fn three_servers_racing_set_key_protector_on_one_vm_leave_one_current_kp_and_a_c
     all.sort();
     let mut expected = kps;
     expected.sort();
-    assert_eq!(all, expected, "one current, the two others in history, none lost or doubled");
+    assert_eq!(
+        all, expected,
+        "one current, the two others in history, none lost or doubled"
+    );
     let audited = store
         .audit(0, 10_000)
         .unwrap()
         .into_iter()
-        .filter(|r| r.operation == "SetKeyProtector" && r.outcome == vmsec_store::AuditOutcome::Succeeded)
+        .filter(|r| {
+            r.operation == "SetKeyProtector" && r.outcome == vmsec_store::AuditOutcome::Succeeded
+        })
         .count();
     assert_eq!(audited, 3);
     let names = hosts[0].ok(&["hosts"]);
@@ -231,7 +258,16 @@ fn two_hosts_for_one_vtpm(root: &Path, db: &TestDb) -> (Host, Host, String) {
     let kp = kp.to_str().unwrap();
     a.ok(&["guardian", "new", "owner-a", "--key-size", "2048"]);
     b.ok(&["guardian", "new", "owner-b", "--key-size", "2048"]);
-    a.ok(&["kp", "new", "--owner", "owner-a", "--guardian", "owner-b", "--out", kp]);
+    a.ok(&[
+        "kp",
+        "new",
+        "--owner",
+        "owner-a",
+        "--guardian",
+        "owner-b",
+        "--out",
+        kp,
+    ]);
     a.ok(&["vm", "add", "web1"]);
     a.ok(&["vm", "kp", "set", "web1", kp]);
     a.ok(&["vm", "security", "set", "web1", "--tpm", "on"]);
@@ -254,11 +290,22 @@ fn a_vtpm_runs_on_one_host_at_a_time_and_moves_after_a_stop_or_a_crash() {
     a.ok(&["tpm", "start", "web1", "--state", &state]);
     let refused = b.run(&["tpm", "start", "web1", "--state", &state]);
     assert!(!refused.status.success());
-    assert!(stderr(&refused).contains("runs on host host-a"), "{}", stderr(&refused));
-    assert!(b.ok(&["tpm", "status", "web1"]).contains("running on host host-a"));
+    assert!(
+        stderr(&refused).contains("runs on host host-a"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(
+        b.ok(&["tpm", "status", "web1"])
+            .contains("running on host host-a")
+    );
     // Held past its lease time: the keeper renews it.
     std::thread::sleep(Duration::from_secs(4));
-    assert!(!b.run(&["tpm", "start", "web1", "--state", &state]).status.success());
+    assert!(
+        !b.run(&["tpm", "start", "web1", "--state", &state])
+            .status
+            .success()
+    );
 
     a.ok(&["tpm", "stop", "web1"]);
     let started = b.ok(&["--json", "tpm", "start", "web1", "--state", &state]);
@@ -269,13 +316,21 @@ fn a_vtpm_runs_on_one_host_at_a_time_and_moves_after_a_stop_or_a_crash() {
         serde_json::from_str(&b.ok(&["--json", "tpm", "status", "web1"])).unwrap();
     assert_eq!(status[0]["status"]["state"], "running", "{status}");
     let _ = Command::new("pkill")
-        .args(["-KILL", "-f", &format!("{} tpm keep-lease", b.data.display())])
+        .args([
+            "-KILL",
+            "-f",
+            &format!("{} tpm keep-lease", b.data.display()),
+        ])
         .status();
     let _ = Command::new("kill")
         .args(["-KILL", &started["pid"].to_string()])
         .status();
     let refused = a.run(&["tpm", "start", "web1", "--state", &state]);
-    assert!(stderr(&refused).contains("runs on host host-b"), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("runs on host host-b"),
+        "{}",
+        stderr(&refused)
+    );
     std::thread::sleep(Duration::from_secs(4));
     a.ok(&["tpm", "start", "web1", "--state", &state]);
     a.ok(&["tpm", "stop", "web1"]);

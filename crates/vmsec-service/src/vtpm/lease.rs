@@ -61,7 +61,10 @@ impl Service {
         let mut due = deadline(acquired, ttl);
         loop {
             std::thread::sleep((ttl / 3).min(due.saturating_duration_since(Instant::now())));
-            if !matches!(vmsec_tpm::status(&location.paths), Ok(vmsec_tpm::Status::Running { .. })) {
+            if !matches!(
+                vmsec_tpm::status(&location.paths),
+                Ok(vmsec_tpm::Status::Running { .. })
+            ) {
                 let _ = self.store.release_vm_lease(vm.id);
                 return LeaseEnd::VtpmStopped;
             }

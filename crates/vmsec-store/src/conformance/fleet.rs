@@ -33,7 +33,10 @@ pub fn a_lease_is_taken_renewed_and_released_by_its_host(s: &dyn Store) {
     let lease = s.acquire_vm_lease(v.id, TTL).unwrap();
     assert_eq!((lease.vm, lease.host), (v.id, me.guid));
     let info = s.vm_lease(v.id).unwrap().unwrap();
-    assert_eq!((info.lease.clone(), info.host_name.as_str(), info.expired), (lease.clone(), me.name.as_str(), false));
+    assert_eq!(
+        (info.lease.clone(), info.host_name.as_str(), info.expired),
+        (lease.clone(), me.name.as_str(), false)
+    );
     std::thread::sleep(Duration::from_millis(5));
     let renewed = s.renew_vm_lease(&lease, TTL).unwrap();
     assert_eq!(renewed.token, lease.token);
@@ -41,7 +44,10 @@ pub fn a_lease_is_taken_renewed_and_released_by_its_host(s: &dyn Store) {
     assert!(s.release_vm_lease(v.id).unwrap());
     assert!(!s.release_vm_lease(v.id).unwrap());
     assert_eq!(s.vm_lease(v.id).unwrap(), None);
-    assert!(matches!(s.renew_vm_lease(&renewed, TTL), Err(StoreError::LeaseLost(_))));
+    assert!(matches!(
+        s.renew_vm_lease(&renewed, TTL),
+        Err(StoreError::LeaseLost(_))
+    ));
 }
 
 /// Taking a lease again gives a greater token, and the old token is fenced off: it can no
@@ -52,17 +58,30 @@ pub fn a_new_lease_fences_off_the_old_token(s: &dyn Store) {
     let old = s.acquire_vm_lease(v.id, TTL).unwrap();
     let new = s.acquire_vm_lease(v.id, TTL).unwrap();
     assert!(new.token > old.token);
-    assert!(matches!(s.renew_vm_lease(&old, TTL), Err(StoreError::LeaseLost(_))));
+    assert!(matches!(
+        s.renew_vm_lease(&old, TTL),
+        Err(StoreError::LeaseLost(_))
+    ));
     let write = |lease: &VmLease, kp: &[u8]| {
         s.update_vm_security_fenced(v.id, "t", lease, &mut |sec| {
             sec.key_protector = Some(kp.to_vec());
             Ok(())
         })
     };
-    assert!(matches!(write(&old, b"stale"), Err(UpdateError::Store(StoreError::LeaseLost(_)))));
-    assert_eq!(s.vm_security(v.id).unwrap().key_protector, None, "nothing written");
+    assert!(matches!(
+        write(&old, b"stale"),
+        Err(UpdateError::Store(StoreError::LeaseLost(_)))
+    ));
+    assert_eq!(
+        s.vm_security(v.id).unwrap().key_protector,
+        None,
+        "nothing written"
+    );
     write(&new, b"current").unwrap();
-    assert_eq!(s.vm_security(v.id).unwrap().key_protector.as_deref(), Some(&b"current"[..]));
+    assert_eq!(
+        s.vm_security(v.id).unwrap().key_protector.as_deref(),
+        Some(&b"current"[..])
+    );
 }
 
 /// An expired lease fences nothing and renews nothing; the VM can be leased again.
@@ -72,9 +91,15 @@ pub fn an_expired_lease_is_lost(s: &dyn Store) {
     let lease = s.acquire_vm_lease(v.id, Duration::from_millis(1)).unwrap();
     std::thread::sleep(Duration::from_millis(20));
     assert!(s.vm_lease(v.id).unwrap().unwrap().expired);
-    assert!(matches!(s.renew_vm_lease(&lease, TTL), Err(StoreError::LeaseLost(_))));
+    assert!(matches!(
+        s.renew_vm_lease(&lease, TTL),
+        Err(StoreError::LeaseLost(_))
+    ));
     let fenced = s.update_vm_security_fenced(v.id, "t", &lease, &mut |_| Ok(()));
-    assert!(matches!(fenced, Err(UpdateError::Store(StoreError::LeaseLost(_)))));
+    assert!(matches!(
+        fenced,
+        Err(UpdateError::Store(StoreError::LeaseLost(_)))
+    ));
     let again = s.acquire_vm_lease(v.id, TTL).unwrap();
     assert!(again.token > lease.token);
 }

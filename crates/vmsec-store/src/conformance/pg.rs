@@ -18,7 +18,9 @@ impl TestDb {
                 std::env::var("CI").as_deref() != Ok("true"),
                 "VMSEC_TEST_PG is not set: scripts/test starts the PostgreSQL cluster these tests need"
             );
-            eprintln!("skipped: VMSEC_TEST_PG is not set (scripts/test starts a PostgreSQL cluster)");
+            eprintln!(
+                "skipped: VMSEC_TEST_PG is not set (scripts/test starts a PostgreSQL cluster)"
+            );
             return None;
         };
         let name = format!("vmsec_t_{}", uuid::Uuid::new_v4().simple());
@@ -53,7 +55,10 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let Ok(mut c) = ::postgres::Client::connect(&self.admin, ::postgres::NoTls) {
-            let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+            let _ = c.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
         }
     }
 }

@@ -105,7 +105,14 @@ pub(super) fn query(pool: &Pool, q: &AuditQuery) -> Result<Vec<AuditRecord>, Sto
     pool.with(|c| {
         c.query(
             sql,
-            &[&q.after, &before, &q.since, &q.vm, &q.actor, &limit(q.limit)],
+            &[
+                &q.after,
+                &before,
+                &q.since,
+                &q.vm,
+                &q.actor,
+                &limit(q.limit),
+            ],
         )?
         .iter()
         .map(audit_from_row)
@@ -150,7 +157,10 @@ fn prune_batch<C: GenericClient>(
     actor: &str,
 ) -> Result<Option<(AuditPruned, usize)>, StoreError> {
     let oldest = tx
-        .query("SELECT seq, at FROM audit ORDER BY seq LIMIT $1", &[&limit(batch)])?
+        .query(
+            "SELECT seq, at FROM audit ORDER BY seq LIMIT $1",
+            &[&limit(batch)],
+        )?
         .iter()
         .map(|r| Ok((get::<i64>(r, 0)?, get::<OffsetDateTime>(r, 1)?)))
         .collect::<Result<Vec<_>, StoreError>>()?;
@@ -158,7 +168,10 @@ fn prune_batch<C: GenericClient>(
     let (Some(&(first, _)), Some(&(last, _))) = (oldest.first(), oldest[..count].last()) else {
         return Ok(None);
     };
-    tx.execute("DELETE FROM audit WHERE seq BETWEEN $1 AND $2", &[&first, &last])?;
+    tx.execute(
+        "DELETE FROM audit WHERE seq BETWEEN $1 AND $2",
+        &[&first, &last],
+    )?;
     let record = insert(
         tx,
         &AuditRecord {
@@ -171,5 +184,12 @@ fn prune_batch<C: GenericClient>(
             detail: cut.detail(first, last, count),
         },
     )?;
-    Ok(Some((AuditPruned { first, last, record }, count)))
+    Ok(Some((
+        AuditPruned {
+            first,
+            last,
+            record,
+        },
+        count,
+    )))
 }

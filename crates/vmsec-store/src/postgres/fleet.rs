@@ -63,7 +63,12 @@ fn lease_from_row(r: &Row) -> Result<VmLease, StoreError> {
     })
 }
 
-pub(super) fn acquire(pool: &Pool, me: Uuid, vm: Uuid, ttl: Duration) -> Result<VmLease, StoreError> {
+pub(super) fn acquire(
+    pool: &Pool,
+    me: Uuid,
+    vm: Uuid,
+    ttl: Duration,
+) -> Result<VmLease, StoreError> {
     // One statement: taken when free, expired, or already this host's; otherwise no row.
     let taken = pool.with(|c| {
         c.query_opt(
@@ -99,7 +104,8 @@ pub(super) fn check<C: GenericClient>(
          AND expires > clock_timestamp() FOR SHARE",
         &[&lease.vm, &lease.host, &lease.token],
     )?;
-    held.map(drop).ok_or_else(|| crate::fleet::lost_error(lease))
+    held.map(drop)
+        .ok_or_else(|| crate::fleet::lost_error(lease))
 }
 
 pub(super) fn renew(pool: &Pool, lease: &VmLease, ttl: Duration) -> Result<VmLease, StoreError> {
@@ -171,7 +177,10 @@ fn attested_from_row(r: &Row) -> Result<AttestedHost, StoreError> {
     })
 }
 
-pub(super) fn attested_host_by_key(pool: &Pool, key_hash: &str) -> Result<Option<AttestedHost>, StoreError> {
+pub(super) fn attested_host_by_key(
+    pool: &Pool,
+    key_hash: &str,
+) -> Result<Option<AttestedHost>, StoreError> {
     pool.with(|c| {
         c.query_opt(
             "SELECT name, key_hash, host_key, added FROM fabric_hosts WHERE key_hash = $1",
@@ -185,10 +194,13 @@ pub(super) fn attested_host_by_key(pool: &Pool, key_hash: &str) -> Result<Option
 
 pub(super) fn attested_hosts(pool: &Pool) -> Result<Vec<AttestedHost>, StoreError> {
     pool.with(|c| {
-        c.query("SELECT name, key_hash, host_key, added FROM fabric_hosts ORDER BY name", &[])?
-            .iter()
-            .map(attested_from_row)
-            .collect()
+        c.query(
+            "SELECT name, key_hash, host_key, added FROM fabric_hosts ORDER BY name",
+            &[],
+        )?
+        .iter()
+        .map(attested_from_row)
+        .collect()
     })
 }
 
@@ -198,16 +210,18 @@ pub(super) fn remove_attested_host(pool: &Pool, name: &str) -> Result<bool, Stor
 
 pub(super) fn fabric_settings(pool: &Pool) -> Result<FabricSettings, StoreError> {
     pool.with(|c| {
-        Ok(c
-            .query_opt("SELECT deny_before, primary_guardian FROM fabric_settings WHERE id = 1", &[])?
-            .map(|r| {
-                Ok::<_, StoreError>(FabricSettings {
-                    deny_before: get(&r, 0)?,
-                    primary_guardian: get(&r, 1)?,
-                })
+        Ok(c.query_opt(
+            "SELECT deny_before, primary_guardian FROM fabric_settings WHERE id = 1",
+            &[],
+        )?
+        .map(|r| {
+            Ok::<_, StoreError>(FabricSettings {
+                deny_before: get(&r, 0)?,
+                primary_guardian: get(&r, 1)?,
             })
-            .transpose()?
-            .unwrap_or_default())
+        })
+        .transpose()?
+        .unwrap_or_default())
     })
 }
 

@@ -51,7 +51,11 @@ impl<C: GenericClient> Session<'_, C> {
         Ok(s)
     }
 
-    pub(super) fn query(&mut self, sql: &'static str, p: Params<'_>) -> Result<Vec<Row>, StoreError> {
+    pub(super) fn query(
+        &mut self,
+        sql: &'static str,
+        p: Params<'_>,
+    ) -> Result<Vec<Row>, StoreError> {
         let st = self.statement(sql)?;
         self.c.query(&st, p).map_err(map_err)
     }
@@ -65,7 +69,11 @@ impl<C: GenericClient> Session<'_, C> {
         self.c.query_opt(&st, p).map_err(map_err)
     }
 
-    pub(super) fn query_one(&mut self, sql: &'static str, p: Params<'_>) -> Result<Row, StoreError> {
+    pub(super) fn query_one(
+        &mut self,
+        sql: &'static str,
+        p: Params<'_>,
+    ) -> Result<Row, StoreError> {
         let st = self.statement(sql)?;
         self.c.query_one(&st, p).map_err(map_err)
     }
@@ -114,8 +122,9 @@ impl Target {
     }
 
     fn connect(&self) -> Result<Conn, StoreError> {
-        let unreachable =
-            |e: ::postgres::Error| StoreError::Unavailable(format!("cannot connect to {}: {e}", self.shown));
+        let unreachable = |e: ::postgres::Error| {
+            StoreError::Unavailable(format!("cannot connect to {}: {e}", self.shown))
+        };
         let mut client = match &self.tls {
             None => self.config.connect(NoTls).map_err(unreachable)?,
             Some(tls) => self.config.connect(tls.clone()).map_err(unreachable)?,
@@ -149,7 +158,11 @@ fn redacted(c: &Config) -> String {
         "postgres://{}@{}{}/{}",
         c.get_user().unwrap_or(""),
         host,
-        if port.is_empty() { String::new() } else { format!(":{port}") },
+        if port.is_empty() {
+            String::new()
+        } else {
+            format!(":{port}")
+        },
         c.get_dbname().unwrap_or("")
     )
 }
@@ -166,7 +179,8 @@ fn tls_connector() -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreErro
         let certs = rustls_pki_types::CertificateDer::pem_file_iter(&path)
             .map_err(|e| StoreError::Unavailable(format!("PGSSLROOTCERT {path}: {e}")))?;
         for cert in certs {
-            let cert = cert.map_err(|e| StoreError::Unavailable(format!("PGSSLROOTCERT {path}: {e}")))?;
+            let cert =
+                cert.map_err(|e| StoreError::Unavailable(format!("PGSSLROOTCERT {path}: {e}")))?;
             roots
                 .add(cert)
                 .map_err(|e| StoreError::Unavailable(format!("PGSSLROOTCERT {path}: {e}")))?;
@@ -237,7 +251,11 @@ impl Pool {
                     self.target.shown
                 )));
             }
-            st = self.freed.wait_timeout(st, left).unwrap_or_else(|p| p.into_inner()).0;
+            st = self
+                .freed
+                .wait_timeout(st, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
     }
 
@@ -272,7 +290,10 @@ impl Pool {
         let mut conn = self.get()?;
         let out = {
             let Conn { client, statements } = &mut conn;
-            f(&mut Session { c: client, statements })
+            f(&mut Session {
+                c: client,
+                statements,
+            })
         };
         self.put_back(conn);
         out

@@ -4,8 +4,8 @@ use ::postgres::{GenericClient, Row};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::pool::{Pool, Session};
 use super::get;
+use super::pool::{Pool, Session};
 use super::vms::limit;
 use crate::*;
 
@@ -121,12 +121,19 @@ pub(super) fn add_guardian(pool: &Pool, me: Uuid, g: &GuardianRecord) -> Result<
     })
 }
 
-pub(super) fn guardian(pool: &Pool, me: Uuid, name: &str) -> Result<Option<GuardianRecord>, StoreError> {
+pub(super) fn guardian(
+    pool: &Pool,
+    me: Uuid,
+    name: &str,
+) -> Result<Option<GuardianRecord>, StoreError> {
     pool.with(|c| {
-        c.query_opt(concat!(guardian_select!(), " WHERE g.name = $2"), &[&me, &name])?
-            .as_ref()
-            .map(guardian_from_row)
-            .transpose()
+        c.query_opt(
+            concat!(guardian_select!(), " WHERE g.name = $2"),
+            &[&me, &name],
+        )?
+        .as_ref()
+        .map(guardian_from_row)
+        .transpose()
     })
 }
 
@@ -215,7 +222,10 @@ pub(super) fn insert_job(pool: &Pool, job: &Job) -> Result<(), StoreError> {
 }
 
 /// Overwrites the job of that `InstanceID` inside the caller's transaction.
-pub(super) fn write_job<C: GenericClient>(tx: &mut Session<'_, C>, job: &Job) -> Result<(), StoreError> {
+pub(super) fn write_job<C: GenericClient>(
+    tx: &mut Session<'_, C>,
+    job: &Job,
+) -> Result<(), StoreError> {
     let n = with_job_params(job, |p| {
         tx.execute(
             "UPDATE jobs SET method = $2, vm_guid = $3, job_state = $4, error_code = $5, \
@@ -233,26 +243,45 @@ pub(super) fn write_job<C: GenericClient>(tx: &mut Session<'_, C>, job: &Job) ->
 
 pub(super) fn job(pool: &Pool, id: &str) -> Result<Option<Job>, StoreError> {
     pool.with(|c| {
-        c.query_opt(concat!("SELECT ", job_columns!(), " FROM jobs WHERE instance_id = $1"), &[&id])?
-            .as_ref()
-            .map(job_from_row)
-            .transpose()
+        c.query_opt(
+            concat!(
+                "SELECT ",
+                job_columns!(),
+                " FROM jobs WHERE instance_id = $1"
+            ),
+            &[&id],
+        )?
+        .as_ref()
+        .map(job_from_row)
+        .transpose()
     })
 }
 
-fn job_list(pool: &Pool, sql: &'static str, p: &[&(dyn ::postgres::types::ToSql + Sync)]) -> Result<Vec<Job>, StoreError> {
+fn job_list(
+    pool: &Pool,
+    sql: &'static str,
+    p: &[&(dyn ::postgres::types::ToSql + Sync)],
+) -> Result<Vec<Job>, StoreError> {
     pool.with(|c| c.query(sql, p)?.iter().map(job_from_row).collect())
 }
 
 pub(super) fn jobs(pool: &Pool) -> Result<Vec<Job>, StoreError> {
     job_list(
         pool,
-        concat!("SELECT ", job_columns!(), " FROM jobs ORDER BY time_submitted, instance_id"),
+        concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs ORDER BY time_submitted, instance_id"
+        ),
         &[],
     )
 }
 
-pub(super) fn jobs_page(pool: &Pool, after: Option<&str>, n: usize) -> Result<Vec<Job>, StoreError> {
+pub(super) fn jobs_page(
+    pool: &Pool,
+    after: Option<&str>,
+    n: usize,
+) -> Result<Vec<Job>, StoreError> {
     job_list(
         pool,
         concat!(

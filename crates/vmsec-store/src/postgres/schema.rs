@@ -7,8 +7,7 @@ use crate::StoreError;
 /// released one: add another. Text that is a key or sorted by (`name`, `instance_id`) is
 /// `COLLATE "C"`, so that pages are in byte order whatever the database's locale, as on
 /// SQLite and as the service's `after` cursors assume.
-pub(super) const MIGRATIONS: &[&str] = &[
-    r#"
+pub(super) const MIGRATIONS: &[&str] = &[r#"
 CREATE TABLE hosts (
     guid       uuid PRIMARY KEY,
     name       text COLLATE "C" NOT NULL UNIQUE,
@@ -119,8 +118,7 @@ CREATE TABLE fabric_settings (
     deny_before      timestamptz,
     primary_guardian text
 );
-"#,
-];
+"#];
 
 /// A key of PostgreSQL's advisory locks, vmsec's own ("vmsec" in ASCII): processes starting
 /// at once take turns migrating.
@@ -150,8 +148,12 @@ pub(super) fn migrate(conn: &mut Conn) -> Result<(), StoreError> {
         tx.batch_execute(sql).map_err(map_err)?;
     }
     let version = MIGRATIONS.len() as i32;
-    tx.execute("DELETE FROM vmsec_schema", &[]).map_err(map_err)?;
-    tx.execute("INSERT INTO vmsec_schema (version) VALUES ($1)", &[&version])
+    tx.execute("DELETE FROM vmsec_schema", &[])
         .map_err(map_err)?;
+    tx.execute(
+        "INSERT INTO vmsec_schema (version) VALUES ($1)",
+        &[&version],
+    )
+    .map_err(map_err)?;
     tx.commit().map_err(map_err)
 }

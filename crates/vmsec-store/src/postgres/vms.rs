@@ -34,7 +34,13 @@ macro_rules! security_columns {
 
 macro_rules! vm_with_security_select {
     () => {
-        concat!("SELECT ", vm_columns!(), ", ", security_columns!(), " FROM vms")
+        concat!(
+            "SELECT ",
+            vm_columns!(),
+            ", ",
+            security_columns!(),
+            " FROM vms"
+        )
     };
 }
 
@@ -101,7 +107,10 @@ fn summary_from_row(r: &Row) -> Result<VmSummary, StoreError> {
     })
 }
 
-fn rows<T>(rows: Vec<Row>, f: impl Fn(&Row) -> Result<T, StoreError>) -> Result<Vec<T>, StoreError> {
+fn rows<T>(
+    rows: Vec<Row>,
+    f: impl Fn(&Row) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
     rows.iter().map(f).collect()
 }
 
@@ -133,38 +142,58 @@ pub(super) fn add(pool: &Pool, vm: &Vm, sec: &VmSecurity) -> Result<(), StoreErr
 
 pub(super) fn get_vm(pool: &Pool, id: Uuid) -> Result<Option<Vm>, StoreError> {
     pool.with(|c| {
-        c.query_opt(concat!("SELECT ", vm_columns!(), " FROM vms WHERE guid = $1"), &[&id])?
-            .as_ref()
-            .map(vm_from_row)
-            .transpose()
+        c.query_opt(
+            concat!("SELECT ", vm_columns!(), " FROM vms WHERE guid = $1"),
+            &[&id],
+        )?
+        .as_ref()
+        .map(vm_from_row)
+        .transpose()
     })
 }
 
 pub(super) fn by_name(pool: &Pool, name: &str) -> Result<Option<Vm>, StoreError> {
     pool.with(|c| {
-        c.query_opt(concat!("SELECT ", vm_columns!(), " FROM vms WHERE name = $1"), &[&name])?
-            .as_ref()
-            .map(vm_from_row)
-            .transpose()
+        c.query_opt(
+            concat!("SELECT ", vm_columns!(), " FROM vms WHERE name = $1"),
+            &[&name],
+        )?
+        .as_ref()
+        .map(vm_from_row)
+        .transpose()
     })
 }
 
 pub(super) fn all(pool: &Pool) -> Result<Vec<Vm>, StoreError> {
-    pool.with(|c| rows(c.query(concat!("SELECT ", vm_columns!(), " FROM vms ORDER BY name"), &[])?, vm_from_row))
+    pool.with(|c| {
+        rows(
+            c.query(
+                concat!("SELECT ", vm_columns!(), " FROM vms ORDER BY name"),
+                &[],
+            )?,
+            vm_from_row,
+        )
+    })
 }
 
 /// A page by name: `$1` the name after which it starts (`NULL`: from the first), `$2` its
 /// length. One statement for both cases; the name index serves it either way.
 macro_rules! page_by_name {
     ($select:expr) => {
-        concat!($select, " WHERE ($1::text IS NULL OR name > $1) ORDER BY name LIMIT $2")
+        concat!(
+            $select,
+            " WHERE ($1::text IS NULL OR name > $1) ORDER BY name LIMIT $2"
+        )
     };
 }
 
 pub(super) fn page(pool: &Pool, after: Option<&str>, n: usize) -> Result<Vec<Vm>, StoreError> {
     pool.with(|c| {
         rows(
-            c.query(page_by_name!(concat!("SELECT ", vm_columns!(), " FROM vms")), &[&after, &limit(n)])?,
+            c.query(
+                page_by_name!(concat!("SELECT ", vm_columns!(), " FROM vms")),
+                &[&after, &limit(n)],
+            )?,
             vm_from_row,
         )
     })
@@ -180,10 +209,13 @@ pub(super) fn security(pool: &Pool, id: Uuid) -> Result<VmSecurity, StoreError> 
 
 pub(super) fn with_security(pool: &Pool, id: Uuid) -> Result<Option<(Vm, VmSecurity)>, StoreError> {
     pool.with(|c| {
-        c.query_opt(concat!(vm_with_security_select!(), " WHERE guid = $1"), &[&id])?
-            .as_ref()
-            .map(vm_with_security_from_row)
-            .transpose()
+        c.query_opt(
+            concat!(vm_with_security_select!(), " WHERE guid = $1"),
+            &[&id],
+        )?
+        .as_ref()
+        .map(vm_with_security_from_row)
+        .transpose()
     })
 }
 
@@ -194,7 +226,10 @@ pub(super) fn page_with_security(
 ) -> Result<Vec<(Vm, VmSecurity)>, StoreError> {
     pool.with(|c| {
         rows(
-            c.query(page_by_name!(vm_with_security_select!()), &[&after, &limit(n)])?,
+            c.query(
+                page_by_name!(vm_with_security_select!()),
+                &[&after, &limit(n)],
+            )?,
             vm_with_security_from_row,
         )
     })
@@ -214,13 +249,21 @@ pub(super) fn page_summaries(
     after: Option<&str>,
     n: usize,
 ) -> Result<Vec<VmSummary>, StoreError> {
-    pool.with(|c| rows(c.query(page_by_name!(summary_select!()), &[&after, &limit(n)])?, summary_from_row))
+    pool.with(|c| {
+        rows(
+            c.query(page_by_name!(summary_select!()), &[&after, &limit(n)])?,
+            summary_from_row,
+        )
+    })
 }
 
 pub(super) fn key_protectors(pool: &Pool) -> Result<Vec<(Uuid, Vec<u8>)>, StoreError> {
     pool.with(|c| {
         rows(
-            c.query("SELECT guid, key_protector FROM vms WHERE key_protector IS NOT NULL", &[])?,
+            c.query(
+                "SELECT guid, key_protector FROM vms WHERE key_protector IS NOT NULL",
+                &[],
+            )?,
             |r| Ok((get(r, 0)?, get(r, 1)?)),
         )
     })
@@ -305,7 +348,14 @@ fn push_history<C: GenericClient>(
     tx.execute(
         "INSERT INTO kp_history (vm_guid, key_protector, set_by, set_at, replaced_by, replaced_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",
-        &[&id, &old, &set.map(|p| &p.by), &set.map(|p| p.at), &actor, &now],
+        &[
+            &id,
+            &old,
+            &set.map(|p| &p.by),
+            &set.map(|p| p.at),
+            &actor,
+            &now,
+        ],
     )?;
     tx.execute(
         "DELETE FROM kp_history WHERE vm_guid = $1 AND id NOT IN \
@@ -321,7 +371,11 @@ fn read_security<C: GenericClient>(
     for_update: bool,
 ) -> Result<VmSecurity, StoreError> {
     let sql = if for_update {
-        concat!("SELECT ", security_columns!(), " FROM vms WHERE guid = $1 FOR UPDATE")
+        concat!(
+            "SELECT ",
+            security_columns!(),
+            " FROM vms WHERE guid = $1 FOR UPDATE"
+        )
     } else {
         concat!("SELECT ", security_columns!(), " FROM vms WHERE guid = $1")
     };

@@ -137,7 +137,11 @@ pub(super) fn release(pool: &Pool, me: &HostIdentity, vm: Uuid) -> Result<bool, 
     })
 }
 
-pub(super) fn info(pool: &Pool, me: &HostIdentity, vm: Uuid) -> Result<Option<LeaseInfo>, StoreError> {
+pub(super) fn info(
+    pool: &Pool,
+    me: &HostIdentity,
+    vm: Uuid,
+) -> Result<Option<LeaseInfo>, StoreError> {
     let lease = pool.with_conn(|c| read_lease(c, vm))?;
     Ok(lease.map(|lease| LeaseInfo {
         expired: lease.expires <= OffsetDateTime::now_utc(),

@@ -66,7 +66,10 @@ impl Ctx<'_> {
         );
         match end {
             vmsec_service::vtpm::LeaseEnd::VtpmStopped => Ok(()),
-            other => Err(CliError::new(format!("the vTPM of {} was stopped: {other:?}", vm.name))),
+            other => Err(CliError::new(format!(
+                "the vTPM of {} was stopped: {other:?}",
+                vm.name
+            ))),
         }
     }
 
@@ -84,7 +87,12 @@ impl Ctx<'_> {
             .create(true)
             .append(true)
             .open(dir.join("lease.log"))
-            .map_err(|e| CliError::new(format!("cannot open {}: {e}", dir.join("lease.log").display())))?;
+            .map_err(|e| {
+                CliError::new(format!(
+                    "cannot open {}: {e}",
+                    dir.join("lease.log").display()
+                ))
+            })?;
         let exe = std::env::current_exe()
             .map_err(|e| CliError::new(format!("cannot find the vmsec executable: {e}")))?;
         let mut cmd = std::process::Command::new(exe);
@@ -104,7 +112,9 @@ impl Ctx<'_> {
         }
         let child = cmd.spawn().map_err(|e| {
             let _ = vmsec_tpm::stop(&VtpmLocation::of(&self.data.vtpm_root(), vm.id).paths);
-            CliError::new(format!("cannot start the lease keeper (the vTPM was stopped): {e}"))
+            CliError::new(format!(
+                "cannot start the lease keeper (the vTPM was stopped): {e}"
+            ))
         })?;
         tracing::debug!("lease keeper of {} is pid {}", vm.name, child.id());
         Ok(())

@@ -125,7 +125,10 @@ pub fn run(data: &DataDir, args: ServeArgs) -> Result<(), CliError> {
     config::check(&file)?;
     let mut data = DataDir {
         path: data.path.clone(),
-        store: data.store.clone().or_else(|| file.store.as_ref().map(|u| u.0.clone())),
+        store: data
+            .store
+            .clone()
+            .or_else(|| file.store.as_ref().map(|u| u.0.clone())),
     };
     let data = &mut data;
 
