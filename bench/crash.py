@@ -19,8 +19,13 @@ restarts the server and checks:
   5. the audit log has no gap (seq runs without holes), holds a record for every method
      call a client got an answer to, and one for every job the store has as Completed.
 
+With --postgres URL --pg-dir DIR (bench/crash-pg.sh) the store is that PostgreSQL database
+instead of the SQLite file, and every --pg-every'th round the PostgreSQL server itself is
+killed with SIGKILL mid-load (all its processes, as a crash of its machine would) and started
+again before the checks, which then read the database with psql.
+
 Prints `kills survived: N, violations: M` and exits 1 on any violation.
-Usage: crash.py VMSEC_BIN GOLDEN_KP --kills N [--seed S] [--vms V]
+Usage: crash.py VMSEC_BIN GOLDEN_KP --kills N [--seed S] [--vms V] [--postgres URL --pg-dir DIR]
 """
 import argparse
 import hashlib
@@ -68,13 +73,61 @@ class Http:
         return data
 
 
+class SqliteRows:
+    """The checks' queries on the SQLite file."""
+    def __init__(self, data):
+        self.path = os.path.join(data, "vmsec.db")
+
+    def query(self, sql):
+        with sqlite3.connect("file:%s?mode=ro" % self.path, uri=True, timeout=30) as db:
+            return db.execute(sql).fetchall()
+
+    guid = "upper(%s)"
+    finish = "finish_time_us"
+
+class PostgresRows:
+    """The same queries on PostgreSQL, through psql (no driver needed): blobs travel as hex."""
+    def __init__(self, url):
+        self.url = url
+
+    def query(self, sql):
+        r = subprocess.run(["psql", self.url, "-X", "-A", "-t", "-F", "\t", "-c", sql],
+                           capture_output=True, text=True, check=True)
+        rows = []
+        for line in r.stdout.splitlines():
+            rows.append(tuple(self.value(v) for v in line.split("\t")))
+        return rows
+
+    @staticmethod
+    def value(v):
+        if v == "":
+            return None
+        if v.startswith("\\x"):
+            return bytes.fromhex(v[2:])
+        if v in ("t", "f"):
+            return v == "t"
+        try:
+            return int(v)
+        except ValueError:
+            return v
+
+    guid = "upper(%s::text)"
+    finish = "finish_time"
+
+
 class Harness:
     def __init__(self, args):
         self.bin, self.rng = args.bin, random.Random(args.seed)
+        self.pg_url, self.pg_dir, self.pg_every = args.postgres, args.pg_dir, args.pg_every
+        self.pg_kills = 0
+        self.env = {**os.environ}
+        if self.pg_url:
+            self.env["VMSEC_STORE"] = self.pg_url
         self.dir = tempfile.mkdtemp(prefix="vmsec-crash-")
         self.data = os.path.join(self.dir, "data")
         self.vms = ["00000000-0000-4000-8000-%012d" % i for i in range(args.vms)]
         self.violations, self.kills = [], 0
+        self.rows = PostgresRows(self.pg_url) if self.pg_url else SqliteRows(self.data)
         self.completed = []  # (vm, method, detail, job id)
         self.answered = {}  # audit operation -> calls answered
         self.lock = threading.Lock()
@@ -99,7 +152,8 @@ class Harness:
         return os.path.join(self.dir, "vm%d.sock" % i)
 
     def cli(self, *args, stdin=None, check=True):
-        r = subprocess.run([self.bin, "--data", self.data, *args], input=stdin, capture_output=True, text=True)
+        r = subprocess.run([self.bin, "--data", self.data, *args], input=stdin, capture_output=True, text=True,
+                           env=self.env)
         if check and r.returncode != 0:
             raise RuntimeError("vmsec %s: %s" % (" ".join(args), r.stderr.strip()))
         return r
@@ -107,7 +161,7 @@ class Harness:
     def start_server(self):
         self.server = subprocess.Popen(
             [self.bin, "--data", self.data, "serve", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**os.environ, "VMSEC_LOG": "error"})
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**self.env, "VMSEC_LOG": "error"})
         line = self.server.stdout.readline()
         self.addr = json.loads(line)["http"][0]
 
@@ -163,11 +217,11 @@ class Harness:
         while not stop.is_set():
             i = self.rng.randrange(len(self.vms))
             p = subprocess.Popen([self.bin, "--data", self.data, "tpm", "start", "vm%d" % i, "--socket", self.socket(i)],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=self.env)
             with self.lock:
                 procs.append(p)
             p.wait()
-            subprocess.run([self.bin, "--data", self.data, "tpm", "stop", "vm%d" % i], capture_output=True)
+            subprocess.run([self.bin, "--data", self.data, "tpm", "stop", "vm%d" % i], capture_output=True, env=self.env)
 
     def round(self):
         self.start_server()
@@ -177,6 +231,13 @@ class Harness:
         for t in threads:
             t.start()
         time.sleep(self.rng.uniform(0.05, 1.5))
+        kill_pg = self.pg_url and (self.kills + 1) % self.pg_every == 0
+        if kill_pg:
+            # The database's machine crashes: every process of this cluster at once, mid-load.
+            postmaster = open(os.path.join(self.pg_dir, "data", "postmaster.pid")).readline().strip()
+            subprocess.run(["pkill", "-KILL", "-P", postmaster], check=False)
+            subprocess.run(["kill", "-KILL", postmaster], check=False)
+            time.sleep(self.rng.uniform(0.05, 0.3))
         self.server.send_signal(signal.SIGKILL)
         if self.rng.random() < 0.5:
             with self.lock:
@@ -187,12 +248,17 @@ class Harness:
         self.server.wait()
         for t in threads:
             t.join()
+        if kill_pg:
+            for _ in range(50):
+                if subprocess.run(["pgrep", "-P", postmaster], capture_output=True).returncode != 0:
+                    break
+                time.sleep(0.1)
+            subprocess.run([os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts", "pg"),
+                            "restart", self.pg_dir], check=True)
+            self.pg_kills += 1
         self.kills += 1
 
     # ----- checks -----
-
-    def db(self):
-        return sqlite3.connect("file:%s?mode=ro" % os.path.join(self.data, "vmsec.db"), uri=True, timeout=30)
 
     def verify_kp(self, blob, what):
         h = hashlib.sha256(blob).hexdigest()
@@ -210,21 +276,21 @@ class Harness:
     def check(self):
         self.start_server()
         try:
-            with self.db() as db:
-                unfinished = db.execute("SELECT instance_id, job_state FROM jobs WHERE job_state NOT IN (7, 8, 9, 10)").fetchall()
-                for jid, state in unfinished:
-                    self.violation("job %s left in state %d after restart" % (jid, state))
-                states = dict(db.execute("SELECT instance_id, job_state FROM jobs").fetchall())
-                rows = {vm: (kp, lkg, enc) for vm, kp, lkg, enc in db.execute(
-                    "SELECT upper(guid), key_protector, last_known_good, encrypt_state_and_vm_migration_traffic FROM vms")}
-                history = {}
-                for vm, kp in db.execute("SELECT upper(vm_guid), key_protector FROM kp_history"):
-                    history.setdefault(vm, set()).add(hashlib.sha256(kp).hexdigest())
-                seqs = db.execute("SELECT min(seq), max(seq), count(*) FROM audit").fetchone()
-                audited = dict(db.execute("SELECT operation, count(*) FROM audit GROUP BY operation").fetchall())
-                completed_in_store = [jid for jid, state in states.items() if state == 7]
-                audited_jobs = {d for (d,) in db.execute(
-                    "SELECT detail FROM audit WHERE outcome = 'succeeded' AND detail LIKE 'job %'")}
+            q, g = self.rows.query, self.rows.guid
+            unfinished = q("SELECT instance_id, job_state FROM jobs WHERE job_state NOT IN (7, 8, 9, 10)")
+            for jid, state in unfinished:
+                self.violation("job %s left in state %d after restart" % (jid, state))
+            states = dict(q("SELECT instance_id, job_state FROM jobs"))
+            rows = {vm: (kp, lkg, enc) for vm, kp, lkg, enc in q(
+                "SELECT %s, key_protector, last_known_good, encrypt_state_and_vm_migration_traffic FROM vms" % (g % "guid"))}
+            history = {}
+            for vm, kp in q("SELECT %s, key_protector FROM kp_history" % (g % "vm_guid")):
+                history.setdefault(vm, set()).add(hashlib.sha256(kp).hexdigest())
+            seqs = q("SELECT min(seq), max(seq), count(*) FROM audit")[0]
+            audited = dict(q("SELECT operation, count(*) FROM audit GROUP BY operation"))
+            completed_in_store = [jid for jid, state in states.items() if state == 7]
+            audited_jobs = {d for (d,) in q(
+                "SELECT detail FROM audit WHERE outcome = 'succeeded' AND detail LIKE 'job %'")}
             # 1. completed jobs are there with their effect
             last_modify = {}
             for vm, method, detail, jid, _ in self.completed:
@@ -242,9 +308,8 @@ class Harness:
                 for blob, what in ((kp, "current KP of " + vmu), (lkg, "last known good of " + vmu)):
                     if blob:
                         self.verify_kp(blob, what)
-            with self.db() as db:
-                for vmu, kp in db.execute("SELECT upper(vm_guid), key_protector FROM kp_history"):
-                    self.verify_kp(kp, "a history KP of " + vmu)
+            for vmu, kp in q("SELECT %s, key_protector FROM kp_history" % (g % "vm_guid")):
+                self.verify_kp(kp, "a history KP of " + vmu)
             # 5. audit without gaps, every answered call audited, every completed job audited
             for jid in completed_in_store:
                 if "job " + jid not in audited_jobs:
@@ -263,12 +328,12 @@ class Harness:
                 self.cli("tpm", "stop", "vm%d" % i, check=False)
             # ModifySecuritySettings: the last completed one per VM shows, unless a later
             # ModifySecuritySettings was still running when the server died (it then failed).
-            with self.db() as db:
-                enc = dict(db.execute("SELECT upper(guid), encrypt_state_and_vm_migration_traffic FROM vms"))
-                latest = dict(db.execute(
-                    "SELECT upper(vm_guid), instance_id FROM jobs j WHERE method = 'ModifySecuritySettings' AND job_state = 7 "
-                    "AND finish_time_us = (SELECT max(finish_time_us) FROM jobs WHERE vm_guid = j.vm_guid "
-                    "AND method = 'ModifySecuritySettings' AND job_state = 7)"))
+            f = self.rows.finish
+            enc = dict(q("SELECT %s, encrypt_state_and_vm_migration_traffic FROM vms" % (g % "guid")))
+            latest = dict(q(
+                "SELECT %s, instance_id FROM jobs j WHERE method = 'ModifySecuritySettings' AND job_state = 7 "
+                "AND %s = (SELECT max(%s) FROM jobs WHERE vm_guid = j.vm_guid "
+                "AND method = 'ModifySecuritySettings' AND job_state = 7)" % (g % "vm_guid", f, f)))
             for vmu, (on, jid) in last_modify.items():
                 if latest.get(vmu) != jid:
                     continue  # a later one completed unseen before the kill
@@ -289,6 +354,9 @@ def main():
     ap.add_argument("--kills", type=int, default=200)
     ap.add_argument("--seed", type=int, default=int(time.time()))
     ap.add_argument("--vms", type=int, default=4)
+    ap.add_argument("--postgres", help="the store's URL (a database of its own)")
+    ap.add_argument("--pg-dir", help="the cluster's directory (scripts/pg), to restart it after a kill")
+    ap.add_argument("--pg-every", type=int, default=10, help="kill PostgreSQL every Nth round")
     args = ap.parse_args()
     h = Harness(args)
     started = time.monotonic()
@@ -299,8 +367,9 @@ def main():
         if h.kills % 20 == 0:
             print("%d kills, %d violations, %.0f s" % (h.kills, len(h.violations), time.monotonic() - started), file=sys.stderr)
     answered = sum(h.answered.values())
-    print("kills survived: %d, violations: %d (%d method calls answered, %.0f s, seed %d)"
-          % (h.kills, len(h.violations), answered, time.monotonic() - started, args.seed))
+    pg = ", of them %d with PostgreSQL killed too" % h.pg_kills if h.pg_url else ""
+    print("kills survived: %d%s, violations: %d (%d method calls answered, %.0f s, seed %d)"
+          % (h.kills, pg, len(h.violations), answered, time.monotonic() - started, args.seed))
     for v in h.violations:
         print("  " + v)
     sys.exit(1 if h.violations else 0)

@@ -4,6 +4,9 @@
 //!
 //! `cargo run --release -p vmsec-service --example fill -- DATA COUNT KP_FILE`
 //!
+//! With `VMSEC_STORE=postgres://…` the VMs go to that PostgreSQL store instead of DATA's
+//! SQLite file (DATA still holds the master key).
+//!
 //! VM i is named `vm-<i>` with the GUID `00000000-0000-4000-8000-<i as 12 digits>`, so a load
 //! generator can address any of them without a list. Reuses what is there: running it again
 //! with a larger COUNT adds the missing VMs only.
@@ -13,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 use vmsec_service::{Caller, MasterKey, Service};
+use vmsec_store::Store;
+use vmsec_store::postgres::PgStore;
 use vmsec_store::sqlite::SqliteStore;
 
 /// Jobs in flight at once: enough to keep the job workers and group commits busy.
@@ -38,7 +43,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let kp = std::fs::read(kp_file).map_err(|e| format!("cannot read {kp_file}: {e}"))?;
     std::fs::create_dir_all(data)?;
     let data = std::path::Path::new(data);
-    let store = Arc::new(SqliteStore::open(data.join("vmsec.db"), "fill")?);
+    let store: Arc<dyn Store> = match std::env::var("VMSEC_STORE") {
+        Ok(url) => Arc::new(PgStore::open(&url, "fill")?),
+        Err(_) => Arc::new(SqliteStore::open(data.join("vmsec.db"), "fill")?),
+    };
     let service = Service::open(store, MasterKey::at(data.join("master.key")))?;
     let who = Caller::local_admin();
     let have = service.vms(&who)?.len();

@@ -449,7 +449,7 @@ impl Service {
             let _lock = lock(&location.dir)?;
             let outcome = vmsec_tpm::stop(&location.paths).map_err(tpm_error)?;
             // Stopped here: another host may start it now, without waiting for the lease.
-            self.store.release_vm_lease(vm.id)?;
+            self.store.release_vm_lease(vm.id, None)?;
             Ok(outcome)
         })
     }

@@ -160,8 +160,8 @@ impl Store for Recording {
     fn renew_vm_lease(&self, l: &VmLease, ttl: std::time::Duration) -> Result<VmLease, StoreError> {
         self.inner.renew_vm_lease(l, ttl)
     }
-    fn release_vm_lease(&self, vm: Uuid) -> Result<bool, StoreError> {
-        self.inner.release_vm_lease(vm)
+    fn release_vm_lease(&self, vm: Uuid, token: Option<i64>) -> Result<bool, StoreError> {
+        self.inner.release_vm_lease(vm, token)
     }
     fn vm_lease(&self, vm: Uuid) -> Result<Option<LeaseInfo>, StoreError> {
         self.inner.vm_lease(vm)

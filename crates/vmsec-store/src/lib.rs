@@ -129,8 +129,9 @@ pub trait Store: Send + Sync {
     /// Extends `lease` to `ttl` from now, keeping its token; [`StoreError::LeaseLost`] when
     /// it expired or another took it.
     fn renew_vm_lease(&self, lease: &VmLease, ttl: Duration) -> Result<VmLease, StoreError>;
-    /// Gives up the VM's lease if this host holds it. Returns whether it did.
-    fn release_vm_lease(&self, vm: Uuid) -> Result<bool, StoreError>;
+    /// Gives up the VM's lease if this host holds it (with that `token`, when given: a
+    /// superseded holder's release leaves its successor's lease alone). Returns whether it did.
+    fn release_vm_lease(&self, vm: Uuid, token: Option<i64>) -> Result<bool, StoreError>;
     /// The VM's lease, whoever holds it, expired or not.
     fn vm_lease(&self, vm: Uuid) -> Result<Option<LeaseInfo>, StoreError>;
     /// Earlier key protectors, newest first.

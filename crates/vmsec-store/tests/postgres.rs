@@ -47,8 +47,8 @@ fn a_lease_held_by_one_host_refuses_another_until_it_expires_or_is_released() {
         other => panic!("{other:?}"),
     }
     // B cannot release or renew what A holds.
-    assert!(!b.release_vm_lease(v.id).unwrap());
-    assert!(a.release_vm_lease(v.id).unwrap());
+    assert!(!b.release_vm_lease(v.id, None).unwrap());
+    assert!(a.release_vm_lease(v.id, None).unwrap());
     let by_b = b
         .acquire_vm_lease(v.id, Duration::from_millis(200))
         .unwrap();

@@ -345,8 +345,12 @@ fn a_host_that_lost_its_lease_stops_its_swtpm() {
     let root = tempfile::tempdir().unwrap();
     let (a, _b, state) = two_hosts_for_one_vtpm(root.path(), &db);
     a.ok(&["tpm", "start", "web1", "--state", &state]);
-    // The lease is taken from under it (as a split brain would): its next renewal fails.
-    db.execute("UPDATE vm_leases SET token = token + 1000000");
+    // Another host takes the lease from under it (as a split brain would): A's next renewal
+    // fails, and A stops its swtpm.
+    db.execute(
+        "UPDATE vm_leases SET token = token + 1000000, \
+         host_guid = (SELECT guid FROM hosts WHERE name = 'host-b')",
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let status: serde_json::Value =

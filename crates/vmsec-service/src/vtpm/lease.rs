@@ -44,6 +44,9 @@ pub enum LeaseEnd {
     Lost(String),
     /// The store could not be reached before the deadline; the vTPM was stopped.
     Unreachable(String),
+    /// This host started the vTPM again since (a newer lease, with a keeper of its own):
+    /// this keeper leaves the vTPM to it.
+    Superseded,
 }
 
 impl Service {
@@ -65,7 +68,7 @@ impl Service {
                 vmsec_tpm::status(&location.paths),
                 Ok(vmsec_tpm::Status::Running { .. })
             ) {
-                let _ = self.store.release_vm_lease(vm.id);
+                let _ = self.store.release_vm_lease(vm.id, Some(lease.token));
                 return LeaseEnd::VtpmStopped;
             }
             let sent = Instant::now();
@@ -82,6 +85,9 @@ impl Service {
                     due = deadline(sent, ttl);
                     continue;
                 }
+                Ok(Err(StoreError::LeaseLost(_))) if self.superseded(&lease) => {
+                    return LeaseEnd::Superseded;
+                }
                 Ok(Err(StoreError::LeaseLost(m))) => LeaseEnd::Lost(m),
                 Ok(Err(e)) if Instant::now() < due => {
                     tracing::warn!("cannot renew the vTPM lease of {} yet: {e}", vm.name);
@@ -94,7 +100,7 @@ impl Service {
             tracing::error!("stopped the vTPM of {}: {end:?}", vm.name);
             let detail = match &end {
                 LeaseEnd::Lost(m) | LeaseEnd::Unreachable(m) => m.clone(),
-                LeaseEnd::VtpmStopped => String::new(),
+                LeaseEnd::VtpmStopped | LeaseEnd::Superseded => String::new(),
             };
             self.audit(
                 &Caller::local_admin().name,
@@ -105,6 +111,15 @@ impl Service {
             );
             return end;
         }
+    }
+
+    /// Whether this host holds the VM's lease with a newer token than `lease`'s: a later
+    /// start on this host, whose own keeper keeps it.
+    fn superseded(&self, lease: &VmLease) -> bool {
+        matches!(
+            self.store.vm_lease(lease.vm),
+            Ok(Some(now)) if now.lease.host == lease.host && now.lease.token > lease.token
+        )
     }
 
     /// Whether the store is shared with other hosts (then a started vTPM's lease must be kept).
@@ -124,7 +139,10 @@ pub(super) struct HeldForStart<'a> {
 impl Drop for HeldForStart<'_> {
     fn drop(&mut self) {
         if !self.started {
-            let _ = self.service.store.release_vm_lease(self.lease.vm);
+            let _ = self
+                .service
+                .store
+                .release_vm_lease(self.lease.vm, Some(self.lease.token));
         }
     }
 }

@@ -41,8 +41,8 @@ pub fn a_lease_is_taken_renewed_and_released_by_its_host(s: &dyn Store) {
     let renewed = s.renew_vm_lease(&lease, TTL).unwrap();
     assert_eq!(renewed.token, lease.token);
     assert!(renewed.expires > lease.expires);
-    assert!(s.release_vm_lease(v.id).unwrap());
-    assert!(!s.release_vm_lease(v.id).unwrap());
+    assert!(s.release_vm_lease(v.id, None).unwrap());
+    assert!(!s.release_vm_lease(v.id, None).unwrap());
     assert_eq!(s.vm_lease(v.id).unwrap(), None);
     assert!(matches!(
         s.renew_vm_lease(&renewed, TTL),

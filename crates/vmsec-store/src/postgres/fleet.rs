@@ -123,11 +123,17 @@ pub(super) fn renew(pool: &Pool, lease: &VmLease, ttl: Duration) -> Result<VmLea
     })
 }
 
-pub(super) fn release(pool: &Pool, me: Uuid, vm: Uuid) -> Result<bool, StoreError> {
+pub(super) fn release(
+    pool: &Pool,
+    me: Uuid,
+    vm: Uuid,
+    token: Option<i64>,
+) -> Result<bool, StoreError> {
     pool.with(|c| {
         Ok(c.execute(
-            "DELETE FROM vm_leases WHERE vm_guid = $1 AND host_guid = $2",
-            &[&vm, &me],
+            "DELETE FROM vm_leases WHERE vm_guid = $1 AND host_guid = $2 \
+             AND ($3::bigint IS NULL OR token = $3)",
+            &[&vm, &me, &token],
         )? > 0)
     })
 }

@@ -203,8 +203,8 @@ impl Store for PgStore {
         fleet::renew(&self.pool, lease, ttl)
     }
 
-    fn release_vm_lease(&self, vm: Uuid) -> Result<bool, StoreError> {
-        fleet::release(&self.pool, self.me.guid, vm)
+    fn release_vm_lease(&self, vm: Uuid, token: Option<i64>) -> Result<bool, StoreError> {
+        fleet::release(&self.pool, self.me.guid, vm, token)
     }
 
     fn vm_lease(&self, vm: Uuid) -> Result<Option<LeaseInfo>, StoreError> {

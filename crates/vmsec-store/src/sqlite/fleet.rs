@@ -126,11 +126,17 @@ pub(super) fn renew(pool: &Pool, lease: &VmLease, ttl: Duration) -> Result<VmLea
     })
 }
 
-pub(super) fn release(pool: &Pool, me: &HostIdentity, vm: Uuid) -> Result<bool, StoreError> {
+pub(super) fn release(
+    pool: &Pool,
+    me: &HostIdentity,
+    vm: Uuid,
+    token: Option<i64>,
+) -> Result<bool, StoreError> {
     pool.write(|tx| {
         tx.execute(
-            "DELETE FROM vm_leases WHERE vm_guid = ?1 AND host_guid = ?2",
-            params![vm.to_string(), me.guid.to_string()],
+            "DELETE FROM vm_leases WHERE vm_guid = ?1 AND host_guid = ?2 \
+             AND (?3 IS NULL OR token = ?3)",
+            params![vm.to_string(), me.guid.to_string(), token],
         )
         .map(|n| n > 0)
         .map_err(map_err)

@@ -124,8 +124,8 @@ impl Store for SqliteStore {
         fleet::renew(&self.pool, lease, ttl)
     }
 
-    fn release_vm_lease(&self, vm: Uuid) -> Result<bool, StoreError> {
-        fleet::release(&self.pool, &self.me, vm)
+    fn release_vm_lease(&self, vm: Uuid, token: Option<i64>) -> Result<bool, StoreError> {
+        fleet::release(&self.pool, &self.me, vm, token)
     }
 
     fn vm_lease(&self, vm: Uuid) -> Result<Option<LeaseInfo>, StoreError> {

@@ -65,7 +65,8 @@ impl Ctx<'_> {
             std::time::Instant::now() - vmsec_service::vtpm::lease_ttl() / 3,
         );
         match end {
-            vmsec_service::vtpm::LeaseEnd::VtpmStopped => Ok(()),
+            vmsec_service::vtpm::LeaseEnd::VtpmStopped
+            | vmsec_service::vtpm::LeaseEnd::Superseded => Ok(()),
             other => Err(CliError::new(format!(
                 "the vTPM of {} was stopped: {other:?}",
                 vm.name
