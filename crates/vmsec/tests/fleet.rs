@@ -364,3 +364,71 @@ fn a_host_that_lost_its_lease_stops_its_swtpm() {
     let audit = a.ok(&["audit", "--vm", "web1"]);
     assert!(audit.contains("TpmLeaseLost"), "{audit}");
 }
+
+#[test]
+fn a_password_changed_on_one_host_refuses_the_old_one_on_another_at_the_next_request() {
+    let Some(db) = TestDb::create() else { return };
+    let root = tempfile::tempdir().unwrap();
+    let a = Host::new(root.path(), "host-a", &db);
+    let b = Host::new(root.path(), "host-b", &db);
+    let (mut server, addr) = a.serve();
+    let password = std::fs::read_to_string(a.data.join("initial-admin-password"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let get = envelope(
+        "http://schemas.xmlsoap.org/ws/2004/09/transfer/Get",
+        SERVICE,
+        "",
+        "",
+    );
+    // Twice: the second is answered from host A's verified-credentials cache.
+    for _ in 0..2 {
+        assert!(post(addr, &password, &get).starts_with("HTTP/1.1 200"));
+    }
+    let mut passwd = b
+        .command()
+        .args(["user", "passwd", "admin", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    passwd
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"changed on host b\n")
+        .unwrap();
+    assert!(passwd.wait().unwrap().success());
+    assert!(post(addr, &password, &get).starts_with("HTTP/1.1 401"));
+    assert!(post(addr, "changed on host b", &get).starts_with("HTTP/1.1 200"));
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+#[test]
+fn an_unreachable_store_stops_the_command_naming_the_url_without_its_password() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let root = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vmsec"))
+        .arg("--data")
+        .arg(root.path().join("d"))
+        .args(["vm", "list"])
+        .env(
+            "VMSEC_STORE",
+            format!("postgres://vmsec:pw-secret@127.0.0.1:{port}/fleet"),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("postgres://vmsec@127.0.0.1:{port}/fleet")),
+        "{err}"
+    );
+    assert!(!err.contains("pw-secret"), "{err}");
+}
