@@ -9,6 +9,8 @@
 # cold disk.
 # Usage: bench/scale.sh [SECONDS] [SIZES...]   (default 10 s per run; sizes 1000 100000)
 # Filled stores are kept under target/bench-scale/ and reused (delete it to refill).
+# BENCH_STORE=postgres: the same on PostgreSQL, one database per size on a private cluster
+# (scripts/pg) kept under target/bench-scale-pg/ with the data directories.
 source "$(dirname "$0")/lib.sh"
 secs=${1:-10}; shift || true
 sizes=("${@:-1000 100000}"); read -r -a sizes <<<"${sizes[*]}"
@@ -16,13 +18,28 @@ need wrk wrk
 build
 cargo build --release --locked -q -p vmsec-service --example fill
 root=$ROOT/target/bench-scale
+section=scale
+pg=""
+if [ "${BENCH_STORE:-sqlite}" = postgres ]; then
+  need psql postgresql-client
+  root=$ROOT/target/bench-scale-pg
+  section=scale-pg
+  mkdir -p "$root"
+  pg=$(scripts/pg start "$root/cluster")
+fi
 mkdir -p "$root"
-out=$(mktemp); trap 'kill "${VMSEC_PID:-}" 2>/dev/null || true; rm -f "$out"' EXIT
+out=$(mktemp)
+trap 'kill "${VMSEC_PID:-}" 2>/dev/null || true; rm -f "$out"; [ -z "$pg" ] || scripts/pg stop "$root/cluster" --keep' EXIT
 
 printf '| VMs | fill rate | start-up (median of 3) | RSS after start | RSS after load | GetKP 1 conn p50 / p99 ms | req/s | GetKP 16 conn p50 / p99 ms | req/s | errors |\n|---|---|---|---|---|---|---|---|---|---|\n' >"$out"
 declare -A P50 P99
 for n in "${sizes[@]}"; do
   data=$root/$n
+  if [ -n "$pg" ]; then
+    psql "$pg" -X -q -A -t -c "SELECT 1 FROM pg_database WHERE datname = 'vmsec_scale_$n'" | grep -q 1 \
+      || { rm -rf "$data"; psql "$pg" -X -q -c "CREATE DATABASE vmsec_scale_$n"; }
+    export VMSEC_STORE=${pg%/*}/vmsec_scale_$n
+  fi
   fill="(reused)"
   if [ ! -s "$data/filled" ]; then
     rm -rf "$data"
@@ -49,7 +66,11 @@ for n in "${sizes[@]}"; do
   body=$ROOT/bench/requests/getkp.xml
   # Steady state, not a cold disk: the store file through the page cache once, then 5 s of
   # the same load unmeasured.
-  cat "$data/vmsec.db" >/dev/null
+  if [ -n "$pg" ]; then
+    psql "$VMSEC_STORE" -X -q -A -t -c "SELECT sum(length(key_protector)) FROM vms" >/dev/null
+  else
+    cat "$data/vmsec.db" >/dev/null
+  fi
   BENCH_VMS=$n BENCH_BODY=$body wrk -t2 -c16 -d5s --timeout 10s -s "$ROOT/bench/random-vm.lua" "https://$VMSEC_HTTPS/wsman" >/dev/null
   read -r r1 a50 a99 _ e1 < <(BENCH_VMS=$n BENCH_BODY=$body wrk -t1 -c1 -d"${secs}s" --timeout 10s --latency -s "$ROOT/bench/random-vm.lua" "https://$VMSEC_HTTPS/wsman" | awk '/^RESULT/{for(i=2;i<=NF;i++){split($i,kv,"="); printf "%s ", kv[2]}; print ""}')
   read -r r16 b50 b99 _ e16 < <(BENCH_VMS=$n BENCH_BODY=$body wrk -t2 -c16 -d"${secs}s" --timeout 10s --latency -s "$ROOT/bench/random-vm.lua" "https://$VMSEC_HTTPS/wsman" | awk '/^RESULT/{for(i=2;i<=NF;i++){split($i,kv,"="); printf "%s ", kv[2]}; print ""}')
@@ -64,4 +85,4 @@ if [ "${#sizes[@]}" -ge 2 ]; then
   python3 -c 'import sys; a,b,c,d=map(float,sys.argv[1:5]); print(f"\nGetKeyProtector latency ratio {sys.argv[6]} / {sys.argv[5]} VMs (1 connection; target ≤ 1.5): p50 {c/a:.2f}, p99 {d/b:.2f}")' \
     "${P50[$small]}" "${P99[$small]}" "${P50[$large]}" "${P99[$large]}" "$small" "$large" | tee -a "$out"
 fi
-python3 "$ROOT/bench/publish.py" scale "bench/scale.sh $secs ${sizes[*]}" <"$out"
+python3 "$ROOT/bench/publish.py" "$section" "${BENCH_STORE:+BENCH_STORE=$BENCH_STORE }bench/scale.sh $secs ${sizes[*]}" <"$out"

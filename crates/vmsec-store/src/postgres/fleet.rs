@@ -69,28 +69,35 @@ pub(super) fn acquire(
     vm: Uuid,
     ttl: Duration,
 ) -> Result<VmLease, StoreError> {
-    // One statement: taken when free, expired, or already this host's; otherwise no row.
-    let taken = pool.with(|c| {
-        c.query_opt(
-            "INSERT INTO vm_leases AS l (vm_guid, host_guid, token, expires) \
-             VALUES ($1, $2, nextval('lease_tokens'), clock_timestamp() + $3::bigint * interval '1 microsecond') \
-             ON CONFLICT (vm_guid) DO UPDATE SET host_guid = EXCLUDED.host_guid, \
-             token = EXCLUDED.token, expires = EXCLUDED.expires \
-             WHERE l.host_guid = EXCLUDED.host_guid OR l.expires <= clock_timestamp() \
-             RETURNING vm_guid, host_guid, token, expires",
-            &[&vm, &me, &ttl_us(ttl)],
-        )
-    });
-    match taken {
-        Ok(Some(r)) => lease_from_row(&r),
-        Ok(None) => match info(pool, vm)? {
-            Some(held) => Err(crate::fleet::held_error(vm, &held.lease, &held.host_name)),
-            // Released between the two statements: try once more.
-            None => acquire(pool, me, vm, ttl),
-        },
-        Err(StoreError::Constraint(_)) => Err(StoreError::NotFound(format!("VM {vm}"))),
-        Err(e) => Err(e),
+    // Twice at most: a lease released between the two statements is taken on the second go.
+    for _ in 0..2 {
+        // One statement: taken when free, expired, or already this host's; otherwise no row.
+        let taken = pool.with(|c| {
+            c.query_opt(
+                "INSERT INTO vm_leases AS l (vm_guid, host_guid, token, expires) \
+                 VALUES ($1, $2, nextval('lease_tokens'), clock_timestamp() + $3::bigint * interval '1 microsecond') \
+                 ON CONFLICT (vm_guid) DO UPDATE SET host_guid = EXCLUDED.host_guid, \
+                 token = EXCLUDED.token, expires = EXCLUDED.expires \
+                 WHERE l.host_guid = EXCLUDED.host_guid OR l.expires <= clock_timestamp() \
+                 RETURNING vm_guid, host_guid, token, expires",
+                &[&vm, &me, &ttl_us(ttl)],
+            )
+        });
+        match taken {
+            Ok(Some(r)) => return lease_from_row(&r),
+            Ok(None) => {
+                if let Some(held) = info(pool, vm)? {
+                    return Err(crate::fleet::held_error(vm, &held.lease, &held.host_name));
+                }
+            }
+            // The VM's row is the lease's foreign key.
+            Err(StoreError::Constraint(_)) => return Err(StoreError::NotFound(format!("VM {vm}"))),
+            Err(e) => return Err(e),
+        }
     }
+    Err(StoreError::Busy(format!(
+        "the lease of VM {vm} changed hands while it was taken"
+    )))
 }
 
 /// Fails with [`StoreError::LeaseLost`] unless `lease` is still held as it was, unexpired.

@@ -41,7 +41,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     let path = cli.data_dir();
     let announce = cli.data_dir_is_default() && !path.exists();
     let mut data = DataDir::open_or_create(&path)?;
-    data.store = cli.store.clone().or_else(crate::serve::configured_store);
+    // A KPS never takes a host's store from serve's config file: only --store / VMSEC_STORE.
+    data.store = match cli.command {
+        Command::Kps(_) => cli.store.clone(),
+        _ => cli.store.clone().or_else(crate::serve::configured_store),
+    };
     if announce {
         eprintln!(
             "vmsec: created the data directory {} (a new, empty store; --data or VMSEC_DATA choose another)",
