@@ -322,6 +322,11 @@ class Harness:
                     self.violation("%d %s calls were answered but %d audited" % (count, op, audited.get(op, 0)))
             # 4. the vTPM starts with what is stored (this rolls the KP, as every start does)
             for i, vm in enumerate(self.vms):
+                # A vTPM the round's CLI started may still run: its `tpm stop` needs the store,
+                # which was down in a round that killed PostgreSQL (its lease keeper would stop
+                # it within the lease time). Stopped first, so the start below checks the store.
+                if self.pg_url:
+                    self.cli("tpm", "stop", "vm%d" % i, check=False)
                 r = self.cli("tpm", "start", "vm%d" % i, "--socket", self.socket(i), check=False)
                 if r.returncode != 0:
                     self.violation("tpm start vm%d after restart: %s" % (i, r.stderr.strip()))

@@ -26,10 +26,47 @@ impl AuditWriter {
     pub(super) fn append(&self, pool: &Pool, record: &AuditRecord) -> Result<i64, StoreError> {
         self.batches.submit(
             record.clone(),
-            |batch| pool.write(|tx| batch.iter().map(|r| insert(tx, r)).collect()),
+            |batch| pool.with(|c| insert_batch(c, &batch)),
             || StoreError::Unavailable("the audit record's batch was abandoned".into()),
         )
     }
+}
+
+/// Appends a batch in one statement, so one round trip and one commit: the counter moves by
+/// the batch's length and each record takes its place in the batch's order.
+fn insert_batch<C: GenericClient>(
+    c: &mut Session<'_, C>,
+    batch: &[AuditRecord],
+) -> Result<Vec<i64>, StoreError> {
+    let n = batch.len() as i64;
+    let at: Vec<OffsetDateTime> = batch.iter().map(|r| r.at).collect();
+    let actor: Vec<&str> = batch.iter().map(|r| r.actor.as_str()).collect();
+    let operation: Vec<&str> = batch.iter().map(|r| r.operation.as_str()).collect();
+    let vm: Vec<Option<uuid::Uuid>> = batch.iter().map(|r| r.vm).collect();
+    let outcome: Vec<&str> = batch.iter().map(|r| r.outcome.as_str()).collect();
+    let detail: Vec<&str> = batch.iter().map(|r| r.detail.as_str()).collect();
+    let mut seqs = c
+        .query(
+            "WITH counter AS (UPDATE audit_counter SET last = last + $1 WHERE id = 1 \
+             RETURNING last - $1 AS base) \
+             INSERT INTO audit (seq, at, actor, operation, vm_guid, outcome, detail) \
+             SELECT counter.base + r.ord, r.at, r.actor, r.operation, r.vm, r.outcome, r.detail \
+             FROM counter, unnest($2::timestamptz[], $3::text[], $4::text[], $5::uuid[], \
+             $6::text[], $7::text[]) WITH ORDINALITY AS r (at, actor, operation, vm, outcome, detail, ord) \
+             RETURNING seq",
+            &[&n, &at, &actor, &operation, &vm, &outcome, &detail],
+        )?
+        .iter()
+        .map(|r| get::<i64>(r, 0))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Numbered in the batch's order; RETURNING's own order is not promised.
+    seqs.sort_unstable();
+    if seqs.len() != batch.len() {
+        return Err(StoreError::Corrupt(
+            "the audit counter's row is missing".into(),
+        ));
+    }
+    Ok(seqs)
 }
 
 /// Appends one record inside the caller's transaction; returns its sequence number. The
