@@ -172,6 +172,24 @@ pub trait Provider: Send + Sync + 'static {
         input: &[(String, Value)],
     ) -> Result<MethodOutput, ProviderError>;
 
+    /// Starts an enumeration of the instances of the association class `association` whose
+    /// reference `role` points at the instance of `target_class` with keys `target` (checked
+    /// as for [`Provider::get`]). None when there is no such instance. Each returned instance
+    /// holds both references as [`Value::Reference`], so that the engine can follow the other
+    /// one to the associated instance. Whether the caller may read is decided here.
+    ///
+    /// The default serves no association instance: a provider without association classes.
+    fn references(
+        &self,
+        _who: &Principal,
+        _association: &str,
+        _role: &str,
+        _target_class: &str,
+        _target: &[(String, String)],
+    ) -> Result<Box<dyn Enumeration>, ProviderError> {
+        Ok(Box::new(Listed::default()))
+    }
+
     /// Extra Prometheus text appended to `/metrics` (e.g. jobs by state).
     fn metrics_extra(&self) -> String {
         String::new()
