@@ -445,3 +445,18 @@ fn the_hgs_client_configuration_is_read_from_the_served_data_directory() {
     assert!(body.contains(">false</p:IsHostGuarded>"), "{body}");
     s.stop();
 }
+
+#[test]
+fn pypsrp_walks_the_object_graph_as_guarded_fabric_tools_and_os_win_do() {
+    let Some(py) = python() else { return };
+    let s = Serve::start();
+    let kp = repo_root().join("crates/vmsec-kp/testdata/golden-kp.xml");
+    run_scenario(
+        Command::new(&py)
+            .arg(repo_root().join("tests/python/graph_scenario.py"))
+            .args([&format!("https://{}/wsman", s.https), "admin", &s.password, VM2])
+            .arg(&kp),
+        "graph",
+    );
+    s.stop();
+}
