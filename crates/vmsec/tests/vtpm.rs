@@ -660,3 +660,36 @@ fn a_vm_exported_with_move_no_longer_starts_on_the_source_host() {
     // The moved VM's registration can be dropped here as the message says.
     host.ok(&["vm", "remove", "vm1", "--force"]);
 }
+
+#[test]
+fn a_vms_computer_system_runs_with_the_swtpm_pid_exactly_while_its_vtpm_runs() {
+    if !tools_present() {
+        return;
+    }
+    let host = Host::new();
+    host.vm_with_tpm("vm1", "owner");
+    let id = host.vm_id("vm1").to_uppercase();
+    let served = common::Served::start(host.data.path());
+    let v2 = "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/v2";
+    let state = || {
+        let (status, body) = served.post(&format!(
+            r#"<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd"><s:Header><a:To>http://localhost/wsman</a:To><w:ResourceURI>{v2}/Msvm_ComputerSystem</w:ResourceURI><a:ReplyTo><a:Address>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:Address></a:ReplyTo><a:Action>http://schemas.xmlsoap.org/ws/2004/09/transfer/Get</a:Action><a:MessageID>uuid:0A1B2C3D-0000-0000-0000-000000000001</a:MessageID><w:SelectorSet><w:Selector Name="CreationClassName">Msvm_ComputerSystem</w:Selector><w:Selector Name="Name">{id}</w:Selector></w:SelectorSet></s:Header><s:Body/></s:Envelope>"#
+        ));
+        assert_eq!(status, 200, "{body}");
+        let doc = roxmltree::Document::parse(&body).unwrap();
+        let prop = |name: &str| {
+            let el = doc
+                .descendants()
+                .find(|n| n.tag_name().name() == name)
+                .unwrap_or_else(|| panic!("no {name}: {body}"));
+            el.text().map(str::to_owned)
+        };
+        (prop("EnabledState").unwrap(), prop("ProcessID"))
+    };
+    assert_eq!(state(), ("3".to_owned(), None), "off before its vTPM starts");
+    let tpm = host.start("vm1");
+    let pid = tpm.started["pid"].to_string();
+    assert_eq!(state(), ("2".to_owned(), Some(pid)), "running, with swtpm's pid");
+    tpm.stop();
+    assert_eq!(state(), ("3".to_owned(), None), "off once its vTPM stops");
+}
