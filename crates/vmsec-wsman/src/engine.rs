@@ -13,15 +13,15 @@ use vmsec_cim::schema::{ClassDef, MethodDef, ServedClass};
 
 use crate::enumeration::{Context, Registry};
 use crate::provider::{Principal, Provider};
+use crate::traversal::{Plan, Walk, steps};
+use crate::wire::association::Traversal;
+use crate::wire::envelope::Selection;
 use crate::wire::envelope::{self, Header, Operation, ParseError, Request};
 use crate::wire::fault::{Fault, FaultKind};
 use crate::wire::reply::{
     EnumerateResponse, GetResponse, IdentifyResponse, InvokeResponse, Items, PullResponse,
     ReleaseResponse, Reply,
 };
-use crate::traversal::{Plan, Walk, steps};
-use crate::wire::association::Traversal;
-use crate::wire::envelope::Selection;
 use crate::wire::wql::{Expr, Filter, SYSTEM_PROPERTIES};
 use crate::wire::wscim::BadName;
 
@@ -174,13 +174,20 @@ fn check_clause(def: &ClassDef, clause: &Expr) -> Result<(), Fault> {
                 .any(|s| s.eq_ignore_ascii_case(name));
         if !known {
             let hint = if name.starts_with("__") {
-                format!("; the system properties served are {}", SYSTEM_PROPERTIES.join(", "))
+                format!(
+                    "; the system properties served are {}",
+                    SYSTEM_PROPERTIES.join(", ")
+                )
             } else {
                 String::new()
             };
             return Err(Fault::new(
                 FaultKind::CannotProcessFilter,
-                format!("the class {} has no property {}{hint}", def.name, excerpt(name)),
+                format!(
+                    "the class {} has no property {}{hint}",
+                    def.name,
+                    excerpt(name)
+                ),
             ));
         }
     }

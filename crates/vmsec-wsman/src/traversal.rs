@@ -120,7 +120,11 @@ impl<P: Provider> Walk<P> {
 
     /// The instance an association instance references at the far end of `step`; `None`
     /// when it is gone (removed since the association was read).
-    fn far_end(&self, step: Step, association: &Instance) -> Result<Option<Instance>, ProviderError> {
+    fn far_end(
+        &self,
+        step: Step,
+        association: &Instance,
+    ) -> Result<Option<Instance>, ProviderError> {
         let end = step.association.other(step.from);
         let Some(Value::Reference(path)) = association.value(end.role) else {
             return Err(ProviderError::Internal(format!(
@@ -185,7 +189,11 @@ impl<P: Provider> Enumeration for Walk<P> {
 
     fn heap_bytes(&self) -> usize {
         self.current.as_ref().map_or(0, |(_, e)| e.heap_bytes())
-            + self.keys.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
+            + self
+                .keys
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>()
     }
 }
 

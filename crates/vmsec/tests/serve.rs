@@ -454,7 +454,12 @@ fn pypsrp_walks_the_object_graph_as_guarded_fabric_tools_and_os_win_do() {
     run_scenario(
         Command::new(&py)
             .arg(repo_root().join("tests/python/graph_scenario.py"))
-            .args([&format!("https://{}/wsman", s.https), "admin", &s.password, VM2])
+            .args([
+                &format!("https://{}/wsman", s.https),
+                "admin",
+                &s.password,
+                VM2,
+            ])
             .arg(&kp),
         "graph",
     );
@@ -485,7 +490,9 @@ fn texts(xml: &str, ns: &str, local: &str) -> Vec<String> {
 fn libvirt_enumerate(s: &Serve, wql: &str) -> Vec<String> {
     let filter = format!(
         r#"<n:Enumerate xmlns:n="{WSEN}"><w:Filter Dialect="http://schemas.microsoft.com/wbem/wsman/1/WQL">{}</w:Filter></n:Enumerate>"#,
-        wql.replace('&', "&amp;").replace('<', "&lt;").replace('"', "&quot;")
+        wql.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('"', "&quot;")
     );
     let (status, reply) = s.post(
         s.admin(),
@@ -553,7 +560,8 @@ fn libvirts_exact_queries_parse_and_answer_one_item_per_pull() {
             .flat_map(|i| texts(i, &cs_ns, "Name"))
             .collect()
     };
-    let virtual_ = r#"select * from Msvm_ComputerSystem where Description = "Microsoft Virtual Machine" "#;
+    let virtual_ =
+        r#"select * from Msvm_ComputerSystem where Description = "Microsoft Virtual Machine" "#;
     let inactive = libvirt_enumerate(
         &s,
         &format!("{virtual_}and (EnabledState = 0 or EnabledState = 3 or EnabledState = 32769) "),
@@ -576,7 +584,10 @@ fn libvirts_exact_queries_parse_and_answer_one_item_per_pull() {
     );
     assert_eq!(physical.len(), 1);
     let host = texts(&physical[0], &cs_ns, "Name");
-    let not_host = libvirt_enumerate(&s, "SELECT * FROM Msvm_ComputerSystem WHERE Name != __SERVER");
+    let not_host = libvirt_enumerate(
+        &s,
+        "SELECT * FROM Msvm_ComputerSystem WHERE Name != __SERVER",
+    );
     assert_eq!(names(&not_host), [VM1, VM2, VM3].map(str::to_uppercase));
     assert!(!names(&not_host).contains(&host[0]));
     s.stop();
@@ -602,7 +613,10 @@ fn a_malformed_wql_or_association_filter_is_cannot_process_filter_naming_the_tok
         ))
     };
     assert!(wql("SELECT * FROM Msvm_ComputerSystem WHERE Name &gt; 'a'").contains("\">\""));
-    assert!(wql("SELECT * FROM Msvm_ComputerSystem WHERE Name = 'a' XOR Name = 'b'").contains("\"XOR\""));
+    assert!(
+        wql("SELECT * FROM Msvm_ComputerSystem WHERE Name = 'a' XOR Name = 'b'")
+            .contains("\"XOR\"")
+    );
     assert!(wql("SELECT * FROM Msvm_ComputerSystem WHERE (Name = 'a'").contains("\")\""));
     assert!(
         wql("ASSOCIATORS OF {Msvm_ComputerSystem.Name='x'} WHERE ClassDefsOnly")
@@ -622,13 +636,15 @@ fn a_malformed_wql_or_association_filter_is_cannot_process_filter_naming_the_tok
     );
     assert!(assoc(&format!("{object}<b:Frobnicate>x</b:Frobnicate>")).contains("Frobnicate"));
     assert!(
-        assoc(&format!("{object}<b:ResultClassName>Msvm_Bogus</b:ResultClassName>"))
-            .contains("Msvm_Bogus")
+        assoc(&format!(
+            "{object}<b:ResultClassName>Msvm_Bogus</b:ResultClassName>"
+        ))
+        .contains("Msvm_Bogus")
     );
+    assert!(assoc(&format!("{object}<b:Role>not a name</b:Role>")).contains("not a name"));
     assert!(
-        assoc(&format!("{object}<b:Role>not a name</b:Role>")).contains("not a name")
+        assoc("<b:ResultClassName>Msvm_SecurityService</b:ResultClassName>").contains("no Object")
     );
-    assert!(assoc("<b:ResultClassName>Msvm_SecurityService</b:ResultClassName>").contains("no Object"));
     assert!(
         assoc(&object.replace("Name=\"Name\"", "Name=\"Bogus\"")).contains("Bogus"),
         "a selector the source class has no key for is named"

@@ -686,10 +686,18 @@ fn a_vms_computer_system_runs_with_the_swtpm_pid_exactly_while_its_vtpm_runs() {
         };
         (prop("EnabledState").unwrap(), prop("ProcessID"))
     };
-    assert_eq!(state(), ("3".to_owned(), None), "off before its vTPM starts");
+    assert_eq!(
+        state(),
+        ("3".to_owned(), None),
+        "off before its vTPM starts"
+    );
     let tpm = host.start("vm1");
     let pid = tpm.started["pid"].to_string();
-    assert_eq!(state(), ("2".to_owned(), Some(pid)), "running, with swtpm's pid");
+    assert_eq!(
+        state(),
+        ("2".to_owned(), Some(pid)),
+        "running, with swtpm's pid"
+    );
     tpm.stop();
     assert_eq!(state(), ("3".to_owned(), None), "off once its vTPM stops");
 }

@@ -313,10 +313,8 @@ const VIRTUAL_SYSTEM_SETTING_DATA: &[PropertyDef] = &[
 
 /// Msvm_SettingsDefineState : CIM_SettingsDefineState: a VM's computer system and the
 /// settings that define its state.
-const SETTINGS_DEFINE_STATE: &[PropertyDef] = &[
-    k("ManagedElement", Reference),
-    k("SettingData", Reference),
-];
+const SETTINGS_DEFINE_STATE: &[PropertyDef] =
+    &[k("ManagedElement", Reference), k("SettingData", Reference)];
 
 /// Msvm_VirtualSystemSettingDataComponent : CIM_Component: a VM's settings and the settings
 /// they aggregate (here its Msvm_SecuritySettingData).

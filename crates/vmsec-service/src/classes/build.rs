@@ -117,7 +117,11 @@ pub fn vm_computer_system(vm: &Vm, vtpm_pid: Option<u32>) -> Instance {
         .with(
             "EnabledState",
             CimType::UInt16,
-            Value::UInt16(if vtpm_pid.is_some() { ENABLED } else { DISABLED }),
+            Value::UInt16(if vtpm_pid.is_some() {
+                ENABLED
+            } else {
+                DISABLED
+            }),
         )
         .with("HealthState", CimType::UInt16, Value::UInt16(5))
         .with(
@@ -341,4 +345,3 @@ pub fn hgs_client_configuration(config: &ClientConfig, status: AttestationStatus
             s(if hgs { "HostKey" } else { "Unknown" }),
         )
 }
-

@@ -93,7 +93,10 @@ pub fn settings_define_state(vm: Uuid) -> Instance {
     reference(
         ServedClass::SettingsDefineState,
         ("ManagedElement", computer_system_path(&vm_guid(vm))),
-        ("SettingData", by_instance_id(VIRTUAL_SYSTEM_SETTING_DATA, vm)),
+        (
+            "SettingData",
+            by_instance_id(VIRTUAL_SYSTEM_SETTING_DATA, vm),
+        ),
     )
 }
 
@@ -101,7 +104,10 @@ pub fn settings_define_state(vm: Uuid) -> Instance {
 pub fn virtual_system_setting_data_component(vm: Uuid) -> Instance {
     reference(
         ServedClass::VirtualSystemSettingDataComponent,
-        ("GroupComponent", by_instance_id(VIRTUAL_SYSTEM_SETTING_DATA, vm)),
+        (
+            "GroupComponent",
+            by_instance_id(VIRTUAL_SYSTEM_SETTING_DATA, vm),
+        ),
         ("PartComponent", by_instance_id(SECURITY_SETTING_DATA, vm)),
     )
 }
@@ -133,9 +139,7 @@ pub fn hosted_service(host: &HostIdentity) -> Instance {
 pub(super) fn per_vm(class: ServedClass, host: &HostIdentity, vm: Uuid) -> Option<Instance> {
     Some(match class {
         ServedClass::SettingsDefineState => settings_define_state(vm),
-        ServedClass::VirtualSystemSettingDataComponent => {
-            virtual_system_setting_data_component(vm)
-        }
+        ServedClass::VirtualSystemSettingDataComponent => virtual_system_setting_data_component(vm),
         ServedClass::ServiceAffectsElement => service_affects_element(host, vm),
         _ => return None,
     })
@@ -143,7 +147,11 @@ pub(super) fn per_vm(class: ServedClass, host: &HostIdentity, vm: Uuid) -> Optio
 
 impl Service {
     /// The VM a key names, when it is one of the store's.
-    fn vm_named(&self, key: Option<&str>, by: fn(&str) -> Option<Uuid>) -> Result<Option<Vm>, ServiceError> {
+    fn vm_named(
+        &self,
+        key: Option<&str>,
+        by: fn(&str) -> Option<Uuid>,
+    ) -> Result<Option<Vm>, ServiceError> {
         match key.and_then(by) {
             Some(id) => self.store.vm(id),
             None => Ok(None),
@@ -172,7 +180,9 @@ impl Service {
         let is_service = || matches(&super::build::security_service(&self.host, true), keys);
         let role = role.to_ascii_lowercase();
         let one = |vm: Option<Vm>| -> Vec<Instance> {
-            vm.and_then(|vm| per_vm(class, &self.host, vm.id)).into_iter().collect()
+            vm.and_then(|vm| per_vm(class, &self.host, vm.id))
+                .into_iter()
+                .collect()
         };
         let found = match (class, role.as_str()) {
             (ServedClass::SettingsDefineState, "managedelement")
@@ -180,9 +190,10 @@ impl Service {
                 one(self.vm_named(key("Name"), guid)?)
             }
             (ServedClass::SettingsDefineState, "settingdata")
-            | (ServedClass::VirtualSystemSettingDataComponent, "groupcomponent" | "partcomponent") => {
-                one(self.vm_named(key("InstanceID"), setting)?)
-            }
+            | (
+                ServedClass::VirtualSystemSettingDataComponent,
+                "groupcomponent" | "partcomponent",
+            ) => one(self.vm_named(key("InstanceID"), setting)?),
             (ServedClass::ServiceAffectsElement, "affectingelement") if is_service() => {
                 return Ok(self.paged(class, Vec::new()));
             }

@@ -107,7 +107,10 @@ impl Service {
             }
             ServedClass::VirtualSystemSettingData => {
                 let Some(id) = vm_key() else { return Ok(None) };
-                Ok(self.store.vm(id)?.map(|vm| virtual_system_setting_data(&vm)))
+                Ok(self
+                    .store
+                    .vm(id)?
+                    .map(|vm| virtual_system_setting_data(&vm)))
             }
             // An association instance is keyed by its references, which a selector cannot
             // carry as text: association instances are reached by association filters and

@@ -64,7 +64,10 @@ fn refused(what: impl Into<String>) -> Fault {
 pub(crate) fn name(what: &str, text: &str) -> Result<String, Fault> {
     let ok = !text.is_empty()
         && text.len() <= MAX_NAME_LEN
-        && text.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && text
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if ok {
         Ok(text.to_owned())
@@ -103,7 +106,10 @@ fn source(object: Node<'_, '_>) -> Result<Source, Fault> {
         .children()
         .find(|n| n.has_tag_name((ns::WSMAN, "SelectorSet")))
     {
-        for sel in set.children().filter(|n| n.has_tag_name((ns::WSMAN, "Selector"))) {
+        for sel in set
+            .children()
+            .filter(|n| n.has_tag_name((ns::WSMAN, "Selector")))
+        {
             let key = sel.attribute("Name").unwrap_or("");
             if key.eq_ignore_ascii_case("__cimnamespace") {
                 namespace.get_or_insert_with(|| text_of(sel).to_owned());
@@ -185,10 +191,133 @@ pub fn parse(filter: Node<'_, '_>) -> Result<Traversal, Fault> {
             }
         };
         if slot.replace(name(local, text_of(part))?).is_some() {
-            return Err(refused(format!("the association filter names {local} twice")));
+            return Err(refused(format!(
+                "the association filter names {local} twice"
+            )));
         }
     }
     let object = object.ok_or_else(|| refused("the association filter has no Object"))?;
     t.source = source(object)?;
     Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OBJECT: &str = r#"<b:Object><a:Address>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:Address><a:ReferenceParameters><w:ResourceURI>http://schemas.microsoft.com/wbem/wsman/1/wmi/root/virtualization/v2/Msvm_ComputerSystem</w:ResourceURI><w:SelectorSet><w:Selector Name="CreationClassName">Msvm_ComputerSystem</w:Selector><w:Selector Name="Name">B5314955</w:Selector><w:Selector Name="__cimnamespace">root/virtualization/v2</w:Selector></w:SelectorSet></a:ReferenceParameters></b:Object>"#;
+
+    fn filter(kind: &str, inner: &str) -> Result<Traversal, Fault> {
+        let xml = format!(
+            r#"<w:Filter xmlns:w="{}" xmlns:a="{}" xmlns:b="{BINDING}" Dialect="{DIALECT}"><b:{kind}>{inner}</b:{kind}></w:Filter>"#,
+            ns::WSMAN,
+            ns::WSA
+        );
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        parse(doc.root_element())
+    }
+
+    fn reason(kind: &str, inner: &str) -> String {
+        let f = filter(kind, inner).unwrap_err();
+        assert_eq!(f.kind, FaultKind::CannotProcessFilter);
+        f.reason
+    }
+
+    #[test]
+    fn associated_instances_read_every_part_and_the_objects_epr() {
+        let t = filter(
+            "AssociatedInstances",
+            &format!(
+                "{OBJECT}<b:AssociationClassName>Msvm_SettingsDefineState</b:AssociationClassName><b:Role>ManagedElement</b:Role><b:ResultClassName>Msvm_VirtualSystemSettingData</b:ResultClassName><b:ResultRole>SettingData</b:ResultRole>"
+            ),
+        )
+        .unwrap();
+        assert_eq!(t.returns, Returns::Associated);
+        assert_eq!(t.source.class, "Msvm_ComputerSystem");
+        assert_eq!(
+            t.source.namespace.as_deref(),
+            Some("root/virtualization/v2")
+        );
+        assert_eq!(
+            t.source.selectors,
+            vec![
+                (
+                    "CreationClassName".to_owned(),
+                    "Msvm_ComputerSystem".to_owned()
+                ),
+                ("Name".to_owned(), "B5314955".to_owned())
+            ]
+        );
+        assert_eq!(
+            t.association_class.as_deref(),
+            Some("Msvm_SettingsDefineState")
+        );
+        assert_eq!(
+            t.result_class.as_deref(),
+            Some("Msvm_VirtualSystemSettingData")
+        );
+        assert_eq!(t.role.as_deref(), Some("ManagedElement"));
+        assert_eq!(t.result_role.as_deref(), Some("SettingData"));
+    }
+
+    #[test]
+    fn association_instances_take_the_association_class_as_result_class() {
+        let t = filter(
+            "AssociationInstances",
+            &format!("{OBJECT}<b:ResultClassName>Msvm_SettingsDefineState</b:ResultClassName>"),
+        )
+        .unwrap();
+        assert_eq!(t.returns, Returns::Associations);
+        assert_eq!(
+            t.association_class.as_deref(),
+            Some("Msvm_SettingsDefineState")
+        );
+        assert_eq!(t.result_class, None);
+        assert!(
+            reason(
+                "AssociationInstances",
+                &format!("{OBJECT}<b:ResultRole>X</b:ResultRole>")
+            )
+            .contains("ResultRole")
+        );
+    }
+
+    #[test]
+    fn a_malformed_filter_is_refused_naming_its_part() {
+        assert!(reason("AssociatedInstances", "").contains("no Object"));
+        assert!(
+            reason("AssociatedInstances", &format!("{OBJECT}{OBJECT}")).contains("Object twice")
+        );
+        assert!(
+            reason(
+                "AssociatedInstances",
+                &format!("{OBJECT}<b:Role>A</b:Role><b:Role>B</b:Role>")
+            )
+            .contains("Role twice")
+        );
+        assert!(reason("AssociatedInstances", &format!("{OBJECT}<b:Frob/>")).contains("Frob"));
+        assert!(
+            reason(
+                "AssociatedInstances",
+                &format!("{OBJECT}<b:Role>a-b</b:Role>")
+            )
+            .contains("\"a-b\"")
+        );
+        let long = "R".repeat(MAX_NAME_LEN + 1);
+        assert!(
+            reason(
+                "AssociatedInstances",
+                &format!("{OBJECT}<b:Role>{long}</b:Role>")
+            )
+            .contains("not a CIM name")
+        );
+        assert!(reason("Associators", OBJECT).contains("Associators"));
+        let star = OBJECT.replace("v2/Msvm_ComputerSystem", "v2/*");
+        assert!(reason("AssociatedInstances", &star).contains("not a class"));
+        let many: String = (0..=MAX_SELECTORS)
+            .map(|i| format!(r#"<w:Selector Name="K{i}">v</w:Selector>"#))
+            .collect();
+        let crowded = OBJECT.replace("<w:SelectorSet>", &format!("<w:SelectorSet>{many}"));
+        assert!(reason("AssociatedInstances", &crowded).contains("more than 16 selectors"));
+    }
 }

@@ -366,9 +366,7 @@ fn enumerate(h: &Header, body: Node<'_, '_>) -> Result<Enumerate, Fault> {
             if !c.eq_ignore_ascii_case(&class) {
                 return Err(fault(
                     FaultKind::CannotProcessFilter,
-                    format!(
-                        "the filter selects from {class} but the resource URI names {c}"
-                    ),
+                    format!("the filter selects from {class} but the resource URI names {c}"),
                 ));
             }
             Selection::Class {

@@ -103,7 +103,13 @@ impl Served {
         let mut child = Command::new(env!("CARGO_BIN_EXE_vmsec"))
             .arg("--data")
             .arg(data)
-            .args(["serve", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--http-listen",
+                "127.0.0.1:0",
+            ])
             .env_remove("VMSEC_DATA")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -130,8 +136,8 @@ impl Served {
         use base64::Engine;
         use std::io::Read;
         let mut s = std::net::TcpStream::connect(self.http).unwrap();
-        let auth = base64::engine::general_purpose::STANDARD
-            .encode(format!("admin:{}", self.password));
+        let auth =
+            base64::engine::general_purpose::STANDARD.encode(format!("admin:{}", self.password));
         let req = format!(
             "POST /wsman HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/soap+xml;charset=UTF-8\r\nContent-Length: {}\r\nConnection: close\r\nAuthorization: Basic {auth}\r\n\r\n{body}",
             body.len()

@@ -272,7 +272,12 @@ impl Filter {
             "__SERVER" => Some(self.server.clone()),
             "__NAMESPACE" => Some(namespace()),
             "__RELPATH" => relpath(),
-            "__PATH" => Some(format!("\\\\{}\\{}:{}", self.server, namespace(), relpath()?)),
+            "__PATH" => Some(format!(
+                "\\\\{}\\{}:{}",
+                self.server,
+                namespace(),
+                relpath()?
+            )),
             "__GENUS" => Some("2".to_owned()),
             _ => None,
         }
@@ -364,7 +369,10 @@ mod tests {
         assert!(f(&[("Delta", "-3"), ("Cancellable", "TRUE")]).matches(&inst));
         assert!(!f(&[("EnabledState", "02")]).matches(&inst));
         assert!(!f(&[("Name", "hv01"), ("EnabledState", "3")]).matches(&inst));
-        assert!(!f(&[("Caption", "")]).matches(&inst), "null matches nothing");
+        assert!(
+            !f(&[("Caption", "")]).matches(&inst),
+            "null matches nothing"
+        );
         assert!(!f(&[("Description", "")]).matches(&inst), "nor does absent");
     }
 

@@ -25,7 +25,9 @@ pub(super) fn describe(t: Option<&(usize, Token)>) -> String {
     match t {
         None => "the end of the query".to_owned(),
         Some((_, Token::Word(w))) => format!("\"{w}\""),
-        Some((_, Token::Str(s))) => format!("the string '{}'", s.chars().take(40).collect::<String>()),
+        Some((_, Token::Str(s))) => {
+            format!("the string '{}'", s.chars().take(40).collect::<String>())
+        }
         Some((_, Token::Number(n))) => format!("the number {n}"),
         Some((_, Token::Path(_))) => "an object path {…}".to_owned(),
         Some((_, Token::Star)) => "\"*\"".to_owned(),
@@ -50,10 +52,7 @@ pub(super) fn quoted(chars: &[char], start: usize) -> Result<(String, usize), Wq
                 match chars.get(i + 1) {
                     Some(&e) if e == '\\' || e == '\'' || e == '"' => s.push(e),
                     _ => {
-                        return Err(err(
-                            "a backslash may only escape a quote or a backslash",
-                            i,
-                        ));
+                        return Err(err("a backslash may only escape a quote or a backslash", i));
                     }
                 }
                 i += 2;

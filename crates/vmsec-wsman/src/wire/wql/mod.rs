@@ -65,8 +65,21 @@ pub(crate) fn err(message: impl Into<String>, position: usize) -> WqlError {
 
 fn is_keyword(w: &str) -> bool {
     [
-        "SELECT", "FROM", "WHERE", "AND", "OR", "NOT", "TRUE", "FALSE", "NULL", "IS", "LIKE", "ISA",
-        "OF", "ASSOCIATORS", "REFERENCES",
+        "SELECT",
+        "FROM",
+        "WHERE",
+        "AND",
+        "OR",
+        "NOT",
+        "TRUE",
+        "FALSE",
+        "NULL",
+        "IS",
+        "LIKE",
+        "ISA",
+        "OF",
+        "ASSOCIATORS",
+        "REFERENCES",
     ]
     .iter()
     .any(|k| k.eq_ignore_ascii_case(w))
@@ -189,9 +202,9 @@ impl Parser {
         let pos = self.position();
         match self.next() {
             Some((_, Token::Str(s))) => Ok(Operand::Str(s)),
-            Some((_, Token::Number(n))) => Ok(Operand::Int(
-                n.strip_prefix('+').unwrap_or(&n).to_owned(),
-            )),
+            Some((_, Token::Number(n))) => {
+                Ok(Operand::Int(n.strip_prefix('+').unwrap_or(&n).to_owned()))
+            }
             Some((_, Token::Word(w))) if w.eq_ignore_ascii_case("TRUE") => Ok(Operand::Bool(true)),
             Some((_, Token::Word(w))) if w.eq_ignore_ascii_case("FALSE") => {
                 Ok(Operand::Bool(false))
@@ -254,7 +267,10 @@ impl Parser {
     fn traversal_clause(&mut self, t: &mut Traversal) -> Result<(), WqlError> {
         self.keyword("WHERE")?;
         if self.peek().is_none() {
-            return Err(err("expected AssocClass, ResultClass, Role or ResultRole after WHERE", self.end));
+            return Err(err(
+                "expected AssocClass, ResultClass, Role or ResultRole after WHERE",
+                self.end,
+            ));
         }
         while self.peek().is_some() {
             let pos = self.position();
@@ -268,7 +284,9 @@ impl Parser {
                 (Returns::Associated, "resultrole") => &mut t.result_role,
                 _ => {
                     return Err(err(
-                        format!("\"{word}\" is not supported here; use AssocClass, ResultClass, Role or ResultRole"),
+                        format!(
+                            "\"{word}\" is not supported here; use AssocClass, ResultClass, Role or ResultRole"
+                        ),
                         pos,
                     ));
                 }
@@ -310,7 +328,9 @@ fn op_text(op: Op) -> &'static str {
 }
 
 fn is_name(s: &str) -> bool {
-    s.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    s.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
@@ -319,8 +339,13 @@ fn is_name(s: &str) -> bool {
 fn object_path(text: &str, at: usize) -> Result<Source, WqlError> {
     let bad = |why: &str| err(format!("the object path {{{}}}: {why}", excerpt(text)), at);
     let mut rest = text.trim();
-    if let Some(after) = rest.strip_prefix("\\\\").or_else(|| rest.strip_prefix("//")) {
-        let end = after.find(['\\', '/']).ok_or_else(|| bad("a host without a namespace"))?;
+    if let Some(after) = rest
+        .strip_prefix("\\\\")
+        .or_else(|| rest.strip_prefix("//"))
+    {
+        let end = after
+            .find(['\\', '/'])
+            .ok_or_else(|| bad("a host without a namespace"))?;
         rest = &after[end + 1..];
     }
     let head_end = rest.find('.').unwrap_or(rest.len());
@@ -362,7 +387,11 @@ fn object_path(text: &str, at: usize) -> Result<Source, WqlError> {
                         i += 1;
                     }
                     let v: String = chars[s..i].iter().collect::<String>().trim().to_owned();
-                    if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '+') {
+                    if v.is_empty()
+                        || !v
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '+')
+                    {
                         return Err(bad("a key value is neither quoted nor a number or boolean"));
                     }
                     v
@@ -422,7 +451,10 @@ pub fn parse(query: &str) -> Result<Query, WqlError> {
             Some((at, Token::Path(path))) => object_path(&path, at)?,
             t => {
                 return Err(err(
-                    format!("expected an object path {{…}} after {word} OF, found {}", describe(t.as_ref())),
+                    format!(
+                        "expected an object path {{…}} after {word} OF, found {}",
+                        describe(t.as_ref())
+                    ),
                     pos,
                 ));
             }

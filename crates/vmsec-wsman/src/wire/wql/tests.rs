@@ -50,7 +50,9 @@ fn keywords_ignore_case_and_whitespace_is_free() {
 #[test]
 fn and_joins_string_boolean_and_number_literals() {
     assert_eq!(
-        parse(r#"SELECT * FROM C WHERE A = 'a b' AND B = "q" AND T = TRUE AND F = false AND N = +5 AND M = -12"#),
+        parse(
+            r#"SELECT * FROM C WHERE A = 'a b' AND B = "q" AND T = TRUE AND F = false AND N = +5 AND M = -12"#
+        ),
         select(
             "C",
             Some(Expr::And(vec![
@@ -78,7 +80,13 @@ fn or_binds_looser_than_and_and_parentheses_regroup() {
     let (a, b, c) = (eq("A", "1"), eq("B", "2"), eq("C", "3"));
     assert_eq!(
         parse("SELECT * FROM X WHERE A = '1' or B = '2' and C = '3'"),
-        select("X", Some(Expr::Or(vec![a.clone(), Expr::And(vec![b.clone(), c.clone()])])))
+        select(
+            "X",
+            Some(Expr::Or(vec![
+                a.clone(),
+                Expr::And(vec![b.clone(), c.clone()])
+            ]))
+        )
     );
     assert_eq!(
         parse("SELECT * FROM X WHERE (A = '1' OR B = '2') AND C = '3'"),
@@ -143,12 +151,24 @@ fn libvirts_associators_query_names_its_source_and_classes() {
     assert_eq!(
         t.source.selectors,
         vec![
-            ("CreationClassName".to_owned(), "Msvm_ComputerSystem".to_owned()),
-            ("Name".to_owned(), "B5314955-3924-42BA-ABF9-793993D340A0".to_owned())
+            (
+                "CreationClassName".to_owned(),
+                "Msvm_ComputerSystem".to_owned()
+            ),
+            (
+                "Name".to_owned(),
+                "B5314955-3924-42BA-ABF9-793993D340A0".to_owned()
+            )
         ]
     );
-    assert_eq!(t.association_class.as_deref(), Some("Msvm_SettingsDefineState"));
-    assert_eq!(t.result_class.as_deref(), Some("Msvm_VirtualSystemSettingData"));
+    assert_eq!(
+        t.association_class.as_deref(),
+        Some("Msvm_SettingsDefineState")
+    );
+    assert_eq!(
+        t.result_class.as_deref(),
+        Some("Msvm_VirtualSystemSettingData")
+    );
 }
 
 #[test]
@@ -158,8 +178,14 @@ fn references_of_takes_the_association_class_as_result_class_and_a_namespaced_pa
         panic!("{:?}", parse(q))
     };
     assert_eq!(t.returns, Returns::Associations);
-    assert_eq!(t.source.namespace.as_deref(), Some("root/virtualization/v2"));
-    assert_eq!(t.source.selectors, vec![("InstanceID".to_owned(), "Microsoft:X".to_owned())]);
+    assert_eq!(
+        t.source.namespace.as_deref(),
+        Some("root/virtualization/v2")
+    );
+    assert_eq!(
+        t.source.selectors,
+        vec![("InstanceID".to_owned(), "Microsoft:X".to_owned())]
+    );
     assert_eq!(
         t.association_class.as_deref(),
         Some("Msvm_VirtualSystemSettingDataComponent")
@@ -175,13 +201,18 @@ fn unsupported_traversal_keywords_and_paths_are_refused_naming_them() {
     assert!(message("ASSOCIATORS OF C WHERE AssocClass = A").contains("object path"));
     assert!(message("ASSOCIATORS OF {C.K='v'").contains("unterminated object path"));
     assert!(message("ASSOCIATORS OF {C.K=v w}").contains("neither quoted"));
-    assert!(message("ASSOCIATORS OF {C.K='v'} WHERE AssocClass = A AssocClass = B").contains("twice"));
+    assert!(
+        message("ASSOCIATORS OF {C.K='v'} WHERE AssocClass = A AssocClass = B").contains("twice")
+    );
 }
 
 #[test]
 fn property_lists_are_refused_with_a_reason() {
     let e = parse("SELECT Name FROM C").unwrap_err();
-    assert!(e.message.contains("only SELECT *") && e.message.contains("Name"), "{e}");
+    assert!(
+        e.message.contains("only SELECT *") && e.message.contains("Name"),
+        "{e}"
+    );
     assert_eq!(e.position, 7);
 }
 
@@ -228,11 +259,26 @@ fn overlong_queries_are_refused() {
 
 #[test]
 fn nesting_is_bounded_whether_by_parentheses_or_by_not() {
-    let ok = format!("SELECT * FROM C WHERE {}A = 1{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
+    let ok = format!(
+        "SELECT * FROM C WHERE {}A = 1{}",
+        "(".repeat(MAX_DEPTH),
+        ")".repeat(MAX_DEPTH)
+    );
     assert!(parse(&ok).is_ok());
-    let deep = format!("SELECT * FROM C WHERE {}A = 1{}", "(".repeat(MAX_DEPTH + 1), ")".repeat(MAX_DEPTH + 1));
-    assert!(message(&deep).contains("nest deeper than 32"), "{}", message(&deep));
-    let nots = format!("SELECT * FROM C WHERE {}A = 1", "NOT ".repeat(MAX_DEPTH + 1));
+    let deep = format!(
+        "SELECT * FROM C WHERE {}A = 1{}",
+        "(".repeat(MAX_DEPTH + 1),
+        ")".repeat(MAX_DEPTH + 1)
+    );
+    assert!(
+        message(&deep).contains("nest deeper than 32"),
+        "{}",
+        message(&deep)
+    );
+    let nots = format!(
+        "SELECT * FROM C WHERE {}A = 1",
+        "NOT ".repeat(MAX_DEPTH + 1)
+    );
     assert!(message(&nots).contains("nest deeper"));
     // A query of nothing but parentheses, as long as one may be, is refused at once.
     let worst = format!("SELECT * FROM C WHERE {}", "(".repeat(MAX_QUERY_LEN - 22));
