@@ -142,14 +142,15 @@ pub trait Provider: Send + Sync + 'static {
     ) -> Result<Instance, ProviderError>;
 
     /// Starts an enumeration of the instances of `class` whose properties equal every
-    /// `filter` pair (`WHERE a = 'x' AND b = 'y'`). Names are properties of the class in the
+    /// `filter` pair: the `property = literal` conjuncts at the top of the WQL clause
+    /// (`WHERE a = 'x' AND (b = 1 OR c != 2)` gives `a = x`). Names are properties of the class in the
     /// schema's spelling; values are text: strings verbatim, booleans `true`/`false`,
     /// integers in decimal as written (a leading `+` dropped). Whether the caller may
     /// enumerate is decided here; the instances may be read later, as they are pulled
     /// ([`Listed`] when they are read at once).
     ///
     /// The filter is a pushdown hint: the engine applies it again to every instance
-    /// returned ([`crate::wire::wql::Filter::matches`]), so a provider may return more than
+    /// returned ([`crate::wire::wql::Filter::matches`]), the whole clause, so a provider may return more than
     /// matches (all instances, or a superset found by an index) but never fewer. A provider
     /// that filters must not be stricter than `Filter::matches`.
     fn enumerate(
