@@ -455,6 +455,34 @@ mod tests {
         assert!(t0.elapsed() < std::time::Duration::from_secs(2));
     }
 
+    /// LIKE by the textbook table: `m[i][j]` says whether the first `i` characters of the
+    /// text match the first `j` of the pattern.
+    fn like_by_table(text: &str, pattern: &str) -> bool {
+        let (t, p): (Vec<char>, Vec<char>) = (text.chars().collect(), pattern.chars().collect());
+        let mut m = vec![vec![false; p.len() + 1]; t.len() + 1];
+        m[0][0] = true;
+        for j in 1..=p.len() {
+            m[0][j] = m[0][j - 1] && p[j - 1] == '%';
+        }
+        for i in 1..=t.len() {
+            for j in 1..=p.len() {
+                m[i][j] = match p[j - 1] {
+                    '%' => m[i][j - 1] || m[i - 1][j],
+                    '_' => m[i - 1][j - 1],
+                    c => m[i - 1][j - 1] && c.eq_ignore_ascii_case(&t[i - 1]),
+                };
+            }
+        }
+        m[t.len()][p.len()]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn like_agrees_with_the_table(text in "[abAB]{0,10}", pattern in "[ab%_]{0,8}") {
+            proptest::prop_assert_eq!(like(&text, &pattern), like_by_table(&text, &pattern));
+        }
+    }
+
     #[test]
     fn the_top_equalities_are_pushed_down_and_nothing_else() {
         let e = Expr::And(vec![
