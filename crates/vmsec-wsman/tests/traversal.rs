@@ -157,10 +157,8 @@ fn association_instances_carry_both_references_as_endpoint_references() {
 #[test]
 fn a_traversal_unpushed_is_pulled_one_far_end_at_a_time() {
     let (p, e) = engine();
-    let wql = format!(
-        r#"<w:Filter Dialect="http://schemas.microsoft.com/wbem/wsman/1/WQL">ASSOCIATORS OF {{Msvm_SecurityService.CreationClassName="Msvm_SecurityService",Name="vmsecuritywmi",SystemCreationClassName="Msvm_ComputerSystem",SystemName="HV01"}} WHERE AssocClass = Msvm_ServiceAffectsElement</w:Filter>"#
-    );
-    let r = send(&e, &enumerate(&wql, false));
+    let wql = r#"<w:Filter Dialect="http://schemas.microsoft.com/wbem/wsman/1/WQL">ASSOCIATORS OF {Msvm_SecurityService.CreationClassName="Msvm_SecurityService",Name="vmsecuritywmi",SystemCreationClassName="Msvm_ComputerSystem",SystemName="HV01"} WHERE AssocClass = Msvm_ServiceAffectsElement</w:Filter>"#;
+    let r = send(&e, &enumerate(wql, false));
     assert_eq!(r.status, 200, "{}", r.body);
     let mut context = text_in(&r.body, WSEN, "EnumerationContext");
     let mut seen = Vec::new();
