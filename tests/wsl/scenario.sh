@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Dell's wsl ("whistle", Debian package wsl) against `vmsec serve`: enumerate, WQL-filtered
-# enumerate, and invoke GetKeyProtector. Usage: scenario.sh HOST:PORT USER PASSWORD VM_GUID
+# enumerate, enumerate with association filters, and invoke GetKeyProtector.
+# Usage: scenario.sh HOST:PORT USER PASSWORD VM_GUID
 # Exits non-zero naming the step that failed.
 set -euo pipefail
 endpoint=$1 user=$2 password=$3 vm=$4
@@ -22,6 +23,16 @@ wsl enum "$V2/*" -dialect http://schemas.microsoft.com/wbem/wsman/1/WQL \
   -filter "SELECT * FROM Msvm_SecuritySettingData WHERE InstanceID = 'Microsoft:$VM_UPPER'" >"$out/wql.txt" 2>&1 || fail "wsl enum with WQL ran"
 grep -q "<p:InstanceID>Microsoft:$VM_UPPER</p:InstanceID>" "$out/wql.txt" || fail "WQL enumerate: $(head -c 600 "$out/wql.txt")"
 ok "wsl enumerates Msvm_SecuritySettingData with a WQL filter"
+
+# wsl's flags are crossed: -references sends AssociatedInstances, -associators AssociationInstances.
+wsl enum "$V2/Msvm_ComputerSystem" -references CreationClassName=Msvm_ComputerSystem "Name=$VM_UPPER" >"$out/assoc.txt" 2>&1 || fail "wsl enum with an association filter ran"
+grep -q "<p:VirtualSystemType>Microsoft:Hyper-V:System:Realized</p:VirtualSystemType>" "$out/assoc.txt" || fail "AssociatedInstances reaches the VM's settings: $(head -c 800 "$out/assoc.txt")"
+grep -q '<p:Name>vmsecuritywmi</p:Name>' "$out/assoc.txt" || fail "AssociatedInstances reaches the security service: $(head -c 800 "$out/assoc.txt")"
+ok "wsl enumerates the VM's associated instances (AssociatedInstances filter)"
+wsl enum "$V2/Msvm_ComputerSystem" -associators CreationClassName=Msvm_ComputerSystem "Name=$VM_UPPER" >"$out/refs.txt" 2>&1 || fail "wsl enum with an association filter ran"
+grep -q '<p:Msvm_SettingsDefineState ' "$out/refs.txt" || fail "AssociationInstances returns Msvm_SettingsDefineState: $(head -c 800 "$out/refs.txt")"
+grep -q '<p:Msvm_ServiceAffectsElement ' "$out/refs.txt" || fail "AssociationInstances returns Msvm_ServiceAffectsElement: $(head -c 800 "$out/refs.txt")"
+ok "wsl enumerates the VM's association instances (AssociationInstances filter)"
 
 cat >"$out/ssd.xml" <<XML
 <INSTANCE CLASSNAME="Msvm_SecuritySettingData"><PROPERTY NAME="InstanceID" TYPE="string"><VALUE>Microsoft:$VM_UPPER</VALUE></PROPERTY></INSTANCE>

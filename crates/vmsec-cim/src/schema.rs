@@ -11,10 +11,12 @@ use crate::cim_type::CimType;
 use crate::instance::Instance;
 use crate::value::Value;
 
+mod associations;
 mod classes;
 mod methods;
 mod served;
 
+pub use associations::{ASSOCIATIONS, AssociationDef, End, association};
 pub use methods::{METHODS, MethodDef, ParamDef, ReturnCodes, method};
 pub use served::ServedClass;
 

@@ -13,13 +13,16 @@ use vmsec_cim::schema::{ClassDef, MethodDef, ServedClass};
 
 use crate::enumeration::{Context, Registry};
 use crate::provider::{Principal, Provider};
+use crate::traversal::{Plan, Walk, steps};
+use crate::wire::association::Traversal;
+use crate::wire::envelope::Selection;
 use crate::wire::envelope::{self, Header, Operation, ParseError, Request};
 use crate::wire::fault::{Fault, FaultKind};
 use crate::wire::reply::{
     EnumerateResponse, GetResponse, IdentifyResponse, InvokeResponse, Items, PullResponse,
     ReleaseResponse, Reply,
 };
-use crate::wire::wql::Filter;
+use crate::wire::wql::{Expr, Filter, SYSTEM_PROPERTIES};
 use crate::wire::wscim::BadName;
 
 /// Limits and identity of the endpoint.
@@ -156,6 +159,39 @@ fn key_list(def: &ClassDef) -> String {
         return "none (a singleton, addressed without selectors)".to_owned();
     }
     def.keys().map(|k| k.name).collect::<Vec<_>>().join(", ")
+}
+
+fn excerpt(s: &str) -> String {
+    s.chars().take(60).collect()
+}
+
+/// Every property a `WHERE` clause names is the class's or a system property WQL has.
+fn check_clause(def: &ClassDef, clause: &Expr) -> Result<(), Fault> {
+    for name in clause.properties() {
+        let known = def.property(name).is_some()
+            || SYSTEM_PROPERTIES
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(name));
+        if !known {
+            let hint = if name.starts_with("__") {
+                format!(
+                    "; the system properties served are {}",
+                    SYSTEM_PROPERTIES.join(", ")
+                )
+            } else {
+                String::new()
+            };
+            return Err(Fault::new(
+                FaultKind::CannotProcessFilter,
+                format!(
+                    "the class {} has no property {}{hint}",
+                    def.name,
+                    excerpt(name)
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn class_def(class: &str) -> Result<&'static ClassDef, Fault> {
@@ -375,24 +411,33 @@ impl<P: Provider> Engine<P> {
         limit: usize,
         now: Instant,
     ) -> Result<EnumerateResponse, Fault> {
-        let def = class_def(&e.class)?;
-        let filter = e
-            .filter
-            .iter()
-            .map(|(name, value)| {
-                def.property(name)
-                    .map(|p| (p.name.to_owned(), value.clone()))
-                    .ok_or_else(|| {
-                        Fault::new(
-                            FaultKind::CannotProcessFilter,
-                            format!("the class {} has no property {name}", def.name),
-                        )
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let source = self.provider.enumerate(who, def.name, &filter)?;
-        let mut ctx =
-            Context::new(who.user.clone(), e.mode, source).with_filter(Filter::new(filter));
+        let mut ctx = match &e.selection {
+            Selection::Class { class, clause } => {
+                let def = class_def(class)?;
+                let filter = match clause {
+                    Some(clause) => {
+                        check_clause(def, clause)?;
+                        Filter::new(clause.clone())
+                    }
+                    None => Filter::all(),
+                };
+                // Only the top equalities go to the provider, in the schema's spelling; the
+                // whole clause is applied here.
+                let pushed: Vec<(String, String)> = clause
+                    .iter()
+                    .flat_map(Expr::equalities)
+                    .filter_map(|(name, v)| def.property(&name).map(|p| (p.name.to_owned(), v)))
+                    .collect();
+                let source = self.provider.enumerate(who, def.name, &pushed)?;
+                Context::new(who.user.clone(), e.mode, source)
+                    .with_filter(filter.on_server(self.config.machine.clone()))
+            }
+            Selection::Traverse(t) => {
+                let plan = self.plan(t)?;
+                let walk = Walk::new(self.provider.clone(), who.clone(), plan);
+                Context::new(who.user.clone(), e.mode, Box::new(walk))
+            }
+        };
 
         let mut items = None;
         if e.optimize {
@@ -412,6 +457,53 @@ impl<P: Provider> Engine<P> {
             relates_to: h.message_id.clone(),
             context,
             items,
+        })
+    }
+
+    /// A traversal checked against the schema: its source a served class in its namespace,
+    /// addressed by every key, and the association classes it crosses.
+    fn plan(&self, t: &Traversal) -> Result<Plan, Fault> {
+        let source = ServedClass::from_name(&t.source.class).ok_or_else(|| {
+            Fault::new(
+                FaultKind::CannotProcessFilter,
+                format!(
+                    "the association filter starts from {}, a class vmsec does not serve",
+                    excerpt(&t.source.class)
+                ),
+            )
+        })?;
+        if let Some(ns) = &t.source.namespace
+            && !source.def().in_namespace(ns)
+        {
+            return Err(Fault::new(
+                FaultKind::CannotProcessFilter,
+                format!(
+                    "the class {source} is not in {}; it lives in {}",
+                    excerpt(ns),
+                    source.namespace()
+                ),
+            ));
+        }
+        let keys = check_selectors(source.def(), &t.source.selectors).map_err(|f| {
+            Fault::new(
+                FaultKind::CannotProcessFilter,
+                format!("the association filter's object: {}", f.reason),
+            )
+        })?;
+        if keys.is_empty() && source.def().keys().next().is_some() {
+            return Err(Fault::new(
+                FaultKind::CannotProcessFilter,
+                format!(
+                    "the association filter's object names no instance of {source}; give its keys ({})",
+                    key_list(source.def())
+                ),
+            ));
+        }
+        Ok(Plan {
+            returns: t.returns,
+            source,
+            keys,
+            steps: steps(t, source)?,
         })
     }
 

@@ -51,7 +51,7 @@ impl Context {
             mode,
             pending: VecDeque::new(),
             source,
-            filter: Filter::default(),
+            filter: Filter::all(),
         }
     }
 

@@ -21,6 +21,7 @@ pub mod engine;
 pub mod enumeration;
 pub mod provider;
 pub mod server;
+pub mod traversal;
 pub mod wire;
 
 // The codecs other crates use (the fuzz targets, the binary) at the crate's root.

@@ -142,14 +142,15 @@ pub trait Provider: Send + Sync + 'static {
     ) -> Result<Instance, ProviderError>;
 
     /// Starts an enumeration of the instances of `class` whose properties equal every
-    /// `filter` pair (`WHERE a = 'x' AND b = 'y'`). Names are properties of the class in the
+    /// `filter` pair: the `property = literal` conjuncts at the top of the WQL clause
+    /// (`WHERE a = 'x' AND (b = 1 OR c != 2)` gives `a = x`). Names are properties of the class in the
     /// schema's spelling; values are text: strings verbatim, booleans `true`/`false`,
     /// integers in decimal as written (a leading `+` dropped). Whether the caller may
     /// enumerate is decided here; the instances may be read later, as they are pulled
     /// ([`Listed`] when they are read at once).
     ///
     /// The filter is a pushdown hint: the engine applies it again to every instance
-    /// returned ([`crate::wire::wql::Filter::matches`]), so a provider may return more than
+    /// returned ([`crate::wire::wql::Filter::matches`]), the whole clause, so a provider may return more than
     /// matches (all instances, or a superset found by an index) but never fewer. A provider
     /// that filters must not be stricter than `Filter::matches`.
     fn enumerate(
@@ -171,6 +172,24 @@ pub trait Provider: Send + Sync + 'static {
         method: &str,
         input: &[(String, Value)],
     ) -> Result<MethodOutput, ProviderError>;
+
+    /// Starts an enumeration of the instances of the association class `association` whose
+    /// reference `role` points at the instance of `target_class` with keys `target` (checked
+    /// as for [`Provider::get`]). None when there is no such instance. Each returned instance
+    /// holds both references as [`Value::Reference`], so that the engine can follow the other
+    /// one to the associated instance. Whether the caller may read is decided here.
+    ///
+    /// The default serves no association instance: a provider without association classes.
+    fn references(
+        &self,
+        _who: &Principal,
+        _association: &str,
+        _role: &str,
+        _target_class: &str,
+        _target: &[(String, String)],
+    ) -> Result<Box<dyn Enumeration>, ProviderError> {
+        Ok(Box::new(Listed::default()))
+    }
 
     /// Extra Prometheus text appended to `/metrics` (e.g. jobs by state).
     fn metrics_extra(&self) -> String {

@@ -1000,7 +1000,9 @@ fn wql_errors_are_cannot_process_filter() {
     let base = testdata("libvirt_enumerate_wql.xml");
     let cases = [
         (base.replace("SELECT * FROM", "SELECT Name FROM"), "only SELECT *"),
-        (base.replace("Description =", "Description >"), "only \"=\""),
+        (base.replace("Description =", "Description >"), "the operator \">\" is not supported"),
+        (base.replace("WHERE Description", "WHERE (((Description"), "expected \")\""),
+        (base.replace("WHERE Description", "WHERE __DYNASTY = 'x' AND Description"), "has no property __DYNASTY"),
         (base.replace("WHERE Description", "WHERE NoSuchProperty"), "has no property NoSuchProperty"),
         (base.replace("http://schemas.microsoft.com/wbem/wsman/1/WQL", "http://www.w3.org/TR/1999/REC-xpath-19991116"), "dialect"),
         (base.replace(r#"<wsman:Filter Dialect="http://schemas.microsoft.com/wbem/wsman/1/WQL">SELECT * FROM Msvm_ComputerSystem WHERE Description = "Microsoft Virtual Machine"</wsman:Filter>"#, ""), "needs a WQL filter"),

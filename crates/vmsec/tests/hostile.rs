@@ -179,6 +179,10 @@ fn expand(mut t: Vec<u8>, vars: &[(&str, String)], pad: usize) -> Vec<u8> {
                 let n: usize = parts.next().unwrap().parse().unwrap();
                 format!("<p:{name}>1</p:{name}>").repeat(n)
             }
+            "REPEAT" => {
+                let n: usize = parts.next().unwrap().parse().unwrap();
+                parts.collect::<Vec<_>>().join(":").repeat(n)
+            }
             "JSONNEST" => {
                 let n: usize = parts.next().unwrap().parse().unwrap();
                 format!("{}{}", "[".repeat(n), "]".repeat(n))

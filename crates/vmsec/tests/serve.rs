@@ -445,3 +445,209 @@ fn the_hgs_client_configuration_is_read_from_the_served_data_directory() {
     assert!(body.contains(">false</p:IsHostGuarded>"), "{body}");
     s.stop();
 }
+
+#[test]
+fn pypsrp_walks_the_object_graph_as_guarded_fabric_tools_and_os_win_do() {
+    let Some(py) = python() else { return };
+    let s = Serve::start();
+    let kp = repo_root().join("crates/vmsec-kp/testdata/golden-kp.xml");
+    run_scenario(
+        Command::new(&py)
+            .arg(repo_root().join("tests/python/graph_scenario.py"))
+            .args([
+                &format!("https://{}/wsman", s.https),
+                "admin",
+                &s.password,
+                VM2,
+            ])
+            .arg(&kp),
+        "graph",
+    );
+    s.stop();
+}
+
+const ENUMERATE: &str = "http://schemas.xmlsoap.org/ws/2004/09/enumeration/Enumerate";
+const PULL: &str = "http://schemas.xmlsoap.org/ws/2004/09/enumeration/Pull";
+const WSEN: &str = "http://schemas.xmlsoap.org/ws/2004/09/enumeration";
+
+/// The body of an HTTP response.
+fn body_of(response: &str) -> &str {
+    response.split_once("\r\n\r\n").map_or("", |(_, b)| b)
+}
+
+/// What `<ns:local>` holds in `xml`, every occurrence, whatever the prefix.
+fn texts(xml: &str, ns: &str, local: &str) -> Vec<String> {
+    let doc = roxmltree::Document::parse(xml).unwrap_or_else(|e| panic!("{e}: {xml}"));
+    doc.descendants()
+        .filter(|n| n.tag_name().name() == local && n.tag_name().namespace() == Some(ns))
+        .map(|n| n.text().unwrap_or("").to_owned())
+        .collect()
+}
+
+/// Enumerates `…/v2/*` with `wql` as libvirt's Hyper-V driver does (no OptimizeEnumeration,
+/// no MaxElements), then pulls without MaxElements, one item per Pull, until no context comes
+/// back. Returns the items' XML, one per Pull.
+fn libvirt_enumerate(s: &Serve, wql: &str) -> Vec<String> {
+    let filter = format!(
+        r#"<n:Enumerate xmlns:n="{WSEN}"><w:Filter Dialect="http://schemas.microsoft.com/wbem/wsman/1/WQL">{}</w:Filter></n:Enumerate>"#,
+        wql.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('"', "&quot;")
+    );
+    let (status, reply) = s.post(
+        s.admin(),
+        envelope(ENUMERATE, &format!("{V2}/*"), "", &filter, 153_600).as_bytes(),
+    );
+    assert_eq!(status, 200, "{wql}: {reply}");
+    let mut context = texts(body_of(&reply), WSEN, "EnumerationContext")
+        .pop()
+        .filter(|c| !c.is_empty());
+    let mut items = Vec::new();
+    while let Some(ctx) = context {
+        let pull = format!(
+            r#"<n:Pull xmlns:n="{WSEN}"><n:EnumerationContext>{ctx}</n:EnumerationContext></n:Pull>"#
+        );
+        let (status, reply) = s.post(
+            s.admin(),
+            envelope(PULL, &format!("{V2}/*"), "", &pull, 153_600).as_bytes(),
+        );
+        assert_eq!(status, 200, "{reply}");
+        let body = body_of(&reply);
+        let doc = roxmltree::Document::parse(body).unwrap();
+        let got = doc
+            .descendants()
+            .find(|n| n.has_tag_name((WSEN, "Items")))
+            .map(|n| n.children().filter(|c| c.is_element()).count())
+            .unwrap_or(0);
+        assert!(got <= 1, "one item per Pull without MaxElements: {body}");
+        if got == 1 {
+            items.push(body.to_owned());
+        }
+        context = texts(body, WSEN, "EnumerationContext").pop();
+    }
+    items
+}
+
+#[test]
+fn libvirts_exact_queries_parse_and_answer_one_item_per_pull() {
+    let s = Serve::start();
+    let vssd = libvirt_enumerate(
+        &s,
+        &format!(
+            r#"ASSOCIATORS OF {{Msvm_ComputerSystem.CreationClassName="Msvm_ComputerSystem",Name="{VM1}"}} WHERE AssocClass = Msvm_SettingsDefineState ResultClass = Msvm_VirtualSystemSettingData"#
+        ),
+    );
+    assert_eq!(vssd.len(), 1);
+    let vssd_ns = format!("{V2}/Msvm_VirtualSystemSettingData");
+    assert_eq!(
+        texts(&vssd[0], &vssd_ns, "InstanceID"),
+        [format!("Microsoft:{}", VM1.to_uppercase())]
+    );
+    assert_eq!(texts(&vssd[0], &vssd_ns, "ElementName"), ["web1"]);
+    // libvirt 1.x spells the key CreationClassname; keys ignore case.
+    let older = libvirt_enumerate(
+        &s,
+        &format!(
+            r#"associators of {{Msvm_ComputerSystem.CreationClassname="Msvm_ComputerSystem",Name="{VM2}"}} where AssocClass = Msvm_SettingsDefineState ResultClass = Msvm_VirtualSystemSettingData"#
+        ),
+    );
+    assert_eq!(older.len(), 1);
+
+    let cs_ns = format!("{V2}/Msvm_ComputerSystem");
+    let names = |items: &[String]| -> Vec<String> {
+        items
+            .iter()
+            .flat_map(|i| texts(i, &cs_ns, "Name"))
+            .collect()
+    };
+    let virtual_ =
+        r#"select * from Msvm_ComputerSystem where Description = "Microsoft Virtual Machine" "#;
+    let inactive = libvirt_enumerate(
+        &s,
+        &format!("{virtual_}and (EnabledState = 0 or EnabledState = 3 or EnabledState = 32769) "),
+    );
+    assert_eq!(
+        names(&inactive),
+        [VM1, VM2, VM3].map(str::to_uppercase),
+        "no vTPM runs: every VM is off"
+    );
+    let active = libvirt_enumerate(
+        &s,
+        &format!(
+            "{virtual_}and (EnabledState != 0 and EnabledState != 3 and EnabledState != 32769) "
+        ),
+    );
+    assert!(active.is_empty());
+    let physical = libvirt_enumerate(
+        &s,
+        r#"select * from Msvm_ComputerSystem where Description = "Microsoft Hosting Computer System" "#,
+    );
+    assert_eq!(physical.len(), 1);
+    let host = texts(&physical[0], &cs_ns, "Name");
+    let not_host = libvirt_enumerate(
+        &s,
+        "SELECT * FROM Msvm_ComputerSystem WHERE Name != __SERVER",
+    );
+    assert_eq!(names(&not_host), [VM1, VM2, VM3].map(str::to_uppercase));
+    assert!(!names(&not_host).contains(&host[0]));
+    s.stop();
+}
+
+#[test]
+fn a_malformed_wql_or_association_filter_is_cannot_process_filter_naming_the_token() {
+    let s = Serve::start();
+    let enumerate = |filter: &str| {
+        let body = format!(r#"<n:Enumerate xmlns:n="{WSEN}">{filter}</n:Enumerate>"#);
+        let (status, reply) = s.post(
+            s.admin(),
+            envelope(ENUMERATE, &format!("{V2}/*"), "", &body, 153_600).as_bytes(),
+        );
+        assert_eq!(status, 500, "{reply}");
+        let reply = body_of(&reply).to_owned();
+        assert!(reply.contains("CannotProcessFilter"), "{reply}");
+        texts(&reply, "http://www.w3.org/2003/05/soap-envelope", "Text").join(" ")
+    };
+    let wql = |q: &str| {
+        enumerate(&format!(
+            r#"<w:Filter Dialect="http://schemas.microsoft.com/wbem/wsman/1/WQL">{q}</w:Filter>"#
+        ))
+    };
+    assert!(wql("SELECT * FROM Msvm_ComputerSystem WHERE Name &gt; 'a'").contains("\">\""));
+    assert!(
+        wql("SELECT * FROM Msvm_ComputerSystem WHERE Name = 'a' XOR Name = 'b'")
+            .contains("\"XOR\"")
+    );
+    assert!(wql("SELECT * FROM Msvm_ComputerSystem WHERE (Name = 'a'").contains("\")\""));
+    assert!(
+        wql("ASSOCIATORS OF {Msvm_ComputerSystem.Name='x'} WHERE ClassDefsOnly")
+            .contains("\"ClassDefsOnly\"")
+    );
+    assert!(
+        wql("ASSOCIATORS OF {Msvm_ComputerSystem.CreationClassName='Msvm_ComputerSystem',Name='x'} WHERE AssocClass = CIM_Nothing")
+            .contains("CIM_Nothing")
+    );
+    let assoc = |inner: &str| {
+        enumerate(&format!(
+            r#"<w:Filter Dialect="http://schemas.dmtf.org/wbem/wsman/1/cimbinding/associationFilter"><b:AssociatedInstances xmlns:b="http://schemas.dmtf.org/wbem/wsman/1/cimbinding.xsd">{inner}</b:AssociatedInstances></w:Filter>"#
+        ))
+    };
+    let object = format!(
+        r#"<b:Object><a:Address>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:Address><a:ReferenceParameters><w:ResourceURI>{V2}/Msvm_ComputerSystem</w:ResourceURI><w:SelectorSet><w:Selector Name="Name">{VM1}</w:Selector><w:Selector Name="CreationClassName">Msvm_ComputerSystem</w:Selector></w:SelectorSet></a:ReferenceParameters></b:Object>"#
+    );
+    assert!(assoc(&format!("{object}<b:Frobnicate>x</b:Frobnicate>")).contains("Frobnicate"));
+    assert!(
+        assoc(&format!(
+            "{object}<b:ResultClassName>Msvm_Bogus</b:ResultClassName>"
+        ))
+        .contains("Msvm_Bogus")
+    );
+    assert!(assoc(&format!("{object}<b:Role>not a name</b:Role>")).contains("not a name"));
+    assert!(
+        assoc("<b:ResultClassName>Msvm_SecurityService</b:ResultClassName>").contains("no Object")
+    );
+    assert!(
+        assoc(&object.replace("Name=\"Name\"", "Name=\"Bogus\"")).contains("Bogus"),
+        "a selector the source class has no key for is named"
+    );
+    s.stop();
+}

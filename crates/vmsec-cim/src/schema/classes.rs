@@ -266,6 +266,75 @@ const HGS_CLIENT_CONFIGURATION: &[PropertyDef] = &[
     p("AttestationOperationMode", String),
 ];
 
+/// Msvm_VirtualSystemSettingData : CIM_VirtualSystemSettingData : CIM_SettingData: a VM's
+/// configuration. vmsec serves the realized configuration of each VM (no snapshots).
+const VIRTUAL_SYSTEM_SETTING_DATA: &[PropertyDef] = &[
+    k("InstanceID", String),
+    p("Caption", String),
+    p("Description", String),
+    p("ElementName", String),
+    p("ConfigurationName", String),
+    p("ChangeableType", UInt16),
+    a("ComponentSetting", String),
+    p("SoID", String),
+    p("SoOrgID", String),
+    p("VirtualSystemIdentifier", String),
+    p("VirtualSystemType", String),
+    a("Notes", String),
+    p("CreationTime", DateTime),
+    p("ConfigurationID", String),
+    p("ConfigurationDataRoot", String),
+    p("ConfigurationFile", String),
+    p("SnapshotDataRoot", String),
+    p("SuspendDataRoot", String),
+    p("SwapFileDataRoot", String),
+    p("LogDataRoot", String),
+    p("AutomaticStartupAction", UInt16),
+    p("AutomaticStartupActionDelay", DateTime),
+    p("AutomaticStartupActionSequenceNumber", UInt16),
+    p("AutomaticShutdownAction", UInt16),
+    p("AutomaticRecoveryAction", UInt16),
+    p("RecoveryFile", String),
+    p("BIOSGUID", String),
+    p("BIOSSerialNumber", String),
+    p("BaseBoardSerialNumber", String),
+    p("ChassisSerialNumber", String),
+    p("ChassisAssetTag", String),
+    p("BIOSNumLock", Boolean),
+    a("BootOrder", UInt16),
+    p("Parent", String),
+    p("VirtualSystemSubType", String),
+    p("IsSaved", Boolean),
+    p("SecureBootEnabled", Boolean),
+    p("SecureBootTemplateId", String),
+    p("TurnOffOnGuestRestart", Boolean),
+    p("Version", String),
+];
+
+/// Msvm_SettingsDefineState : CIM_SettingsDefineState: a VM's computer system and the
+/// settings that define its state.
+const SETTINGS_DEFINE_STATE: &[PropertyDef] =
+    &[k("ManagedElement", Reference), k("SettingData", Reference)];
+
+/// Msvm_VirtualSystemSettingDataComponent : CIM_Component: a VM's settings and the settings
+/// they aggregate (here its Msvm_SecuritySettingData).
+const VIRTUAL_SYSTEM_SETTING_DATA_COMPONENT: &[PropertyDef] = &[
+    k("GroupComponent", Reference),
+    k("PartComponent", Reference),
+];
+
+/// Msvm_ServiceAffectsElement : CIM_ServiceAffectsElement: a VM and a service that
+/// controls its state (the security service, which holds its key protector).
+const SERVICE_AFFECTS_ELEMENT: &[PropertyDef] = &[
+    k("AffectedElement", Reference),
+    k("AffectingElement", Reference),
+    a("ElementEffects", UInt16),
+    a("OtherElementEffectsDescriptions", String),
+];
+
+/// Msvm_HostedService : CIM_HostedService: the host's computer system and a service it hosts.
+const HOSTED_SERVICE: &[PropertyDef] = &[k("Antecedent", Reference), k("Dependent", Reference)];
+
 /// A class of `root/virtualization/v2`.
 const fn v2(name: &'static str, properties: &'static [PropertyDef]) -> ClassDef {
     ClassDef {
@@ -287,4 +356,12 @@ pub(super) const ALL: &[ClassDef] = &[
         namespace: HGS,
         properties: HGS_CLIENT_CONFIGURATION,
     },
+    v2("Msvm_VirtualSystemSettingData", VIRTUAL_SYSTEM_SETTING_DATA),
+    v2("Msvm_SettingsDefineState", SETTINGS_DEFINE_STATE),
+    v2(
+        "Msvm_VirtualSystemSettingDataComponent",
+        VIRTUAL_SYSTEM_SETTING_DATA_COMPONENT,
+    ),
+    v2("Msvm_ServiceAffectsElement", SERVICE_AFFECTS_ELEMENT),
+    v2("Msvm_HostedService", HOSTED_SERVICE),
 ];

@@ -21,11 +21,25 @@ pub enum ServedClass {
     /// `MSFT_HgsClientConfiguration` (in `root/microsoft/windows/hgs`), the singleton that
     /// shows the host's guarded-fabric mode.
     HgsClientConfiguration,
+    /// `Msvm_VirtualSystemSettingData`, one per VM: its realized configuration.
+    VirtualSystemSettingData,
+    /// `Msvm_SettingsDefineState`, the association of a VM's computer system and its
+    /// `Msvm_VirtualSystemSettingData`.
+    SettingsDefineState,
+    /// `Msvm_VirtualSystemSettingDataComponent`, the association of a VM's
+    /// `Msvm_VirtualSystemSettingData` and its `Msvm_SecuritySettingData`.
+    VirtualSystemSettingDataComponent,
+    /// `Msvm_ServiceAffectsElement`, the association of the security service and each VM's
+    /// computer system.
+    ServiceAffectsElement,
+    /// `Msvm_HostedService`, the association of the host's computer system and the
+    /// security service.
+    HostedService,
 }
 
 impl ServedClass {
     /// Every served class, in schema order.
-    pub const ALL: [ServedClass; 7] = [
+    pub const ALL: [ServedClass; 12] = [
         ServedClass::SecurityService,
         ServedClass::SecuritySettingData,
         ServedClass::ComputerSystem,
@@ -33,6 +47,11 @@ impl ServedClass {
         ServedClass::TpmSettingData,
         ServedClass::ConcreteJob,
         ServedClass::HgsClientConfiguration,
+        ServedClass::VirtualSystemSettingData,
+        ServedClass::SettingsDefineState,
+        ServedClass::VirtualSystemSettingDataComponent,
+        ServedClass::ServiceAffectsElement,
+        ServedClass::HostedService,
     ];
 
     /// The class name as Microsoft spells it.
@@ -80,8 +99,9 @@ mod tests {
         );
         assert_eq!(
             ServedClass::from_name("Msvm_VirtualSystemSettingData"),
-            None
+            Some(ServedClass::VirtualSystemSettingData)
         );
+        assert_eq!(ServedClass::from_name("Msvm_SystemDevice"), None);
     }
 
     #[test]

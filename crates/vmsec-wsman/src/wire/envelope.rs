@@ -10,11 +10,13 @@ use roxmltree::Node;
 use vmsec_cim::Value;
 use vmsec_cim::schema::{MethodDef, ServedClass};
 
+use crate::wire::association::{self, Traversal};
 use crate::wire::fault::{Fault, FaultKind};
 use crate::wire::header::parse_header;
 pub use crate::wire::header::{Header, MIN_ENVELOPE_SIZE, parse_duration};
 use crate::wire::invoke;
 use crate::wire::ns::{self, Resource};
+use crate::wire::wql::{self, Expr, Query};
 
 /// Deepest element nesting accepted; a WS-Man request needs fewer than 10 levels.
 pub const MAX_DEPTH: usize = 64;
@@ -68,13 +70,36 @@ pub enum EnumerationMode {
     ObjectAndEpr,
 }
 
+/// What an Enumerate returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Selection {
+    /// Instances of one class (from the resource URI or the WQL `FROM`), those for which
+    /// the `WHERE` clause is true when there is one.
+    Class {
+        /// The class as the request spelled it.
+        class: String,
+        /// The WQL `WHERE` clause.
+        clause: Option<Expr>,
+    },
+    /// The instances an association traversal reaches (an association filter, or WQL
+    /// `ASSOCIATORS OF`/`REFERENCES OF`).
+    Traverse(Traversal),
+}
+
+impl Default for Selection {
+    fn default() -> Self {
+        Selection::Class {
+            class: String::new(),
+            clause: None,
+        }
+    }
+}
+
 /// The body of an Enumerate request.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Enumerate {
-    /// The class, from the resource URI or the WQL `FROM`.
-    pub class: String,
-    /// WQL equality conditions.
-    pub filter: Vec<(String, String)>,
+    /// What it returns.
+    pub selection: Selection,
     /// What items carry.
     pub mode: EnumerationMode,
     /// `wsman:OptimizeEnumeration`: return the first items with the response.
@@ -274,21 +299,22 @@ fn enumerate(h: &Header, body: Node<'_, '_>) -> Result<Enumerate, Fault> {
         match (name.namespace().unwrap_or(""), name.name()) {
             (ns::WSMAN | ns::WSEN, "Filter") => {
                 let dialect = child.attribute("Dialect").unwrap_or("");
-                if dialect != ns::WQL_DIALECT {
-                    return Err(fault(
-                        FaultKind::CannotProcessFilter,
-                        format!(
-                            "the filter dialect \"{}\" is not supported; use {}",
-                            excerpt(dialect),
-                            ns::WQL_DIALECT
-                        ),
-                    ));
-                }
-                let text = child.text().unwrap_or("");
-                query = Some(
-                    crate::wire::wql::parse(text)
+                query = Some(match dialect {
+                    ns::WQL_DIALECT => wql::parse(child.text().unwrap_or(""))
                         .map_err(|e| fault(FaultKind::CannotProcessFilter, e.to_string()))?,
-                );
+                    association::DIALECT => Query::Traverse(association::parse(child)?),
+                    other => {
+                        return Err(fault(
+                            FaultKind::CannotProcessFilter,
+                            format!(
+                                "the filter dialect \"{}\" is not supported; use {} or {}",
+                                excerpt(other),
+                                ns::WQL_DIALECT,
+                                association::DIALECT
+                            ),
+                        ));
+                    }
+                });
             }
             (ns::WSMAN, "EnumerationMode") => {
                 req.mode = match text_of(child) {
@@ -311,40 +337,44 @@ fn enumerate(h: &Header, body: Node<'_, '_>) -> Result<Enumerate, Fault> {
         }
     }
     let resource = class_of(h)?;
-    match (resource, query) {
-        (Resource::Class { namespace, class }, None) => {
-            req.class = in_namespace(namespace.as_deref(), class)?;
-        }
+    req.selection = match (resource, query) {
+        (Resource::Class { namespace, class }, None) => Selection::Class {
+            class: in_namespace(namespace.as_deref(), class)?,
+            clause: None,
+        },
         (Resource::AllClasses { .. }, None) => {
             return Err(fault(
                 FaultKind::CannotProcessFilter,
                 "enumerating the namespace URI (…/*) needs a WQL filter naming the class",
             ));
         }
-        (Resource::AllClasses { namespace }, Some(q)) => {
-            req.class = in_namespace(namespace.as_deref(), q.class)?;
-            req.filter = q.conditions;
+        // A traversal's classes are the filter's to name, whatever URI it was sent to.
+        (_, Some(Query::Traverse(t))) => Selection::Traverse(t),
+        (Resource::AllClasses { namespace }, Some(Query::Select { class, clause })) => {
+            Selection::Class {
+                class: in_namespace(namespace.as_deref(), class)?,
+                clause,
+            }
         }
         (
             Resource::Class {
                 namespace,
                 class: c,
             },
-            Some(q),
+            Some(Query::Select { class, clause }),
         ) => {
-            if !c.eq_ignore_ascii_case(&q.class) {
+            if !c.eq_ignore_ascii_case(&class) {
                 return Err(fault(
                     FaultKind::CannotProcessFilter,
-                    format!(
-                        "the filter selects from {} but the resource URI names {c}",
-                        q.class
-                    ),
+                    format!("the filter selects from {class} but the resource URI names {c}"),
                 ));
             }
-            req.class = in_namespace(namespace.as_deref(), c)?;
-            req.filter = q.conditions;
+            Selection::Class {
+                class: in_namespace(namespace.as_deref(), c)?,
+                clause,
+            }
         }
-    }
+    };
     Ok(req)
 }
 

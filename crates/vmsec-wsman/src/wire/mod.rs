@@ -6,6 +6,7 @@
 //! [`wql`] reading filters), replies are written by [`reply`] and [`fault`], instances by
 //! [`wscim`], all with the namespaces of [`ns`].
 
+pub mod association;
 pub mod envelope;
 pub mod fault;
 mod header;

@@ -28,6 +28,11 @@ pub enum Call {
         class: String,
         filter: Vec<(String, String)>,
     },
+    References {
+        association: String,
+        role: String,
+        target: Vec<(String, String)>,
+    },
     Invoke {
         user: String,
         method: String,
@@ -209,6 +214,41 @@ pub fn computer_system(i: usize) -> Instance {
         .with("EnabledState", CimType::UInt16, Value::UInt16(2))
 }
 
+/// The security service's association with VM `i`'s computer system.
+pub fn service_affects_element(i: usize) -> Instance {
+    let name = computer_system(i)
+        .value("Name")
+        .and_then(Value::as_str)
+        .unwrap()
+        .to_owned();
+    let cs = vmsec_cim::ObjectPath::new("Msvm_ComputerSystem")
+        .in_namespace("root/virtualization/v2")
+        .with_key(
+            "CreationClassName",
+            Value::String("Msvm_ComputerSystem".into()),
+        )
+        .with_key("Name", Value::String(name));
+    let service = vmsec_cim::ObjectPath::new("Msvm_SecurityService")
+        .in_namespace("root/virtualization/v2")
+        .with_key(
+            "CreationClassName",
+            Value::String("Msvm_SecurityService".into()),
+        )
+        .with_key("Name", Value::String("vmsecuritywmi".into()))
+        .with_key(
+            "SystemCreationClassName",
+            Value::String("Msvm_ComputerSystem".into()),
+        )
+        .with_key("SystemName", Value::String("HV01".into()));
+    Instance::new("Msvm_ServiceAffectsElement")
+        .with("AffectedElement", CimType::Reference, Value::Reference(cs))
+        .with(
+            "AffectingElement",
+            CimType::Reference,
+            Value::Reference(service),
+        )
+}
+
 impl Provider for TestProvider {
     fn authenticate(&self, user: &str, password: &str, _peer: IpAddr) -> Option<Principal> {
         self.logins.lock().unwrap().checked += 1;
@@ -299,6 +339,40 @@ impl Provider for TestProvider {
         Ok(Box::new(Listed::new(
             all.into_iter().filter(|i| matches(i, filter)).collect(),
         )))
+    }
+
+    /// `Msvm_ServiceAffectsElement` only: the security service affects every VM, and one
+    /// more, removed since (its computer system is no longer there to get).
+    fn references(
+        &self,
+        _who: &Principal,
+        association: &str,
+        role: &str,
+        _target_class: &str,
+        target: &[(String, String)],
+    ) -> Result<Box<dyn Enumeration>, ProviderError> {
+        self.calls.lock().unwrap().push(Call::References {
+            association: association.into(),
+            role: role.into(),
+            target: target.to_vec(),
+        });
+        let link = |i: usize| service_affects_element(i);
+        let found: Vec<Instance> = match (association, role) {
+            ("Msvm_ServiceAffectsElement", "AffectingElement") => {
+                (1..=self.vm_count + 1).map(link).collect()
+            }
+            ("Msvm_ServiceAffectsElement", "AffectedElement") => (1..=self.vm_count)
+                .filter(|&i| {
+                    let name = computer_system(i).value("Name").cloned();
+                    target.iter().any(|(k, v)| {
+                        k == "Name" && name.as_ref().and_then(Value::as_str) == Some(v)
+                    })
+                })
+                .map(link)
+                .collect(),
+            _ => Vec::new(),
+        };
+        Ok(Box::new(Listed::new(found)))
     }
 
     fn invoke(

@@ -226,6 +226,23 @@ impl Provider for ServiceProvider {
         Ok(Box::new(Pulled(instances)))
     }
 
+    fn references(
+        &self,
+        who: &Principal,
+        association: &str,
+        role: &str,
+        _target_class: &str,
+        target: &[(String, String)],
+    ) -> Result<Box<dyn Enumeration>, ProviderError> {
+        let class = served(association)?;
+        let caller = self.caller(who)?;
+        let instances = self
+            .service
+            .references(&caller, class, role, target)
+            .map_err(read_error)?;
+        Ok(Box::new(Pulled(instances)))
+    }
+
     fn invoke(
         &self,
         who: &Principal,

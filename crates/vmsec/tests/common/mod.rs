@@ -90,3 +90,72 @@ pub fn vm_with_local_kp(data: &Path, kp: &Path, vm: &str) {
     vmsec_ok(data, &["vm", "kp", "set", vm, kp], b"");
     vmsec_ok(data, &["vm", "security", "set", vm, "--tpm", "on"], b"");
 }
+
+/// `vmsec serve` on loopback over `data`, plain HTTP on a port of its choosing; killed when
+/// dropped.
+pub struct Served {
+    pub child: std::process::Child,
+    pub http: std::net::SocketAddr,
+    pub password: String,
+}
+
+impl Served {
+    pub fn start(data: &Path) -> Served {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vmsec"))
+            .arg("--data")
+            .arg(data)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--http-listen",
+                "127.0.0.1:0",
+            ])
+            .env_remove("VMSEC_DATA")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addrs: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let password = std::fs::read_to_string(data.join("initial-admin-password"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        Served {
+            http: addrs["http"][0].as_str().unwrap().parse().unwrap(),
+            child,
+            password,
+        }
+    }
+
+    /// POSTs `body` to /wsman as the admin; the status and the response's body.
+    pub fn post(&self, body: &str) -> (u16, String) {
+        use base64::Engine;
+        use std::io::Read;
+        let mut s = std::net::TcpStream::connect(self.http).unwrap();
+        let auth =
+            base64::engine::general_purpose::STANDARD.encode(format!("admin:{}", self.password));
+        let req = format!(
+            "POST /wsman HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/soap+xml;charset=UTF-8\r\nContent-Length: {}\r\nConnection: close\r\nAuthorization: Basic {auth}\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+        (status, body)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
