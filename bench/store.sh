@@ -15,6 +15,7 @@ need wrk wrk; need psql postgresql-client
 build
 cargo build --release --locked -q -p vmsec-service --example fill
 root=$(mktemp -d)
+chmod 711 "$root"  # the cluster's unprivileged owner must reach $root/pg
 pgdir=$root/pg
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; scripts/pg stop "$pgdir"; rm -rf "$root"; }
@@ -29,7 +30,7 @@ getkp=$ROOT/bench/requests/getkp.xml
 serve_on() {
   local data=$root/$1
   mkdir -p "$data"
-  VMSEC_STORE=${2:-} VMSEC_HOST_NAME=$1 VMSEC_LOG=warn "$BIN" --data "$data" serve --listen 127.0.0.1:0 >"$data/addr" 2>>"$data/serve.log" &
+  env ${2:+VMSEC_STORE=$2} VMSEC_HOST_NAME="$1" VMSEC_LOG=warn "$BIN" --data "$data" serve --listen 127.0.0.1:0 >"$data/addr" 2>>"$data/serve.log" &
   pids+=($!)
   for _ in $(seq 600); do [ -s "$data/addr" ] && break; sleep 0.05; done
   ADDR=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["https"][0])' "$data/addr")
@@ -40,31 +41,30 @@ db_reset() { psql "$pg" -X -q -A -t -c "SELECT pg_stat_statements_reset()" >/dev
 
 out=$root/table
 printf '| store | connections | GetKP req/s | GetKP p50 / p99 ms | SetKP jobs/s | SetKP p50 / p99 ms | DB ms per GetKP / SetKP | errors |\n|---|---|---|---|---|---|---|---|\n' >"$out"
-declare -A R
-for store in sqlite postgres; do
-  if [ "$store" = sqlite ]; then
-    "$ROOT/target/release/examples/fill" "$root/sqlite" 16 "$GOLDEN_KP" >/dev/null
-    serve_on sqlite
-    auth=$(printf 'admin:%s' "$(cat "$root/sqlite/initial-admin-password")" | base64 -w0)
-  else
-    VMSEC_STORE=$url "$ROOT/target/release/examples/fill" "$root/fill" 16 "$GOLDEN_KP" >/dev/null
-    serve_on host-1 "$url"
-    auth=$(printf 'admin:%s' "$(cat "$root/host-1/initial-admin-password")" | base64 -w0)
-  fi
-  export BENCH_AUTH=$auth
-  for c in 1 16; do
-    t=$(( c < 2 ? 1 : 2 ))
+# Both servers run side by side and every measurement is taken on one, then at once on the
+# other: load from elsewhere on the machine falls on both alike.
+"$ROOT/target/release/examples/fill" "$root/sqlite" 16 "$GOLDEN_KP" >/dev/null
+VMSEC_STORE=$url "$ROOT/target/release/examples/fill" "$root/fill" 16 "$GOLDEN_KP" >/dev/null
+declare -A ADDR_OF AUTH_OF R
+serve_on sqlite; ADDR_OF[sqlite]=$ADDR
+AUTH_OF[sqlite]=$(printf 'admin:%s' "$(cat "$root/sqlite/initial-admin-password")" | base64 -w0)
+serve_on host-1 "$url"; ADDR_OF[postgres]=$ADDR
+AUTH_OF[postgres]=$(printf 'admin:%s' "$(cat "$root/host-1/initial-admin-password")" | base64 -w0)
+first_pg_pid=${pids[-1]}
+for c in 1 16; do
+  t=$(( c < 2 ? 1 : 2 ))
+  for store in sqlite postgres; do
+    export BENCH_AUTH=${AUTH_OF[$store]}
     db_reset
-    read -r gr g50 g99 _ ge < <(BENCH_VMS=16 BENCH_BODY=$getkp wrk -t"$t" -c"$c" -d"${secs}s" --timeout 10s --latency -s "$ROOT/bench/random-vm.lua" "https://$ADDR/wsman" | result)
+    read -r gr g50 g99 _ ge < <(BENCH_VMS=16 BENCH_BODY=$getkp wrk -t"$t" -c"$c" -d"${secs}s" --timeout 10s --latency -s "$ROOT/bench/random-vm.lua" "https://${ADDR_OF[$store]}/wsman" | result)
     gdb=$(db_ms)
     db_reset
-    read -r sj s50 s99 sn se < <(python3 "$ROOT/bench/jobs.py" "$ADDR" "$auth" "$GOLDEN_KP" "$secs" "$c" "${vms[@]^^}" | result)
+    read -r sj s50 s99 sn se < <(python3 "$ROOT/bench/jobs.py" "${ADDR_OF[$store]}" "$BENCH_AUTH" "$GOLDEN_KP" "$secs" "$c" "${vms[@]^^}" | result)
     sdb=$(db_ms)
     per=$( [ "$store" = postgres ] && python3 -c 'import sys; g,gr,s,sn,secs=map(float,sys.argv[1:6]); print(f"{g/max(gr*secs,1):.2f} / {s/max(sn,1):.2f}")' "$gdb" "$gr" "$sdb" "$sn" "$secs" || echo "—")
     R[$store-$c]="$gr $g99 $sj $s99"
     printf '| %s | %s | %s | %s / %s | %s | %s / %s | %s | %s |\n' "$store" "$c" "$gr" "$g50" "$g99" "$sj" "$s50" "$s99" "$per" "$((ge + se))" | tee -a "$out"
   done
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; pids=()
 done
 python3 - "${R[sqlite-1]}" "${R[postgres-1]}" "${R[sqlite-16]}" "${R[postgres-16]}" <<'PY' | tee -a "$out"
 import sys
@@ -74,26 +74,33 @@ for c, (s, p) in (("1", rows[0:2]), ("16", rows[2:4])):
     print(f"PostgreSQL / SQLite at {c} connection(s) (targets: throughput ≥ 0.5, p99 ≤ 3): "
           f"GetKP {p[0]/s[0]:.2f} (p99 {p[1]/s[1]:.2f}), SetKP {p[2]/s[2]:.2f} (p99 {p[3]/s[3]:.2f})")
 PY
+kill "${pids[0]}" 2>/dev/null || true
+pids=("$first_pg_pid")
+export BENCH_AUTH=${AUTH_OF[postgres]}
 
 # Several servers on one database: the 16 connections (and 16 job clients) split among them.
 printf '\n| servers on one PostgreSQL | GetKP req/s (sum) | SetKP jobs/s (sum) | DB ms per GetKP / SetKP |\n|---|---|---|---|\n' >>"$out"
-addrs=()
+addrs=("${ADDR_OF[postgres]}")
 for n in 1 2 3; do
   while [ "${#addrs[@]}" -lt "$n" ]; do serve_on "host-$(( ${#addrs[@]} + 1 ))" "$url"; addrs+=("$ADDR"); done
   each=$(( 16 / n ))
   db_reset
   tmp=$root/multi; rm -f "$tmp".*
+  load=()
   for i in $(seq 0 $((n - 1))); do
     BENCH_VMS=16 BENCH_BODY=$getkp wrk -t1 -c"$each" -d"${secs}s" --timeout 10s --latency -s "$ROOT/bench/random-vm.lua" "https://${addrs[$i]}/wsman" | result >"$tmp.g$i" &
+    load+=($!)
   done
-  wait_wrk=$(jobs -p | grep -v -e "$(printf '%s\n' "${pids[@]}")" || true); for j in $wait_wrk; do wait "$j" || true; done
+  for j in "${load[@]}"; do wait "$j" || true; done
   gsum=$(cat "$tmp".g* | awk '{s+=$1} END {print s}')
   gdb=$(db_ms)
   db_reset
+  load=()
   for i in $(seq 0 $((n - 1))); do
     python3 "$ROOT/bench/jobs.py" "${addrs[$i]}" "$BENCH_AUTH" "$GOLDEN_KP" "$secs" "$each" "${vms[@]:$((i * each)):$each}" | result >"$tmp.s$i" &
+    load+=($!)
   done
-  wait_py=$(jobs -p | grep -v -e "$(printf '%s\n' "${pids[@]}")" || true); for j in $wait_py; do wait "$j" || true; done
+  for j in "${load[@]}"; do wait "$j" || true; done
   ssum=$(cat "$tmp".s* | awk '{s+=$1} END {print s}')
   sn=$(cat "$tmp".s* | awk '{s+=$4} END {print s}')
   sdb=$(db_ms)

@@ -41,10 +41,12 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     let path = cli.data_dir();
     let announce = cli.data_dir_is_default() && !path.exists();
     let mut data = DataDir::open_or_create(&path)?;
-    // A KPS never takes a host's store from serve's config file: only --store / VMSEC_STORE.
+    // An empty VMSEC_STORE is as good as none. A KPS never takes a host's store from serve's
+    // config file: only --store / VMSEC_STORE.
+    let given = cli.store.clone().filter(|s| !s.is_empty());
     data.store = match cli.command {
-        Command::Kps(_) => cli.store.clone(),
-        _ => cli.store.clone().or_else(crate::serve::configured_store),
+        Command::Kps(_) => given.clone(),
+        _ => given.clone().or_else(crate::serve::configured_store),
     };
     if announce {
         eprintln!(
@@ -62,7 +64,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     } = cli.command
     {
         // The command line and VMSEC_STORE win over the config file's `store`.
-        data.store = cli.store.clone();
+        data.store = given;
         return crate::serve::run(
             &data,
             crate::serve::ServeArgs {
