@@ -47,15 +47,22 @@ fn main() {
         outcome: AuditOutcome::Succeeded,
         detail: String::new(),
     };
-    let mut time = |what: &str, f: &mut dyn FnMut()| {
+    let time = |what: &str, f: &mut dyn FnMut()| {
         let t = Instant::now();
         for _ in 0..n {
             f();
         }
-        println!("{what:<24} {:>8.1} µs", t.elapsed().as_secs_f64() * 1e6 / n as f64);
+        println!(
+            "{what:<24} {:>8.1} µs",
+            t.elapsed().as_secs_f64() * 1e6 / n as f64
+        );
     };
     time("user (absent)", &mut || drop(store.user("nobody").unwrap()));
-    time("vm_with_security", &mut || drop(store.vm_with_security(vm.id).unwrap()));
+    time("vm_with_security", &mut || {
+        drop(store.vm_with_security(vm.id).unwrap())
+    });
     time("vm_summary", &mut || drop(store.vm_summary(vm.id).unwrap()));
-    time("append_audit", &mut || drop(store.append_audit(&record).unwrap()));
+    time("append_audit", &mut || {
+        store.append_audit(&record).unwrap();
+    });
 }

@@ -30,5 +30,5 @@ pub use wire::{envelope, fault, ns, wql, wscim};
 pub use engine::{Engine, EngineConfig, Response};
 pub use fault::{Fault, FaultKind};
 pub use provider::{
-    Enumeration, Listed, MethodOutput, OutValue, Principal, Provider, ProviderError,
+    AuthRefusal, Enumeration, Listed, MethodOutput, OutValue, Principal, Provider, ProviderError,
 };

@@ -106,6 +106,16 @@ impl Enumeration for Listed {
     }
 }
 
+/// Why [`Provider::authenticate`] did not accept credentials.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuthRefusal {
+    /// Wrong, unknown or malformed: 401.
+    Rejected,
+    /// The credentials could not be checked (the store is unreachable): 503 with
+    /// `Retry-After`, so that a client does not take a database outage for a wrong password.
+    Unavailable,
+}
+
 /// The service behind the WS-Management endpoint.
 ///
 /// [`Provider::authenticate`], [`Provider::enumerate`] and [`Provider::invoke`] are called
@@ -114,8 +124,13 @@ impl Enumeration for Listed {
 /// that serve connections, to spare a small request the hand-off to another thread: they
 /// must be quick point reads of local state, never hash a password nor wait for a write.
 pub trait Provider: Send + Sync + 'static {
-    /// Verifies HTTP Basic credentials; `None` rejects them.
-    fn authenticate(&self, user: &str, password: &str, peer: IpAddr) -> Option<Principal>;
+    /// Verifies HTTP Basic credentials.
+    fn authenticate(
+        &self,
+        user: &str,
+        password: &str,
+        peer: IpAddr,
+    ) -> Result<Principal, AuthRefusal>;
 
     /// Accepts credentials only if that is quick: the same user and password were verified
     /// by [`Provider::authenticate`] before and the user's stored password has not changed

@@ -432,3 +432,118 @@ fn an_unreachable_store_stops_the_command_naming_the_url_without_its_password() 
     );
     assert!(!err.contains("pw-secret"), "{err}");
 }
+
+/// A cluster of this test's own, which it may stop and start (the shared test cluster is
+/// everyone's): `scripts/pg` in a temporary directory.
+struct OwnCluster {
+    dir: PathBuf,
+    url: String,
+}
+
+impl OwnCluster {
+    fn start(root: &Path) -> OwnCluster {
+        let dir = root.join("own-pg");
+        let out = Command::new(Self::script())
+            .arg("start")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        OwnCluster {
+            url: String::from_utf8(out.stdout).unwrap().trim().to_owned(),
+            dir,
+        }
+    }
+
+    fn script() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/pg")
+    }
+
+    /// Stops the server at once (no shutdown checkpoint), as a crash would.
+    fn stop_now(&self) {
+        let pid = std::fs::read_to_string(self.dir.join("data/postmaster.pid")).unwrap();
+        let pid = pid.lines().next().unwrap().trim().to_owned();
+        assert!(
+            Command::new("kill")
+                .args(["-QUIT", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Path::new(&format!("/proc/{pid}")).exists() {
+            assert!(Instant::now() < deadline, "the server did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn restart(&self) {
+        let out = Command::new(Self::script())
+            .arg("restart")
+            .arg(&self.dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        let _ = Command::new(Self::script())
+            .arg("stop")
+            .arg(&self.dir)
+            .output();
+    }
+}
+
+#[test]
+fn a_server_whose_database_goes_away_answers_503_not_401_and_reconnects_when_it_is_back() {
+    // Only where the test cluster runs (then PostgreSQL's server is installed).
+    let Some(_shared) = TestDb::create() else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    // The cluster's unprivileged owner (when the tests run as root) must reach its directory.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let pg = OwnCluster::start(root.path());
+    let a = Host {
+        data: root.path().join("a"),
+        name: "host-a".into(),
+        url: pg.url.clone(),
+        lease_secs: "30",
+    };
+    a.ok(&["vm", "add", "web1"]);
+    let (mut server, addr) = a.serve();
+    let password = std::fs::read_to_string(a.data.join("initial-admin-password"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let get = envelope(
+        "http://schemas.xmlsoap.org/ws/2004/09/transfer/Get",
+        SERVICE,
+        "",
+        "",
+    );
+    assert!(post(addr, &password, &get).starts_with("HTTP/1.1 200"));
+    pg.stop_now();
+    let down = post(addr, &password, &get);
+    assert!(down.starts_with("HTTP/1.1 503"), "{down}");
+    assert!(
+        down.to_ascii_lowercase().contains("retry-after: 5"),
+        "{down}"
+    );
+    pg.restart();
+    // The pool drops what the restart closed and connects anew, by itself.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let back = post(addr, &password, &get);
+        if back.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{back}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+}

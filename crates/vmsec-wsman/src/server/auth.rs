@@ -2,6 +2,7 @@
 //! body is read, under the login rate limit.
 
 use super::*;
+use crate::AuthRefusal;
 
 pub(super) fn unauthorized() -> Reply {
     let mut r = reply(
@@ -37,7 +38,8 @@ pub(super) fn basic_credentials(value: &HeaderValue) -> Option<(String, Zeroizin
 /// read. Credentials verified before are accepted here, on the connection's thread (one
 /// point read); any other takes a token of the source's login budget, then has its password
 /// checked on a blocking thread. No, bad or unknown credentials get 401; a source out of
-/// tokens gets 429 without any check.
+/// tokens gets 429 without any check; credentials that cannot be checked (the store is
+/// down) get 503.
 pub(super) async fn authenticate<P: Provider>(
     shared: &Arc<Shared<P>>,
     peer: IpAddr,
@@ -81,12 +83,26 @@ pub(super) async fn authenticate<P: Provider>(
     })
     .await;
     match checked {
-        Some(Some(who)) => {
+        Some(Ok(who)) => {
             shared.limiter.succeeded(peer, Instant::now());
             Ok(who)
         }
+        Some(Err(AuthRefusal::Unavailable)) => Err(Box::new(unavailable())),
         _ => Err(login_failed(shared)),
     }
+}
+
+/// Credentials that could not be checked: the service cannot answer now, which is not a
+/// refusal of the credentials.
+fn unavailable() -> Reply {
+    let mut r = reply(
+        StatusCode::SERVICE_UNAVAILABLE,
+        TEXT_CONTENT_TYPE,
+        "the credentials cannot be checked now (the store is unavailable); retry later\n",
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    r
 }
 
 /// A refusal, boxed: a `Reply` is large and refusals are the rare path.

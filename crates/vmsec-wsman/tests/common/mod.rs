@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use vmsec_cim::{CimDateTime, CimType, Instance, Value};
 use vmsec_wsman::{
-    Enumeration, Listed, MethodOutput, OutValue, Principal, Provider, ProviderError,
+    AuthRefusal, Enumeration, Listed, MethodOutput, OutValue, Principal, Provider, ProviderError,
 };
 
 pub const SOAP: &str = "http://www.w3.org/2003/05/soap-envelope";
@@ -250,7 +250,12 @@ pub fn service_affects_element(i: usize) -> Instance {
 }
 
 impl Provider for TestProvider {
-    fn authenticate(&self, user: &str, password: &str, _peer: IpAddr) -> Option<Principal> {
+    fn authenticate(
+        &self,
+        user: &str,
+        password: &str,
+        _peer: IpAddr,
+    ) -> Result<Principal, AuthRefusal> {
         self.logins.lock().unwrap().checked += 1;
         std::thread::sleep(self.auth_delay);
         let ok = matches!(user, "admin" | "reader") && password == "secret";
@@ -261,6 +266,7 @@ impl Provider for TestProvider {
             user: user.into(),
             role: String::new(),
         })
+        .ok_or(AuthRefusal::Rejected)
     }
 
     fn authenticate_verified(&self, user: &str, password: &str, _: IpAddr) -> Option<Principal> {

@@ -10,7 +10,9 @@ use vmsec_cim::schema::ServedClass;
 use vmsec_service::classes;
 use vmsec_service::hgs::HgsDir;
 use vmsec_service::{Caller, JobStarted, Method, Role, Service, ServiceError};
-use vmsec_wsman::{Enumeration, MethodOutput, OutValue, Principal, Provider, ProviderError};
+use vmsec_wsman::{
+    AuthRefusal, Enumeration, MethodOutput, OutValue, Principal, Provider, ProviderError,
+};
 
 use super::setting_data;
 
@@ -184,11 +186,21 @@ fn bytes_arg(input: &[(String, Value)], name: &str) -> Result<Vec<u8>, ServiceEr
 }
 
 impl Provider for ServiceProvider {
-    fn authenticate(&self, user: &str, password: &str, peer: IpAddr) -> Option<Principal> {
-        self.service
-            .authenticate(user, password, &peer.to_string())
-            .ok()
-            .map(principal)
+    fn authenticate(
+        &self,
+        user: &str,
+        password: &str,
+        peer: IpAddr,
+    ) -> Result<Principal, AuthRefusal> {
+        match self.service.authenticate(user, password, &peer.to_string()) {
+            Ok(who) => Ok(principal(who)),
+            Err(ServiceError::AuthenticationFailed) => Err(AuthRefusal::Rejected),
+            // Not the caller's fault: say so, rather than 401.
+            Err(e) => {
+                tracing::warn!("cannot check credentials: {e}");
+                Err(AuthRefusal::Unavailable)
+            }
+        }
     }
 
     fn authenticate_verified(&self, user: &str, password: &str, _: IpAddr) -> Option<Principal> {
