@@ -94,6 +94,24 @@ pub fn verify_rsa_sha256(spki: &[u8], message: &[u8], sig: &[u8]) -> bool {
     })
 }
 
+/// Whether certificate `der` is signed (sha256WithRSAEncryption) by the key of certificate
+/// `issuer_der` and names it as its issuer: one link of an EK certificate's chain.
+pub fn signed_by(der: &[u8], issuer_der: &[u8]) -> bool {
+    let (Ok((_, cert)), Ok((_, issuer))) = (
+        X509Certificate::from_der(der),
+        X509Certificate::from_der(issuer_der),
+    ) else {
+        return false;
+    };
+    cert.signature_algorithm.algorithm.to_id_string() == SHA256_WITH_RSA
+        && cert.issuer().as_raw() == issuer.subject().as_raw()
+        && verify_rsa_sha256(
+            issuer.public_key().raw,
+            cert.tbs_certificate.as_ref(),
+            &cert.signature_value.data,
+        )
+}
+
 /// An RSA key with its self-signed certificate: the attestation signer, the communications
 /// key. `Debug` shows the certificate only.
 pub struct CertifiedKey {
