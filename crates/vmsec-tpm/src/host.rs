@@ -13,7 +13,9 @@ use std::str::FromStr;
 use tss_esapi::abstraction::{AsymmetricAlgorithmSelection, ak, ek};
 use tss_esapi::attributes::{ObjectAttributesBuilder, SessionAttributesBuilder};
 use tss_esapi::constants::SessionType;
-use tss_esapi::handles::{AuthHandle, KeyHandle, ObjectHandle, SessionHandle};
+/// A key loaded in the TPM.
+pub use tss_esapi::handles::KeyHandle;
+use tss_esapi::handles::{AuthHandle, ObjectHandle, SessionHandle};
 use tss_esapi::interface_types::algorithm::{
     AsymmetricAlgorithm, HashingAlgorithm, PublicAlgorithm, SignatureSchemeAlgorithm,
 };
@@ -325,6 +327,22 @@ impl HostTpm {
         Ok(out)
     }
 
+    /// TPM2_PCR_Extend of the SHA-256 bank of `pcr` by `digest`, as firmware measures an
+    /// event (tests and labs make a boot with it).
+    pub fn extend_pcr(&mut self, pcr: u32, digest: &[u8; 32]) -> Result<(), HostTpmError> {
+        let handle = pcr_handle(pcr)?;
+        let mut values = tss_esapi::structures::DigestValues::new();
+        values.set(
+            HashingAlgorithm::Sha256,
+            Digest::try_from(digest.to_vec()).map_err(fail("the digest"))?,
+        );
+        self.ctx
+            .execute_with_session(Some(AuthSession::Password), |ctx| {
+                ctx.pcr_extend(handle, values)
+            })
+            .map_err(fail("extending the PCR"))
+    }
+
     /// TPM2_RSA_Decrypt with the loaded `key`: RSA-OAEP, SHA-256, no label.
     pub fn rsa_oaep_decrypt(
         &mut self,
@@ -345,6 +363,40 @@ impl HostTpm {
             .map_err(fail("decrypting with the IDK"))?;
         Ok(Zeroizing::new(plain.value().to_vec()))
     }
+}
+
+fn pcr_handle(i: u32) -> Result<tss_esapi::handles::PcrHandle, HostTpmError> {
+    use tss_esapi::handles::PcrHandle as P;
+    const ALL: [P; 24] = [
+        P::Pcr0,
+        P::Pcr1,
+        P::Pcr2,
+        P::Pcr3,
+        P::Pcr4,
+        P::Pcr5,
+        P::Pcr6,
+        P::Pcr7,
+        P::Pcr8,
+        P::Pcr9,
+        P::Pcr10,
+        P::Pcr11,
+        P::Pcr12,
+        P::Pcr13,
+        P::Pcr14,
+        P::Pcr15,
+        P::Pcr16,
+        P::Pcr17,
+        P::Pcr18,
+        P::Pcr19,
+        P::Pcr20,
+        P::Pcr21,
+        P::Pcr22,
+        P::Pcr23,
+    ];
+    ALL.get(i as usize).copied().ok_or_else(|| HostTpmError {
+        what: "the PCR",
+        message: format!("no PCR {i}"),
+    })
 }
 
 fn slot(i: u32) -> Result<PcrSlot, HostTpmError> {
