@@ -51,3 +51,68 @@ fn settings_start_empty_and_keep_what_was_set() {
     let store = SqliteStore::open(dir.path().join("s.db"), "kps").unwrap();
     assert_eq!(store.fabric_settings().unwrap(), s);
 }
+
+fn tpm_host(name: &str, hash: &str, cert: Option<Vec<u8>>) -> vmsec_store::TpmHostRecord {
+    vmsec_store::TpmHostRecord {
+        name: name.into(),
+        ek_hash: hash.into(),
+        ek_public: vec![0x30, 9],
+        ek_certificate: cert,
+        added: OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap(),
+    }
+}
+
+#[test]
+fn a_tpm_host_is_also_a_host_shares_its_names_and_goes_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("s.db"), "kps").unwrap();
+    store.add_attested_host(&host("h1", "aa")).unwrap();
+    store
+        .add_tpm_host(&tpm_host("t1", "ee", Some(vec![0x30, 3])))
+        .unwrap();
+    store.add_tpm_host(&tpm_host("t2", "ff", None)).unwrap();
+    assert!(matches!(
+        store.add_tpm_host(&tpm_host("h1", "dd", None)),
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        store.add_tpm_host(&tpm_host("t3", "aa", None)),
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert_eq!(
+        store.tpm_host_by_ek("ee").unwrap(),
+        Some(tpm_host("t1", "ee", Some(vec![0x30, 3])))
+    );
+    assert_eq!(store.tpm_host_by_ek("aa").unwrap(), None, "a host-key host");
+    assert_eq!(
+        store.attested_host_by_key("ee").unwrap().unwrap().name,
+        "t1"
+    );
+    assert!(store.remove_attested_host("t1").unwrap());
+    assert_eq!(store.tpm_host_by_ek("ee").unwrap(), None);
+    assert_eq!(store.tpm_hosts().unwrap(), vec![tpm_host("t2", "ff", None)]);
+}
+
+#[test]
+fn baselines_are_kept_by_name_once_and_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("s.db"), "kps").unwrap();
+    let b = |name: &str| vmsec_store::TpmBaselineRecord {
+        name: name.into(),
+        document: b"{}".to_vec(),
+        added: OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap(),
+    };
+    store.add_tpm_baseline(&b("golden")).unwrap();
+    store.add_tpm_baseline(&b("another")).unwrap();
+    assert!(matches!(
+        store.add_tpm_baseline(&b("golden")),
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert_eq!(
+        store.tpm_baselines().unwrap(),
+        vec![b("another"), b("golden")]
+    );
+    assert!(store.remove_tpm_baseline("golden").unwrap());
+    assert!(!store.remove_tpm_baseline("golden").unwrap());
+    assert_eq!(store.tpm_baselines().unwrap(), vec![b("another")]);
+}

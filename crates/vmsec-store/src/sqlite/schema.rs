@@ -101,6 +101,19 @@ CREATE TABLE fabric_settings (
     primary_guardian TEXT
 );
 "#,
+    // TPM-mode attestation: hosts registered by EK (each also a fabric_hosts row, keyed by
+    // the EK) and the baselines their PCRs are compared with.
+    r#"
+CREATE TABLE fabric_tpm_hosts (
+    name     TEXT PRIMARY KEY,
+    ek_cert  BLOB
+);
+CREATE TABLE fabric_tpm_baselines (
+    name      TEXT PRIMARY KEY,
+    document  BLOB NOT NULL,
+    added_us  INTEGER NOT NULL
+);
+"#,
 ];
 
 /// Applies the migrations this file has not had yet, in one transaction; refuses a file
