@@ -57,6 +57,23 @@ pub fn rsa_spki_from_pem_or_der(bytes: &[u8]) -> Result<Vec<u8>, String> {
     Ok(der)
 }
 
+/// A certificate given as PEM or DER, as DER (checked to parse).
+pub fn certificate_der(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let der = match std::str::from_utf8(bytes)
+        .ok()
+        .filter(|t| t.contains("-----BEGIN"))
+    {
+        Some(_) => CertificateDer::from_pem_slice(bytes)
+            .map_err(|e| format!("no PEM CERTIFICATE in it: {e}"))?
+            .to_vec(),
+        None => bytes.to_vec(),
+    };
+    cert_spki(&der)?;
+    Ok(der)
+}
+
 fn cert_spki(der: &[u8]) -> Result<Vec<u8>, String> {
     let (rest, cert) = X509Certificate::from_der(der).map_err(|e| e.to_string())?;
     if !rest.is_empty() {

@@ -27,6 +27,8 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use vmsec_kps::fabric::RegisteredHost;
 use vmsec_kps::msgs::{attestation, pkcs7, roll};
+use vmsec_kps::tpm::TpmAttestation;
+use vmsec_kps::tpm::service::TpmOutcome;
 use vmsec_kps::{AttestError, AttestationService, KeyProtection, Registry, ReleaseError, Version};
 use vmsec_service::fabric::Kps;
 use vmsec_wsman::server::{ConnectionSlots, LogThrottle, LoginLimiter, LoginRateLimit};
@@ -122,6 +124,12 @@ impl Registry for LimitedRegistry<'_> {
     fn admit(&self, host: &RegisteredHost) -> Result<(), u64> {
         self.limiter.admit(&host.key_hash, Instant::now())
     }
+    fn tpm_host_by_ek(&self, ek_hash: &str) -> Result<Option<vmsec_kps::tpm::TpmHost>, String> {
+        self.store.tpm_host_by_ek(ek_hash)
+    }
+    fn tpm_baselines(&self) -> Result<Vec<(String, vmsec_kps::tpm::Baseline)>, String> {
+        self.store.tpm_baselines()
+    }
 }
 
 /// Requests by endpoint and outcome, and their latency.
@@ -201,6 +209,8 @@ impl Metrics {
 struct Shared {
     kps: Kps,
     attestation: AttestationService,
+    /// TPM mode, with its pending challenges.
+    tpm: TpmAttestation,
     /// Reloaded when another process rotates or removes a fabric guardian.
     protection: RwLock<(Vec<String>, Arc<KeyProtection>)>,
     settings: Settings,
@@ -256,6 +266,7 @@ enum Endpoint {
     GetInfo,
     SigningCertificates,
     HostKeyAttest,
+    TpmAttest,
     OtherAttest,
     Metadata,
     Roll(Version),
@@ -269,8 +280,8 @@ fn route(path: &str) -> Option<Endpoint> {
         "/attestation/getinfo" => Endpoint::GetInfo,
         "/attestation/v2.0/signingcertificates" => Endpoint::SigningCertificates,
         "/attestation/v2.0/hostkeyattest" => Endpoint::HostKeyAttest,
+        "/attestation/v2.0/attest" => Endpoint::TpmAttest,
         "/attestation/v1.0/attest"
-        | "/attestation/v2.0/attest"
         | "/attestation/v1.0/domainattest"
         | "/attestation/v2.0/domainattest" => Endpoint::OtherAttest,
         "/keyprotection/service/metadata/2014-07/metadata.xml" => Endpoint::Metadata,
@@ -351,6 +362,28 @@ impl Shared {
         }
         match outcome {
             Ok(a) => (reply(200, JSON, a.reply), "ok".into()),
+            Err((e, _)) => (attest_error(&e), e.reply_type().into()),
+        }
+    }
+
+    /// TPM mode's round trips: decide, audit, answer.
+    fn tpm_attest(&self, body: &[u8], peer: SocketAddr) -> (Reply, String) {
+        let outcome = self.tpm.attest(
+            self.attestation.signer(),
+            self.settings.health_validity,
+            body,
+            OffsetDateTime::now_utc(),
+            &peer.ip().to_string(),
+            &self.registry(),
+        );
+        if let Err(e) = self.kps.audit_tpm_attestation(&outcome) {
+            tracing::error!("cannot write the audit log: {e}");
+            let e = AttestError::Unavailable("the audit log cannot be written".into());
+            return (attest_error(&e), e.reply_type().into());
+        }
+        match outcome {
+            Ok(TpmOutcome::Challenge { reply: r, .. }) => (reply(200, JSON, r), "ok".into()),
+            Ok(TpmOutcome::Issued(a)) => (reply(200, JSON, a.reply), "ok".into()),
             Err((e, _)) => (attest_error(&e), e.reply_type().into()),
         }
     }
@@ -468,9 +501,10 @@ async fn handle(
             method == Method::GET
         }
         Endpoint::Metadata => method == Method::GET || method == Method::POST,
-        Endpoint::HostKeyAttest | Endpoint::OtherAttest | Endpoint::Roll(_) => {
-            method == Method::POST
-        }
+        Endpoint::HostKeyAttest
+        | Endpoint::TpmAttest
+        | Endpoint::OtherAttest
+        | Endpoint::Roll(_) => method == Method::POST,
     };
     if !allowed {
         return Ok(reply(
@@ -483,6 +517,8 @@ async fn handle(
     let started = Instant::now();
     let (name, limit) = match endpoint {
         Endpoint::HostKeyAttest => ("hostkeyattest", s.max_attestation_bytes),
+        // An event log is tens of kilobytes, base64 in JSON: the larger limit.
+        Endpoint::TpmAttest => ("attest", s.max_request_bytes),
         Endpoint::Roll(_) => ("rolltransportkey", s.max_request_bytes),
         _ => ("other", 0),
     };
@@ -517,7 +553,7 @@ async fn handle(
             })
             .await
         }
-        Endpoint::HostKeyAttest | Endpoint::Roll(_) => {
+        Endpoint::HostKeyAttest | Endpoint::TpmAttest | Endpoint::Roll(_) => {
             let body = match read_body(req, limit, s.body_timeout).await {
                 Ok(b) => b,
                 Err((status, m)) => {
@@ -542,6 +578,7 @@ async fn handle(
             let sh = shared.clone();
             let (r, outcome) = blocking(&shared, move || match endpoint {
                 Endpoint::Roll(v) => sh.roll(v, &body),
+                Endpoint::TpmAttest => sh.tpm_attest(&body, peer),
                 _ => sh.attest(&body),
             })
             .await;
@@ -586,6 +623,7 @@ pub fn run(kps: Kps, settings: Settings) -> Result<(), crate::CliError> {
     let shared = Arc::new(Shared {
         kps,
         attestation,
+        tpm: TpmAttestation::new(Vec::new()),
         protection: RwLock::new((names, Arc::new(protection))),
         limiter: HostLimiter {
             per_minute: settings.requests_per_minute_per_host,

@@ -88,3 +88,4 @@ pub fn vm_with_local_kp(data: &Path, kp: &Path, vm: &str) {
     vmsec_ok(data, &["vm", "kp", "set", vm, kp], b"");
     vmsec_ok(data, &["vm", "security", "set", vm, "--tpm", "on"], b"");
 }
+pub mod fabric;
