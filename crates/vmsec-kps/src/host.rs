@@ -161,7 +161,7 @@ pub fn roll_request(ingress: &[u8], health_certificate: &[u8]) -> String {
 
 /// [`open_release`] for an IDK held elsewhere (a TPM): `rsa_oaep` decrypts the transfer key.
 pub fn open_release_with(
-    rsa_oaep: &mut dyn FnMut(&[u8]) -> Result<Zeroizing<Vec<u8>>, String>,
+    rsa_oaep: &mut transport::RsaOaepDecrypt<'_>,
     version: Version,
     body: &[u8],
 ) -> Result<Release, String> {

@@ -162,10 +162,13 @@ pub fn decrypt(
     )
 }
 
+/// An RSA-OAEP (SHA-256, no label) decryption by the IDK, wherever it is held.
+pub type RsaOaepDecrypt<'a> = dyn FnMut(&[u8]) -> Result<Zeroizing<Vec<u8>>, String> + 'a;
+
 /// [`decrypt`] with the RSA-OAEP (SHA-256, no label) decryption of the transfer key done by
 /// `rsa_oaep`: a TPM-resident IDK's TPM2_RSA_Decrypt.
 pub fn decrypt_with(
-    rsa_oaep: &mut dyn FnMut(&[u8]) -> Result<Zeroizing<Vec<u8>>, String>,
+    rsa_oaep: &mut RsaOaepDecrypt<'_>,
     version: Version,
     enc: &EncryptedKeys,
 ) -> Result<TransportKeys, String> {
