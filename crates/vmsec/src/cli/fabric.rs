@@ -67,8 +67,9 @@ pub enum KpsCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum KpsHostCmd {
-    /// Register a host by its host key (HGS's Add-HgsAttestationHostKey), or for TPM mode by
-    /// its TPM's endorsement key (Add-HgsAttestationTpmHost).
+    /// Register a host by its host key, or for TPM mode by its TPM's endorsement key.
+    ///
+    /// As HGS's Add-HgsAttestationHostKey and Add-HgsAttestationTpmHost.
     ///
     /// Example: `vmsec kps host add h1 --host-key h1.pem`.
     #[command(group(clap::ArgGroup::new("key").required(true).args(["host_key", "ek_cert", "ek_pub"])))]
@@ -200,8 +201,9 @@ pub enum HgsCmd {
     ///
     /// Example: `vmsec hgs attest`.
     Attest,
-    /// Print this host's TPM endorsement key, to register with `kps host add --ek-cert` (its
-    /// certificate, PEM) or `--ek-pub` (its public key, when the TPM has no certificate).
+    /// Print this host's TPM endorsement key (PEM), to register with `kps host add`.
+    ///
+    /// Its certificate when the TPM has one (`--ek-cert`), else its public key (`--ek-pub`).
     ///
     /// Example: `vmsec hgs ek > h1-ek.pem`.
     Ek {
@@ -209,8 +211,9 @@ pub enum HgsCmd {
         #[arg(long, default_value = vmsec_service::hgs::DEFAULT_TCTI)]
         tcti: String,
     },
-    /// Capture this host's PCRs and event log digest as a TPM baseline, for `kps baseline
-    /// add` (Get-HgsAttestationBaselinePolicy).
+    /// Capture this host's PCRs and event log digest as a TPM baseline.
+    ///
+    /// For `kps baseline add` (Hyper-V's Get-HgsAttestationBaselinePolicy).
     ///
     /// Example: `vmsec hgs tpm-baseline --out golden.json`.
     TpmBaseline {
