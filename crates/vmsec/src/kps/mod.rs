@@ -1,5 +1,7 @@
 //! `vmsec kps serve`'s configuration; the server itself is [`server`].
 
+mod host_limit;
+mod metrics;
 pub mod server;
 
 use std::net::SocketAddr;

@@ -9,7 +9,6 @@
 //! within the body timeout and size limit (smaller for attestation), the costly part of a
 //! request rate limited per host key, and at most a few requests doing cryptography at once.
 
-use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
@@ -32,6 +31,9 @@ use vmsec_kps::tpm::service::TpmOutcome;
 use vmsec_kps::{AttestError, AttestationService, KeyProtection, Registry, ReleaseError, Version};
 use vmsec_service::fabric::Kps;
 use vmsec_wsman::server::{ConnectionSlots, LogThrottle, LoginLimiter, LoginRateLimit};
+
+use super::host_limit::HostLimiter;
+use super::metrics::Metrics;
 
 /// The server's settings (defaults, then the config file, then the command line).
 #[derive(Clone, Debug)]
@@ -74,40 +76,6 @@ impl Settings {
     }
 }
 
-/// Token buckets per host key: the limit that matters for a service whose clients are hosts.
-struct HostLimiter {
-    per_minute: u32,
-    buckets: Mutex<HashMap<String, (f64, Instant)>>,
-}
-
-/// Most host keys tracked; past it, idle full buckets are dropped first.
-const MAX_TRACKED_HOSTS: usize = 65_536;
-
-impl HostLimiter {
-    fn admit(&self, key: &str, now: Instant) -> Result<(), u64> {
-        let burst = f64::from(self.per_minute.max(1));
-        let per_sec = burst / 60.0;
-        let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if !map.contains_key(key) && map.len() >= MAX_TRACKED_HOSTS {
-            map.retain(|_, (t, at)| {
-                *t + now.saturating_duration_since(*at).as_secs_f64() * per_sec < burst
-            });
-            if map.len() >= MAX_TRACKED_HOSTS {
-                return Err(60);
-            }
-        }
-        let (tokens, at) = map.entry(key.to_owned()).or_insert((burst, now));
-        *tokens = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * per_sec).min(burst);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(((1.0 - *tokens) / per_sec).ceil().max(1.0) as u64)
-        }
-    }
-}
-
 /// The store's registry with the per-host limit.
 struct LimitedRegistry<'a> {
     store: vmsec_service::fabric::StoreRegistry<'a>,
@@ -129,80 +97,6 @@ impl Registry for LimitedRegistry<'_> {
     }
     fn tpm_baselines(&self) -> Result<Vec<(String, vmsec_kps::tpm::Baseline)>, String> {
         self.store.tpm_baselines()
-    }
-}
-
-/// Requests by endpoint and outcome, and their latency.
-#[derive(Default)]
-struct Metrics {
-    counts: Mutex<BTreeMap<(&'static str, String), u64>>,
-    latency: Mutex<BTreeMap<&'static str, [u64; BUCKETS.len() + 1]>>,
-    latency_sum: Mutex<BTreeMap<&'static str, f64>>,
-}
-
-const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
-
-impl Metrics {
-    fn record(&self, endpoint: &'static str, outcome: &str, elapsed: Duration) {
-        *self
-            .counts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry((endpoint, outcome.to_owned()))
-            .or_default() += 1;
-        let secs = elapsed.as_secs_f64();
-        let mut lat = self.latency.lock().unwrap_or_else(|p| p.into_inner());
-        let row = lat.entry(endpoint).or_default();
-        let i = BUCKETS
-            .iter()
-            .position(|b| secs <= *b)
-            .unwrap_or(BUCKETS.len());
-        row[i] += 1;
-        *self
-            .latency_sum
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(endpoint)
-            .or_default() += secs;
-    }
-
-    fn render(&self) -> String {
-        let mut out = String::from(
-            "# HELP vmsec_kps_requests_total Attestations and key releases by endpoint and outcome (the spec's error name, or ok).\n# TYPE vmsec_kps_requests_total counter\n",
-        );
-        for ((e, o), n) in self.counts.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            out.push_str(&format!(
-                "vmsec_kps_requests_total{{endpoint=\"{e}\",outcome=\"{o}\"}} {n}\n"
-            ));
-        }
-        out.push_str("# HELP vmsec_kps_request_duration_seconds Time from full request body to reply.\n# TYPE vmsec_kps_request_duration_seconds histogram\n");
-        let sums = self
-            .latency_sum
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        for (e, row) in self
-            .latency
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            let mut cumulative = 0;
-            for (i, b) in BUCKETS.iter().enumerate() {
-                cumulative += row[i];
-                out.push_str(&format!("vmsec_kps_request_duration_seconds_bucket{{endpoint=\"{e}\",le=\"{b}\"}} {cumulative}\n"));
-            }
-            cumulative += row[BUCKETS.len()];
-            out.push_str(&format!("vmsec_kps_request_duration_seconds_bucket{{endpoint=\"{e}\",le=\"+Inf\"}} {cumulative}\n"));
-            out.push_str(&format!(
-                "vmsec_kps_request_duration_seconds_sum{{endpoint=\"{e}\"}} {}\n",
-                sums.get(e).unwrap_or(&0.0)
-            ));
-            out.push_str(&format!(
-                "vmsec_kps_request_duration_seconds_count{{endpoint=\"{e}\"}} {cumulative}\n"
-            ));
-        }
-        out
     }
 }
 
@@ -770,25 +664,14 @@ mod tests {
         );
         assert_eq!(route("/Attestation/Getinfo"), Some(Endpoint::GetInfo));
         assert_eq!(
+            route("/attestation/V2.0/Attest/"),
+            Some(Endpoint::TpmAttest)
+        );
+        assert_eq!(
             route("/Attestation/v1.0/attest"),
             Some(Endpoint::OtherAttest)
         );
         assert_eq!(route("/KeyProtection/service/V3.0/rolltransportkey"), None);
         assert_eq!(route("/"), None);
-    }
-
-    #[test]
-    fn a_host_gets_its_burst_then_waits() {
-        let l = HostLimiter {
-            per_minute: 3,
-            buckets: Mutex::default(),
-        };
-        let t = Instant::now();
-        for _ in 0..3 {
-            l.admit("h", t).unwrap();
-        }
-        assert_eq!(l.admit("h", t), Err(20));
-        l.admit("other", t).unwrap();
-        l.admit("h", t + Duration::from_secs(21)).unwrap();
     }
 }
