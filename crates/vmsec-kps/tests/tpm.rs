@@ -46,7 +46,7 @@ fn tools_present() -> bool {
 /// A host: its swtpm, the TPM opened, its AK and IDK, and the events its "firmware"
 /// measured (extended into the TPM and written to its log).
 struct Host {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     _swtpm: SwtpmHost,
     tpm: HostTpm,
     ak: KeyBlob,
@@ -62,7 +62,7 @@ impl Host {
         let ak = tpm.create_ak().unwrap();
         let idk = tpm.create_idk().unwrap();
         let mut h = Host {
-            _dir: dir,
+            dir,
             _swtpm: swtpm,
             tpm,
             ak,
@@ -199,8 +199,12 @@ struct Service {
 
 impl Service {
     fn new() -> Service {
+        Service::with_ek_roots(Vec::new())
+    }
+
+    fn with_ek_roots(roots: Vec<Vec<u8>>) -> Service {
         Service {
-            tpm: TpmAttestation::new(Vec::new()),
+            tpm: TpmAttestation::new(roots),
             signer: CertifiedKey::generate("signer", RsaSize::Rsa2048, true).unwrap(),
         }
     }
@@ -452,6 +456,36 @@ fn a_replayed_quote_a_tampered_log_and_an_ak_of_another_tpm_are_each_refused() {
     let err = service.call(&body, &fabric).unwrap_err();
     assert!(
         matches!(&err, AttestError::Unauthorized(m) if m.starts_with("credential not activated")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn with_an_ek_ca_configured_only_an_ek_certificate_it_signed_is_accepted() {
+    if !tools_present() {
+        return;
+    }
+    let _serial = serial();
+    let mut host = Host::new();
+    let fabric = Fabric::default();
+    fabric.register("h1", host.ek_spki());
+    fabric
+        .baselines
+        .borrow_mut()
+        .push(("golden".into(), host.baseline()));
+    // swtpm_localca's issuer, in the host's CA directory, signed its EK certificate.
+    let pem = std::fs::read(host.dir.path().join("ca/issuercert.pem")).unwrap();
+    let issuer = vmsec_kps::health::certificate_der(&pem).unwrap();
+    Service::with_ek_roots(vec![issuer])
+        .attest(&mut host, &fabric)
+        .unwrap();
+
+    let other = CertifiedKey::generate("another EK CA", RsaSize::Rsa2048, true).unwrap();
+    let service = Service::with_ek_roots(vec![other.cert_der().to_vec()]);
+    let ak = host.ak.public.clone();
+    let err = service.call(&host.begin(ak), &fabric).unwrap_err();
+    assert!(
+        matches!(&err, AttestError::Unauthorized(m) if m.contains("does not chain to a configured EK CA")),
         "{err:?}"
     );
 }

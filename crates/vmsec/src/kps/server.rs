@@ -55,6 +55,9 @@ pub struct Settings {
     pub health_validity: time::Duration,
     /// DER certificates of other attestation signers to trust (another KPS node's).
     pub extra_signers: Vec<Vec<u8>>,
+    /// TPM mode: DER certificates of the CAs EK certificates must be signed by (none: the
+    /// registered EK is trusted as registered).
+    pub ek_roots: Vec<Vec<u8>>,
 }
 
 impl Settings {
@@ -72,6 +75,7 @@ impl Settings {
             requests_per_minute_per_host: 600,
             health_validity: vmsec_kps::health::DEFAULT_VALIDITY,
             extra_signers: Vec::new(),
+            ek_roots: Vec::new(),
         }
     }
 }
@@ -517,7 +521,7 @@ pub fn run(kps: Kps, settings: Settings) -> Result<(), crate::CliError> {
     let shared = Arc::new(Shared {
         kps,
         attestation,
-        tpm: TpmAttestation::new(Vec::new()),
+        tpm: TpmAttestation::new(settings.ek_roots.clone()),
         protection: RwLock::new((names, Arc::new(protection))),
         limiter: HostLimiter {
             per_minute: settings.requests_per_minute_per_host,
