@@ -11,9 +11,19 @@ pub enum AttestError {
     /// (`UnauthorizedErrorReply`).
     #[error("{0}")]
     Unauthorized(String),
+    /// TPM mode: the host's event log does not parse or does not replay to the PCRs its TPM
+    /// quoted (`TcgLogValidationErrorReply`).
+    #[error("{0}")]
+    TcgLog(String),
+    /// TPM mode: the host's PCRs match none of the fabric's baselines
+    /// (`PolicyEvaluationErrorReply`).
+    #[error("{0}")]
+    Policy(String),
     /// The request went to an endpoint of another attestation mode
     /// (`OperationModeErrorReply`).
-    #[error("this Attestation Service runs in host-key mode: use /Attestation/v2.0/hostkeyattest")]
+    #[error(
+        "this Attestation Service attests with /Attestation/v2.0/hostkeyattest (host key) or /Attestation/v2.0/attest (TPM)"
+    )]
     OperationMode,
     /// The service cannot answer now (its store); worth retrying (`UnavailableErrorReply`).
     #[error("the Attestation Service is unavailable: {0}")]
@@ -40,6 +50,8 @@ impl AttestError {
         match self {
             AttestError::Payload(_) => "PayloadErrorReply",
             AttestError::Unauthorized(_) => "UnauthorizedErrorReply",
+            AttestError::TcgLog(_) => "TcgLogValidationErrorReply",
+            AttestError::Policy(_) => "PolicyEvaluationErrorReply",
             AttestError::OperationMode => "OperationModeErrorReply",
             AttestError::Unavailable(_) | AttestError::RateLimited { .. } => {
                 "UnavailableErrorReply"
@@ -50,7 +62,7 @@ impl AttestError {
     pub fn http_status(&self) -> u16 {
         match self {
             AttestError::Payload(_) | AttestError::OperationMode => 400,
-            AttestError::Unauthorized(_) => 403,
+            AttestError::Unauthorized(_) | AttestError::TcgLog(_) | AttestError::Policy(_) => 403,
             AttestError::Unavailable(_) => 503,
             AttestError::RateLimited { .. } => 429,
         }

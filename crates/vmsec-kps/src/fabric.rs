@@ -33,6 +33,15 @@ pub trait Registry {
         let _ = host;
         Ok(())
     }
+    /// TPM mode: the host registered with the EK of this [`health::key_hash`].
+    fn tpm_host_by_ek(&self, ek_hash: &str) -> Result<Option<crate::tpm::TpmHost>, String> {
+        let _ = ek_hash;
+        Ok(None)
+    }
+    /// TPM mode: the baselines a host's PCRs may match, by name.
+    fn tpm_baselines(&self) -> Result<Vec<(String, crate::tpm::Baseline)>, String> {
+        Ok(Vec::new())
+    }
 }
 
 /// A health certificate issued.

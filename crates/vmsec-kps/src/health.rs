@@ -57,6 +57,23 @@ pub fn rsa_spki_from_pem_or_der(bytes: &[u8]) -> Result<Vec<u8>, String> {
     Ok(der)
 }
 
+/// A certificate given as PEM or DER, as DER (checked to parse).
+pub fn certificate_der(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let der = match std::str::from_utf8(bytes)
+        .ok()
+        .filter(|t| t.contains("-----BEGIN"))
+    {
+        Some(_) => CertificateDer::from_pem_slice(bytes)
+            .map_err(|e| format!("no PEM CERTIFICATE in it: {e}"))?
+            .to_vec(),
+        None => bytes.to_vec(),
+    };
+    cert_spki(&der)?;
+    Ok(der)
+}
+
 fn cert_spki(der: &[u8]) -> Result<Vec<u8>, String> {
     let (rest, cert) = X509Certificate::from_der(der).map_err(|e| e.to_string())?;
     if !rest.is_empty() {
@@ -92,6 +109,24 @@ pub fn verify_rsa_sha256(spki: &[u8], message: &[u8], sig: &[u8]) -> bool {
             .verify(message, sig)
             .is_ok()
     })
+}
+
+/// Whether certificate `der` is signed (sha256WithRSAEncryption) by the key of certificate
+/// `issuer_der` and names it as its issuer: one link of an EK certificate's chain.
+pub fn signed_by(der: &[u8], issuer_der: &[u8]) -> bool {
+    let (Ok((_, cert)), Ok((_, issuer))) = (
+        X509Certificate::from_der(der),
+        X509Certificate::from_der(issuer_der),
+    ) else {
+        return false;
+    };
+    cert.signature_algorithm.algorithm.to_id_string() == SHA256_WITH_RSA
+        && cert.issuer().as_raw() == issuer.subject().as_raw()
+        && verify_rsa_sha256(
+            issuer.public_key().raw,
+            cert.tbs_certificate.as_ref(),
+            &cert.signature_value.data,
+        )
 }
 
 /// An RSA key with its self-signed certificate: the attestation signer, the communications

@@ -159,6 +159,28 @@ pub fn roll_request(ingress: &[u8], health_certificate: &[u8]) -> String {
     })
 }
 
+/// [`open_release`] for an IDK held elsewhere (a TPM): `rsa_oaep` decrypts the transfer key.
+pub fn open_release_with(
+    rsa_oaep: &mut transport::RsaOaepDecrypt<'_>,
+    version: Version,
+    body: &[u8],
+) -> Result<Release, String> {
+    let r = roll::parse_response(body)?;
+    let keys = transport::decrypt_with(
+        rsa_oaep,
+        version,
+        &EncryptedKeys {
+            transfer_key: r.encrypted_transfer_key,
+            wrapping_key: r.encrypted_wrapping_key,
+            transport_keys: r.encrypted_transport_keys,
+        },
+    )?;
+    Ok(Release {
+        egress: r.egress,
+        keys,
+    })
+}
+
 /// Decodes a successful RollTransportKey reply and decrypts its keys with the IDK.
 pub fn open_release(idk: &Idk, version: Version, body: &[u8]) -> Result<Release, String> {
     let r = roll::parse_response(body)?;

@@ -11,6 +11,7 @@
 //! - [`health`]: health certificates, issued and checked.
 //! - [`transport`]: the TransportKey blob and its encryption to the host's IDK.
 //! - [`fabric`]: the services' processing rules.
+//! - [`tpm`]: TPM mode: the EK, AK and IDK a host's TPM proves, its quote and event log.
 //! - [`host`]: the host key, the IDK, building requests and opening releases.
 
 mod error;
@@ -18,6 +19,7 @@ pub mod fabric;
 pub mod health;
 pub mod host;
 pub mod msgs;
+pub mod tpm;
 pub mod transport;
 
 pub use error::{AttestError, ReleaseError};

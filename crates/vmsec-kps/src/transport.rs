@@ -147,16 +147,33 @@ pub fn decrypt(
     version: Version,
     enc: &EncryptedKeys,
 ) -> Result<TransportKeys, String> {
-    let mut transfer = Zeroizing::new(vec![0u8; idk.min_output_size()]);
-    let n = idk
-        .decrypt(
-            &OAEP_SHA256_MGF1SHA256,
-            &enc.transfer_key,
-            &mut transfer,
-            None,
-        )
-        .map_err(|_| "the transfer key does not decrypt with this host's IDK".to_owned())?
-        .len();
+    decrypt_with(
+        &mut |ct| {
+            let mut transfer = Zeroizing::new(vec![0u8; idk.min_output_size()]);
+            let n = idk
+                .decrypt(&OAEP_SHA256_MGF1SHA256, ct, &mut transfer, None)
+                .map_err(|_| "the transfer key does not decrypt with this host's IDK".to_owned())?
+                .len();
+            transfer.truncate(n);
+            Ok(transfer)
+        },
+        version,
+        enc,
+    )
+}
+
+/// An RSA-OAEP (SHA-256, no label) decryption by the IDK, wherever it is held.
+pub type RsaOaepDecrypt<'a> = dyn FnMut(&[u8]) -> Result<Zeroizing<Vec<u8>>, String> + 'a;
+
+/// [`decrypt`] with the RSA-OAEP (SHA-256, no label) decryption of the transfer key done by
+/// `rsa_oaep`: a TPM-resident IDK's TPM2_RSA_Decrypt.
+pub fn decrypt_with(
+    rsa_oaep: &mut RsaOaepDecrypt<'_>,
+    version: Version,
+    enc: &EncryptedKeys,
+) -> Result<TransportKeys, String> {
+    let transfer = rsa_oaep(&enc.transfer_key)?;
+    let n = transfer.len();
     if n != KEY_LEN {
         return Err(format!("a transfer key of {n} bytes, not 32"));
     }

@@ -11,8 +11,13 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use vmsec_kp::KeySize;
 use vmsec_kps::fabric::{Attested, Refused, Released, VmIdentity};
+use vmsec_kps::tpm::service::TpmOutcome;
+use vmsec_kps::tpm::{Baseline, TpmHost};
 use vmsec_kps::{AttestError, AttestationService, CertifiedKey, KeyProtection, RegisteredHost};
-use vmsec_store::{AttestedHost, AuditOutcome, AuditRecord, FabricSettings, FabricStore, Role};
+use vmsec_store::{
+    AttestedHost, AuditOutcome, AuditRecord, FabricSettings, FabricStore, Role, TpmBaselineRecord,
+    TpmHostRecord,
+};
 use zeroize::Zeroizing;
 
 use crate::{Caller, Service, ServiceError};
@@ -77,6 +82,37 @@ impl vmsec_kps::Registry for StoreRegistry<'_> {
             .fabric_settings()
             .map(|s| s.deny_before)
             .map_err(|e| e.to_string())
+    }
+
+    fn tpm_host_by_ek(&self, ek_hash: &str) -> Result<Option<TpmHost>, String> {
+        self.0
+            .tpm_host_by_ek(ek_hash)
+            .map(|h| {
+                h.map(|h| TpmHost {
+                    host: RegisteredHost {
+                        name: h.name,
+                        key_hash: h.ek_hash,
+                        host_key: h.ek_public,
+                    },
+                    ek_certificate: h.ek_certificate,
+                })
+            })
+            .map_err(|e| e.to_string())
+    }
+
+    /// A stored baseline that no longer parses is skipped (and logged): it matches nothing.
+    fn tpm_baselines(&self) -> Result<Vec<(String, Baseline)>, String> {
+        let records = self.0.tpm_baselines().map_err(|e| e.to_string())?;
+        Ok(records
+            .into_iter()
+            .filter_map(|r| match Baseline::parse(&r.document) {
+                Ok(b) => Some((r.name, b)),
+                Err(e) => {
+                    tracing::warn!(baseline = %r.name, "stored TPM baseline skipped: {e}");
+                    None
+                }
+            })
+            .collect())
     }
 }
 
@@ -302,6 +338,99 @@ impl Kps {
             })
     }
 
+    /// `kps host add NAME --ek-cert FILE | --ek-pub FILE`: a host of TPM mode, by its EK
+    /// (certificate or public key, PEM or DER).
+    pub fn add_tpm_host(
+        &self,
+        who: &Caller,
+        name: &str,
+        ek: &[u8],
+        is_certificate: bool,
+    ) -> Result<TpmHostRecord, ServiceError> {
+        let op = format!("KpsHostAdd {name} (TPM)");
+        self.service
+            .audited(who, &op, None, AuditOutcome::Succeeded, || {
+                who.require(Role::Admin, "registering a host")?;
+                check_host_name(name)?;
+                let arg = if is_certificate {
+                    "--ek-cert"
+                } else {
+                    "--ek-pub"
+                };
+                let bad = |e: String| ServiceError::InvalidParameter(format!("{arg}: {e}"));
+                let spki = vmsec_kps::health::rsa_spki_from_pem_or_der(ek).map_err(bad)?;
+                let cert = if is_certificate {
+                    Some(vmsec_kps::health::certificate_der(ek).map_err(bad)?)
+                } else {
+                    None
+                };
+                let host = TpmHostRecord {
+                    name: name.into(),
+                    ek_hash: vmsec_kps::key_hash(&spki),
+                    ek_public: spki,
+                    ek_certificate: cert,
+                    added: OffsetDateTime::now_utc(),
+                };
+                self.fabric.add_tpm_host(&host)?;
+                Ok(host)
+            })
+    }
+
+    /// The hosts registered by EK.
+    pub fn tpm_hosts(&self, who: &Caller) -> Result<Vec<TpmHostRecord>, ServiceError> {
+        who.require(Role::Reader, "listing hosts")?;
+        Ok(self.fabric.tpm_hosts()?)
+    }
+
+    /// `kps baseline add NAME --from FILE`: what `hgs tpm-baseline` captured.
+    pub fn add_baseline(
+        &self,
+        who: &Caller,
+        name: &str,
+        document: &[u8],
+    ) -> Result<TpmBaselineRecord, ServiceError> {
+        self.service.audited(
+            who,
+            &format!("KpsBaselineAdd {name}"),
+            None,
+            AuditOutcome::Succeeded,
+            || {
+                who.require(Role::Admin, "registering a TPM baseline")?;
+                check_host_name(name)?;
+                Baseline::parse(document)
+                    .map_err(|e| ServiceError::InvalidParameter(format!("--from: {e}")))?;
+                let b = TpmBaselineRecord {
+                    name: name.into(),
+                    document: document.to_vec(),
+                    added: OffsetDateTime::now_utc(),
+                };
+                self.fabric.add_tpm_baseline(&b)?;
+                Ok(b)
+            },
+        )
+    }
+
+    pub fn baselines(&self, who: &Caller) -> Result<Vec<TpmBaselineRecord>, ServiceError> {
+        who.require(Role::Reader, "listing TPM baselines")?;
+        Ok(self.fabric.tpm_baselines()?)
+    }
+
+    pub fn remove_baseline(&self, who: &Caller, name: &str) -> Result<(), ServiceError> {
+        self.service.audited(
+            who,
+            &format!("KpsBaselineRemove {name}"),
+            None,
+            AuditOutcome::Succeeded,
+            || {
+                who.require(Role::Admin, "removing a TPM baseline")?;
+                if !self.fabric.remove_tpm_baseline(name)? {
+                    return Err(ServiceError::NotFound(format!("no TPM baseline {name:?}")));
+                }
+                Ok(())
+            },
+        )
+    }
+
     pub fn hosts(&self, who: &Caller) -> Result<Vec<AttestedHost>, ServiceError> {
         who.require(Role::Reader, "listing hosts")?;
         Ok(self.fabric.attested_hosts()?)
@@ -365,6 +494,40 @@ impl Kps {
             ),
         };
         self.append(&actor, "HealthCertificate", result, detail)
+    }
+
+    /// Records a TPM-mode round trip: a challenge given, a health certificate issued, or a
+    /// refusal with the check that failed. Written before the reply leaves, as
+    /// [`Kps::audit_attestation`].
+    pub fn audit_tpm_attestation(
+        &self,
+        outcome: &Result<TpmOutcome, (AttestError, Option<String>)>,
+    ) -> Result<(), ServiceError> {
+        match outcome {
+            Ok(TpmOutcome::Challenge { host, .. }) => self.append(
+                &format!("host:{host}"),
+                "TpmChallenge",
+                AuditOutcome::Succeeded,
+                "credential and nonce issued".into(),
+            ),
+            Ok(TpmOutcome::Issued(a)) => self.append(
+                &format!("host:{}", a.host.name),
+                "HealthCertificate",
+                AuditOutcome::Succeeded,
+                format!(
+                    "TPM: health certificate {} until {}",
+                    a.certificate.serial, a.certificate.not_after
+                ),
+            ),
+            Err((e, host)) => self.append(
+                &host
+                    .as_ref()
+                    .map_or_else(|| "host:unknown".to_owned(), |h| format!("host:{h}")),
+                "HealthCertificate",
+                AuditOutcome::Denied,
+                format!("TPM: {}: {e}", e.reply_type()),
+            ),
+        }
     }
 
     /// Records a key release or refusal, with the VM's thumbprints; never a key.

@@ -39,6 +39,35 @@ pub struct ClientConfig {
     /// PEM file of the certificates the services' TLS certificates must chain to; without it,
     /// the system's roots.
     pub ca: Option<PathBuf>,
+    /// TPM mode (`hgs set --tpm`): attest with this host's TPM instead of its host key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpm: Option<TpmConfig>,
+}
+
+/// Where TPM mode finds this host's TPM and its boot's event log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TpmConfig {
+    /// libtss2's TCTI: `device:/dev/tpmrm0`, `swtpm:host=127.0.0.1,port=2321`, …
+    pub tcti: String,
+    /// The TCG event log: `/sys/kernel/security/tpm0/binary_bios_measurements`.
+    pub event_log: PathBuf,
+}
+
+/// The default TCTI and event log of a Linux host.
+pub const DEFAULT_TCTI: &str = "device:/dev/tpmrm0";
+pub const DEFAULT_EVENT_LOG: &str = "/sys/kernel/security/tpm0/binary_bios_measurements";
+
+/// The last attestation's outcome (`DATA/hgs/last-attestation.json`), what `hgs show`
+/// reports as Hyper-V reports its attestation substatus.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastAttestation {
+    #[serde(with = "vmsec_store::rfc3339")]
+    pub at: OffsetDateTime,
+    /// The ErrorReply type of a refusal (`PolicyEvaluationErrorReply`, …); none when passed.
+    pub reply_type: Option<String>,
+    /// The service's message: the check that failed.
+    pub message: Option<String>,
 }
 
 /// The files of a host's HGS side.
@@ -51,6 +80,7 @@ const CONFIG: &str = "client.json";
 const HOST_KEY: &str = "host-key.sealed";
 const IDK: &str = "idk.sealed";
 const HEALTH: &str = "health-certificate.der";
+const LAST: &str = "last-attestation.json";
 
 fn internal(what: impl std::fmt::Display) -> ServiceError {
     ServiceError::Internal(what.to_string())
@@ -163,6 +193,27 @@ impl HgsDir {
         self.write(HEALTH, der)
     }
 
+    /// A TPM-wrapped key blob of TPM mode (`tpm-ak.pub`, `tpm-idk.priv`, …): only the TPM
+    /// that made it can load it, so it is kept as the TPM gave it.
+    pub fn tpm_blob(&self, name: &str) -> Result<Option<Vec<u8>>, ServiceError> {
+        self.read(&format!("tpm-{name}"))
+    }
+
+    pub fn set_tpm_blob(&self, name: &str, bytes: &[u8]) -> Result<(), ServiceError> {
+        self.write(&format!("tpm-{name}"), bytes)
+    }
+
+    pub fn last_attestation(&self) -> Result<Option<LastAttestation>, ServiceError> {
+        match self.read(LAST)? {
+            None => Ok(None),
+            Some(b) => Ok(serde_json::from_slice(&b).ok()),
+        }
+    }
+
+    pub fn set_last_attestation(&self, last: &LastAttestation) -> Result<(), ServiceError> {
+        self.write(LAST, &serde_json::to_vec(last).map_err(internal)?)
+    }
+
     pub fn forget_health_certificate(&self) -> Result<(), ServiceError> {
         match std::fs::remove_file(self.dir.join(HEALTH)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(internal(format!(
@@ -190,6 +241,11 @@ pub enum AttestationStatus {
     Passed,
     /// HGS mode, the cached health certificate has expired (the next start attests anew).
     Expired,
+    /// The last attestation was refused: the host is not registered or did not prove it.
+    UnauthorizedHost,
+    /// The last attestation was refused by policy: its boot matches no baseline, or its
+    /// event log does not replay (TPM mode).
+    InsecureHostConfiguration,
 }
 
 impl AttestationStatus {
@@ -199,6 +255,8 @@ impl AttestationStatus {
             AttestationStatus::NotAttested => "NotAttested",
             AttestationStatus::Passed => "Passed",
             AttestationStatus::Expired => "Expired",
+            AttestationStatus::UnauthorizedHost => "UnauthorizedHost",
+            AttestationStatus::InsecureHostConfiguration => "InsecureHostConfiguration",
         }
     }
 }
@@ -227,7 +285,20 @@ impl HgsDir {
         let expires = self
             .health_certificate()?
             .and_then(|der| vmsec_kps::health::not_after(&der));
-        Ok((attestation_status(config.mode, expires, now), expires))
+        let mut status = attestation_status(config.mode, expires, now);
+        if status == AttestationStatus::NotAttested
+            && let Some(last) = self.last_attestation()?
+            && let Some(ty) = last.reply_type
+        {
+            status = match ty.as_str() {
+                "PolicyEvaluationErrorReply" | "TcgLogValidationErrorReply" => {
+                    AttestationStatus::InsecureHostConfiguration
+                }
+                "UnauthorizedErrorReply" => AttestationStatus::UnauthorizedHost,
+                _ => status,
+            };
+        }
+        Ok((status, expires))
     }
 }
 
@@ -242,4 +313,8 @@ pub struct ClientStatus {
     pub health_certificate_expires: Option<OffsetDateTime>,
     /// Lowercase hex SHA-256 of the host key's public key, when one was made.
     pub host_key_hash: Option<String>,
+    /// `HostKey` or `Tpm`.
+    pub attestation_mode: &'static str,
+    /// The last refusal: its ErrorReply type and the check that failed.
+    pub last_failure: Option<String>,
 }

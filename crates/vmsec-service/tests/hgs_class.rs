@@ -73,6 +73,7 @@ fn an_hgs_configuration_shows_its_urls_and_is_guarded_once_attested() {
             fallback_attestation_url: Some("https://hgs2.example/Attestation".into()),
             fallback_key_protection_url: None,
             ca: None,
+            tpm: None,
         })
         .unwrap();
     let i = read(&w);

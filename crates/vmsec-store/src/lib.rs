@@ -18,7 +18,7 @@ pub mod rfc3339;
 pub mod sqlite;
 
 pub use error::{Rejection, StoreError, UpdateError};
-pub use fabric::{AttestedHost, FabricSettings, FabricStore};
+pub use fabric::{AttestedHost, FabricSettings, FabricStore, TpmBaselineRecord, TpmHostRecord};
 pub use fleet::{HostRecord, LeaseInfo, VmLease};
 pub use model::*;
 

@@ -11,12 +11,16 @@
 //! - [`Endpoint`]: where swtpm listens, with the matching QEMU arguments
 //!   ([`Endpoint::qemu_args`]) and tpm2-tools TCTI ([`Endpoint::tcti`]).
 //!
+//! - [`host`]: a host's own TPM in the fabric's TPM mode (EK, AK, IDK, quotes), through
+//!   tss-esapi.
+//!
 //! No dependency on other vmsec crates: the caller unwraps the key protector
 //! and stores the sealed DEK.
 
 mod ctrl;
 mod endpoint;
 mod error;
+pub mod host;
 mod log_excerpt;
 mod process;
 mod setup_config;

@@ -14,7 +14,9 @@ use vmsec_service::hgs::{ClientConfig, HgsDir, Mode};
 use vmsec_service::vtpm::KeyRelease;
 use vmsec_service::{MasterKey, ServiceError};
 
+use crate::hgs_tpm::{AttestFailure, TpmIdentity};
 use crate::https_client::{HttpsClient, Reply};
+use vmsec_service::hgs::LastAttestation;
 
 /// How long each request to the fabric may take, end to end.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -25,9 +27,14 @@ const RENEW_BEFORE: time::Duration = time::Duration::minutes(5);
 pub struct HgsClient {
     dir: HgsDir,
     config: ClientConfig,
-    host_key: HostKey,
-    idk: Idk,
+    identity: Identity,
     http: HttpsClient,
+}
+
+/// How this host proves itself: its host key, or its TPM (docs/specs/kps.md, "TPM mode").
+enum Identity {
+    HostKey { host_key: HostKey, idk: Idk },
+    Tpm(TpmIdentity),
 }
 
 fn refused(m: String) -> ServiceError {
@@ -77,14 +84,19 @@ impl HgsClient {
         if config.mode != Mode::Hgs {
             return Ok(None);
         }
-        let (host_key, idk) = load_keys(&dir, master)?;
+        let identity = match &config.tpm {
+            Some(tpm) => Identity::Tpm(TpmIdentity::load(&dir, tpm.clone())?),
+            None => {
+                let (host_key, idk) = load_keys(&dir, master)?;
+                Identity::HostKey { host_key, idk }
+            }
+        };
         let http = HttpsClient::new(config.ca.as_deref(), TIMEOUT)
             .map_err(ServiceError::InvalidParameter)?;
         Ok(Some(HgsClient {
             dir,
             config,
-            host_key,
-            idk,
+            identity,
             http,
         }))
     }
@@ -99,10 +111,62 @@ impl HgsClient {
         {
             return Ok(der);
         }
-        let body = self
-            .host_key
-            .attestation_request(&self.idk)
-            .map_err(Failure::Local)?;
+        let outcome = match &self.identity {
+            Identity::HostKey { host_key, idk } => {
+                self.host_key_attest(host_key, idk, attestation_url)
+            }
+            Identity::Tpm(tpm) => tpm
+                .attest(&self.http, attestation_url)
+                .map_err(|f| match f {
+                    AttestFailure::Unreachable(m) => Failure::Unreachable(m),
+                    AttestFailure::Local(m) => Failure::Local(m),
+                    AttestFailure::Refused {
+                        reply_type,
+                        message,
+                    } => Failure::Refused {
+                        reply_type,
+                        message,
+                    },
+                }),
+        };
+        let last = |reply_type: Option<String>, message: Option<String>| {
+            let _ = self.dir.set_last_attestation(&LastAttestation {
+                at: OffsetDateTime::now_utc(),
+                reply_type,
+                message,
+            });
+        };
+        match outcome {
+            Ok(der) => {
+                self.dir
+                    .set_health_certificate(&der)
+                    .map_err(|e| Failure::Local(e.to_string()))?;
+                last(None, None);
+                Ok(der)
+            }
+            Err(Failure::Refused {
+                reply_type,
+                message,
+            }) => {
+                let _ = self.dir.forget_health_certificate();
+                last(Some(reply_type.clone()), Some(message.clone()));
+                Err(Failure::Refused {
+                    reply_type,
+                    message,
+                })
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    /// `/hostkeyattest` once: the health certificate, or why not.
+    fn host_key_attest(
+        &self,
+        host_key: &HostKey,
+        idk: &Idk,
+        attestation_url: &str,
+    ) -> Result<Vec<u8>, Failure> {
+        let body = host_key.attestation_request(idk).map_err(Failure::Local)?;
         let url = format!(
             "{}/v2.0/hostkeyattest",
             attestation_url.trim_end_matches('/')
@@ -112,27 +176,45 @@ impl HgsClient {
             .post(&url, "application/json", body)
             .map_err(|e| Failure::Unreachable(e.to_string()))?;
         match attestation::parse_reply(&reply.body) {
-            Ok(AttestReply::HealthCertificate(der)) if reply.status == 200 => {
-                self.dir
-                    .set_health_certificate(&der)
-                    .map_err(|e| Failure::Local(e.to_string()))?;
-                Ok(der)
-            }
+            Ok(AttestReply::HealthCertificate(der)) if reply.status == 200 => Ok(der),
             Ok(AttestReply::Error {
                 reply_type,
                 message,
-            }) => {
-                let _ = self.dir.forget_health_certificate();
-                Err(Failure::Refused(format!(
+            }) => Err(Failure::Refused {
+                message: format!(
                     "the Attestation Service at {url} refused this host (HTTP {}, {reply_type}): {message}",
                     reply.status
-                )))
-            }
-            _ => Err(Failure::Refused(format!(
-                "the Attestation Service at {url} answered HTTP {} with no health certificate",
-                reply.status
-            ))),
+                ),
+                reply_type,
+            }),
+            _ => Err(Failure::Refused {
+                reply_type: "?".into(),
+                message: format!(
+                    "the Attestation Service at {url} answered HTTP {} with no health certificate",
+                    reply.status
+                ),
+            }),
         }
+    }
+
+    /// Attests now, whatever is cached (`vmsec hgs attest`): the new certificate's expiry.
+    pub fn attest_now(&self) -> Result<OffsetDateTime, ServiceError> {
+        let mut unreachable = Vec::new();
+        for (att, _) in endpoints(&self.config) {
+            match self.health_certificate(&att, true) {
+                Ok(der) => {
+                    return vmsec_kps::health::not_after(&der).ok_or_else(|| {
+                        ServiceError::Internal("the health certificate does not parse".into())
+                    });
+                }
+                Err(Failure::Unreachable(m)) => unreachable.push(m),
+                Err(f) => return Err(f.into_error()),
+            }
+        }
+        Err(ServiceError::InvalidState(format!(
+            "the Attestation Service is unreachable: {}",
+            unreachable.join("; ")
+        )))
     }
 
     /// One RollTransportKey at `kp_url`.
@@ -148,8 +230,16 @@ impl HgsClient {
             .post(&url, "application/xml; charset=utf-8", body)
             .map_err(|e| Failure::Unreachable(e.to_string()))?;
         if status == 200 {
-            return host::open_release(&self.idk, Version::V2, &body)
-                .map_err(|e| Failure::Refused(format!("the reply of {url} is unusable: {e}")));
+            let opened = match &self.identity {
+                Identity::HostKey { idk, .. } => host::open_release(idk, Version::V2, &body),
+                Identity::Tpm(tpm) => {
+                    host::open_release_with(&mut |ct| tpm.decrypt(ct), Version::V2, &body)
+                }
+            };
+            return opened.map_err(|e| Failure::Refused {
+                reply_type: "?".into(),
+                message: format!("the reply of {url} is unusable: {e}"),
+            });
         }
         let (code, message) = roll::parse_error(&body).unwrap_or_else(|| {
             (
@@ -179,11 +269,21 @@ impl HgsClient {
     }
 }
 
+impl Failure {
+    fn into_error(self) -> ServiceError {
+        match self {
+            Failure::Unreachable(m) => ServiceError::InvalidState(m),
+            Failure::Refused { message: m, .. } | Failure::Kps { text: m, .. } => refused(m),
+            Failure::Local(m) => ServiceError::Internal(m),
+        }
+    }
+}
+
 enum Failure {
     /// No reply: try the next URLs.
     Unreachable(String),
-    /// A refusal by the Attestation Service, or an unusable reply.
-    Refused(String),
+    /// A refusal by the Attestation Service (its ErrorReply type), or an unusable reply.
+    Refused { reply_type: String, message: String },
     /// A refusal by the KPS, with its code.
     Kps { code: String, text: String },
     /// This host could not do its part.
@@ -197,10 +297,7 @@ impl KeyRelease for HgsClient {
             match self.roll_with(&pair, ingress) {
                 Ok(r) => return Ok(r),
                 Err(Failure::Unreachable(why)) => unreachable.push(why),
-                Err(Failure::Refused(m)) | Err(Failure::Kps { text: m, .. }) => {
-                    return Err(refused(m));
-                }
-                Err(Failure::Local(m)) => return Err(ServiceError::Internal(m)),
+                Err(f) => return Err(f.into_error()),
             }
         }
         if unreachable.is_empty() {

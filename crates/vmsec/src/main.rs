@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod data_dir;
 mod hgs_client;
+mod hgs_tpm;
 mod https_client;
 mod kps;
 mod output;

@@ -8,254 +8,11 @@
 
 mod common;
 
+use common::fabric::*;
 use common::{python, tools_present};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-const NV_INDEX: &str = "0x1500017";
-const VALUE: &[u8; 32] = b"vmsec-fabric-secret-0123456789AB";
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 path")
-}
-
-/// A data directory and the `vmsec` commands run in it.
-struct Dir {
-    data: PathBuf,
-    _tmp: tempfile::TempDir,
-}
-
-impl Dir {
-    fn new() -> Dir {
-        let tmp = tempfile::tempdir().expect("temporary directory");
-        Dir {
-            data: tmp.path().join("data"),
-            _tmp: tmp,
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self._tmp.path().join(name)
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_vmsec"))
-            .arg("--data")
-            .arg(&self.data)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("running vmsec")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "vmsec {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("UTF-8")
-    }
-
-    fn json(&self, args: &[&str]) -> serde_json::Value {
-        let mut a = vec!["--json"];
-        a.extend_from_slice(args);
-        serde_json::from_str(&self.ok(&a)).expect("JSON output")
-    }
-
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert_eq!(
-            out.status.code(),
-            Some(1),
-            "vmsec {args:?} should fail; stdout: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        String::from_utf8(out.stderr).expect("UTF-8")
-    }
-}
-
-/// `vmsec kps serve` on port 0; killed on drop.
-struct KpsProcess {
-    child: Child,
-    url: String,
-}
-
-impl KpsProcess {
-    fn start(kps: &Dir) -> KpsProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vmsec"))
-            .arg("--data")
-            .arg(&kps.data)
-            .args(["kps", "serve", "--listen", "127.0.0.1:0"])
-            .env("VMSEC_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting kps serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("the listen line");
-        let v: serde_json::Value =
-            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
-        let addr = v["https"][0].as_str().expect("an address").to_owned();
-        let port = addr.rsplit(':').next().expect("port");
-        KpsProcess {
-            child,
-            url: format!("https://localhost:{port}"),
-        }
-    }
-
-    fn attestation(&self) -> String {
-        format!("{}/Attestation", self.url)
-    }
-
-    fn key_protection(&self) -> String {
-        format!("{}/KeyProtection", self.url)
-    }
-
-    /// SIGKILL, as a crash.
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for KpsProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A fabric: the KPS's directory, initialized, and its TLS certificate (the hosts' `--ca`).
-fn new_kps() -> (Dir, PathBuf) {
-    let kps = Dir::new();
-    kps.ok(&["kps", "init", "--key-size", "2048"]);
-    let ca = kps.data.join("tls/cert.pem");
-    (kps, ca)
-}
-
-/// A host with a host key, registered at `kps` as `name` when asked, in HGS mode.
-fn hgs_host(kps: &Dir, server: &KpsProcess, ca: &Path, name: &str, register: bool) -> Dir {
-    let host = Dir::new();
-    let pem = host.ok(&["hgs", "host-key", "new"]);
-    assert!(
-        pem.starts_with("-----BEGIN PUBLIC KEY-----\n")
-            && pem.ends_with("-----END PUBLIC KEY-----\n"),
-        "{pem}"
-    );
-    let file = host.path("host-key.pem");
-    std::fs::write(&file, pem).unwrap();
-    if register {
-        kps.ok(&["kps", "host", "add", name, "--host-key", s(&file)]);
-    }
-    host.ok(&[
-        "hgs",
-        "set",
-        "--attestation-url",
-        &server.attestation(),
-        "--key-protection-url",
-        &server.key_protection(),
-        "--ca",
-        s(ca),
-    ]);
-    host
-}
-
-/// The owner: its own directory, the fabric guardian imported from the KPS, and a key
-/// protector granting only the fabric.
-fn owner_kp(server: &KpsProcess, ca: &Path) -> (Dir, PathBuf) {
-    let owner = Dir::new();
-    owner.ok(&[
-        "guardian",
-        "import",
-        "fabric",
-        "--url",
-        &server.key_protection(),
-        "--ca",
-        s(ca),
-    ]);
-    owner.ok(&["guardian", "new", "owner", "--key-size", "2048"]);
-    let kp = owner.path("kp.xml");
-    owner.ok(&[
-        "kp",
-        "new",
-        "--owner",
-        "owner",
-        "--guardian",
-        "fabric",
-        "--out",
-        s(&kp),
-    ]);
-    (owner, kp)
-}
-
-fn add_vm(host: &Dir, kp: &Path) {
-    host.ok(&["vm", "add", "vm1"]);
-    host.ok(&["vm", "kp", "set", "vm1", s(kp)]);
-    host.ok(&["vm", "security", "set", "vm1", "--tpm", "on"]);
-}
-
-fn kp_of(host: &Dir) -> Vec<u8> {
-    host.run(&["vm", "kp", "get", "vm1"]).stdout
-}
-
-fn tpm2(tcti: &str, tool: &str, args: &[&str]) -> Vec<u8> {
-    let out = Command::new(tool)
-        .env("TPM2TOOLS_TCTI", tcti)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect(tool);
-    assert!(
-        out.status.success(),
-        "{tool} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-/// Defines the test's NV index in the running vTPM and writes [`VALUE`] to it, as a guest would.
-fn write_nv(host: &Dir, started: &serde_json::Value) {
-    let tcti = started["tcti"].as_str().unwrap();
-    let value = host.path("value.bin");
-    std::fs::write(&value, VALUE).unwrap();
-    tpm2(
-        tcti,
-        "tpm2_nvdefine",
-        &[
-            NV_INDEX,
-            "-C",
-            "o",
-            "-s",
-            "32",
-            "-a",
-            "ownerread|ownerwrite|authread|authwrite",
-        ],
-    );
-    tpm2(
-        tcti,
-        "tpm2_nvwrite",
-        &[NV_INDEX, "-C", "o", "-i", s(&value)],
-    );
-}
-
-fn start(host: &Dir) -> serde_json::Value {
-    host.json(&["tpm", "start", "vm1", "--socket", s(&host.path("vm1.sock"))])
-}
-
-fn stop(host: &Dir) {
-    host.ok(&["tpm", "stop", "vm1"]);
-}
 
 #[test]
 fn a_registered_host_runs_a_vm_only_the_fabric_can_unwrap_and_others_are_refused() {
@@ -368,22 +125,6 @@ fn a_registered_host_runs_a_vm_only_the_fabric_can_unwrap_and_others_are_refused
     assert!(count("RollTransportKey", "succeeded") >= 3, "{audit}");
     assert!(count("HealthCertificate", "denied") >= 1, "{audit}");
     assert!(count("RollTransportKey", "denied") >= 1, "{audit}");
-}
-
-fn contains_file(dir: &Path, needle: &[u8]) -> bool {
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(d) = pending.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                pending.push(p);
-            } else if std::fs::read(&p).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
-            {
-                return true;
-            }
-        }
-    }
-    false
 }
 
 #[test]
@@ -570,7 +311,8 @@ def post(path, body, ct):
     return [r.status_code, r.text]
 out = {
   "attest_garbage": post("/Attestation/v2.0/hostkeyattest", b"{not json", "application/json"),
-  "attest_mode": post("/Attestation/v2.0/attest", b"{}", "application/json"),
+  "attest_mode": post("/Attestation/v1.0/attest", b"{}", "application/json"),
+  "tpm_attest_empty": post("/Attestation/v2.0/attest", b"{}", "application/json"),
   "roll_garbage": post("/KeyProtection/service/V2.0/rolltransportkey", b"<x", "application/xml"),
   "roll_alg": post("/KeyProtection/service/v2.0/RollTransportKey", b'<RollTransportKeyRequest xmlns="http://schemas.microsoft.com/kps/2014/07/service"><IngressProtector>AA==</IngressProtector><HealthCertificate>AA==</HealthCertificate><TransferKeyEncryptionAlgorithm>urn:x</TransferKeyEncryptionAlgorithm><WrappingKeyEncryptionAlgorithm>http://www.w3.org/2001/04/xmlenc#kw-aes256</WrappingKeyEncryptionAlgorithm><TransportKeysEncryptionAlgorithm>http://www.w3.org/2009/xmlenc11#aes256-gcm</TransportKeysEncryptionAlgorithm></RollTransportKeyRequest>', "application/xml"),
   "roll_bad_cert": post("/KeyProtection/service/V1.0/rolltransportkey", b'<RollTransportKeyRequest xmlns="http://schemas.microsoft.com/kps/2014/07/service"><IngressProtector>AA==</IngressProtector><HealthCertificate>AA==</HealthCertificate><TransferKeyEncryptionAlgorithm>http://www.w3.org/2009/xmlenc11#rsa-oaep</TransferKeyEncryptionAlgorithm><WrappingKeyEncryptionAlgorithm>http://www.w3.org/2001/04/xmlenc#kw-aes256</WrappingKeyEncryptionAlgorithm><TransportKeysEncryptionAlgorithm>http://www.w3.org/2009/xmlenc11#aes256-gcm</TransportKeysEncryptionAlgorithm></RollTransportKeyRequest>', "application/xml"),
@@ -595,6 +337,7 @@ print(json.dumps(out))
     };
     is("attest_garbage", 400, "PayloadErrorReply");
     is("attest_mode", 400, "OperationModeErrorReply");
+    is("tpm_attest_empty", 400, "PayloadErrorReply");
     is("roll_garbage", 400, "<Code>MalformedRequest</Code>");
     is("roll_alg", 400, "<Code>UnsupportedAlgorithm</Code>");
     is(

@@ -25,41 +25,31 @@ pub const RESULT_IDK_ENCRYPTION_CERTIFICATE: u32 = 1;
 /// The most content tuples a request may carry: a host-key request has three.
 const MAX_TUPLES: usize = 16;
 
-fn type_name(name: &str) -> String {
+pub(crate) fn type_name(name: &str) -> String {
     format!("{name}{TYPE_SUFFIX}")
 }
 
 #[derive(Deserialize, Serialize)]
-struct Tuple {
+pub(crate) struct Tuple {
     #[serde(rename = "m_Item1")]
-    item1: u32,
+    pub(crate) item1: u32,
     #[serde(rename = "m_Item2")]
-    item2: String,
+    pub(crate) item2: String,
 }
 
 #[derive(Deserialize)]
-struct RequestJson {
+pub(crate) struct RequestJson {
     #[serde(rename = "__type")]
     ty: Option<String>,
     #[serde(rename = "RequestedContent")]
     requested: Vec<u32>,
     #[serde(rename = "ProvidedContent")]
-    provided: Vec<Tuple>,
+    pub(crate) provided: Vec<Tuple>,
 }
 
-/// A host-key attestation request ([MS-HGSA] 3.1.5.3), decoded.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HostKeyRequest {
-    /// DER SubjectPublicKeyInfo of the host key.
-    pub host_key: Vec<u8>,
-    /// DER SubjectPublicKeyInfo of the key to certify (the IDK).
-    pub idk: Vec<u8>,
-    /// RSASSA-PKCS1-v1_5 SHA-256 by the host key over `host_key ‖ idk`.
-    pub signature: Vec<u8>,
-}
-
-/// Decodes an `AttestationRequest` for `/hostkeyattest`.
-pub fn parse_host_key_request(body: &[u8]) -> Result<HostKeyRequest, AttestError> {
+/// An `AttestationRequest`'s envelope checked: its `__type` (when given), at most
+/// [`MAX_TUPLES`] contents, and a request for the IDK's certificate.
+pub(crate) fn parse_envelope(body: &[u8]) -> Result<RequestJson, AttestError> {
     let payload = |m: String| AttestError::Payload(m);
     let req: RequestJson = serde_json::from_slice(body)
         .map_err(|e| payload(format!("not an AttestationRequest: {e}")))?;
@@ -81,42 +71,84 @@ pub fn parse_host_key_request(body: &[u8]) -> Result<HostKeyRequest, AttestError
             "RequestedContent must ask for VSMIdentityEncryptionKeyCertificate (1)".into(),
         ));
     }
-    let one = |kind: u32, name: &str| -> Result<Vec<u8>, AttestError> {
-        let mut found = req.provided.iter().filter(|t| t.item1 == kind);
-        let t = found
-            .next()
-            .ok_or_else(|| payload(format!("ProvidedContent has no {name} ({kind})")))?;
+    Ok(req)
+}
+
+impl RequestJson {
+    /// The content of type `kind`, once at most; `None` when absent.
+    pub(crate) fn optional(&self, kind: u32, name: &str) -> Result<Option<Vec<u8>>, AttestError> {
+        let payload = |m: String| AttestError::Payload(m);
+        let mut found = self.provided.iter().filter(|t| t.item1 == kind);
+        let Some(t) = found.next() else {
+            return Ok(None);
+        };
         if found.next().is_some() {
             return Err(payload(format!(
                 "ProvidedContent has {name} ({kind}) twice"
             )));
         }
-        unb64(&t.item2).ok_or_else(|| payload(format!("{name} ({kind}) is not base64")))
-    };
-    Ok(HostKeyRequest {
-        host_key: one(PROVIDED_HOST_KEY_PUBLIC_KEY, "HostKeyPublicKey")?,
-        idk: one(PROVIDED_IDK, "VirtualSecureModeIdentityKey")?,
-        signature: one(PROVIDED_HOST_KEY_SIGNATURE, "HostKeySignature")?,
-    })
+        unb64(&t.item2)
+            .map(Some)
+            .ok_or_else(|| payload(format!("{name} ({kind}) is not base64")))
+    }
+
+    /// The content of type `kind`, exactly once.
+    pub(crate) fn one(&self, kind: u32, name: &str) -> Result<Vec<u8>, AttestError> {
+        self.optional(kind, name)?
+            .ok_or_else(|| AttestError::Payload(format!("ProvidedContent has no {name} ({kind})")))
+    }
+
+    pub(crate) fn has(&self, kind: u32) -> bool {
+        self.provided.iter().any(|t| t.item1 == kind)
+    }
 }
 
-/// Encodes a host-key `AttestationRequest` (the host side).
-pub fn host_key_request(session_id: &[u8; 16], req: &HostKeyRequest) -> Vec<u8> {
-    let tuple = |kind: u32, bytes: &[u8]| json!({"m_Item1": kind, "m_Item2": b64(bytes)});
-    // serde_json keeps insertion order (preserve_order is off, so build the text by hand to
-    // put __type first, as [MS-HGSA] 2.2.2 requires).
-    let provided = serde_json::to_string(&[
-        tuple(PROVIDED_HOST_KEY_PUBLIC_KEY, &req.host_key),
-        tuple(PROVIDED_IDK, &req.idk),
-        tuple(PROVIDED_HOST_KEY_SIGNATURE, &req.signature),
-    ])
-    .expect("JSON of strings and numbers");
+/// An `AttestationRequest` body with `__type` first and the given contents.
+pub(crate) fn request_body(session_id: &[u8; 16], provided: &[(u32, &[u8])]) -> Vec<u8> {
+    let tuples: Vec<_> = provided
+        .iter()
+        .map(|(kind, bytes)| json!({"m_Item1": kind, "m_Item2": b64(bytes)}))
+        .collect();
+    let provided = serde_json::to_string(&tuples).expect("JSON of strings and numbers");
     format!(
         "{{\"__type\":{},\"SessionId\":{},\"RequestedContent\":[{RESULT_IDK_ENCRYPTION_CERTIFICATE}],\"ProvidedContent\":{provided}}}",
         json!(type_name("AttestationRequest")),
         json!(b64(session_id)),
     )
     .into_bytes()
+}
+
+/// A host-key attestation request ([MS-HGSA] 3.1.5.3), decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostKeyRequest {
+    /// DER SubjectPublicKeyInfo of the host key.
+    pub host_key: Vec<u8>,
+    /// DER SubjectPublicKeyInfo of the key to certify (the IDK).
+    pub idk: Vec<u8>,
+    /// RSASSA-PKCS1-v1_5 SHA-256 by the host key over `host_key ‖ idk`.
+    pub signature: Vec<u8>,
+}
+
+/// Decodes an `AttestationRequest` for `/hostkeyattest`.
+pub fn parse_host_key_request(body: &[u8]) -> Result<HostKeyRequest, AttestError> {
+    let req = parse_envelope(body)?;
+    Ok(HostKeyRequest {
+        host_key: req.one(PROVIDED_HOST_KEY_PUBLIC_KEY, "HostKeyPublicKey")?,
+        idk: req.one(PROVIDED_IDK, "VirtualSecureModeIdentityKey")?,
+        signature: req.one(PROVIDED_HOST_KEY_SIGNATURE, "HostKeySignature")?,
+    })
+}
+
+/// Encodes a host-key `AttestationRequest` (the host side).
+pub fn host_key_request(session_id: &[u8; 16], req: &HostKeyRequest) -> Vec<u8> {
+    request_body(
+        session_id,
+        &[
+            (PROVIDED_HOST_KEY_PUBLIC_KEY, &req.host_key),
+            (PROVIDED_IDK, &req.idk),
+            (PROVIDED_HOST_KEY_SIGNATURE, &req.signature),
+        ],
+    )
 }
 
 /// `HealthCertificateReply` carrying one health certificate (DER).

@@ -4,6 +4,7 @@
 pub mod attestation;
 pub mod pkcs7;
 pub mod roll;
+pub mod tpm;
 
 use base64::Engine as _;
 

@@ -342,6 +342,10 @@ pub fn hgs_client_configuration(config: &ClientConfig, status: AttestationStatus
         .with(
             "AttestationOperationMode",
             CimType::String,
-            s(if hgs { "HostKey" } else { "Unknown" }),
+            s(match (hgs, config.tpm.is_some()) {
+                (false, _) => "Unknown",
+                (true, false) => "HostKey",
+                (true, true) => "TPM",
+            }),
         )
 }

@@ -1,5 +1,5 @@
-//! Hosts, vTPM leases, and the fabric's hosts and settings. Every lease comparison uses the
-//! server's `clock_timestamp()`: one clock for every host.
+//! Hosts and vTPM leases. Every lease comparison uses the server's `clock_timestamp()`: one
+//! clock for every host.
 
 use std::time::Duration;
 
@@ -161,90 +161,5 @@ pub(super) fn info(pool: &Pool, vm: Uuid) -> Result<Option<LeaseInfo>, StoreErro
             })
         })
         .transpose()
-    })
-}
-
-pub(super) fn add_attested_host(pool: &Pool, h: &AttestedHost) -> Result<(), StoreError> {
-    pool.write(|tx| {
-        let n = tx.execute(
-            "INSERT INTO fabric_hosts (name, key_hash, host_key, added) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT DO NOTHING",
-            &[&h.name, &h.key_hash, &h.host_key, &h.added],
-        )?;
-        if n == 0 {
-            return Err(StoreError::AlreadyExists(format!(
-                "a host named {:?} or with host key {}",
-                h.name, h.key_hash
-            )));
-        }
-        Ok(())
-    })
-}
-
-fn attested_from_row(r: &Row) -> Result<AttestedHost, StoreError> {
-    Ok(AttestedHost {
-        name: get(r, 0)?,
-        key_hash: get(r, 1)?,
-        host_key: get(r, 2)?,
-        added: get(r, 3)?,
-    })
-}
-
-pub(super) fn attested_host_by_key(
-    pool: &Pool,
-    key_hash: &str,
-) -> Result<Option<AttestedHost>, StoreError> {
-    pool.with(|c| {
-        c.query_opt(
-            "SELECT name, key_hash, host_key, added FROM fabric_hosts WHERE key_hash = $1",
-            &[&key_hash],
-        )?
-        .as_ref()
-        .map(attested_from_row)
-        .transpose()
-    })
-}
-
-pub(super) fn attested_hosts(pool: &Pool) -> Result<Vec<AttestedHost>, StoreError> {
-    pool.with(|c| {
-        c.query(
-            "SELECT name, key_hash, host_key, added FROM fabric_hosts ORDER BY name",
-            &[],
-        )?
-        .iter()
-        .map(attested_from_row)
-        .collect()
-    })
-}
-
-pub(super) fn remove_attested_host(pool: &Pool, name: &str) -> Result<bool, StoreError> {
-    pool.write(|tx| Ok(tx.execute("DELETE FROM fabric_hosts WHERE name = $1", &[&name])? > 0))
-}
-
-pub(super) fn fabric_settings(pool: &Pool) -> Result<FabricSettings, StoreError> {
-    pool.with(|c| {
-        Ok(c.query_opt(
-            "SELECT deny_before, primary_guardian FROM fabric_settings WHERE id = 1",
-            &[],
-        )?
-        .map(|r| {
-            Ok::<_, StoreError>(FabricSettings {
-                deny_before: get(&r, 0)?,
-                primary_guardian: get(&r, 1)?,
-            })
-        })
-        .transpose()?
-        .unwrap_or_default())
-    })
-}
-
-pub(super) fn set_fabric_settings(pool: &Pool, s: &FabricSettings) -> Result<(), StoreError> {
-    pool.write(|tx| {
-        tx.execute(
-            "INSERT INTO fabric_settings (id, deny_before, primary_guardian) VALUES (1, $1, $2) \
-             ON CONFLICT (id) DO UPDATE SET deny_before = $1, primary_guardian = $2",
-            &[&s.deny_before, &s.primary_guardian],
-        )
-        .map(drop)
     })
 }

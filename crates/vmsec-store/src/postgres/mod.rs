@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::*;
 
 mod audit;
+mod fabric;
 mod fleet;
 mod pool;
 mod records;
@@ -288,26 +289,50 @@ impl Store for PgStore {
 
 impl FabricStore for PgStore {
     fn add_attested_host(&self, host: &AttestedHost) -> Result<(), StoreError> {
-        fleet::add_attested_host(&self.pool, host)
+        fabric::add_attested_host(&self.pool, host)
     }
 
     fn attested_host_by_key(&self, key_hash: &str) -> Result<Option<AttestedHost>, StoreError> {
-        fleet::attested_host_by_key(&self.pool, key_hash)
+        fabric::attested_host_by_key(&self.pool, key_hash)
     }
 
     fn attested_hosts(&self) -> Result<Vec<AttestedHost>, StoreError> {
-        fleet::attested_hosts(&self.pool)
+        fabric::attested_hosts(&self.pool)
     }
 
     fn remove_attested_host(&self, name: &str) -> Result<bool, StoreError> {
-        fleet::remove_attested_host(&self.pool, name)
+        fabric::remove_attested_host(&self.pool, name)
+    }
+
+    fn add_tpm_host(&self, host: &TpmHostRecord) -> Result<(), StoreError> {
+        fabric::add_tpm_host(&self.pool, host)
+    }
+
+    fn tpm_host_by_ek(&self, ek_hash: &str) -> Result<Option<TpmHostRecord>, StoreError> {
+        fabric::tpm_host_by_ek(&self.pool, ek_hash)
+    }
+
+    fn tpm_hosts(&self) -> Result<Vec<TpmHostRecord>, StoreError> {
+        fabric::tpm_hosts(&self.pool)
+    }
+
+    fn add_tpm_baseline(&self, baseline: &TpmBaselineRecord) -> Result<(), StoreError> {
+        fabric::add_tpm_baseline(&self.pool, baseline)
+    }
+
+    fn tpm_baselines(&self) -> Result<Vec<TpmBaselineRecord>, StoreError> {
+        fabric::tpm_baselines(&self.pool)
+    }
+
+    fn remove_tpm_baseline(&self, name: &str) -> Result<bool, StoreError> {
+        fabric::remove_tpm_baseline(&self.pool, name)
     }
 
     fn fabric_settings(&self) -> Result<FabricSettings, StoreError> {
-        fleet::fabric_settings(&self.pool)
+        fabric::fabric_settings(&self.pool)
     }
 
     fn set_fabric_settings(&self, settings: &FabricSettings) -> Result<(), StoreError> {
-        fleet::set_fabric_settings(&self.pool, settings)
+        fabric::set_fabric_settings(&self.pool, settings)
     }
 }

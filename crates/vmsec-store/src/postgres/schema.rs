@@ -7,7 +7,8 @@ use crate::StoreError;
 /// released one: add another. Text that is a key or sorted by (`name`, `instance_id`) is
 /// `COLLATE "C"`, so that pages are in byte order whatever the database's locale, as on
 /// SQLite and as the service's `after` cursors assume.
-pub(super) const MIGRATIONS: &[&str] = &[r#"
+pub(super) const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE hosts (
     guid       uuid PRIMARY KEY,
     name       text COLLATE "C" NOT NULL UNIQUE,
@@ -118,7 +119,21 @@ CREATE TABLE fabric_settings (
     deny_before      timestamptz,
     primary_guardian text
 );
-"#];
+"#,
+    // TPM-mode attestation: hosts registered by EK (each also a fabric_hosts row, keyed by
+    // the EK, and removed with it) and the baselines their PCRs are compared with.
+    r#"
+CREATE TABLE fabric_tpm_hosts (
+    name     text COLLATE "C" PRIMARY KEY REFERENCES fabric_hosts (name) ON DELETE CASCADE,
+    ek_cert  bytea
+);
+CREATE TABLE fabric_tpm_baselines (
+    name      text COLLATE "C" PRIMARY KEY,
+    document  bytea NOT NULL,
+    added     timestamptz NOT NULL
+);
+"#,
+];
 
 /// A key of PostgreSQL's advisory locks, vmsec's own ("vmsec" in ASCII): processes starting
 /// at once take turns migrating.

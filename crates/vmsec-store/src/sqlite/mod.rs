@@ -306,6 +306,30 @@ impl FabricStore for SqliteStore {
         fabric::remove_host(&self.pool, name)
     }
 
+    fn add_tpm_host(&self, host: &TpmHostRecord) -> Result<(), StoreError> {
+        fabric::add_tpm_host(&self.pool, host)
+    }
+
+    fn tpm_host_by_ek(&self, ek_hash: &str) -> Result<Option<TpmHostRecord>, StoreError> {
+        fabric::tpm_host_by_ek(&self.pool, ek_hash)
+    }
+
+    fn tpm_hosts(&self) -> Result<Vec<TpmHostRecord>, StoreError> {
+        fabric::tpm_hosts(&self.pool)
+    }
+
+    fn add_tpm_baseline(&self, baseline: &TpmBaselineRecord) -> Result<(), StoreError> {
+        fabric::add_baseline(&self.pool, baseline)
+    }
+
+    fn tpm_baselines(&self) -> Result<Vec<TpmBaselineRecord>, StoreError> {
+        fabric::baselines(&self.pool)
+    }
+
+    fn remove_tpm_baseline(&self, name: &str) -> Result<bool, StoreError> {
+        fabric::remove_baseline(&self.pool, name)
+    }
+
     fn fabric_settings(&self) -> Result<FabricSettings, StoreError> {
         fabric::settings(&self.pool)
     }

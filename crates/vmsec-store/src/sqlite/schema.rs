@@ -117,6 +117,19 @@ CREATE TABLE lease_tokens (
 );
 INSERT INTO lease_tokens (id, last) VALUES (1, 0);
 "#,
+    // TPM-mode attestation: hosts registered by EK (each also a fabric_hosts row, keyed by
+    // the EK) and the baselines their PCRs are compared with.
+    r#"
+CREATE TABLE fabric_tpm_hosts (
+    name     TEXT PRIMARY KEY,
+    ek_cert  BLOB
+);
+CREATE TABLE fabric_tpm_baselines (
+    name      TEXT PRIMARY KEY,
+    document  BLOB NOT NULL,
+    added_us  INTEGER NOT NULL
+);
+"#,
 ];
 
 /// Applies the migrations this file has not had yet, in one transaction; refuses a file

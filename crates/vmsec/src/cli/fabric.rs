@@ -45,6 +45,9 @@ pub enum KpsCmd {
     /// The fabric guardian.
     #[command(subcommand)]
     Guardian(KpsGuardianCmd),
+    /// TPM mode's baselines: the PCRs of a known-good boot.
+    #[command(subcommand)]
+    Baseline(KpsBaselineCmd),
     /// Print the KPS's audit log, newest first.
     ///
     /// Example: `vmsec kps audit --limit 20`.
@@ -64,15 +67,24 @@ pub enum KpsCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum KpsHostCmd {
-    /// Register a host by its host key (HGS's Add-HgsAttestationHostKey).
+    /// Register a host by its host key, or for TPM mode by its TPM's endorsement key.
+    ///
+    /// As HGS's Add-HgsAttestationHostKey and Add-HgsAttestationTpmHost.
     ///
     /// Example: `vmsec kps host add h1 --host-key h1.pem`.
+    #[command(group(clap::ArgGroup::new("key").required(true).args(["host_key", "ek_cert", "ek_pub"])))]
     Add {
         /// The host's name, as registered.
         name: String,
         /// PEM public key (from `vmsec hgs host-key new`) or certificate, or DER.
         #[arg(long)]
-        host_key: PathBuf,
+        host_key: Option<PathBuf>,
+        /// TPM mode: the EK certificate (PEM or DER; `vmsec hgs ek` prints it).
+        #[arg(long)]
+        ek_cert: Option<PathBuf>,
+        /// TPM mode: the EK public key (PEM or DER), for a TPM without an EK certificate.
+        #[arg(long)]
+        ek_pub: Option<PathBuf>,
     },
     /// The registered hosts: name, host key hash, when added.
     ///
@@ -84,6 +96,32 @@ pub enum KpsHostCmd {
     /// Example: `vmsec kps host remove h1`.
     Remove {
         /// The host's name, as registered.
+        name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KpsBaselineCmd {
+    /// Register a baseline captured by `vmsec hgs tpm-baseline` on a reference host
+    /// (Add-HgsAttestationTcgBaseline); a TPM host passes when its PCRs match one.
+    ///
+    /// Example: `vmsec kps baseline add golden --from golden.json`.
+    Add {
+        /// The baseline's name.
+        name: String,
+        /// The file `vmsec hgs tpm-baseline --out` wrote.
+        #[arg(long)]
+        from: PathBuf,
+    },
+    /// The registered baselines.
+    ///
+    /// Example: `vmsec kps baseline list`.
+    List,
+    /// Remove a baseline: hosts that matched only it are refused from their next attestation.
+    ///
+    /// Example: `vmsec kps baseline remove golden`.
+    Remove {
+        /// The baseline's name.
         name: String,
     },
 }
@@ -149,6 +187,51 @@ pub enum HgsCmd {
         /// Back to local mode: this host's guardians unwrap.
         #[arg(long)]
         local: bool,
+        /// TPM mode: attest with this host's TPM (its AK and IDK are made in it now).
+        #[arg(long, requires = "attestation_url")]
+        tpm: bool,
+        /// TPM mode: the TPM's TCTI.
+        #[arg(long, requires = "tpm", default_value = vmsec_service::hgs::DEFAULT_TCTI)]
+        tcti: String,
+        /// TPM mode: the TCG event log of this boot.
+        #[arg(long, requires = "tpm", default_value = vmsec_service::hgs::DEFAULT_EVENT_LOG)]
+        event_log: PathBuf,
+    },
+    /// Attest now, whatever is cached, and report the outcome.
+    ///
+    /// Example: `vmsec hgs attest`.
+    Attest,
+    /// Print this host's TPM endorsement key (PEM), to register with `kps host add`.
+    ///
+    /// Its certificate when the TPM has one (`--ek-cert`), else its public key (`--ek-pub`).
+    ///
+    /// Example: `vmsec hgs ek > h1-ek.pem`.
+    Ek {
+        /// The TPM's TCTI.
+        #[arg(long, default_value = vmsec_service::hgs::DEFAULT_TCTI)]
+        tcti: String,
+    },
+    /// Capture this host's PCRs and event log digest as a TPM baseline.
+    ///
+    /// For `kps baseline add` (Hyper-V's Get-HgsAttestationBaselinePolicy).
+    ///
+    /// Example: `vmsec hgs tpm-baseline --out golden.json`.
+    TpmBaseline {
+        /// The baseline file to write (an existing file needs --force).
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace an existing file.
+        #[arg(long)]
+        force: bool,
+        /// The TPM's TCTI.
+        #[arg(long, default_value = vmsec_service::hgs::DEFAULT_TCTI)]
+        tcti: String,
+        /// The TCG event log of this boot.
+        #[arg(long, default_value = vmsec_service::hgs::DEFAULT_EVENT_LOG)]
+        event_log: PathBuf,
+        /// The PCRs of the SHA-256 bank to capture (the firmware's, by default).
+        #[arg(long, value_delimiter = ',', default_value = "0,1,2,3,4,5,6,7")]
+        pcrs: Vec<u32>,
     },
     /// Mode, URLs and attestation status (as Get-HgsClientConfiguration).
     ///

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 use vmsec_kps::host::{HostKey, Idk};
-use vmsec_service::hgs::{ClientConfig, ClientStatus, Mode};
+use vmsec_service::hgs::{ClientConfig, ClientStatus, Mode, TpmConfig};
 
 use super::Ctx;
 use crate::CliError;
@@ -39,6 +39,9 @@ impl Ctx<'_> {
                 fallback_key_protection_url,
                 ca,
                 local,
+                tpm,
+                tcti,
+                event_log,
             } => {
                 let config = if local {
                     ClientConfig::default()
@@ -64,9 +67,19 @@ impl Ctx<'_> {
                         crate::https_client::HttpsClient::new(Some(p), crate::hgs_client::TIMEOUT)
                             .map_err(CliError::new)?;
                     }
-                    if dir.host_key(&master)?.is_none() {
+                    let tpm = if tpm {
+                        let event_log = std::path::absolute(&event_log).map_err(|e| {
+                            CliError::new(format!("--event-log {}: {e}", event_log.display()))
+                        })?;
+                        let config = TpmConfig { tcti, event_log };
+                        crate::hgs_tpm::TpmIdentity::provision(&dir, config.clone())?;
+                        Some(config)
+                    } else {
+                        None
+                    };
+                    if tpm.is_none() && dir.host_key(&master)?.is_none() {
                         return Err(CliError::new(
-                            "this host has no host key yet: make one with `vmsec hgs host-key new` and register it at the KPS",
+                            "this host has no host key yet: make one with `vmsec hgs host-key new` and register it at the KPS (or attest with its TPM: --tpm)",
                         ));
                     }
                     ClientConfig {
@@ -76,12 +89,45 @@ impl Ctx<'_> {
                         fallback_attestation_url,
                         fallback_key_protection_url,
                         ca,
+                        tpm,
                     }
                 };
                 dir.set_config(&config)?;
                 self.hgs_show()
             }
             HgsCmd::Show => self.hgs_show(),
+            HgsCmd::Attest => {
+                let client =
+                    crate::hgs_client::HgsClient::open(dir.clone(), &master)?.ok_or_else(|| {
+                        CliError::new("this host is in local mode; `vmsec hgs set` first")
+                    })?;
+                let outcome = client.attest_now();
+                let shown = self.hgs_show();
+                outcome?;
+                shown
+            }
+            HgsCmd::Ek { tcti } => {
+                let (pem, _) = crate::hgs_tpm::ek_pem(&tcti)?;
+                output::write_stdout(pem.as_bytes())
+            }
+            HgsCmd::TpmBaseline {
+                out: file,
+                force,
+                tcti,
+                event_log,
+                pcrs,
+            } => {
+                let b = crate::hgs_tpm::baseline(&tcti, &event_log, &pcrs)?;
+                super::files::write_atomic(
+                    &file,
+                    b.to_json().as_bytes(),
+                    super::files::Existing::when(force),
+                )?;
+                self.out.either(
+                    || format!("wrote {} (PCRs {pcrs:?})", file.display()),
+                    || json!({ "ok": true, "baseline": super::files::absolute(&file) }),
+                )
+            }
         }
     }
 
@@ -92,11 +138,21 @@ impl Ctx<'_> {
         let host_key_hash = load_keys(&dir, &self.data.master_key())
             .ok()
             .map(|(k, _)| vmsec_kps::key_hash(k.public_key()));
+        let last_failure = dir.last_attestation()?.and_then(|l| {
+            l.reply_type
+                .map(|t| format!("{t}: {}", l.message.unwrap_or_default()))
+        });
         let s = ClientStatus {
+            attestation_mode: if config.tpm.is_some() {
+                "TPM"
+            } else {
+                "HostKey"
+            },
             config,
             attestation_status: status,
             health_certificate_expires: expires,
             host_key_hash,
+            last_failure,
         };
         let opt = |o: &Option<String>| {
             o.as_deref()
@@ -107,7 +163,7 @@ impl Ctx<'_> {
         self.out.either(
             || {
                 format!(
-                    "Mode                           : {}\nAttestationServerUrl           : {}\nKeyProtectionServerUrl         : {}\nFallbackAttestationServerUrl   : {}\nFallbackKeyProtectionServerUrl : {}\nAttestationStatus              : {}\nHealthCertificateExpires       : {}\nHostKeyHash                    : {}",
+                    "Mode                           : {}\nAttestationServerUrl           : {}\nKeyProtectionServerUrl         : {}\nFallbackAttestationServerUrl   : {}\nFallbackKeyProtectionServerUrl : {}\nAttestationStatus              : {}\nAttestationMode                : {}\nLastAttestationFailure         : {}\nHealthCertificateExpires       : {}\nHostKeyHash                    : {}",
                     match s.config.mode {
                         Mode::Local => "Local",
                         Mode::Hgs => "HostGuardianService",
@@ -117,6 +173,8 @@ impl Ctx<'_> {
                     opt(&s.config.fallback_attestation_url),
                     opt(&s.config.fallback_key_protection_url),
                     s.attestation_status.as_str(),
+                    s.attestation_mode,
+                    output::text(s.last_failure.as_deref().unwrap_or_default()),
                     s.health_certificate_expires.map(vmsec_store::rfc3339::format).unwrap_or_default(),
                     s.host_key_hash.clone().unwrap_or_default(),
                 )

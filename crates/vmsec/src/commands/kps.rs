@@ -9,7 +9,7 @@ use vmsec_service::{Caller, KeySize};
 use super::Ctx;
 use super::files::{Existing, absolute, read_input, write_atomic};
 use crate::CliError;
-use crate::cli::{KeySizeArg, KpsCmd, KpsGuardianCmd, KpsHostCmd};
+use crate::cli::{KeySizeArg, KpsBaselineCmd, KpsCmd, KpsGuardianCmd, KpsHostCmd};
 use crate::data_dir::DataDir;
 use crate::output::{self, Out};
 
@@ -87,7 +87,62 @@ pub fn run(data: &DataDir, c: KpsCmd, out: &Out) -> Result<(), CliError> {
                 || json!(s),
             )
         }
-        KpsCmd::Host(KpsHostCmd::Add { name, host_key }) => {
+        KpsCmd::Host(KpsHostCmd::Add {
+            name,
+            host_key: None,
+            ek_cert,
+            ek_pub,
+        }) => {
+            let (file, is_cert) = match (ek_cert, ek_pub) {
+                (Some(f), _) => (f, true),
+                (None, Some(f)) => (f, false),
+                (None, None) => return Err(CliError::new("--host-key, --ek-cert or --ek-pub")),
+            };
+            let bytes = read_input(&file)?;
+            let h = kps.add_tpm_host(&me, &name, &bytes, is_cert)?;
+            out.either(
+                || {
+                    format!(
+                        "registered TPM host {} (EK {})",
+                        output::text(&h.name),
+                        h.ek_hash
+                    )
+                },
+                || json!(h),
+            )
+        }
+        KpsCmd::Baseline(KpsBaselineCmd::Add { name, from }) => {
+            let bytes = read_input(&from)?;
+            let b = kps.add_baseline(&me, &name, &bytes)?;
+            out.either(
+                || format!("registered TPM baseline {}", output::text(&b.name)),
+                || json!(b),
+            )
+        }
+        KpsCmd::Baseline(KpsBaselineCmd::List) => {
+            let list = kps.baselines(&me)?;
+            out.either(
+                || {
+                    list.iter()
+                        .map(|b| format!("{}  added {}", output::text(&b.name), rfc3339(b.added)))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                },
+                || json!(list),
+            )
+        }
+        KpsCmd::Baseline(KpsBaselineCmd::Remove { name }) => {
+            kps.remove_baseline(&me, &name)?;
+            out.either(
+                || format!("removed TPM baseline {}", output::text(&name)),
+                || json!({ "ok": true }),
+            )
+        }
+        KpsCmd::Host(KpsHostCmd::Add {
+            name,
+            host_key: Some(host_key),
+            ..
+        }) => {
             let bytes = read_input(&host_key)?;
             let h = kps.add_host(&me, &name, &bytes)?;
             out.either(
@@ -103,14 +158,21 @@ pub fn run(data: &DataDir, c: KpsCmd, out: &Out) -> Result<(), CliError> {
         }
         KpsCmd::Host(KpsHostCmd::List) => {
             let hosts = kps.hosts(&me)?;
+            let tpm: std::collections::BTreeSet<String> =
+                kps.tpm_hosts(&me)?.into_iter().map(|h| h.name).collect();
             out.either(
                 || {
                     hosts
                         .iter()
                         .map(|h| {
                             format!(
-                                "{}  {}  added {}",
+                                "{}  {}  {}  added {}",
                                 output::text(&h.name),
+                                if tpm.contains(&h.name) {
+                                    "tpm"
+                                } else {
+                                    "host-key"
+                                },
                                 h.key_hash,
                                 rfc3339(h.added)
                             )

@@ -1,5 +1,7 @@
 //! `vmsec kps serve`'s configuration; the server itself is [`server`].
 
+mod host_limit;
+mod metrics;
 pub mod server;
 
 use std::net::SocketAddr;
@@ -32,6 +34,9 @@ pub struct KpsFileConfig {
     pub health_certificate_hours: Option<u64>,
     /// PEM files of other attestation signers to trust (another KPS node's), besides its own.
     pub trusted_attestation_signers: Option<Vec<PathBuf>>,
+    /// TPM mode: PEM files of the CAs a host's EK certificate must be signed by (none: the
+    /// registered EK is trusted as registered).
+    pub ek_ca_certificates: Option<Vec<PathBuf>>,
     pub log_level: Option<String>,
 }
 
@@ -123,19 +128,26 @@ pub fn settings(
         s.health_validity = time::Duration::hours(h.min(24 * 30) as i64);
     }
     for p in file.trusted_attestation_signers.unwrap_or_default() {
-        let pem = std::fs::read(&p)
-            .map_err(|e| CliError::new(format!("cannot read {}: {e}", p.display())))?;
-        use rustls::pki_types::{CertificateDer, pem::PemObject};
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
-            .collect::<Result<_, _>>()
-            .map_err(|e| CliError::new(format!("{}: {e}", p.display())))?;
-        if certs.is_empty() {
-            return Err(CliError::new(format!("{}: no certificate", p.display())));
-        }
-        s.extra_signers
-            .extend(certs.into_iter().map(|c| c.to_vec()));
+        s.extra_signers.extend(pem_certificates(&p)?);
+    }
+    for p in file.ek_ca_certificates.unwrap_or_default() {
+        s.ek_roots.extend(pem_certificates(&p)?);
     }
     Ok(s)
+}
+
+/// The certificates of a PEM file, DER; at least one.
+fn pem_certificates(p: &Path) -> Result<Vec<Vec<u8>>, CliError> {
+    let pem =
+        std::fs::read(p).map_err(|e| CliError::new(format!("cannot read {}: {e}", p.display())))?;
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| CliError::new(format!("{}: {e}", p.display())))?;
+    if certs.is_empty() {
+        return Err(CliError::new(format!("{}: no certificate", p.display())));
+    }
+    Ok(certs.into_iter().map(|c| c.to_vec()).collect())
 }
 
 /// The log filter of `kps serve`: the file's `log_level` (info), overridden by `VMSEC_LOG`.
@@ -167,7 +179,7 @@ mod tests {
             .collect::<Vec<_>>()
             .join("\n");
         let keys = toml::from_str::<toml::Table>(&text).unwrap();
-        assert_eq!(keys.len(), 14, "{:?}", keys.keys().collect::<Vec<_>>());
+        assert_eq!(keys.len(), 15, "{:?}", keys.keys().collect::<Vec<_>>());
         let file: KpsFileConfig = toml::from_str(&text).unwrap();
         let defaults = server::Settings::defaults(TlsSource::PemFiles {
             cert: "c".into(),

@@ -9,7 +9,6 @@
 //! within the body timeout and size limit (smaller for attestation), the costly part of a
 //! request rate limited per host key, and at most a few requests doing cryptography at once.
 
-use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
@@ -27,9 +26,14 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use vmsec_kps::fabric::RegisteredHost;
 use vmsec_kps::msgs::{attestation, pkcs7, roll};
+use vmsec_kps::tpm::TpmAttestation;
+use vmsec_kps::tpm::service::TpmOutcome;
 use vmsec_kps::{AttestError, AttestationService, KeyProtection, Registry, ReleaseError, Version};
 use vmsec_service::fabric::Kps;
 use vmsec_wsman::server::{ConnectionSlots, LogThrottle, LoginLimiter, LoginRateLimit};
+
+use super::host_limit::HostLimiter;
+use super::metrics::Metrics;
 
 /// The server's settings (defaults, then the config file, then the command line).
 #[derive(Clone, Debug)]
@@ -51,6 +55,9 @@ pub struct Settings {
     pub health_validity: time::Duration,
     /// DER certificates of other attestation signers to trust (another KPS node's).
     pub extra_signers: Vec<Vec<u8>>,
+    /// TPM mode: DER certificates of the CAs EK certificates must be signed by (none: the
+    /// registered EK is trusted as registered).
+    pub ek_roots: Vec<Vec<u8>>,
 }
 
 impl Settings {
@@ -68,40 +75,7 @@ impl Settings {
             requests_per_minute_per_host: 600,
             health_validity: vmsec_kps::health::DEFAULT_VALIDITY,
             extra_signers: Vec::new(),
-        }
-    }
-}
-
-/// Token buckets per host key: the limit that matters for a service whose clients are hosts.
-struct HostLimiter {
-    per_minute: u32,
-    buckets: Mutex<HashMap<String, (f64, Instant)>>,
-}
-
-/// Most host keys tracked; past it, idle full buckets are dropped first.
-const MAX_TRACKED_HOSTS: usize = 65_536;
-
-impl HostLimiter {
-    fn admit(&self, key: &str, now: Instant) -> Result<(), u64> {
-        let burst = f64::from(self.per_minute.max(1));
-        let per_sec = burst / 60.0;
-        let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if !map.contains_key(key) && map.len() >= MAX_TRACKED_HOSTS {
-            map.retain(|_, (t, at)| {
-                *t + now.saturating_duration_since(*at).as_secs_f64() * per_sec < burst
-            });
-            if map.len() >= MAX_TRACKED_HOSTS {
-                return Err(60);
-            }
-        }
-        let (tokens, at) = map.entry(key.to_owned()).or_insert((burst, now));
-        *tokens = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * per_sec).min(burst);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(((1.0 - *tokens) / per_sec).ceil().max(1.0) as u64)
+            ek_roots: Vec::new(),
         }
     }
 }
@@ -122,85 +96,19 @@ impl Registry for LimitedRegistry<'_> {
     fn admit(&self, host: &RegisteredHost) -> Result<(), u64> {
         self.limiter.admit(&host.key_hash, Instant::now())
     }
-}
-
-/// Requests by endpoint and outcome, and their latency.
-#[derive(Default)]
-struct Metrics {
-    counts: Mutex<BTreeMap<(&'static str, String), u64>>,
-    latency: Mutex<BTreeMap<&'static str, [u64; BUCKETS.len() + 1]>>,
-    latency_sum: Mutex<BTreeMap<&'static str, f64>>,
-}
-
-const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
-
-impl Metrics {
-    fn record(&self, endpoint: &'static str, outcome: &str, elapsed: Duration) {
-        *self
-            .counts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry((endpoint, outcome.to_owned()))
-            .or_default() += 1;
-        let secs = elapsed.as_secs_f64();
-        let mut lat = self.latency.lock().unwrap_or_else(|p| p.into_inner());
-        let row = lat.entry(endpoint).or_default();
-        let i = BUCKETS
-            .iter()
-            .position(|b| secs <= *b)
-            .unwrap_or(BUCKETS.len());
-        row[i] += 1;
-        *self
-            .latency_sum
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(endpoint)
-            .or_default() += secs;
+    fn tpm_host_by_ek(&self, ek_hash: &str) -> Result<Option<vmsec_kps::tpm::TpmHost>, String> {
+        self.store.tpm_host_by_ek(ek_hash)
     }
-
-    fn render(&self) -> String {
-        let mut out = String::from(
-            "# HELP vmsec_kps_requests_total Attestations and key releases by endpoint and outcome (the spec's error name, or ok).\n# TYPE vmsec_kps_requests_total counter\n",
-        );
-        for ((e, o), n) in self.counts.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            out.push_str(&format!(
-                "vmsec_kps_requests_total{{endpoint=\"{e}\",outcome=\"{o}\"}} {n}\n"
-            ));
-        }
-        out.push_str("# HELP vmsec_kps_request_duration_seconds Time from full request body to reply.\n# TYPE vmsec_kps_request_duration_seconds histogram\n");
-        let sums = self
-            .latency_sum
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        for (e, row) in self
-            .latency
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            let mut cumulative = 0;
-            for (i, b) in BUCKETS.iter().enumerate() {
-                cumulative += row[i];
-                out.push_str(&format!("vmsec_kps_request_duration_seconds_bucket{{endpoint=\"{e}\",le=\"{b}\"}} {cumulative}\n"));
-            }
-            cumulative += row[BUCKETS.len()];
-            out.push_str(&format!("vmsec_kps_request_duration_seconds_bucket{{endpoint=\"{e}\",le=\"+Inf\"}} {cumulative}\n"));
-            out.push_str(&format!(
-                "vmsec_kps_request_duration_seconds_sum{{endpoint=\"{e}\"}} {}\n",
-                sums.get(e).unwrap_or(&0.0)
-            ));
-            out.push_str(&format!(
-                "vmsec_kps_request_duration_seconds_count{{endpoint=\"{e}\"}} {cumulative}\n"
-            ));
-        }
-        out
+    fn tpm_baselines(&self) -> Result<Vec<(String, vmsec_kps::tpm::Baseline)>, String> {
+        self.store.tpm_baselines()
     }
 }
 
 struct Shared {
     kps: Kps,
     attestation: AttestationService,
+    /// TPM mode, with its pending challenges.
+    tpm: TpmAttestation,
     /// Reloaded when another process rotates or removes a fabric guardian.
     protection: RwLock<(Vec<String>, Arc<KeyProtection>)>,
     settings: Settings,
@@ -256,6 +164,7 @@ enum Endpoint {
     GetInfo,
     SigningCertificates,
     HostKeyAttest,
+    TpmAttest,
     OtherAttest,
     Metadata,
     Roll(Version),
@@ -269,8 +178,8 @@ fn route(path: &str) -> Option<Endpoint> {
         "/attestation/getinfo" => Endpoint::GetInfo,
         "/attestation/v2.0/signingcertificates" => Endpoint::SigningCertificates,
         "/attestation/v2.0/hostkeyattest" => Endpoint::HostKeyAttest,
+        "/attestation/v2.0/attest" => Endpoint::TpmAttest,
         "/attestation/v1.0/attest"
-        | "/attestation/v2.0/attest"
         | "/attestation/v1.0/domainattest"
         | "/attestation/v2.0/domainattest" => Endpoint::OtherAttest,
         "/keyprotection/service/metadata/2014-07/metadata.xml" => Endpoint::Metadata,
@@ -351,6 +260,28 @@ impl Shared {
         }
         match outcome {
             Ok(a) => (reply(200, JSON, a.reply), "ok".into()),
+            Err((e, _)) => (attest_error(&e), e.reply_type().into()),
+        }
+    }
+
+    /// TPM mode's round trips: decide, audit, answer.
+    fn tpm_attest(&self, body: &[u8], peer: SocketAddr) -> (Reply, String) {
+        let outcome = self.tpm.attest(
+            self.attestation.signer(),
+            self.settings.health_validity,
+            body,
+            OffsetDateTime::now_utc(),
+            &peer.ip().to_string(),
+            &self.registry(),
+        );
+        if let Err(e) = self.kps.audit_tpm_attestation(&outcome) {
+            tracing::error!("cannot write the audit log: {e}");
+            let e = AttestError::Unavailable("the audit log cannot be written".into());
+            return (attest_error(&e), e.reply_type().into());
+        }
+        match outcome {
+            Ok(TpmOutcome::Challenge { reply: r, .. }) => (reply(200, JSON, r), "ok".into()),
+            Ok(TpmOutcome::Issued(a)) => (reply(200, JSON, a.reply), "ok".into()),
             Err((e, _)) => (attest_error(&e), e.reply_type().into()),
         }
     }
@@ -468,9 +399,10 @@ async fn handle(
             method == Method::GET
         }
         Endpoint::Metadata => method == Method::GET || method == Method::POST,
-        Endpoint::HostKeyAttest | Endpoint::OtherAttest | Endpoint::Roll(_) => {
-            method == Method::POST
-        }
+        Endpoint::HostKeyAttest
+        | Endpoint::TpmAttest
+        | Endpoint::OtherAttest
+        | Endpoint::Roll(_) => method == Method::POST,
     };
     if !allowed {
         return Ok(reply(
@@ -483,6 +415,8 @@ async fn handle(
     let started = Instant::now();
     let (name, limit) = match endpoint {
         Endpoint::HostKeyAttest => ("hostkeyattest", s.max_attestation_bytes),
+        // An event log is tens of kilobytes, base64 in JSON: the larger limit.
+        Endpoint::TpmAttest => ("attest", s.max_request_bytes),
         Endpoint::Roll(_) => ("rolltransportkey", s.max_request_bytes),
         _ => ("other", 0),
     };
@@ -517,7 +451,7 @@ async fn handle(
             })
             .await
         }
-        Endpoint::HostKeyAttest | Endpoint::Roll(_) => {
+        Endpoint::HostKeyAttest | Endpoint::TpmAttest | Endpoint::Roll(_) => {
             let body = match read_body(req, limit, s.body_timeout).await {
                 Ok(b) => b,
                 Err((status, m)) => {
@@ -542,6 +476,7 @@ async fn handle(
             let sh = shared.clone();
             let (r, outcome) = blocking(&shared, move || match endpoint {
                 Endpoint::Roll(v) => sh.roll(v, &body),
+                Endpoint::TpmAttest => sh.tpm_attest(&body, peer),
                 _ => sh.attest(&body),
             })
             .await;
@@ -586,6 +521,7 @@ pub fn run(kps: Kps, settings: Settings) -> Result<(), crate::CliError> {
     let shared = Arc::new(Shared {
         kps,
         attestation,
+        tpm: TpmAttestation::new(settings.ek_roots.clone()),
         protection: RwLock::new((names, Arc::new(protection))),
         limiter: HostLimiter {
             per_minute: settings.requests_per_minute_per_host,
@@ -732,25 +668,14 @@ mod tests {
         );
         assert_eq!(route("/Attestation/Getinfo"), Some(Endpoint::GetInfo));
         assert_eq!(
+            route("/attestation/V2.0/Attest/"),
+            Some(Endpoint::TpmAttest)
+        );
+        assert_eq!(
             route("/Attestation/v1.0/attest"),
             Some(Endpoint::OtherAttest)
         );
         assert_eq!(route("/KeyProtection/service/V3.0/rolltransportkey"), None);
         assert_eq!(route("/"), None);
-    }
-
-    #[test]
-    fn a_host_gets_its_burst_then_waits() {
-        let l = HostLimiter {
-            per_minute: 3,
-            buckets: Mutex::default(),
-        };
-        let t = Instant::now();
-        for _ in 0..3 {
-            l.admit("h", t).unwrap();
-        }
-        assert_eq!(l.admit("h", t), Err(20));
-        l.admit("other", t).unwrap();
-        l.admit("h", t + Duration::from_secs(21)).unwrap();
     }
 }

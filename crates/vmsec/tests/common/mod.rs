@@ -159,3 +159,4 @@ impl Drop for Served {
         let _ = self.child.wait();
     }
 }
+pub mod fabric;
