@@ -46,10 +46,13 @@ create_certs_tool_options = $work/hosttpm/ca/swtpm-localca.options
 active_pcr_banks = sha256
 CONF
 swtpm_setup --tpm2 --tpmstate "$work/hosttpm/state" --create-ek-cert --config "$work/hosttpm/ca/swtpm_setup.conf" >/dev/null
-TPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1] & ~1)')
-swtpm socket --tpm2 --tpmstate dir="$work/hosttpm/state" --flags not-need-init,startup-clear \
-  --server type=tcp,bindaddr=127.0.0.1,port=$TPORT --ctrl type=tcp,bindaddr=127.0.0.1,port=$((TPORT + 1)) \
-  --daemon --pid file="$work/hosttpm/pid"
+# A free port pair is found by trying: the bind is the test.
+for _ in $(seq 20); do
+  TPORT=$(( 20000 + (RANDOM % 10000) * 2 ))
+  swtpm socket --tpm2 --tpmstate dir="$work/hosttpm/state" --flags not-need-init,startup-clear \
+    --server type=tcp,bindaddr=127.0.0.1,port=$TPORT --ctrl type=tcp,bindaddr=127.0.0.1,port=$((TPORT + 1)) \
+    --daemon --pid file="$work/hosttpm/pid" 2>/dev/null && break
+done
 TCTI=swtpm:host=127.0.0.1,port=$TPORT
 for _ in $(seq 100); do [ -s "$work/hosttpm/pid" ] && break; sleep 0.05; done
 # A boot of two events, in the TPM and in the log.

@@ -47,10 +47,12 @@ impl Registry for Fabric {
     }
 }
 
+/// Fields drop in order: the TPM connection, swtpm (stopped through its pid file), the
+/// directory.
 struct Host {
-    _dir: tempfile::TempDir,
-    _swtpm: SwtpmHost,
     tpm: HostTpm,
+    _swtpm: SwtpmHost,
+    _dir: tempfile::TempDir,
     ak: KeyBlob,
     idk: KeyBlob,
     log: Vec<u8>,

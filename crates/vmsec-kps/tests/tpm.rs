@@ -45,10 +45,12 @@ fn tools_present() -> bool {
 
 /// A host: its swtpm, the TPM opened, its AK and IDK, and the events its "firmware"
 /// measured (extended into the TPM and written to its log).
+/// Fields drop in order: the TPM connection, then swtpm (stopped through its pid file), and
+/// the directory last.
 struct Host {
-    dir: tempfile::TempDir,
-    _swtpm: SwtpmHost,
     tpm: HostTpm,
+    _swtpm: SwtpmHost,
+    dir: tempfile::TempDir,
     ak: KeyBlob,
     idk: KeyBlob,
     events: Vec<Event>,
