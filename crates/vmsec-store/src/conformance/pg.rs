@@ -41,14 +41,29 @@ impl TestDb {
         c.batch_execute(sql).unwrap();
     }
 
-    /// Closes every connection to the test database, as a server restart would.
+    /// Closes every connection to the test database, as a server restart would, and returns
+    /// once their server processes are gone (termination is a signal, handled a moment later).
     pub fn terminate_connections(&self) {
         let mut c = ::postgres::Client::connect(&self.admin, ::postgres::NoTls).unwrap();
+        let others = "FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()";
         c.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            &format!("SELECT pg_terminate_backend(pid) {others}"),
             &[&self.name],
         )
         .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while c
+            .query_one(&format!("SELECT count(*) {others}"), &[&self.name])
+            .unwrap()
+            .get::<_, i64>(0)
+            > 0
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "backends outlived termination"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 }
 
