@@ -14,6 +14,7 @@ use vmsec_cim::schema::{ClassDef, MethodDef, ServedClass};
 use crate::enumeration::{Context, Registry};
 use crate::provider::{Principal, Provider};
 use crate::traversal::{Plan, Walk, steps};
+use crate::wire::arrays::ByteArrays;
 use crate::wire::association::Traversal;
 use crate::wire::envelope::Selection;
 use crate::wire::envelope::{self, Header, Operation, ParseError, Request};
@@ -83,7 +84,12 @@ pub struct Engine<P> {
     provider: Arc<P>,
     config: EngineConfig,
     registry: Mutex<Registry>,
+    arrays: ByteArrays,
 }
+
+/// Memory for the XML of large `uint8[]` out-parameters written before: 64 golden-sized
+/// key protectors (~490 KB each) at most, whichever budget is reached first.
+const ARRAY_CACHE_BYTES: usize = 32 * 1024 * 1024;
 
 fn internal(e: BadName) -> Fault {
     Fault::new(
@@ -254,6 +260,7 @@ impl<P: Provider> Engine<P> {
             provider,
             config,
             registry: Mutex::new(registry),
+            arrays: ByteArrays::new(ARRAY_CACHE_BYTES),
         }
     }
 
@@ -327,7 +334,7 @@ impl<P: Provider> Engine<P> {
             });
         let result = self
             .dispatch(who, request, limit, now)
-            .and_then(|reply| reply.to_xml().map_err(internal))
+            .and_then(|reply| reply.to_xml_with(&self.arrays).map_err(internal))
             .and_then(|body| {
                 if body.len() > limit {
                     Err(too_big(body.len(), limit))

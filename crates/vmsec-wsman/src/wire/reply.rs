@@ -4,9 +4,12 @@
 //!
 //! The engine decides what a reply holds; only this module decides how it is spelled.
 
-use vmsec_cim::Instance;
+use vmsec_cim::{Instance, Value};
+
+use std::sync::Arc;
 
 use crate::provider::{MethodOutput, OutValue};
+use crate::wire::arrays::ByteArrays;
 use crate::wire::envelope::EnumerationMode;
 use crate::wire::ns;
 use crate::wire::wscim::{self, BadName};
@@ -100,13 +103,20 @@ impl Reply {
     /// The reply envelope; an error names an instance or parameter that cannot be an
     /// element name.
     pub fn to_xml(&self) -> Result<String, BadName> {
+        static UNCACHED: ByteArrays = ByteArrays::new(0);
+        self.to_xml_with(&UNCACHED)
+    }
+
+    /// [`Reply::to_xml`], with a method's large `uint8[]` out-parameters taken from `arrays`
+    /// when written before.
+    pub fn to_xml_with(&self, arrays: &ByteArrays) -> Result<String, BadName> {
         match self {
             Reply::Get(r) => r.to_xml(),
             Reply::Enumerate(r) => Ok(r.to_xml()),
             Reply::Pull(r) => Ok(r.to_xml()),
             Reply::Release(r) => Ok(r.to_xml()),
             Reply::Identify(r) => Ok(r.to_xml()),
-            Reply::Invoke(r) => r.to_xml(),
+            Reply::Invoke(r) => r.to_xml_with(arrays),
         }
     }
 }
@@ -341,15 +351,36 @@ pub struct InvokeResponse {
 impl InvokeResponse {
     /// The reply envelope.
     pub fn to_xml(&self) -> Result<String, BadName> {
-        let estimate: usize = self
-            .output
-            .out
-            .iter()
-            .map(|(name, v)| match v {
-                OutValue::Value(v) => wscim::estimate_value(name, v),
-                OutValue::JobRef { instance_id } => 600 + instance_id.len(),
-            })
-            .sum();
+        self.to_xml_with(&ByteArrays::new(0))
+    }
+
+    /// The reply envelope, `uint8[]` out-parameters written by `arrays`.
+    pub fn to_xml_with(&self, arrays: &ByteArrays) -> Result<String, BadName> {
+        // Byte arrays first, so that the buffer is sized exactly for them and their XML
+        // (~35 bytes per byte) is copied once.
+        let mut bytes: Vec<Option<Arc<str>>> = Vec::with_capacity(self.output.out.len());
+        let mut estimate = 0;
+        for (name, value) in &self.output.out {
+            let xml = match value {
+                OutValue::Value(Value::Bytes(b)) => {
+                    if !wscim::is_element_name(name) {
+                        return Err(BadName(name.clone()));
+                    }
+                    let xml = arrays.xml(name, b);
+                    estimate += xml.len();
+                    Some(xml)
+                }
+                OutValue::Value(v) => {
+                    estimate += wscim::estimate_value(name, v);
+                    None
+                }
+                OutValue::JobRef { instance_id } => {
+                    estimate += 600 + instance_id.len();
+                    None
+                }
+            };
+            bytes.push(xml);
+        }
         let mut action = String::with_capacity(self.request_action.len() + 8);
         action.push_str(&self.request_action);
         action.push_str("Response");
@@ -360,10 +391,11 @@ impl InvokeResponse {
         out.push_str("_OUTPUT xmlns:p=\"");
         out.push_str(&ns::class_uri(self.class));
         out.push_str("\">");
-        for (name, value) in &self.output.out {
-            match value {
-                OutValue::Value(v) => wscim::property(&mut out, name, v)?,
-                OutValue::JobRef { instance_id } => {
+        for ((name, value), xml) in self.output.out.iter().zip(&bytes) {
+            match (value, xml) {
+                (_, Some(xml)) => out.push_str(xml),
+                (OutValue::Value(v), None) => wscim::property(&mut out, name, v)?,
+                (OutValue::JobRef { instance_id }, None) => {
                     if !wscim::is_element_name(name) {
                         return Err(BadName(name.clone()));
                     }
@@ -434,5 +466,34 @@ mod tests {
         assert_eq!(text("To").as_deref(), Some(ns::ANONYMOUS));
         let id = text("MessageID").unwrap();
         assert!(id.starts_with("uuid:") && id.len() == 41, "{id}");
+    }
+
+    #[test]
+    fn an_invoke_reply_from_cached_byte_arrays_is_the_reply_written_afresh() {
+        let arrays = ByteArrays::new(1 << 20);
+        let reply = |kp: Vec<u8>, name: &str| InvokeResponse {
+            request_action: "urn:GetKeyProtector".into(),
+            relates_to: "uuid:1".into(),
+            class: "Msvm_SecurityService",
+            method: "GetKeyProtector",
+            output: MethodOutput {
+                return_value: 0,
+                out: vec![(name.into(), OutValue::Value(Value::Bytes(kp)))],
+            },
+        };
+        let without_id = |xml: String| {
+            let at = xml.find("<a:MessageID>").unwrap();
+            let end = xml.find("</a:MessageID>").unwrap();
+            format!("{}{}", &xml[..at], &xml[end..])
+        };
+        let kp: Vec<u8> = (0..5000u32).map(|i| (i * 7) as u8).collect();
+        for _ in 0..2 {
+            let r = reply(kp.clone(), "KeyProtector");
+            assert_eq!(
+                without_id(r.to_xml_with(&arrays).unwrap()),
+                without_id(r.to_xml().unwrap())
+            );
+        }
+        assert!(reply(kp, "Key Protector").to_xml_with(&arrays).is_err());
     }
 }
