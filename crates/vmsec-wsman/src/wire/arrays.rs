@@ -5,10 +5,13 @@
 //! was a fifth of the server's CPU at 16 connections. The cache is keyed by the bytes the
 //! provider returned (compared in full, not by a hash), so the provider stays authoritative
 //! and nothing needs invalidating when another process or host changes a protector: changed
-//! bytes simply miss.
+//! bytes simply miss. A reply shares the XML kept here ([`Parts`](crate::wire::reply::Parts)):
+//! it is not copied per reply.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
+
+use bytes::Bytes;
 
 use crate::wire::wscim;
 
@@ -23,7 +26,7 @@ const MAX_ENTRIES: usize = 64;
 struct Written {
     name: String,
     bytes: Box<[u8]>,
-    xml: Arc<str>,
+    xml: Bytes,
 }
 
 /// Recently written `uint8[]` values, most recent last, their XML within a memory budget.
@@ -52,7 +55,7 @@ impl ByteArrays {
 
     /// The XML of `bytes` as property `name` (checked by the caller): written before, or
     /// written now and kept if it fits a quarter of the budget.
-    pub fn xml(&self, name: &str, bytes: &[u8]) -> Arc<str> {
+    pub fn xml(&self, name: &str, bytes: &[u8]) -> Bytes {
         if bytes.len() < MIN_BYTES || self.budget == 0 {
             return write(name, bytes);
         }
@@ -80,7 +83,7 @@ impl ByteArrays {
         xml
     }
 
-    fn lookup(&self, name: &str, bytes: &[u8]) -> Option<Arc<str>> {
+    fn lookup(&self, name: &str, bytes: &[u8]) -> Option<Bytes> {
         let mut e = self.lock();
         let i = e.list.iter().position(|w| same(w, name, bytes))?;
         // Most recently used last, so eviction takes the least recently used.
@@ -106,10 +109,10 @@ fn same(w: &Written, name: &str, bytes: &[u8]) -> bool {
     w.bytes.len() == bytes.len() && w.name == name && *w.bytes == *bytes
 }
 
-fn write(name: &str, bytes: &[u8]) -> Arc<str> {
+fn write(name: &str, bytes: &[u8]) -> Bytes {
     let mut out = String::with_capacity(wscim::estimate_bytes(name, bytes));
     wscim::write_bytes(&mut out, name, bytes);
-    out.into()
+    Bytes::from(out)
 }
 
 #[cfg(test)]
@@ -127,14 +130,15 @@ mod tests {
         let cache = ByteArrays::new(1 << 20);
         let mut kp = vec![7u8; 4000];
         let first = cache.xml("KeyProtector", &kp);
-        assert_eq!(&*first, written("KeyProtector", &kp));
-        assert!(Arc::ptr_eq(&first, &cache.xml("KeyProtector", &kp)));
+        assert_eq!(first, written("KeyProtector", &kp));
+        // Shared, not copied.
+        assert_eq!(first.as_ptr(), cache.xml("KeyProtector", &kp).as_ptr());
         // The same length and one byte different, as a rolled protector may be.
         kp[3999] = 8;
         let changed = cache.xml("KeyProtector", &kp);
-        assert_eq!(&*changed, written("KeyProtector", &kp));
+        assert_eq!(changed, written("KeyProtector", &kp));
         // Under another name the same bytes are other XML.
-        assert_eq!(&*cache.xml("Policy", &kp), written("Policy", &kp));
+        assert_eq!(cache.xml("Policy", &kp), written("Policy", &kp));
         assert_eq!(cache.len(), 3);
     }
 
