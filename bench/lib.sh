@@ -3,14 +3,15 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
-BIN=$ROOT/target/release/vmsec
+# VMSEC_BIN runs another build (a saved baseline) with the same script, back to back.
+BIN=${VMSEC_BIN:-$ROOT/target/release/vmsec}
 VM=B5314955-3924-42BA-ABF9-793993D340A0
 GOLDEN_KP=$ROOT/crates/vmsec-kp/testdata/golden-kp.xml
 export BENCH_LUA=$ROOT/bench  # where the wrk scripts find common.lua
 
 need() { command -v "$1" >/dev/null || { echo "$1 is not installed: run bench/setup (apt package $2)" >&2; exit 1; }; }
 
-build() { cargo build --release --locked -q -p vmsec; }
+build() { [ -n "${VMSEC_BIN:-}" ] || cargo build --release --locked -q -p vmsec; }
 
 # start_vmsec DATA [serve args...]: starts the server in the background on free loopback ports;
 # sets VMSEC_PID, VMSEC_HTTPS (host:port), VMSEC_HTTP (host:port or empty), BENCH_AUTH.

@@ -46,7 +46,7 @@ http {
 CONF
 nginx -c "$data/nginx.conf" -p "$data"
 
-printf '| reply | connections | vmsec req/s | nginx req/s | ratio (≥ 0.5) | vmsec p50 / p99 / p99.9 ms | nginx p50 / p99 / p99.9 ms | p99 ratio (≤ 2) | errors vmsec / nginx |\n' >"$data/table"
+printf '| reply | connections | vmsec req/s | nginx req/s | ratio (≥ 0.9 getkp, ≥ 0.8 get-ssd) | vmsec p50 / p99 / p99.9 ms | nginx p50 / p99 / p99.9 ms | p99 ratio (≤ 1.5) | errors vmsec / nginx |\n' >"$data/table"
 printf '|---|---|---|---|---|---|---|---|---|\n' >>"$data/table"
 for name in getkp get-ssd; do
   body=$(request "$name" "$data")

@@ -14,12 +14,13 @@ use vmsec_cim::schema::{ClassDef, MethodDef, ServedClass};
 use crate::enumeration::{Context, Registry};
 use crate::provider::{Principal, Provider};
 use crate::traversal::{Plan, Walk, steps};
+use crate::wire::arrays::ByteArrays;
 use crate::wire::association::Traversal;
 use crate::wire::envelope::Selection;
 use crate::wire::envelope::{self, Header, Operation, ParseError, Request};
 use crate::wire::fault::{Fault, FaultKind};
 use crate::wire::reply::{
-    EnumerateResponse, GetResponse, IdentifyResponse, InvokeResponse, Items, PullResponse,
+    EnumerateResponse, GetResponse, IdentifyResponse, InvokeResponse, Items, Parts, PullResponse,
     ReleaseResponse, Reply,
 };
 use crate::wire::wql::{Expr, Filter, SYSTEM_PROPERTIES};
@@ -63,19 +64,32 @@ impl Default for EngineConfig {
     }
 }
 
-/// A reply to send.
+/// A reply to send, its body one string or ([`Engine::answer_parts`]) [`Parts`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Response {
+pub struct Response<B = String> {
     /// HTTP status: 200, 500 for faults, 400 for bodies that are not SOAP.
     pub status: u16,
     /// Whether `body` is a SOAP envelope (else plain text).
     pub soap: bool,
     /// The body.
-    pub body: String,
+    pub body: B,
     /// Operation name for metrics (`get`, `enumerate`, …, `unknown`).
     pub operation: &'static str,
     /// Outcome for metrics: `ok`, the fault subcode, or `bad_request`.
     pub outcome: &'static str,
+}
+
+impl<B> Response<B> {
+    /// The same response with its body changed by `f`.
+    pub fn map_body<C>(self, f: impl FnOnce(B) -> C) -> Response<C> {
+        Response {
+            status: self.status,
+            soap: self.soap,
+            body: f(self.body),
+            operation: self.operation,
+            outcome: self.outcome,
+        }
+    }
 }
 
 /// The WS-Management endpoint over a provider.
@@ -83,7 +97,12 @@ pub struct Engine<P> {
     provider: Arc<P>,
     config: EngineConfig,
     registry: Mutex<Registry>,
+    arrays: ByteArrays,
 }
+
+/// Memory for the XML of large `uint8[]` out-parameters written before: 64 golden-sized
+/// key protectors (~490 KB each) at most, whichever budget is reached first.
+const ARRAY_CACHE_BYTES: usize = 32 * 1024 * 1024;
 
 fn internal(e: BadName) -> Fault {
     Fault::new(
@@ -254,6 +273,7 @@ impl<P: Provider> Engine<P> {
             provider,
             config,
             registry: Mutex::new(registry),
+            arrays: ByteArrays::new(ARRAY_CACHE_BYTES),
         }
     }
 
@@ -280,9 +300,15 @@ impl<P: Provider> Engine<P> {
 
     /// Answers one request from `who` at `now`: [`Engine::read`], then [`Engine::answer`].
     pub fn handle(&self, who: &Principal, body: &[u8], now: Instant) -> Response {
+        self.handle_parts(who, body, now)
+            .map_body(Parts::into_string)
+    }
+
+    /// [`Engine::handle`], the body in parts ([`Engine::answer_parts`]).
+    pub fn handle_parts(&self, who: &Principal, body: &[u8], now: Instant) -> Response<Parts> {
         match self.read(body) {
-            Ok(request) => self.answer(who, &request, now),
-            Err(refused) => *refused,
+            Ok(request) => self.answer_parts(who, &request, now),
+            Err(refused) => refused.map_body(Parts::from),
         }
     }
 
@@ -318,6 +344,19 @@ impl<P: Provider> Engine<P> {
     /// caller's clock, the only one the engine reads (enumeration contexts expire by it), so
     /// that expiry is testable without sleeping and the engine does no I/O of its own.
     pub fn answer(&self, who: &Principal, request: &Request, now: Instant) -> Response {
+        self.answer_parts(who, request, now)
+            .map_body(Parts::into_string)
+    }
+
+    /// [`Engine::answer`], the body in parts that a server sends one after the other
+    /// without joining them: a GetKeyProtector reply shares its ~490 KB of key protector
+    /// with every other reply of the same bytes.
+    pub fn answer_parts(
+        &self,
+        who: &Principal,
+        request: &Request,
+        now: Instant,
+    ) -> Response<Parts> {
         let operation = request.operation.name();
         let limit = request
             .header
@@ -327,10 +366,11 @@ impl<P: Provider> Engine<P> {
             });
         let result = self
             .dispatch(who, request, limit, now)
-            .and_then(|reply| reply.to_xml().map_err(internal))
+            .and_then(|reply| reply.to_parts(&self.arrays).map_err(internal))
             .and_then(|body| {
-                if body.len() > limit {
-                    Err(too_big(body.len(), limit))
+                let len = body.len();
+                if len > limit {
+                    Err(too_big(len, limit))
                 } else {
                     Ok(body)
                 }
@@ -345,7 +385,7 @@ impl<P: Provider> Engine<P> {
             },
             Err(fault) => {
                 let id = Some(request.header.message_id.as_str()).filter(|id| !id.is_empty());
-                self.fault(&fault, id, operation)
+                self.fault(&fault, id, operation).map_body(Parts::from)
             }
         }
     }

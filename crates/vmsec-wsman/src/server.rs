@@ -37,8 +37,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use hyper::body::{Frame, SizeHint};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -58,6 +59,7 @@ use crate::engine::{Engine, EngineConfig};
 use crate::provider::{Principal, Provider};
 use crate::wire::envelope;
 use crate::wire::fault::{Fault, FaultKind};
+use crate::wire::reply::Parts;
 use auth::authenticate;
 use body::read_body;
 use connection::{Activity, serve_connection};
@@ -392,7 +394,49 @@ async fn accept_loop<P: Provider>(
     }
 }
 
-type Reply = hyper::Response<Full<Bytes>>;
+type Reply = hyper::Response<Chunks>;
+
+/// A reply body sent as the parts it was written in, with its exact length (so
+/// `Content-Length`): hyper writes them with one vectored write, and a part shared with
+/// other replies (a key protector's XML) is never copied into a buffer of this reply's.
+pub(crate) struct Chunks {
+    parts: std::collections::VecDeque<Bytes>,
+    left: u64,
+}
+
+impl Chunks {
+    fn new(parts: Vec<Bytes>) -> Chunks {
+        let left = parts.iter().map(|b| b.len() as u64).sum();
+        Chunks {
+            parts: parts.into_iter().filter(|b| !b.is_empty()).collect(),
+            left,
+        }
+    }
+}
+
+impl hyper::body::Body for Chunks {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let next = self.parts.pop_front();
+        if let Some(b) = &next {
+            self.left -= b.len() as u64;
+        }
+        Poll::Ready(next.map(|b| Ok(Frame::data(b))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.left)
+    }
+}
 
 /// Whether a request's Content-Type may hold a SOAP envelope. WinRM clients send
 /// `application/soap+xml`; the XML types are taken too, and so is no Content-Type at all.
@@ -408,7 +452,11 @@ fn is_xml_content_type(value: Option<&HeaderValue>) -> bool {
 }
 
 fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
-    let mut r = hyper::Response::new(Full::new(body.into()));
+    reply_parts(status, content_type, vec![body.into()])
+}
+
+fn reply_parts(status: StatusCode, content_type: &'static str, parts: Vec<Bytes>) -> Reply {
+    let mut r = hyper::Response::new(Chunks::new(parts));
     *r.status_mut() = status;
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -421,7 +469,7 @@ const TEXT_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
 /// How far a request could be taken on the connection's own thread.
 enum Answered {
     /// Answered.
-    Fully(crate::engine::Response),
+    Fully(crate::engine::Response<Parts>),
     /// Read; answering it needs a blocking thread.
     Partly(Box<envelope::Request>),
     /// Needs a blocking thread from the start (a large body).
@@ -446,9 +494,9 @@ fn answer_at_once<P: Provider>(shared: &Shared<P>, who: &Principal, body: &Bytes
     let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let engine = &shared.engine;
         match engine.read(body) {
-            Err(refused) => Answered::Fully(*refused),
+            Err(refused) => Answered::Fully(refused.map_body(Parts::from)),
             Ok(request) if request.operation.is_quick() => {
-                Answered::Fully(engine.answer(who, &request, Instant::now()))
+                Answered::Fully(engine.answer_parts(who, &request, Instant::now()))
             }
             Ok(request) => Answered::Partly(Box::new(request)),
         }
@@ -587,7 +635,7 @@ async fn handle<P: Provider>(
     } else {
         TEXT_CONTENT_TYPE
     };
-    reply(status, content_type, response.body)
+    reply_parts(status, content_type, response.body.into_chunks())
 }
 
 /// The engine's response to `who`'s request `body`: on this thread when that is quick
@@ -596,20 +644,20 @@ async fn answer<P: Provider>(
     shared: &Arc<Shared<P>>,
     who: &Principal,
     body: Bytes,
-) -> crate::engine::Response {
+) -> crate::engine::Response<Parts> {
     let result = match answer_at_once(shared, who, &body) {
         Answered::Fully(r) => Some(r),
         Answered::Partly(request) => {
             let who = who.clone();
             blocking(shared, move |shared| {
-                shared.engine.answer(&who, &request, Instant::now())
+                shared.engine.answer_parts(&who, &request, Instant::now())
             })
             .await
         }
         Answered::No => {
             let who = who.clone();
             blocking(shared, move |shared| {
-                shared.engine.handle(&who, &body, Instant::now())
+                shared.engine.handle_parts(&who, &body, Instant::now())
             })
             .await
         }
@@ -622,7 +670,9 @@ async fn answer<P: Provider>(
         crate::engine::Response {
             status: 500,
             soap: true,
-            body: fault.to_envelope(None, &shared.config.engine.machine),
+            body: fault
+                .to_envelope(None, &shared.config.engine.machine)
+                .into(),
             operation: "unknown",
             outcome: "InternalError",
         }

@@ -149,6 +149,11 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             MIGRATIONS.len()
         )));
     }
+    if applied == MIGRATIONS.len() {
+        // Nothing written: setting the version anyway made every open (each CLI command)
+        // a commit of its own with its fsync.
+        return tx.commit().map_err(map_err);
+    }
     for sql in &MIGRATIONS[applied..] {
         tx.execute_batch(sql).map_err(map_err)?;
     }

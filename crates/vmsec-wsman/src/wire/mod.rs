@@ -4,8 +4,9 @@
 //! nothing about what a request means (the split rustls keeps between `msgs/` and its state
 //! machines): requests are read by [`envelope`] (with [`invoke`] typing method bodies and
 //! [`wql`] reading filters), replies are written by [`reply`] and [`fault`], instances by
-//! [`wscim`], all with the namespaces of [`ns`].
+//! [`wscim`] (large `uint8[]` values through [`arrays`]), all with the namespaces of [`ns`].
 
+pub mod arrays;
 pub mod association;
 pub mod envelope;
 pub mod fault;

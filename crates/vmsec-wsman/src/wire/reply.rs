@@ -4,9 +4,12 @@
 //!
 //! The engine decides what a reply holds; only this module decides how it is spelled.
 
-use vmsec_cim::Instance;
+use vmsec_cim::{Instance, Value};
+
+use bytes::Bytes;
 
 use crate::provider::{MethodOutput, OutValue};
+use crate::wire::arrays::ByteArrays;
 use crate::wire::envelope::EnumerationMode;
 use crate::wire::ns;
 use crate::wire::wscim::{self, BadName};
@@ -100,14 +103,56 @@ impl Reply {
     /// The reply envelope; an error names an instance or parameter that cannot be an
     /// element name.
     pub fn to_xml(&self) -> Result<String, BadName> {
-        match self {
-            Reply::Get(r) => r.to_xml(),
-            Reply::Enumerate(r) => Ok(r.to_xml()),
-            Reply::Pull(r) => Ok(r.to_xml()),
-            Reply::Release(r) => Ok(r.to_xml()),
-            Reply::Identify(r) => Ok(r.to_xml()),
-            Reply::Invoke(r) => r.to_xml(),
+        static UNCACHED: ByteArrays = ByteArrays::new(0);
+        self.to_parts(&UNCACHED).map(Parts::into_string)
+    }
+
+    /// [`Reply::to_xml`] in parts, a method's large `uint8[]` out-parameters taken from
+    /// `arrays` (shared, not copied) when written before.
+    pub fn to_parts(&self, arrays: &ByteArrays) -> Result<Parts, BadName> {
+        Ok(match self {
+            Reply::Get(r) => r.to_xml()?.into(),
+            Reply::Enumerate(r) => r.to_xml().into(),
+            Reply::Pull(r) => r.to_xml().into(),
+            Reply::Release(r) => r.to_xml().into(),
+            Reply::Identify(r) => r.to_xml().into(),
+            Reply::Invoke(r) => r.to_parts(arrays)?,
+        })
+    }
+}
+
+/// A reply's bytes in order: text written for it, and XML it shares with other replies.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Parts(Vec<Bytes>);
+
+impl Parts {
+    /// Bytes in all.
+    pub fn len(&self) -> usize {
+        self.0.iter().map(Bytes::len).sum()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(Bytes::is_empty)
+    }
+
+    /// The parts, to be sent one after the other.
+    pub fn into_chunks(self) -> Vec<Bytes> {
+        self.0
+    }
+
+    /// The parts joined (every part is UTF-8: each was written from a `String`).
+    pub fn into_string(self) -> String {
+        match <[Bytes; 1]>::try_from(self.0) {
+            Ok([one]) => String::from_utf8_lossy(&one).into_owned(),
+            Err(parts) => String::from_utf8_lossy(&parts.concat()).into_owned(),
         }
+    }
+}
+
+impl From<String> for Parts {
+    fn from(s: String) -> Parts {
+        Parts(vec![Bytes::from(s)])
     }
 }
 
@@ -341,11 +386,19 @@ pub struct InvokeResponse {
 impl InvokeResponse {
     /// The reply envelope.
     pub fn to_xml(&self) -> Result<String, BadName> {
+        self.to_parts(&ByteArrays::new(0)).map(Parts::into_string)
+    }
+
+    /// The reply envelope in parts, `uint8[]` out-parameters written by `arrays` and shared
+    /// with every reply holding the same bytes: a key protector's ~35 bytes of XML per byte
+    /// are neither written nor copied again.
+    pub fn to_parts(&self, arrays: &ByteArrays) -> Result<Parts, BadName> {
         let estimate: usize = self
             .output
             .out
             .iter()
             .map(|(name, v)| match v {
+                OutValue::Value(Value::Bytes(_)) => 0,
                 OutValue::Value(v) => wscim::estimate_value(name, v),
                 OutValue::JobRef { instance_id } => 600 + instance_id.len(),
             })
@@ -353,6 +406,7 @@ impl InvokeResponse {
         let mut action = String::with_capacity(self.request_action.len() + 8);
         action.push_str(&self.request_action);
         action.push_str("Response");
+        let mut parts = Vec::new();
         let mut out = String::with_capacity(1536 + estimate);
         let env = Envelope::begin(&mut out, &action, Some(&self.relates_to));
         out.push_str("<s:Body><p:");
@@ -362,6 +416,16 @@ impl InvokeResponse {
         out.push_str("\">");
         for (name, value) in &self.output.out {
             match value {
+                OutValue::Value(Value::Bytes(b)) => {
+                    if !wscim::is_element_name(name) {
+                        return Err(BadName(name.clone()));
+                    }
+                    parts.push(Bytes::from(std::mem::replace(
+                        &mut out,
+                        String::with_capacity(256),
+                    )));
+                    parts.push(arrays.xml(name, b));
+                }
                 OutValue::Value(v) => wscim::property(&mut out, name, v)?,
                 OutValue::JobRef { instance_id } => {
                     if !wscim::is_element_name(name) {
@@ -383,7 +447,8 @@ impl InvokeResponse {
         out.push_str(self.method);
         out.push_str("_OUTPUT></s:Body>");
         env.end(&mut out);
-        Ok(out)
+        parts.push(Bytes::from(out));
+        Ok(Parts(parts))
     }
 }
 
@@ -434,5 +499,34 @@ mod tests {
         assert_eq!(text("To").as_deref(), Some(ns::ANONYMOUS));
         let id = text("MessageID").unwrap();
         assert!(id.starts_with("uuid:") && id.len() == 41, "{id}");
+    }
+
+    #[test]
+    fn an_invoke_reply_from_cached_byte_arrays_is_the_reply_written_afresh() {
+        let arrays = ByteArrays::new(1 << 20);
+        let reply = |kp: Vec<u8>, name: &str| InvokeResponse {
+            request_action: "urn:GetKeyProtector".into(),
+            relates_to: "uuid:1".into(),
+            class: "Msvm_SecurityService",
+            method: "GetKeyProtector",
+            output: MethodOutput {
+                return_value: 0,
+                out: vec![(name.into(), OutValue::Value(Value::Bytes(kp)))],
+            },
+        };
+        let without_id = |xml: String| {
+            let at = xml.find("<a:MessageID>").unwrap();
+            let end = xml.find("</a:MessageID>").unwrap();
+            format!("{}{}", &xml[..at], &xml[end..])
+        };
+        let kp: Vec<u8> = (0..5000u32).map(|i| (i * 7) as u8).collect();
+        for _ in 0..2 {
+            let r = reply(kp.clone(), "KeyProtector");
+            let parts = r.to_parts(&arrays).unwrap();
+            assert_eq!(parts.clone().into_chunks().len(), 3);
+            let xml = parts.into_string();
+            assert_eq!(without_id(xml), without_id(r.to_xml().unwrap()));
+        }
+        assert!(reply(kp, "Key Protector").to_parts(&arrays).is_err());
     }
 }

@@ -104,7 +104,7 @@ pub fn property(out: &mut String, name: &str, value: &Value) -> Result<(), BadNa
 }
 
 /// A `uint8[]` held as bytes: one element per byte, as for a `Value::Array` of `UInt8`s.
-fn write_bytes(out: &mut String, name: &str, bytes: &[u8]) {
+pub(crate) fn write_bytes(out: &mut String, name: &str, bytes: &[u8]) {
     for &b in bytes {
         out.push_str("<p:");
         out.push_str(name);
