@@ -59,9 +59,6 @@ pub struct TpmStarted {
     /// This host's hold on the vTPM, which must be kept alive while it runs when the store
     /// is shared ([`Service::keep_lease`]).
     pub lease: vmsec_store::VmLease,
-    /// When the lease was asked for, on this host's monotonic clock.
-    #[serde(skip)]
-    pub lease_asked: Instant,
     pub timings: StartTimings,
 }
 
@@ -188,7 +185,7 @@ impl Service {
             }
             // Not running here (checked above, under the lock): now make sure no other host
             // of a shared store runs it either, and hold it while this start works.
-            let (lease, lease_asked) = lease::take(self, vm)?;
+            let lease = lease::take(self, vm)?;
             let mut held = lease::HeldForStart {
                 service: self,
                 lease: lease.clone(),
@@ -219,7 +216,6 @@ impl Service {
             held.started = true;
             Ok(TpmStarted {
                 lease,
-                lease_asked,
                 vm: vm.id,
                 pid: running.pid,
                 tcti: running.endpoint.tcti(),

@@ -57,6 +57,25 @@ impl Cut {
             .count()
     }
 
+    /// Runs the prune: `batch_tx` removes what this cut prunes of the oldest `batch` records
+    /// in one transaction and returns the range with how many it removed, or `None` when
+    /// nothing is left; batches go on until one removes fewer than `batch`.
+    pub(crate) fn run<E>(
+        &self,
+        batch: usize,
+        mut batch_tx: impl FnMut(&Cut, usize) -> Result<Option<(crate::AuditPruned, usize)>, E>,
+    ) -> Result<Vec<crate::AuditPruned>, E> {
+        let batch = batch.max(1);
+        let mut out = Vec::new();
+        while let Some((p, count)) = batch_tx(self, batch)? {
+            out.push(p);
+            if count < batch {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     pub(crate) fn detail(&self, first: i64, last: i64, count: usize) -> String {
         format!(
             "records {first}\u{2013}{last} pruned ({count} records): {}",

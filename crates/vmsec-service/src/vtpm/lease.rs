@@ -147,8 +147,6 @@ impl Drop for HeldForStart<'_> {
     }
 }
 
-pub(super) fn take(service: &Service, vm: &Vm) -> Result<(VmLease, Instant), ServiceError> {
-    let sent = Instant::now();
-    let lease = service.store.acquire_vm_lease(vm.id, lease_ttl())?;
-    Ok((lease, sent))
+pub(super) fn take(service: &Service, vm: &Vm) -> Result<VmLease, ServiceError> {
+    Ok(service.store.acquire_vm_lease(vm.id, lease_ttl())?)
 }

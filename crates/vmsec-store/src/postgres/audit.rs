@@ -164,7 +164,6 @@ pub(super) fn prune(
     batch: usize,
     actor: &str,
 ) -> Result<Vec<AuditPruned>, StoreError> {
-    let batch = batch.max(1);
     let nth_newest = match retention.max_records {
         None | Some(0) => None,
         Some(n) => pool.with(|c| {
@@ -177,14 +176,9 @@ pub(super) fn prune(
         })?,
     };
     let cut = Cut::new(retention, nth_newest, now);
-    let mut out = Vec::new();
-    while let Some((p, count)) = pool.write(|tx| prune_batch(tx, &cut, batch, actor))? {
-        out.push(p);
-        if count < batch {
-            break;
-        }
-    }
-    Ok(out)
+    cut.run(batch, |cut, batch| {
+        pool.write(|tx| prune_batch(tx, cut, batch, actor))
+    })
 }
 
 fn prune_batch<C: GenericClient>(

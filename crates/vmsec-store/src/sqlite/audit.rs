@@ -172,16 +172,10 @@ pub(super) fn prune(
     batch: usize,
     actor: &str,
 ) -> Result<Vec<AuditPruned>, StoreError> {
-    let batch = batch.max(1);
     let cut = Cut::new(retention, nth_newest(pool, retention)?, now);
-    let mut out = Vec::new();
-    while let Some((p, count)) = pool.write(|tx| prune_batch(tx, &cut, batch, actor))? {
-        out.push(p);
-        if count < batch {
-            break;
-        }
-    }
-    Ok(out)
+    cut.run(batch, |cut, batch| {
+        pool.write(|tx| prune_batch(tx, cut, batch, actor))
+    })
 }
 
 /// One transaction of [`prune`]: removes what `cut` prunes of the oldest `batch` records
