@@ -5,10 +5,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use vmsec_store::Store;
@@ -65,27 +65,8 @@ impl Host {
         String::from_utf8(out.stdout).unwrap()
     }
 
-    fn serve(&self) -> (Child, SocketAddr) {
-        let mut child = self
-            .command()
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--http-listen",
-                "127.0.0.1:0",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addrs: serde_json::Value =
-            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
-        (child, addrs["http"][0].as_str().unwrap().parse().unwrap())
+    fn serve(&self) -> common::Served {
+        common::Served::spawn(self.command(), &self.data)
     }
 }
 
@@ -205,8 +186,8 @@ fn three_servers_racing_set_key_protector_on_one_vm_leave_one_current_kp_and_a_c
     let threads: Vec<_> = servers
         .iter()
         .zip(kps.clone())
-        .map(|((_, addr), kp)| {
-            let (addr, password) = (*addr, password.clone());
+        .map(|(server, kp)| {
+            let (addr, password) = (server.http, password.clone());
             std::thread::spawn(move || set_key_protector(addr, &password, vm, &kp))
         })
         .collect();
@@ -242,10 +223,7 @@ fn three_servers_racing_set_key_protector_on_one_vm_leave_one_current_kp_and_a_c
     for h in &hosts {
         assert!(names.contains(&h.name), "{names}");
     }
-    for (mut child, _) in servers {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    drop(servers);
 }
 
 /// Two hosts that can both unwrap web1's key protector, its vTPM state on storage they share.
@@ -371,7 +349,8 @@ fn a_password_changed_on_one_host_refuses_the_old_one_on_another_at_the_next_req
     let root = tempfile::tempdir().unwrap();
     let a = Host::new(root.path(), "host-a", &db);
     let b = Host::new(root.path(), "host-b", &db);
-    let (mut server, addr) = a.serve();
+    let server = a.serve();
+    let addr = server.http;
     let password = std::fs::read_to_string(a.data.join("initial-admin-password"))
         .unwrap()
         .trim()
@@ -402,8 +381,7 @@ fn a_password_changed_on_one_host_refuses_the_old_one_on_another_at_the_next_req
     assert!(passwd.wait().unwrap().success());
     assert!(post(addr, &password, &get).starts_with("HTTP/1.1 401"));
     assert!(post(addr, "changed on host b", &get).starts_with("HTTP/1.1 200"));
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
 }
 
 #[test]
@@ -514,7 +492,8 @@ fn a_server_whose_database_goes_away_answers_503_not_401_and_reconnects_when_it_
         lease_secs: "30",
     };
     a.ok(&["vm", "add", "web1"]);
-    let (mut server, addr) = a.serve();
+    let server = a.serve();
+    let addr = server.http;
     let password = std::fs::read_to_string(a.data.join("initial-admin-password"))
         .unwrap()
         .trim()
@@ -544,6 +523,5 @@ fn a_server_whose_database_goes_away_answers_503_not_401_and_reconnects_when_it_
         assert!(Instant::now() < deadline, "{back}");
         std::thread::sleep(Duration::from_millis(200));
     }
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
 }

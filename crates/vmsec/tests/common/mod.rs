@@ -101,10 +101,17 @@ pub struct Served {
 
 impl Served {
     pub fn start(data: &Path) -> Served {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vmsec"));
+        cmd.arg("--data").arg(data).env_remove("VMSEC_DATA");
+        Served::spawn(cmd, data)
+    }
+
+    /// `cmd` (the binary with its `--data DATA` and environment) running `serve`. The
+    /// password is the admin's that this start created, empty when the store had users
+    /// already (another host of a shared store made the admin).
+    pub fn spawn(mut cmd: Command, data: &Path) -> Served {
         use std::io::BufRead;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vmsec"))
-            .arg("--data")
-            .arg(data)
+        let mut child = cmd
             .args([
                 "serve",
                 "--listen",
@@ -112,7 +119,6 @@ impl Served {
                 "--http-listen",
                 "127.0.0.1:0",
             ])
-            .env_remove("VMSEC_DATA")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -123,9 +129,8 @@ impl Served {
             .unwrap();
         let addrs: serde_json::Value = serde_json::from_str(&line).unwrap();
         let password = std::fs::read_to_string(data.join("initial-admin-password"))
-            .unwrap()
-            .trim()
-            .to_owned();
+            .map(|p| p.trim().to_owned())
+            .unwrap_or_default();
         Served {
             http: addrs["http"][0].as_str().unwrap().parse().unwrap(),
             child,
