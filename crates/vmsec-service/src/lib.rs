@@ -120,7 +120,11 @@ impl Service {
     /// failed, drops expired jobs, and starts the job runner.
     pub fn open(store: Arc<dyn Store>, master_key: MasterKey) -> Result<Service, ServiceError> {
         let host = store.host()?;
-        store.touch_host()?;
+        // Only a shared store reads it (job recovery of hosts that are gone); on SQLite it
+        // would cost every CLI command a write of its own.
+        if store.is_shared() {
+            store.touch_host()?;
+        }
         let recovered = jobs::recover_interrupted(store.as_ref(), host.guid)?;
         if recovered > 0 {
             tracing::warn!("{recovered} job(s) interrupted by a crash were marked failed");
