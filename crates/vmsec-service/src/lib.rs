@@ -50,6 +50,7 @@ pub use jobs::{HEARTBEAT_EVERY, HOST_GONE_AFTER, TIME_BEFORE_REMOVAL};
 pub use master_key::MasterKey;
 pub use security_service::NO_KEY_PROTECTOR;
 pub use setting_data::{Setting, SettingsPatch};
+pub use users::Remembered;
 pub use vmsec_kp::KeySize;
 
 /// Largest security policy blob SetSecurityPolicy stores.
@@ -68,7 +69,7 @@ pub struct Service {
     /// Credentials already verified, so that HTTP Basic on every request does not cost an
     /// argon2 hash each time: SHA-256(user, password) → the PHC hash they matched. An entry
     /// counts only while the user's stored hash is still that one.
-    verified: std::sync::Mutex<std::collections::HashMap<[u8; 32], String>>,
+    verified: std::sync::Mutex<std::collections::HashMap<[u8; 32], users::Verified>>,
     /// Passwords checked with argon2 so far (for monitoring, and to show what a login cost).
     password_checks: std::sync::atomic::AtomicU64,
     /// Where this host's vTPMs run (`DATA/vtpm`), when the service is told: then a change that

@@ -21,6 +21,57 @@ fn credential_digest(user: &str, password: &str) -> [u8; 32] {
     out
 }
 
+/// Credentials verified once: the PHC hash they matched, and its [`Stamp`].
+pub(crate) struct Verified {
+    hash: String,
+    stamp: Stamp,
+}
+
+/// What credentials were verified against: a fingerprint of the user's password hash then.
+/// Every new password has a new salt, so a changed password never has the same stamp.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp([u8; 16]);
+
+impl Stamp {
+    fn of(password_hash: &str) -> Stamp {
+        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, password_hash.as_bytes());
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&d.as_ref()[..16]);
+        Stamp(out)
+    }
+}
+
+/// Credentials accepted from memory ([`Service::remembered`]): a user name and the stamp of
+/// the password it was verified with. No caller until confirmed against the store.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Remembered {
+    pub name: String,
+    stamp: Stamp,
+}
+
+impl Remembered {
+    /// The stamp as a number, for a transport that carries it opaquely (the WS-Man
+    /// principal); [`Remembered::from_parts`] takes it back.
+    pub fn stamp(&self) -> u128 {
+        u128::from_be_bytes(self.stamp.0)
+    }
+
+    pub fn from_parts(name: String, stamp: u128) -> Remembered {
+        Remembered {
+            name,
+            stamp: Stamp(stamp.to_be_bytes()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Remembered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remembered")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
 fn check_user_name(name: &str) -> Result<(), ServiceError> {
     let ok = !name.is_empty()
         && name.len() <= audit::MAX_USER_NAME
@@ -84,7 +135,13 @@ impl Service {
                 if v.len() >= VERIFIED_CACHE_MAX {
                     v.clear();
                 }
-                v.insert(digest, u.password_hash.clone());
+                v.insert(
+                    digest,
+                    Verified {
+                        stamp: Stamp::of(&u.password_hash),
+                        hash: u.password_hash.clone(),
+                    },
+                );
                 Ok(Caller {
                     name: u.name,
                     role: u.role,
@@ -115,13 +172,67 @@ impl Service {
         })
     }
 
+    /// Credentials [`Service::authenticate`] verified before, accepted from memory without
+    /// reading the store; `None` when they were not (which is no refusal: `authenticate`
+    /// decides). What is returned stands for nothing until [`Service::confirm`] or
+    /// [`Service::instance_confirming`] compares it with the store's user, in the request's
+    /// own read. No hashing, no store, no audit.
+    pub fn remembered(&self, user: &str, password: &str) -> Option<Remembered> {
+        if user.len() > audit::MAX_USER_NAME {
+            return None;
+        }
+        let digest = credential_digest(user, password);
+        let v = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        v.get(&digest).map(|known| Remembered {
+            name: user.to_owned(),
+            stamp: known.stamp,
+        })
+    }
+
+    /// The caller `r` stands for, if the store's user still has the password `r` was
+    /// verified against; else [`ServiceError::AuthenticationFailed`], audited, and `r`'s
+    /// credentials are forgotten (the next attempt takes the full check and its rate limit).
+    pub fn confirm(&self, r: &Remembered) -> Result<Caller, ServiceError> {
+        let user = self.store.user(&r.name)?;
+        self.confirmed(r, user)
+    }
+
+    /// [`Service::confirm`] against `user`, the store's record of `r`'s user read with the
+    /// rest of a request.
+    pub(crate) fn confirmed(
+        &self,
+        r: &Remembered,
+        user: Option<User>,
+    ) -> Result<Caller, ServiceError> {
+        match user {
+            Some(u) if Stamp::of(&u.password_hash) == r.stamp => Ok(Caller {
+                name: u.name,
+                role: u.role,
+            }),
+            _ => {
+                self.verified
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .retain(|_, known| known.stamp != r.stamp);
+                self.audit(
+                    &audit::audit_name(&r.name),
+                    "Authenticate",
+                    None,
+                    AuditOutcome::Denied,
+                    "credentials verified before no longer match the user's password",
+                );
+                Err(ServiceError::AuthenticationFailed)
+            }
+        }
+    }
+
     /// Whether credentials of this digest were verified against the user's current hash.
     fn verified_before(&self, digest: &[u8; 32], user: &User) -> bool {
         self.verified
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(digest)
-            .is_some_and(|h| *h == user.password_hash)
+            .is_some_and(|known| known.hash == user.password_hash)
     }
 
     /// If the store has no user at all, creates `admin` with a random password and returns

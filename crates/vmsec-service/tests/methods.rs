@@ -503,6 +503,87 @@ fn an_overlong_user_name_is_refused_without_hashing_and_recorded_truncated() {
 }
 
 #[test]
+fn credentials_from_memory_stand_for_a_caller_only_as_the_store_confirms_them() {
+    let w = world();
+    let vm = w.vm("a");
+    w.service
+        .add_user(&admin(), "ops", Role::Reader, "the old password")
+        .unwrap();
+    assert!(
+        w.service.remembered("ops", "the old password").is_none(),
+        "nothing is remembered before a full check"
+    );
+    w.service
+        .authenticate("ops", "the old password", "127.0.0.1")
+        .unwrap();
+    let r = w.service.remembered("ops", "the old password").unwrap();
+    assert!(w.service.remembered("ops", "another password").is_none());
+    assert!(!format!("{r:?}").contains("password"), "{r:?}");
+
+    // A Get of a per-VM class confirms the caller in the read of the VM, and answers as
+    // for a caller checked the slow way.
+    let keys = [(
+        "InstanceID".to_string(),
+        format!("Microsoft:{}", vm.id.to_string().to_uppercase()),
+    )];
+    let class = ServedClass::SecuritySettingData;
+    let (who, found) = w
+        .service
+        .instance_confirming(&r, class, &keys, &w.hgs())
+        .unwrap();
+    assert_eq!(who.role, Role::Reader);
+    let slow = w.service.instance(&who, class, &keys, &w.hgs()).unwrap();
+    assert!(found.is_some());
+    assert_eq!(found, slow);
+    // A class not read from a VM's summary is confirmed by a read of its own.
+    let (_, service) = w
+        .service
+        .instance_confirming(&r, ServedClass::SecurityService, &[], &w.hgs())
+        .unwrap();
+    assert!(service.is_some());
+
+    // The role is the store's at each confirmation, not the one remembered.
+    w.service
+        .set_user_role(&admin(), "ops", Role::Operator)
+        .unwrap();
+    assert_eq!(w.service.confirm(&r).unwrap().role, Role::Operator);
+
+    // A new password: the remembered credentials are refused, audited, and forgotten.
+    w.service
+        .set_user_password(&admin(), "ops", "the new password")
+        .unwrap();
+    assert!(matches!(
+        w.service.instance_confirming(&r, class, &keys, &w.hgs()),
+        Err(ServiceError::AuthenticationFailed)
+    ));
+    assert!(matches!(
+        w.service.confirm(&r),
+        Err(ServiceError::AuthenticationFailed)
+    ));
+    assert!(w.service.remembered("ops", "the old password").is_none());
+    let denied = w
+        .store
+        .audit(0, 1000)
+        .unwrap()
+        .into_iter()
+        .filter(|a| {
+            a.operation == "Authenticate" && a.actor == "ops" && a.outcome == AuditOutcome::Denied
+        })
+        .count();
+    assert_eq!(denied, 2);
+    // A removed user is refused the same way.
+    w.service
+        .authenticate("ops", "the new password", "127.0.0.1")
+        .unwrap();
+    let r = w.service.remembered("ops", "the new password").unwrap();
+    w.service.remove_user(&admin(), "ops").unwrap();
+    assert!(matches!(
+        w.service.confirm(&r),
+        Err(ServiceError::AuthenticationFailed)
+    ));
+}
+
+#[test]
 fn a_new_password_replaces_the_old_at_once_and_a_new_role_applies_to_the_next_login() {
     let w = world();
     w.service

@@ -82,6 +82,17 @@ pub trait Store: Send + Sync {
     /// The VM with its settings and whether it has a key protector, without reading the key
     /// protectors, or `None`.
     fn vm_summary(&self, id: Uuid) -> Result<Option<VmSummary>, StoreError>;
+    /// The user `name` and [`Store::vm_summary`] of `id`, read together: a request whose
+    /// caller was accepted from memory confirms the caller in the read that answers it. A
+    /// backend reads both in one transaction where that is cheaper than two; the default
+    /// reads one after the other.
+    fn user_and_vm_summary(
+        &self,
+        name: &str,
+        id: Uuid,
+    ) -> Result<(Option<User>, Option<VmSummary>), StoreError> {
+        Ok((self.user(name)?, self.vm_summary(id)?))
+    }
     /// [`Store::vm_summary`] of up to `limit` VMs by name, those whose names sort after
     /// `after` (from the first when `None`), as of one moment.
     fn vm_summaries_after(

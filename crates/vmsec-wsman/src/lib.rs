@@ -30,5 +30,6 @@ pub use wire::{envelope, fault, ns, wql, wscim};
 pub use engine::{Engine, EngineConfig, Response};
 pub use fault::{Fault, FaultKind};
 pub use provider::{
-    AuthRefusal, Enumeration, Listed, MethodOutput, OutValue, Principal, Provider, ProviderError,
+    AuthRefusal, Confirmation, Enumeration, Listed, MethodOutput, OutValue, Principal, Provider,
+    ProviderError, Remembered,
 };

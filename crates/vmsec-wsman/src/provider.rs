@@ -4,6 +4,7 @@
 //! their results back into SOAP. The service crate implements [`Provider`].
 
 use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
 
 use vmsec_cim::{Instance, Value};
 
@@ -16,7 +17,75 @@ pub struct Principal {
     /// handed back to it with each request of the same exchange so that it need not look
     /// the user up again. Opaque to the engine.
     pub role: String,
+    /// `Some` when the provider accepted the credentials from its memory of an earlier
+    /// check ([`Provider::authenticate_verified`]) without reading its store. The server
+    /// then sends the request's reply only once they are confirmed against the store: by the
+    /// provider in the read that answers the request ([`Remembered::confirmed`]), else by
+    /// [`Provider::confirm`] before the reply goes out.
+    pub remembered: Option<Remembered>,
 }
+
+/// Credentials accepted from memory: what they were verified against, and what this
+/// request has found of them in the store so far. Clones share what was found.
+#[derive(Clone, Debug)]
+pub struct Remembered {
+    /// What the provider verified the credentials against (a fingerprint of the stored
+    /// password, say): opaque to the engine.
+    pub stamp: u128,
+    /// Set once per request: `Some(role)` confirmed, `None` refused.
+    found: Arc<OnceLock<Option<String>>>,
+}
+
+/// Where a request's [`Remembered`] credentials stand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Confirmation<'a> {
+    /// Nothing has compared them with the store yet in this request.
+    Unchecked,
+    /// The store still holds what they were verified against; the caller's role there now
+    /// (in [`Principal::role`]'s terms).
+    Confirmed(&'a str),
+    /// The store no longer does (the password changed, the user is gone): 401.
+    Refused,
+}
+
+impl Remembered {
+    pub fn new(stamp: u128) -> Remembered {
+        Remembered {
+            stamp,
+            found: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// The provider read the user in one of the request's reads and found the same stamp;
+    /// `role` is what the store says of the caller now. The first finding of a request
+    /// stands.
+    pub fn confirmed(&self, role: impl Into<String>) {
+        let _ = self.found.set(Some(role.into()));
+    }
+
+    /// The provider read the user and found a different stamp, or none.
+    pub fn refused(&self) {
+        let _ = self.found.set(None);
+    }
+
+    pub fn state(&self) -> Confirmation<'_> {
+        match self.found.get() {
+            None => Confirmation::Unchecked,
+            Some(Some(role)) => Confirmation::Confirmed(role),
+            Some(None) => Confirmation::Refused,
+        }
+    }
+}
+
+/// Two remembrances are the same when they stand for the same check, whatever this
+/// request has found of it.
+impl PartialEq for Remembered {
+    fn eq(&self, other: &Remembered) -> bool {
+        self.stamp == other.stamp
+    }
+}
+
+impl Eq for Remembered {}
 
 /// What a provider returns from a method invocation.
 #[derive(Clone, Debug, PartialEq)]
@@ -133,8 +202,10 @@ pub trait Provider: Send + Sync + 'static {
     ) -> Result<Principal, AuthRefusal>;
 
     /// Accepts credentials only if that is quick: the same user and password were verified
-    /// by [`Provider::authenticate`] before and the user's stored password has not changed
-    /// since. `None` decides nothing (the server then calls `authenticate`, which refuses or
+    /// by [`Provider::authenticate`] before. A principal returned with
+    /// [`Principal::remembered`] set is confirmed against the store later in the request
+    /// (see there); one without it must have been checked against the store now. `None`
+    /// decides nothing (the server then calls `authenticate`, which refuses or
     /// audits); it is not a refusal. The default never decides.
     fn authenticate_verified(
         &self,
@@ -143,6 +214,15 @@ pub trait Provider: Send + Sync + 'static {
         _peer: IpAddr,
     ) -> Option<Principal> {
         None
+    }
+
+    /// Whether the credentials of a [`Principal`] accepted from memory still stand: called
+    /// before the reply of a request that no provider method confirmed or refused (see
+    /// [`Principal::remembered`]), and before `/metrics`. A quick point read, like
+    /// `authenticate_verified`. The default refuses, so that a provider which remembers
+    /// credentials and forgets to confirm them fails closed.
+    fn confirm(&self, _who: &Principal) -> Result<(), AuthRefusal> {
+        Err(AuthRefusal::Rejected)
     }
 
     /// Returns the instance of `class` whose keys are `selectors`. The adapter has checked

@@ -60,7 +60,7 @@ use crate::provider::{Principal, Provider};
 use crate::wire::envelope;
 use crate::wire::fault::{Fault, FaultKind};
 use crate::wire::reply::Parts;
-use auth::authenticate;
+use auth::{authenticate, stands};
 use body::read_body;
 use connection::{Activity, serve_connection};
 use limits::{BodyBudget, BodyReservation};
@@ -607,6 +607,9 @@ async fn handle<P: Provider>(
     };
     activity.authenticated();
     if route == Route::Metrics {
+        if let Err(r) = stands(shared, &who) {
+            return *r;
+        }
         return metrics_reply(shared).await;
     }
     let started = Instant::now();
@@ -619,6 +622,13 @@ async fn handle<P: Provider>(
         }
     };
     let response = answer(shared, &who, body).await;
+    // Computed, not yet sent: credentials accepted from memory must still stand.
+    if let Err(r) = stands(shared, &who) {
+        shared
+            .metrics
+            .record(response.operation, "unauthenticated", started.elapsed());
+        return *r;
+    }
     shared
         .metrics
         .record(response.operation, response.outcome, started.elapsed());

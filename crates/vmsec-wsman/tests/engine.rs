@@ -26,6 +26,7 @@ fn admin() -> Principal {
     Principal {
         user: "admin".into(),
         role: String::new(),
+        remembered: None,
     }
 }
 
@@ -777,6 +778,7 @@ fn another_user_cannot_pull_an_enumeration() {
         &Principal {
             user: "reader".into(),
             role: String::new(),
+            remembered: None,
         },
         pull(&ctx, 1).as_bytes(),
         Instant::now(),
@@ -833,6 +835,7 @@ fn one_user_who_never_pulls_cannot_deny_enumeration_to_another() {
     let reader = Principal {
         user: "reader".into(),
         role: String::new(),
+        remembered: None,
     };
     let body = testdata("pywinrm_enumerate_object_and_epr.xml");
     let mut refused = 0;
@@ -855,6 +858,7 @@ fn open_enumerations_hold_a_bounded_amount_of_memory() {
     let who = Principal {
         user: "admin".into(),
         role: String::new(),
+        remembered: None,
     };
     let one = Provider::enumerate(&provider, &who, "Msvm_ComputerSystem", &[])
         .unwrap()
@@ -1258,6 +1262,7 @@ fn provider_refusals_map_to_access_denied_and_invalid_parameter() {
         &Principal {
             user: "reader".into(),
             role: String::new(),
+            remembered: None,
         },
         set_key_protector("").as_bytes(),
         Instant::now(),

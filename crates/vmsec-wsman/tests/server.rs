@@ -4,6 +4,7 @@ mod common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::*;
@@ -243,6 +244,45 @@ async fn credentials_verified_once_are_not_checked_again_and_every_operation_sti
     let reply = http(&r, &post("/wsman", Some(ADMIN), "<not-soap/>")).await;
     assert_eq!(reply.status, 400);
     assert_eq!(r.provider.calls().len(), 3);
+    stop(r).await;
+}
+
+#[tokio::test]
+async fn credentials_from_memory_are_confirmed_before_the_reply_and_a_changed_password_gets_401() {
+    let r = start(|_| {}).await;
+    let get = testdata("pypsrp_get_security_service.xml");
+    let invoke = testdata("libvirt_invoke_set_key_protector.xml");
+    assert_eq!(
+        http(&r, &post("/wsman", Some(ADMIN), &get)).await.status,
+        200
+    );
+    // Remembered from here on. A Get confirms them in its own read; an Invoke, which does
+    // not, is confirmed by the server before its reply.
+    assert_eq!(
+        http(&r, &post("/wsman", Some(ADMIN), &get)).await.status,
+        200
+    );
+    assert_eq!(r.provider.confirms.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        http(&r, &post("/wsman", Some(ADMIN), &invoke)).await.status,
+        200
+    );
+    assert_eq!(r.provider.confirms.load(Ordering::SeqCst), 1);
+    // The password changes in the store: the next request is refused, both ways.
+    r.provider.revoked.lock().unwrap().push("admin".into());
+    for body in [&get, &invoke] {
+        let reply = http(&r, &post("/wsman", Some(ADMIN), body)).await;
+        assert_eq!(reply.status, 401, "{}", reply.body);
+        assert_eq!(
+            reply.header("WWW-Authenticate"),
+            Some("Basic realm=\"WSMAN\"")
+        );
+    }
+    let metrics = format!(
+        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nAuthorization: Basic {ADMIN}\r\nConnection: close\r\n\r\n"
+    );
+    assert_eq!(http(&r, metrics.as_bytes()).await.status, 401);
+    assert_eq!(r.provider.confirms.load(Ordering::SeqCst), 3);
     stop(r).await;
 }
 

@@ -23,6 +23,7 @@ fn send(e: &Engine<TestProvider>, body: &str) -> Response {
     let admin = Principal {
         user: "admin".into(),
         role: String::new(),
+        remembered: None,
     };
     e.handle(&admin, body.as_bytes(), Instant::now())
 }

@@ -312,6 +312,47 @@ fn a_password_changed_with_the_cli_while_serving_refuses_the_old_one_at_once() {
 }
 
 #[test]
+fn a_pull_after_the_password_changed_is_refused_though_it_reads_no_user() {
+    let s = Serve::start();
+    let auditor = Some(("auditor", "reader-password"));
+    let enumerate = envelope(
+        ENUMERATE,
+        &format!("{V2}/Msvm_ComputerSystem"),
+        "",
+        &format!(r#"<n:Enumerate xmlns:n="{WSEN}"/>"#),
+        153_600,
+    );
+    // The first login is checked in full; the Enumerate is answered from memory of it.
+    assert_eq!(s.post(auditor, enumerate.as_bytes()).0, 200);
+    let (status, reply) = s.post(auditor, enumerate.as_bytes());
+    assert_eq!(status, 200, "{reply}");
+    let ctx = texts(body_of(&reply), WSEN, "EnumerationContext")
+        .pop()
+        .unwrap();
+    let pull = envelope(
+        PULL,
+        &format!("{V2}/Msvm_ComputerSystem"),
+        "",
+        &format!(
+            r#"<n:Pull xmlns:n="{WSEN}"><n:EnumerationContext>{ctx}</n:EnumerationContext></n:Pull>"#
+        ),
+        153_600,
+    );
+    cli_with_stdin(
+        &s.data,
+        &["user", "passwd", "auditor", "--password-stdin"],
+        b"a new reader password\n",
+    );
+    // A Pull reads only its open enumeration, yet the server confirms the caller first.
+    let (status, reply) = s.post(auditor, pull.as_bytes());
+    assert_eq!(status, 401, "{reply}");
+    assert!(!reply.contains("Msvm_ComputerSystem"), "{reply}");
+    let (status, reply) = s.post(Some(("auditor", "a new reader password")), pull.as_bytes());
+    assert_eq!(status, 200, "{reply}");
+    s.stop();
+}
+
+#[test]
 fn hostile_and_wrong_requests_get_their_faults_and_the_server_stays_healthy() {
     let s = Serve::start();
     let fault = |body: &str| {

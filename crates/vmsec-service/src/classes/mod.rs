@@ -14,7 +14,7 @@ use vmsec_store::{HostIdentity, Role, Store, VmSummary};
 
 use crate::hgs::HgsDir;
 use crate::setting_data::parse_instance_id;
-use crate::{Caller, Service, ServiceError};
+use crate::{Caller, Remembered, Service, ServiceError};
 
 mod build;
 mod graph;
@@ -46,6 +46,31 @@ pub fn matches(instance: &Instance, filter: &[(String, String)]) -> bool {
         })
 }
 
+/// The value of the key `name` among `keys` (names as a client spelled them).
+fn key_value<'a>(keys: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    keys.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// The VM a per-VM instance's keys name. Msvm_SecurityElement is keyed by SystemName (the
+/// VM GUID), the others by InstanceID.
+fn vm_key(keys: &[(String, String)]) -> Option<Uuid> {
+    key_value(keys, "InstanceID")
+        .or_else(|| key_value(keys, "SystemName"))
+        .and_then(|v| parse_instance_id(v).ok())
+}
+
+/// How an instance of `class` is built from a VM's summary alone, for the classes that are
+/// (as [`Service::instance`] builds them).
+fn built_from_summary(class: ServedClass) -> Option<fn(&VmSummary) -> Instance> {
+    match class {
+        ServedClass::SecuritySettingData => Some(security_setting_data),
+        ServedClass::SecurityElement => Some(security_element),
+        _ => None,
+    }
+}
+
 impl Service {
     /// This host's `MSFT_HgsClientConfiguration`, from its files under `hgs`.
     fn hgs_configuration(&self, hgs: &HgsDir) -> Result<Instance, ServiceError> {
@@ -65,17 +90,8 @@ impl Service {
         hgs: &HgsDir,
     ) -> Result<Option<Instance>, ServiceError> {
         who.require(Role::Reader, "reading instances")?;
-        let key = |name: &str| {
-            keys.iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.as_str())
-        };
-        // Msvm_SecurityElement is keyed by SystemName (the VM GUID), the others by InstanceID.
-        let vm_key = || {
-            key("InstanceID")
-                .or_else(|| key("SystemName"))
-                .and_then(|v| parse_instance_id(v).ok())
-        };
+        let key = |name: &str| key_value(keys, name);
+        let vm_key = || vm_key(keys);
         let summarized = |build: fn(&VmSummary) -> Instance| -> Result<_, ServiceError> {
             let Some(id) = vm_key() else { return Ok(None) };
             Ok(self.store.vm_summary(id)?.map(|v| build(&v)))
@@ -135,6 +151,28 @@ impl Service {
                 Ok(self.store.job(id)?.map(|j| concrete_job(&j)))
             }
         }
+    }
+
+    /// [`Service::instance`] for credentials accepted from memory: confirms them
+    /// ([`Service::confirm`]) and returns the caller they stand for with the instance. The
+    /// classes built from a VM's summary read the user in the same transaction as the VM
+    /// (one read, not two: this is the path of a small Get).
+    pub fn instance_confirming(
+        &self,
+        r: &Remembered,
+        class: ServedClass,
+        keys: &[(String, String)],
+        hgs: &HgsDir,
+    ) -> Result<(Caller, Option<Instance>), ServiceError> {
+        if let (Some(build), Some(id)) = (built_from_summary(class), vm_key(keys)) {
+            let (user, vm) = self.store.user_and_vm_summary(&r.name, id)?;
+            let who = self.confirmed(r, user)?;
+            who.require(Role::Reader, "reading instances")?;
+            return Ok((who, vm.map(|v| build(&v))));
+        }
+        let who = self.confirm(r)?;
+        let found = self.instance(&who, class, keys, hgs)?;
+        Ok((who, found))
     }
 
     /// The instances of `class` whose properties equal `filter` (WQL `WHERE a = 'x' AND …`),

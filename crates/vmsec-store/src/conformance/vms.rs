@@ -388,6 +388,32 @@ pub fn a_summary_has_the_settings_and_whether_a_key_protector_is_set(s: &dyn Sto
     assert_eq!(full.key_protector_set.unwrap().by, "t");
 }
 
+/// A user read with a VM's summary is the same user and summary as read apart, and either
+/// may be missing without the other being lost.
+pub fn a_user_read_with_a_summary_is_each_read_apart(s: &dyn Store) {
+    let a = vm("a");
+    s.add_vm(&a).unwrap();
+    let bob = User {
+        name: "bob".into(),
+        role: Role::Operator,
+        password_hash: "$argon2id$bob".into(),
+        created: at(5),
+    };
+    s.add_user(&bob).unwrap();
+    let (user, summary) = s.user_and_vm_summary("bob", a.id).unwrap();
+    assert_eq!(user, Some(bob.clone()));
+    assert_eq!(summary, s.vm_summary(a.id).unwrap());
+    assert!(summary.is_some());
+    let unknown = Uuid::new_v4();
+    assert_eq!(
+        s.user_and_vm_summary("bob", unknown).unwrap(),
+        (Some(bob), None)
+    );
+    let (nobody, summary) = s.user_and_vm_summary("carol", a.id).unwrap();
+    assert_eq!(nobody, None);
+    assert_eq!(summary.map(|v| v.vm.id), Some(a.id));
+}
+
 /// VMs, their summaries and their full records page alike, by name in byte order (not a
 /// locale's), each page starting after the last name of the one before.
 pub fn vms_are_listed_in_pages_by_name_from_where_the_last_page_ended(s: &dyn Store) {

@@ -196,6 +196,21 @@ impl Store for SqliteStore {
         vms::summary(&self.pool, id)
     }
 
+    fn user_and_vm_summary(
+        &self,
+        name: &str,
+        id: Uuid,
+    ) -> Result<(Option<User>, Option<VmSummary>), StoreError> {
+        // A read transaction's locks (WAL read mark, shared-memory mutex) cost more than its
+        // two point reads: one transaction, not two.
+        self.pool.with_conn(|c| {
+            let tx = c.transaction().map_err(values::map_err)?;
+            let read = (users::get_on(&tx, name)?, vms::summary_on(&tx, id)?);
+            tx.commit().map_err(values::map_err)?;
+            Ok(read)
+        })
+    }
+
     fn vm_summaries_after(
         &self,
         after: Option<&str>,

@@ -47,13 +47,16 @@ pub(super) fn add(pool: &Pool, user: &User) -> Result<(), StoreError> {
 }
 
 pub(super) fn get(pool: &Pool, name: &str) -> Result<Option<User>, StoreError> {
-    pool.with_conn(|c| {
-        c.prepare_cached(concat!(user_select!(), " WHERE name = ?1"))
-            .map_err(map_err)?
-            .query_row([name], user_from_row)
-            .optional()
-            .map_err(map_err)
-    })
+    pool.with_conn(|c| get_on(c, name))
+}
+
+/// [`get`] on a connection (or in a transaction) the caller holds.
+pub(super) fn get_on(c: &rusqlite::Connection, name: &str) -> Result<Option<User>, StoreError> {
+    c.prepare_cached(concat!(user_select!(), " WHERE name = ?1"))
+        .map_err(map_err)?
+        .query_row([name], user_from_row)
+        .optional()
+        .map_err(map_err)
 }
 
 pub(super) fn all(pool: &Pool) -> Result<Vec<User>, StoreError> {

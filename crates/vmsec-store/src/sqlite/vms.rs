@@ -233,13 +233,19 @@ pub(super) fn page_with_security(
 }
 
 pub(super) fn summary(pool: &Pool, id: Uuid) -> Result<Option<VmSummary>, StoreError> {
-    pool.with_conn(|c| {
-        c.prepare_cached(concat!(summary_select!(), " WHERE guid = ?1"))
-            .map_err(map_err)?
-            .query_row([id.to_string()], summary_from_row)
-            .optional()
-            .map_err(map_err)
-    })
+    pool.with_conn(|c| summary_on(c, id))
+}
+
+/// [`summary`] on a connection (or in a transaction) the caller holds.
+pub(super) fn summary_on(
+    c: &rusqlite::Connection,
+    id: Uuid,
+) -> Result<Option<VmSummary>, StoreError> {
+    c.prepare_cached(concat!(summary_select!(), " WHERE guid = ?1"))
+        .map_err(map_err)?
+        .query_row([id.to_string()], summary_from_row)
+        .optional()
+        .map_err(map_err)
 }
 
 pub(super) fn page_summaries(

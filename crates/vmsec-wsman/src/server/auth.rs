@@ -2,7 +2,7 @@
 //! body is read, under the login rate limit.
 
 use super::*;
-use crate::AuthRefusal;
+use crate::{AuthRefusal, Confirmation};
 
 pub(super) fn unauthorized() -> Reply {
     let mut r = reply(
@@ -35,8 +35,9 @@ pub(super) fn basic_credentials(value: &HeaderValue) -> Option<(String, Zeroizin
 }
 
 /// The caller the request's `Authorization` header stands for, checked before the body is
-/// read. Credentials verified before are accepted here, on the connection's thread (one
-/// point read); any other takes a token of the source's login budget, then has its password
+/// read. Credentials verified before are accepted here from the provider's memory, on the
+/// connection's thread, and confirmed against the store before the reply ([`stands`]); any
+/// other takes a token of the source's login budget, then has its password
 /// checked on a blocking thread. No, bad or unknown credentials get 401; a source out of
 /// tokens gets 429 without any check; credentials that cannot be checked (the store is
 /// down) get 503.
@@ -89,6 +90,33 @@ pub(super) async fn authenticate<P: Provider>(
         }
         Some(Err(AuthRefusal::Unavailable)) => Err(Box::new(unavailable())),
         _ => Err(login_failed(shared)),
+    }
+}
+
+/// Whether `who` may have its reply: always, unless its credentials were accepted from
+/// memory ([`Principal::remembered`]) and the store no longer holds what they were verified
+/// against. A request the provider neither confirmed nor refused is confirmed here, on the
+/// connection's thread (one point read, as for `authenticate_verified`).
+pub(super) fn stands<P: Provider>(
+    shared: &Arc<Shared<P>>,
+    who: &Principal,
+) -> Result<(), Box<Reply>> {
+    let Some(remembered) = &who.remembered else {
+        return Ok(());
+    };
+    let outcome = match remembered.state() {
+        Confirmation::Confirmed(_) => Ok(()),
+        Confirmation::Refused => Err(AuthRefusal::Rejected),
+        Confirmation::Unchecked => {
+            let provider = shared.engine.provider();
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| provider.confirm(who)))
+                .unwrap_or(Err(AuthRefusal::Unavailable))
+        }
+    };
+    match outcome {
+        Ok(()) => Ok(()),
+        Err(AuthRefusal::Rejected) => Err(login_failed(shared)),
+        Err(AuthRefusal::Unavailable) => Err(Box::new(unavailable())),
     }
 }
 

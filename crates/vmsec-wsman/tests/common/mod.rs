@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use vmsec_cim::{CimDateTime, CimType, Instance, Value};
 use vmsec_wsman::{
     AuthRefusal, Enumeration, Listed, MethodOutput, OutValue, Principal, Provider, ProviderError,
+    Remembered,
 };
 
 pub const SOAP: &str = "http://www.w3.org/2003/05/soap-envelope";
@@ -53,6 +54,11 @@ pub struct TestProvider {
     pub verified: Mutex<Vec<String>>,
     /// Calls of `authenticate` (the slow check) and of `authenticate_verified` that decided.
     pub logins: Mutex<Logins>,
+    /// Users whose password changed since `authenticate` accepted them: `confirm` refuses
+    /// them, and `get` refuses their remembered credentials.
+    pub revoked: Mutex<Vec<String>>,
+    /// Calls of `confirm`.
+    pub confirms: AtomicUsize,
     /// Whether `Msvm_ComputerSystem` instances are all made at Enumerate ([`Listed`]) rather
     /// than as they are pulled ([`Made`]).
     pub read_at_once: bool,
@@ -121,6 +127,8 @@ impl TestProvider {
             auth_delay: std::time::Duration::ZERO,
             verified: Mutex::new(Vec::new()),
             logins: Mutex::new(Logins::default()),
+            revoked: Mutex::new(Vec::new()),
+            confirms: AtomicUsize::new(0),
             read_at_once: false,
             made: Arc::new(AtomicUsize::new(0)),
             fail_at: None,
@@ -265,6 +273,7 @@ impl Provider for TestProvider {
         ok.then(|| Principal {
             user: user.into(),
             role: String::new(),
+            remembered: None,
         })
         .ok_or(AuthRefusal::Rejected)
     }
@@ -277,12 +286,23 @@ impl Provider for TestProvider {
         known.then(|| Principal {
             user: user.into(),
             role: String::new(),
+            remembered: Some(Remembered::new(7)),
         })
+    }
+
+    fn confirm(&self, who: &Principal) -> Result<(), AuthRefusal> {
+        self.confirms.fetch_add(1, Ordering::SeqCst);
+        assert_eq!(who.remembered.as_ref().map(|r| r.stamp), Some(7));
+        if self.revoked.lock().unwrap().contains(&who.user) {
+            Err(AuthRefusal::Rejected)
+        } else {
+            Ok(())
+        }
     }
 
     fn get(
         &self,
-        _who: &Principal,
+        who: &Principal,
         class: &str,
         selectors: &[(String, String)],
     ) -> Result<Instance, ProviderError> {
@@ -290,6 +310,14 @@ impl Provider for TestProvider {
             class: class.into(),
             selectors: selectors.to_vec(),
         });
+        // As a provider whose point read confirms the caller in the same transaction.
+        if let Some(r) = &who.remembered {
+            if self.revoked.lock().unwrap().contains(&who.user) {
+                r.refused();
+                return Err(ProviderError::AccessDenied);
+            }
+            r.confirmed("");
+        }
         match class {
             "Msvm_SecurityService" => {
                 if selectors.is_empty()

@@ -9,9 +9,10 @@ use vmsec_cim::Value;
 use vmsec_cim::schema::ServedClass;
 use vmsec_service::classes;
 use vmsec_service::hgs::HgsDir;
-use vmsec_service::{Caller, JobStarted, Method, Role, Service, ServiceError};
+use vmsec_service::{Caller, JobStarted, Method, Remembered, Role, Service, ServiceError};
 use vmsec_wsman::{
-    AuthRefusal, Enumeration, MethodOutput, OutValue, Principal, Provider, ProviderError,
+    AuthRefusal, Confirmation, Enumeration, MethodOutput, OutValue, Principal, Provider,
+    ProviderError,
 };
 
 use super::setting_data;
@@ -23,15 +24,34 @@ pub struct ServiceProvider {
 }
 
 impl ServiceProvider {
-    /// The caller as authenticated moments ago for this request; the store is asked only if
-    /// the principal did not come from `authenticate`.
+    /// The caller of this request. Credentials checked by `authenticate` for it carry their
+    /// role; credentials accepted from memory are confirmed against the store at the first
+    /// call that needs the caller (one read), and what was found stands for the rest of
+    /// the request.
     fn caller(&self, who: &Principal) -> Result<Caller, ProviderError> {
-        match who.role.parse::<Role>().ok() {
-            Some(role) => Ok(Caller {
-                name: who.user.clone(),
-                role,
-            }),
-            None => self.service.caller(&who.user).map_err(read_error),
+        let Some(r) = &who.remembered else {
+            return match who.role.parse::<Role>().ok() {
+                Some(role) => Ok(Caller {
+                    name: who.user.clone(),
+                    role,
+                }),
+                None => self.service.caller(&who.user).map_err(read_error),
+            };
+        };
+        match r.state() {
+            Confirmation::Confirmed(role) => match role.parse::<Role>() {
+                Ok(role) => Ok(Caller {
+                    name: who.user.clone(),
+                    role,
+                }),
+                Err(_) => Err(ProviderError::Internal("a role not of this service".into())),
+            },
+            Confirmation::Refused => Err(ProviderError::AccessDenied),
+            Confirmation::Unchecked => {
+                let confirmed = self.service.confirm(&remembered(who, r));
+                found(r, confirmed.as_ref().map(|c| c.role));
+                confirmed.map_err(read_error)
+            }
         }
     }
 
@@ -116,13 +136,33 @@ fn principal(c: Caller) -> Principal {
     Principal {
         user: c.name,
         role: c.role.as_str().to_owned(),
+        remembered: None,
+    }
+}
+
+/// The service's view of credentials the principal was accepted with from memory.
+fn remembered(who: &Principal, r: &vmsec_wsman::Remembered) -> Remembered {
+    Remembered::from_parts(who.user.clone(), r.stamp)
+}
+
+/// Records in the principal what a confirmation found: the caller's role now, or that the
+/// credentials no longer stand. Any other failure (the store could not be read) records
+/// nothing, so that the server asks again before replying.
+fn found(r: &vmsec_wsman::Remembered, outcome: Result<Role, &ServiceError>) {
+    match outcome {
+        Ok(role) => r.confirmed(role.as_str()),
+        Err(ServiceError::AuthenticationFailed) => r.refused(),
+        Err(_) => {}
     }
 }
 
 /// Errors of Get and Enumerate (methods report theirs in ReturnValue instead).
 fn read_error(e: ServiceError) -> ProviderError {
     match e {
-        ServiceError::AccessDenied(_) => ProviderError::AccessDenied,
+        // Credentials that no longer stand: the server answers 401 (see `found`).
+        ServiceError::AccessDenied(_) | ServiceError::AuthenticationFailed => {
+            ProviderError::AccessDenied
+        }
         ServiceError::NotFound(_) | ServiceError::UnknownVm(_) => ProviderError::NoSuchInstance,
         other => ProviderError::Internal(other.to_string()),
     }
@@ -203,10 +243,26 @@ impl Provider for ServiceProvider {
         }
     }
 
+    /// From memory, without a read: the request confirms the credentials later, in its own
+    /// read ([`ServiceProvider::get`]) or by [`Provider::confirm`].
     fn authenticate_verified(&self, user: &str, password: &str, _: IpAddr) -> Option<Principal> {
-        self.service
-            .authenticate_verified(user, password)
-            .map(principal)
+        let r = self.service.remembered(user, password)?;
+        Some(Principal {
+            user: r.name.clone(),
+            role: String::new(),
+            remembered: Some(vmsec_wsman::Remembered::new(r.stamp())),
+        })
+    }
+
+    fn confirm(&self, who: &Principal) -> Result<(), AuthRefusal> {
+        match self.caller(who) {
+            Ok(_) => Ok(()),
+            Err(ProviderError::AccessDenied) => Err(AuthRefusal::Rejected),
+            Err(e) => {
+                tracing::warn!("cannot confirm credentials: {e}");
+                Err(AuthRefusal::Unavailable)
+            }
+        }
     }
 
     fn get(
@@ -216,9 +272,24 @@ impl Provider for ServiceProvider {
         selectors: &[(String, String)],
     ) -> Result<vmsec_cim::Instance, ProviderError> {
         let class = served(class)?;
-        let caller = self.caller(who)?;
-        self.service
-            .instance(&caller, class, selectors, &self.hgs)
+        let found_now = match &who.remembered {
+            // Confirmed in the read that answers the Get.
+            Some(r) if r.state() == Confirmation::Unchecked => {
+                let read = self.service.instance_confirming(
+                    &remembered(who, r),
+                    class,
+                    selectors,
+                    &self.hgs,
+                );
+                found(r, read.as_ref().map(|(c, _)| c.role));
+                read.map(|(_, i)| i)
+            }
+            _ => {
+                let caller = self.caller(who)?;
+                self.service.instance(&caller, class, selectors, &self.hgs)
+            }
+        };
+        found_now
             .map_err(read_error)?
             .ok_or(ProviderError::NoSuchInstance)
     }
