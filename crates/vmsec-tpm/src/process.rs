@@ -13,8 +13,31 @@ use std::time::{Duration, Instant};
 use crate::endpoint::Endpoint;
 use crate::error::TpmError;
 
-/// How often to look again while waiting for a process to appear or exit.
-pub(crate) const POLL: Duration = Duration::from_millis(20);
+/// The longest wait between two looks at a process that is to appear or exit.
+const POLL: Duration = Duration::from_millis(20);
+
+/// The waits between looks at a step that takes from a millisecond to seconds (swtpm
+/// daemonizing, writing its pid file, listening; a process exiting): 1 ms at first,
+/// doubling up to [`POLL`]. A fixed 20 ms made every quick step cost 20 ms, which was most
+/// of a warm `tpm start`; this sees a quick step within about its own time and a slow one
+/// still costs only a look every 20 ms.
+pub(crate) struct Backoff(Duration);
+
+impl Backoff {
+    pub(crate) fn new() -> Backoff {
+        Backoff(Duration::from_millis(1))
+    }
+
+    pub(crate) fn wait(&mut self) {
+        sleep(self.next());
+    }
+
+    fn next(&mut self) -> Duration {
+        let now = self.0;
+        self.0 = (self.0 * 2).min(POLL);
+        now
+    }
+}
 
 /// What `/proc` says about a live swtpm.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,6 +140,7 @@ fn parse_cmdline(raw: &[u8]) -> Vec<String> {
 /// Waits until `pid` has exited; `true` if it did within `limit`.
 pub(crate) fn wait_exit(pid: u32, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
+    let mut backoff = Backoff::new();
     loop {
         if !is_alive(pid) {
             return true;
@@ -124,7 +148,7 @@ pub(crate) fn wait_exit(pid: u32, limit: Duration) -> bool {
         if Instant::now() >= deadline {
             return false;
         }
-        sleep(POLL);
+        backoff.wait();
     }
 }
 
@@ -149,6 +173,13 @@ pub(crate) fn signal(pid: u32, signal: &str) -> Result<(), TpmError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn looks_come_quickly_at_first_then_every_20_ms() {
+        let mut b = Backoff::new();
+        let waits: Vec<u128> = (0..8).map(|_| b.next().as_millis()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 20, 20, 20]);
+    }
 
     fn process(args: &[&str]) -> SwtpmProcess {
         SwtpmProcess {

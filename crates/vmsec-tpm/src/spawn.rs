@@ -5,11 +5,10 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
-use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use crate::error::TpmError;
-use crate::process::POLL;
+use crate::process::Backoff;
 
 /// Most stderr text kept from one program run.
 const MAX_STDERR: u64 = 64 * 1024;
@@ -75,6 +74,7 @@ pub(crate) fn run_bounded(
     }
 
     let deadline = Instant::now() + limit;
+    let mut backoff = Backoff::new();
     let status = loop {
         match child
             .try_wait()
@@ -91,7 +91,7 @@ pub(crate) fn run_bounded(
                     log: stderr,
                 });
             }
-            None => sleep(POLL),
+            None => backoff.wait(),
         }
     };
     let stderr = rx.recv_timeout(Duration::from_secs(2)).unwrap_or_default();

@@ -15,7 +15,6 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -25,7 +24,7 @@ use crate::ctrl::{self, CMD_SHUTDOWN, Channel};
 use crate::endpoint::{ChannelAddr, Endpoint, check_option_path};
 use crate::error::TpmError;
 use crate::log_excerpt::LogMark;
-use crate::process::{self, POLL, SwtpmProcess};
+use crate::process::{self, Backoff, SwtpmProcess};
 use crate::spawn::{find_program, run_bounded};
 use crate::state_key::StateKey;
 
@@ -366,6 +365,7 @@ fn signal_until_gone(paths: &VtpmPaths, pid: u32) -> Result<StopOutcome, TpmErro
 }
 
 fn wait_for_pid(pid_file: &Path, deadline: Instant, mark: &LogMark) -> Result<u32, TpmError> {
+    let mut backoff = Backoff::new();
     loop {
         match process::read_pid_file(pid_file) {
             Ok(Some(pid)) => return Ok(pid),
@@ -380,7 +380,7 @@ fn wait_for_pid(pid_file: &Path, deadline: Instant, mark: &LogMark) -> Result<u3
                 log: mark.appended(),
             });
         }
-        sleep(POLL);
+        backoff.wait();
     }
 }
 
@@ -391,6 +391,7 @@ fn wait_until_listening(
     mark: &LogMark,
 ) -> Result<(), TpmError> {
     for addr in [endpoint.ctrl(), endpoint.data()] {
+        let mut backoff = Backoff::new();
         loop {
             if accepts(&addr) {
                 break;
@@ -413,7 +414,7 @@ fn wait_until_listening(
                     log: mark.appended(),
                 });
             }
-            sleep(POLL);
+            backoff.wait();
         }
     }
     Ok(())
