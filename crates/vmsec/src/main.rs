@@ -4,6 +4,7 @@
 
 mod cli;
 mod commands;
+mod control;
 mod data_dir;
 mod hgs_client;
 mod hgs_tpm;

@@ -1,6 +1,5 @@
 //! Printing results for people (text) or scripts (`--json`, stable field names).
 
-use serde::Serialize;
 use serde_json::{Value, json};
 use vmsec_store::{Job, KpHistoryEntry, SecuritySettings, User, Vm, VmSecurity};
 
@@ -48,26 +47,31 @@ pub fn text(s: &str) -> std::borrow::Cow<'_, str> {
 }
 
 impl Out {
-    pub fn json(&self, v: &impl Serialize) -> Result<(), CliError> {
-        let s = serde_json::to_string_pretty(v)
-            .map_err(|e| CliError::new(format!("JSON output: {e}")))?;
-        write_stdout(format!("{s}\n").as_bytes())
-    }
-
     /// Prints `text` for people, or `v` as JSON.
     pub fn either(
         &self,
         text: impl FnOnce() -> String,
         v: impl FnOnce() -> Value,
     ) -> Result<(), CliError> {
+        write_stdout(self.render(text, v)?.as_bytes())
+    }
+
+    /// What [`Out::either`] prints, for a command whose output another process prints.
+    pub fn render(
+        &self,
+        text: impl FnOnce() -> String,
+        v: impl FnOnce() -> Value,
+    ) -> Result<String, CliError> {
         if self.json {
-            self.json(&v())
+            let s = serde_json::to_string_pretty(&v())
+                .map_err(|e| CliError::new(format!("JSON output: {e}")))?;
+            Ok(format!("{s}\n"))
         } else {
             let t = text();
             if t.is_empty() {
-                return Ok(());
+                return Ok(String::new());
             }
-            write_stdout(format!("{}\n", t.trim_end()).as_bytes())
+            Ok(format!("{}\n", t.trim_end()))
         }
     }
 }

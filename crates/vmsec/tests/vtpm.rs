@@ -258,6 +258,59 @@ fn a_restart_rolls_the_key_protector_and_keeps_nv_data_and_persistent_keys() {
 }
 
 #[test]
+fn a_running_serve_starts_the_vtpm_the_cli_asks_for_and_without_one_the_cli_starts_it() {
+    if !tools_present() {
+        return;
+    }
+    let host = Host::new();
+    host.vm_with_tpm("vm1", "owner");
+    let served = common::Served::start(host.data.path());
+    let tpm = host.start("vm1");
+    assert_eq!(tpm.started["via"], "serve", "{}", tpm.started);
+    tpm.write_value(host.data.path());
+    // A refusal reaches the CLI as its own would: the message, exit code 1.
+    let refused = host.fails(&["tpm", "start", "no-such-vm"]);
+    assert!(refused.contains("no-such-vm"), "{refused}");
+    tpm.stop();
+    let audited = host.json(&["audit", "--limit", "1000"]);
+    let starts: Vec<_> = audited
+        .as_array()
+        .expect("audit records")
+        .iter()
+        .filter(|r| r["operation"] == "TpmStart" && r["outcome"] == "succeeded")
+        .collect();
+    assert_eq!(starts.len(), 1, "{audited}");
+    assert!(
+        starts[0]["actor"].as_str().unwrap().starts_with("local:"),
+        "the server acts as the local administrator: {}",
+        starts[0]
+    );
+    // A CLI that acts as another host is not the server's to serve.
+    let as_other = Command::new(env!("CARGO_BIN_EXE_vmsec"))
+        .arg("--data")
+        .arg(host.data.path())
+        .args(["--json", "tpm", "start", "vm1", "--socket"])
+        .arg(host.socket("vm1"))
+        .env("VMSEC_HOST_NAME", "another-host")
+        .output()
+        .unwrap();
+    assert!(as_other.status.success(), "{as_other:?}");
+    let tpm = Running::new(
+        &host,
+        "vm1",
+        serde_json::from_slice(&as_other.stdout).unwrap(),
+    );
+    assert_eq!(tpm.started["via"], "cli", "{}", tpm.started);
+    tpm.stop();
+    // A server killed leaves its socket behind; nobody answers it, so the CLI starts alone.
+    drop(served);
+    let tpm = host.start("vm1");
+    assert_eq!(tpm.started["via"], "cli", "{}", tpm.started);
+    assert_eq!(tpm.read_value(), VALUE);
+    tpm.stop();
+}
+
+#[test]
 fn the_state_on_disk_holds_no_plaintext_and_swtpm_refuses_a_wrong_state_key() {
     if !tools_present() {
         return;

@@ -11,6 +11,7 @@ mod kps;
 mod libvirt;
 pub(crate) mod tls;
 mod tpm;
+pub(crate) use tpm::start_for_a_client;
 mod user;
 mod vm;
 

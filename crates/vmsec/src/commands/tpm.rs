@@ -9,7 +9,7 @@ use vmsec_tpm::{Endpoint, Status};
 use super::Ctx;
 use crate::CliError;
 use crate::cli::TpmCmd;
-use crate::output;
+use crate::{control, output};
 
 impl Ctx<'_> {
     pub(super) fn tpm(&self, c: TpmCmd) -> Result<(), CliError> {
@@ -121,6 +121,8 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// `tpm start`: by the running `vmsec serve` of this data directory when one listens
+    /// (its random generator is seeded already, see [`crate::control`]), else here.
     pub(super) fn tpm_start(
         &self,
         vm: &str,
@@ -129,14 +131,41 @@ impl Ctx<'_> {
         tcp: Option<u16>,
         reset: bool,
     ) -> Result<(), CliError> {
-        let vm = self.find_vm(vm)?;
+        let absolute = |p: PathBuf, what: &str| {
+            std::path::absolute(&p)
+                .map_err(|e| CliError::new(format!("{what} {}: {e}", p.display())))
+        };
+        let request = control::TpmStartRequest {
+            vm: vm.to_owned(),
+            state: state.map(|p| absolute(p, "--state")).transpose()?,
+            socket: socket.map(|p| absolute(p, "--socket")).transpose()?,
+            tcp,
+            reset,
+            json: self.out.json,
+            store: control::store_identity(
+                self.data.store.as_deref(),
+                &crate::data_dir::host_name(),
+            ),
+        };
+        let stdout = match control::ask(self.data, &request) {
+            Some(answered) => answered?,
+            None => self.start_vtpm(&request, "cli")?,
+        };
+        output::write_stdout(stdout.as_bytes())
+    }
+
+    /// Starts the vTPM `request` names, in this process; returns what the CLI prints.
+    /// `via` says which process did it (`cli`, or `serve` for a request it was sent).
+    fn start_vtpm(
+        &self,
+        request: &control::TpmStartRequest,
+        via: &str,
+    ) -> Result<String, CliError> {
+        let vm = self.find_vm(&request.vm)?;
         let location = VtpmLocation::of(&self.data.vtpm_root(), vm.id);
-        let endpoint = match (socket, tcp) {
+        let endpoint = match (&request.socket, request.tcp) {
             (_, Some(port)) => Endpoint::Tcp { port },
-            (Some(path), None) => Endpoint::Unix {
-                path: std::path::absolute(&path)
-                    .map_err(|e| CliError::new(format!("--socket {}: {e}", path.display())))?,
-            },
+            (Some(path), None) => Endpoint::Unix { path: path.clone() },
             (None, None) => Endpoint::Unix {
                 path: std::path::absolute(location.dir.join("swtpm.sock"))
                     .map_err(|e| CliError::new(e.to_string()))?,
@@ -154,20 +183,20 @@ impl Ctx<'_> {
             &vm,
             TpmStart {
                 location,
-                state_dir: state.as_deref(),
+                state_dir: request.state.as_deref(),
                 ca_dir: &ca_dir,
                 endpoint,
                 unlock,
-                reset,
+                reset: request.reset,
             },
         )?;
         if self.service.store_is_shared() {
             self.spawn_lease_keeper(&vm, &started)?;
         }
-        self.out.either(
+        self.out.render(
             || {
                 format!(
-                    "vTPM of {} running (pid {}{})\n  tpm2-tools:  export TPM2TOOLS_TCTI='{}'\n  QEMU:        {}\n  took {} ms",
+                    "vTPM of {} running (pid {}{})\n  tpm2-tools:  export TPM2TOOLS_TCTI='{}'\n  QEMU:        {}\n  took {} ms{}",
                     vm.name,
                     started.pid,
                     if started.manufactured { ", newly manufactured" } else { "" },
@@ -177,10 +206,15 @@ impl Ctx<'_> {
                         .as_ref()
                         .map(|a| a.join(" "))
                         .unwrap_or_else(|| "attach needs --socket: QEMU passes the data channel over a unix socket".into()),
-                    started.timings.total_ms
+                    started.timings.total_ms,
+                    if via == "serve" { ", by the running vmsec serve" } else { "" },
                 )
             },
-            || json!(started),
+            || {
+                let mut v = json!(started);
+                v["via"] = json!(via);
+                v
+            },
         )
     }
 
@@ -236,5 +270,36 @@ impl Ctx<'_> {
                 )
             },
         )
+    }
+}
+
+/// A `tpm start` sent to this `vmsec serve` over its control socket: run as the CLI would,
+/// as the local administrator, on the server's own store.
+pub(crate) fn start_for_a_client(
+    service: &vmsec_service::Service,
+    data: &crate::data_dir::DataDir,
+    request: &control::TpmStartRequest,
+) -> control::Answer {
+    if request.store
+        != control::store_identity(data.store.as_deref(), &crate::data_dir::host_name())
+    {
+        return control::Answer::Declined {
+            why: "the CLI acts on another store, or as another host, than this server".into(),
+        };
+    }
+    let me = vmsec_service::Caller::local_admin();
+    let out = output::Out { json: request.json };
+    let ctx = Ctx {
+        service,
+        me: &me,
+        out: &out,
+        data,
+    };
+    match ctx.start_vtpm(request, "serve") {
+        Ok(stdout) => control::Answer::Done { stdout },
+        Err(e) => control::Answer::Failed {
+            message: e.message,
+            code: e.code.to_owned(),
+        },
     }
 }

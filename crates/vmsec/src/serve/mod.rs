@@ -143,6 +143,7 @@ pub fn run(data: &DataDir, args: ServeArgs) -> Result<(), CliError> {
     }
     let pruner = AuditPruner::start(service.clone(), config::audit_retention(&file))?;
     start_heartbeat(service.clone())?;
+    let control = start_control(service.clone(), data)?;
 
     let mut cfg = server_config(data, &args, &file)?;
     cfg.engine.machine = service.host().name.clone();
@@ -182,10 +183,34 @@ pub fn run(data: &DataDir, args: ServeArgs) -> Result<(), CliError> {
         Ok::<(), CliError>(())
     })?;
     // In-flight requests are done; let queued jobs finish so none is left running.
+    if let Some(c) = control {
+        c.stop();
+    }
     pruner.stop();
     service.shutdown();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Listens on the control socket ([`crate::control`]) for the CLI's `tpm start`. The random
+/// generator is seeded here, once, so that the first start is as quick as the next.
+fn start_control(
+    service: Arc<vmsec_service::Service>,
+    data: &DataDir,
+) -> Result<Option<crate::control::Listener>, CliError> {
+    let mut seed = [0u8; 1];
+    aws_lc_rs::rand::fill(&mut seed)
+        .map_err(|_| CliError::new("the random generator failed to start"))?;
+    let served = DataDir {
+        path: data.path.clone(),
+        store: data.store.clone(),
+    };
+    crate::control::Listener::start(
+        &data.path,
+        Arc::new(move |request: &crate::control::TpmStartRequest| {
+            crate::commands::start_for_a_client(&service, &served, request)
+        }),
+    )
 }
 
 /// On a shared store, starts the thread that tells the store this host is alive and
