@@ -190,8 +190,9 @@ impl Service {
     }
 
     /// The caller `r` stands for, if the store's user still has the password `r` was
-    /// verified against; else [`ServiceError::AuthenticationFailed`], audited, and `r`'s
-    /// credentials are forgotten (the next attempt takes the full check and its rate limit).
+    /// verified against; else [`ServiceError::AuthenticationFailed`], and `r`'s credentials
+    /// are forgotten, so that they get the full check (its rate limit, its audit) from now
+    /// on. One point read, no write.
     pub fn confirm(&self, r: &Remembered) -> Result<Caller, ServiceError> {
         let user = self.store.user(&r.name)?;
         self.confirmed(r, user)
@@ -209,18 +210,14 @@ impl Service {
                 name: u.name,
                 role: u.role,
             }),
+            // Not audited here: this may run on a thread that serves connections, which must
+            // not wait for a write. The caller refuses the credentials and checks them in
+            // full ([`Service::authenticate`]), which audits its refusal.
             _ => {
                 self.verified
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .retain(|_, known| known.stamp != r.stamp);
-                self.audit(
-                    &audit::audit_name(&r.name),
-                    "Authenticate",
-                    None,
-                    AuditOutcome::Denied,
-                    "credentials verified before no longer match the user's password",
-                );
                 Err(ServiceError::AuthenticationFailed)
             }
         }

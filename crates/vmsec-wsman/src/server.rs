@@ -60,7 +60,7 @@ use crate::provider::{Principal, Provider};
 use crate::wire::envelope;
 use crate::wire::fault::{Fault, FaultKind};
 use crate::wire::reply::Parts;
-use auth::{authenticate, stands};
+use auth::{after_refusal, authenticate, stands};
 use body::read_body;
 use connection::{Activity, serve_connection};
 use limits::{BodyBudget, BodyReservation};
@@ -605,9 +605,17 @@ async fn handle<P: Provider>(
         Ok(who) => who,
         Err(r) => return *r,
     };
+    // Kept for a full check should remembered credentials no longer stand (see `stands`).
+    let authorization = who
+        .remembered
+        .is_some()
+        .then(|| req.headers().get(header::AUTHORIZATION).cloned())
+        .flatten();
     activity.authenticated();
     if route == Route::Metrics {
-        if let Err(r) = stands(shared, &who) {
+        if let Err(refusal) = stands(shared, &who)
+            && let Err(r) = after_refusal(shared, peer, authorization.as_ref(), refusal).await
+        {
             return *r;
         }
         return metrics_reply(shared).await;
@@ -621,13 +629,23 @@ async fn handle<P: Provider>(
             return r;
         }
     };
-    let response = answer(shared, &who, body).await;
-    // Computed, not yet sent: credentials accepted from memory must still stand.
-    if let Err(r) = stands(shared, &who) {
-        shared
-            .metrics
-            .record(response.operation, "unauthenticated", started.elapsed());
-        return *r;
+    let mut response = answer(shared, &who, body.clone()).await;
+    // Computed, not yet sent: credentials accepted from memory must still stand. If they do
+    // not, they get the full check, and the request is answered anew for whom it finds.
+    let mut who = who;
+    if let Err(refusal) = stands(shared, &who) {
+        match after_refusal(shared, peer, authorization.as_ref(), refusal).await {
+            Ok(fresh) => {
+                response = answer(shared, &fresh, body).await;
+                who = fresh;
+            }
+            Err(r) => {
+                shared
+                    .metrics
+                    .record(response.operation, "unauthenticated", started.elapsed());
+                return *r;
+            }
+        }
     }
     shared
         .metrics

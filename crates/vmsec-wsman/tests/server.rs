@@ -268,8 +268,10 @@ async fn credentials_from_memory_are_confirmed_before_the_reply_and_a_changed_pa
         200
     );
     assert_eq!(r.provider.confirms.load(Ordering::SeqCst), 1);
-    // The password changes in the store: the next request is refused, both ways.
+    // The password changes in the store: the next request is refused, both ways, after the
+    // full check a new login gets.
     r.provider.revoked.lock().unwrap().push("admin".into());
+    let (checked, _) = r.provider.logins();
     for body in [&get, &invoke] {
         let reply = http(&r, &post("/wsman", Some(ADMIN), body)).await;
         assert_eq!(reply.status, 401, "{}", reply.body);
@@ -283,6 +285,16 @@ async fn credentials_from_memory_are_confirmed_before_the_reply_and_a_changed_pa
     );
     assert_eq!(http(&r, metrics.as_bytes()).await.status, 401);
     assert_eq!(r.provider.confirms.load(Ordering::SeqCst), 3);
+    assert_eq!(
+        r.provider.logins().0,
+        checked + 3,
+        "each refusal checked in full"
+    );
+    // A full check that passes (the password set again to the same one) gets the request
+    // answered anew, once.
+    r.provider.revoked.lock().unwrap().clear();
+    let reply = http(&r, &post("/wsman", Some(ADMIN), &invoke)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
     stop(r).await;
 }
 

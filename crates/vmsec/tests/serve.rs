@@ -343,10 +343,27 @@ fn a_pull_after_the_password_changed_is_refused_though_it_reads_no_user() {
         &["user", "passwd", "auditor", "--password-stdin"],
         b"a new reader password\n",
     );
-    // A Pull reads only its open enumeration, yet the server confirms the caller first.
+    // A Pull reads only its open enumeration, yet the server confirms the caller before
+    // the reply, and refused credentials get the full check of a login, audited.
     let (status, reply) = s.post(auditor, pull.as_bytes());
     assert_eq!(status, 401, "{reply}");
     assert!(!reply.contains("Msvm_ComputerSystem"), "{reply}");
+    let out = Command::new(env!("CARGO_BIN_EXE_vmsec"))
+        .arg("--data")
+        .arg(&s.data)
+        .args(["--json", "audit"])
+        .output()
+        .unwrap();
+    let log: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["operation"] == "Authenticate"
+                && r["outcome"] == "denied"
+                && r["actor"] == "auditor"),
+        "{log}"
+    );
     let (status, reply) = s.post(Some(("auditor", "a new reader password")), pull.as_bytes());
     assert_eq!(status, 200, "{reply}");
     s.stop();

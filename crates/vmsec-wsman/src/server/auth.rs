@@ -60,6 +60,17 @@ pub(super) async fn authenticate<P: Provider>(
             return Ok(who);
         }
     }
+    check_in_full(shared, peer, creds).await
+}
+
+/// The full check of credentials, as for a new login: a token of the source's login budget
+/// (429 without any check when it has none), then the provider's `authenticate` on a
+/// blocking thread (which hashes the password and audits a refusal).
+pub(super) async fn check_in_full<P: Provider>(
+    shared: &Arc<Shared<P>>,
+    peer: IpAddr,
+    creds: Option<(String, Zeroizing<String>)>,
+) -> Result<Principal, Box<Reply>> {
     if let Err(retry) = shared.limiter.begin(peer, Instant::now()) {
         shared.metrics.rate_limited();
         let mut r = reply(
@@ -95,16 +106,17 @@ pub(super) async fn authenticate<P: Provider>(
 
 /// Whether `who` may have its reply: always, unless its credentials were accepted from
 /// memory ([`Principal::remembered`]) and the store no longer holds what they were verified
-/// against. A request the provider neither confirmed nor refused is confirmed here, on the
-/// connection's thread (one point read, as for `authenticate_verified`).
+/// against (`Rejected`), or cannot say (`Unavailable`). A request the provider neither
+/// confirmed nor refused is confirmed here, on the connection's thread (one point read, as
+/// for `authenticate_verified`).
 pub(super) fn stands<P: Provider>(
     shared: &Arc<Shared<P>>,
     who: &Principal,
-) -> Result<(), Box<Reply>> {
+) -> Result<(), AuthRefusal> {
     let Some(remembered) = &who.remembered else {
         return Ok(());
     };
-    let outcome = match remembered.state() {
+    match remembered.state() {
         Confirmation::Confirmed(_) => Ok(()),
         Confirmation::Refused => Err(AuthRefusal::Rejected),
         Confirmation::Unchecked => {
@@ -112,11 +124,24 @@ pub(super) fn stands<P: Provider>(
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| provider.confirm(who)))
                 .unwrap_or(Err(AuthRefusal::Unavailable))
         }
-    };
-    match outcome {
-        Ok(()) => Ok(()),
-        Err(AuthRefusal::Rejected) => Err(login_failed(shared)),
-        Err(AuthRefusal::Unavailable) => Err(Box::new(unavailable())),
+    }
+}
+
+/// What follows a refusal of remembered credentials (the password changed, the user is
+/// gone): the full check a new login gets, with its rate limit, its password hash and its
+/// audit, on a blocking thread. `Ok` with the principal that check gives (a password set
+/// again to the same one), else the reply to send (401, 429, 503).
+pub(super) async fn after_refusal<P: Provider>(
+    shared: &Arc<Shared<P>>,
+    peer: IpAddr,
+    authorization: Option<&HeaderValue>,
+    refusal: AuthRefusal,
+) -> Result<Principal, Box<Reply>> {
+    match refusal {
+        AuthRefusal::Unavailable => Err(Box::new(unavailable())),
+        AuthRefusal::Rejected => {
+            check_in_full(shared, peer, authorization.and_then(basic_credentials)).await
+        }
     }
 }
 

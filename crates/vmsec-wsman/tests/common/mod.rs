@@ -266,7 +266,9 @@ impl Provider for TestProvider {
     ) -> Result<Principal, AuthRefusal> {
         self.logins.lock().unwrap().checked += 1;
         std::thread::sleep(self.auth_delay);
-        let ok = matches!(user, "admin" | "reader") && password == "secret";
+        let ok = matches!(user, "admin" | "reader")
+            && password == "secret"
+            && !self.revoked.lock().unwrap().iter().any(|u| u == user);
         if ok {
             self.verified.lock().unwrap().push(user.into());
         }
