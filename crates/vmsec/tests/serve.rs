@@ -100,6 +100,17 @@ impl Serve {
         }
     }
 
+    /// The audit log, as `vmsec --json audit` prints it.
+    fn audit(&self) -> serde_json::Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_vmsec"))
+            .arg("--data")
+            .arg(&self.data)
+            .args(["--json", "audit"])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
     /// A raw HTTP/1.1 POST to the plain-HTTP listener; returns (status, headers+body text).
     fn post(&self, auth: Option<(&str, &str)>, body: &[u8]) -> (u16, String) {
         let mut s = TcpStream::connect(self.http).unwrap();
@@ -272,13 +283,7 @@ fn requests_without_valid_credentials_get_401_and_are_not_executed() {
     assert_eq!(status, 200, "{text}");
     assert!(text.contains("Microsoft:B5314955-3924-42BA-ABF9-793993D340A0"));
     // The refusals are in the audit log.
-    let out = Command::new(env!("CARGO_BIN_EXE_vmsec"))
-        .arg("--data")
-        .arg(&s.data)
-        .args(["--json", "audit"])
-        .output()
-        .unwrap();
-    let log: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let log = s.audit();
     let denied = log
         .as_array()
         .unwrap()
@@ -348,13 +353,7 @@ fn a_pull_after_the_password_changed_is_refused_though_it_reads_no_user() {
     let (status, reply) = s.post(auditor, pull.as_bytes());
     assert_eq!(status, 401, "{reply}");
     assert!(!reply.contains("Msvm_ComputerSystem"), "{reply}");
-    let out = Command::new(env!("CARGO_BIN_EXE_vmsec"))
-        .arg("--data")
-        .arg(&s.data)
-        .args(["--json", "audit"])
-        .output()
-        .unwrap();
-    let log: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let log = s.audit();
     assert!(
         log.as_array()
             .unwrap()
