@@ -18,8 +18,8 @@ use vmsec_kps::tpm::service::TpmOutcome;
 use vmsec_kps::tpm::wire::RsaPublic;
 use vmsec_kps::tpm::{Baseline, TpmAttestation, TpmHost};
 use vmsec_kps::{AttestError, CertifiedKey, key_hash};
+use vmsec_tpm::attesting::Attesting;
 use vmsec_tpm::host::{HostTpm, KeyBlob, SwtpmHost};
-use zeroize::Zeroizing;
 
 /// One test at a time: libtss2's swtpm TCTI opens its socket without close-on-exec, so a
 /// swtpm that one test spawns inherits another test's open TPM connection, and that TPM,
@@ -100,14 +100,8 @@ impl Host {
         client::begin_body(cert, self.tpm.ek_public().unwrap(), ak_public).unwrap()
     }
 
-    fn loaded(&mut self) -> Loaded<'_> {
-        let ak = self.tpm.load(&self.ak).unwrap();
-        let idk = self.tpm.load(&self.idk).unwrap();
-        Loaded {
-            tpm: &mut self.tpm,
-            ak,
-            idk,
-        }
+    fn loaded(&mut self) -> Attesting<'_> {
+        Attesting::load(&mut self.tpm, &self.ak, &self.idk).unwrap()
     }
 
     /// The PCRs this host's TPM has now, as a baseline.
@@ -117,45 +111,6 @@ impl Host {
             pcrs: self.tpm.read_pcrs(&pcrs).unwrap().into_iter().collect(),
             event_log_sha256: None,
         }
-    }
-}
-
-struct Loaded<'a> {
-    tpm: &'a mut HostTpm,
-    ak: vmsec_tpm::host::KeyHandle,
-    idk: vmsec_tpm::host::KeyHandle,
-}
-
-impl Drop for Loaded<'_> {
-    fn drop(&mut self) {
-        self.tpm.unload(self.ak);
-        self.tpm.unload(self.idk);
-    }
-}
-
-impl AttestingTpm for Loaded<'_> {
-    fn activate_credential(
-        &mut self,
-        blob: &[u8],
-        secret: &[u8],
-    ) -> Result<Zeroizing<Vec<u8>>, String> {
-        self.tpm
-            .activate_credential(self.ak, blob, secret)
-            .map_err(|e| e.to_string())
-    }
-    fn certify_idk(&mut self, nonce: &[u8]) -> Result<(Vec<u8>, Vec<u8>), String> {
-        let s = self
-            .tpm
-            .certify(self.idk, self.ak, nonce)
-            .map_err(|e| e.to_string())?;
-        Ok((s.attest, s.signature))
-    }
-    fn quote(&mut self, nonce: &[u8], pcrs: &[u32]) -> Result<(Vec<u8>, Vec<u8>), String> {
-        let s = self
-            .tpm
-            .quote(self.ak, nonce, pcrs)
-            .map_err(|e| e.to_string())?;
-        Ok((s.attest, s.signature))
     }
 }
 

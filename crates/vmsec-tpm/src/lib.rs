@@ -17,6 +17,7 @@
 //! No dependency on other vmsec crates: the caller unwraps the key protector
 //! and stores the sealed DEK.
 
+pub mod attesting;
 mod ctrl;
 mod endpoint;
 mod error;

@@ -8,11 +8,12 @@
 
 use vmsec_kps::msgs::attestation::{self, AttestReply};
 use vmsec_kps::msgs::tpm::parse_challenge;
-use vmsec_kps::tpm::client::{self, AttestingTpm};
+use vmsec_kps::tpm::client;
 use vmsec_kps::tpm::wire::RsaPublic;
 use vmsec_service::ServiceError;
 use vmsec_service::hgs::{HgsDir, TpmConfig};
-use vmsec_tpm::host::{HostTpm, KeyBlob, KeyHandle};
+use vmsec_tpm::attesting::Attesting;
+use vmsec_tpm::host::{HostTpm, KeyBlob};
 use zeroize::Zeroizing;
 
 use crate::https_client::HttpsClient;
@@ -115,7 +116,8 @@ impl TpmIdentity {
             return Err(refused(reply.status, &reply.body));
         };
         let body = {
-            let mut loaded = Loaded::new(&mut tpm, &self.ak, &self.idk).map_err(local)?;
+            let mut loaded =
+                Attesting::load(&mut tpm, &self.ak, &self.idk).map_err(|e| local(e.to_string()))?;
             client::finish_body(&mut loaded, &challenge, self.idk.public.clone(), log)
                 .map_err(local)?
         };
@@ -140,59 +142,6 @@ impl TpmIdentity {
 }
 
 /// The AK and IDK loaded for one exchange; unloaded when dropped (a TPM has few slots).
-struct Loaded<'a> {
-    tpm: &'a mut HostTpm,
-    ak: KeyHandle,
-    idk: KeyHandle,
-}
-
-impl<'a> Loaded<'a> {
-    fn new(tpm: &'a mut HostTpm, ak: &KeyBlob, idk: &KeyBlob) -> Result<Loaded<'a>, String> {
-        let ak = tpm.load(ak).map_err(|e| e.to_string())?;
-        let idk = match tpm.load(idk) {
-            Ok(k) => k,
-            Err(e) => {
-                tpm.unload(ak);
-                return Err(e.to_string());
-            }
-        };
-        Ok(Loaded { tpm, ak, idk })
-    }
-}
-
-impl Drop for Loaded<'_> {
-    fn drop(&mut self) {
-        self.tpm.unload(self.ak);
-        self.tpm.unload(self.idk);
-    }
-}
-
-impl AttestingTpm for Loaded<'_> {
-    fn activate_credential(
-        &mut self,
-        blob: &[u8],
-        secret: &[u8],
-    ) -> Result<Zeroizing<Vec<u8>>, String> {
-        self.tpm
-            .activate_credential(self.ak, blob, secret)
-            .map_err(|e| e.to_string())
-    }
-    fn certify_idk(&mut self, nonce: &[u8]) -> Result<(Vec<u8>, Vec<u8>), String> {
-        let s = self
-            .tpm
-            .certify(self.idk, self.ak, nonce)
-            .map_err(|e| e.to_string())?;
-        Ok((s.attest, s.signature))
-    }
-    fn quote(&mut self, nonce: &[u8], pcrs: &[u32]) -> Result<(Vec<u8>, Vec<u8>), String> {
-        let s = self
-            .tpm
-            .quote(self.ak, nonce, pcrs)
-            .map_err(|e| e.to_string())?;
-        Ok((s.attest, s.signature))
-    }
-}
-
 /// The EK to register at the KPS: its certificate (PEM) when the TPM has one, else its public
 /// key (PEM), and which it is.
 pub fn ek_pem(tcti: &str) -> Result<(String, bool), ServiceError> {
