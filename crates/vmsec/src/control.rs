@@ -104,7 +104,7 @@ pub fn ask(data: &DataDir, request: &TpmStartRequest) -> Option<Result<String, C
         Ok(Answer::Done { stdout }) => Some(Ok(stdout)),
         Ok(Answer::Failed { message, code }) => Some(Err(CliError {
             message,
-            code: known_code(&code),
+            code: CliError::code_named(&code),
             closed_stdout: false,
         })),
         Ok(Answer::Declined { why }) => {
@@ -117,25 +117,6 @@ pub fn ask(data: &DataDir, request: &TpmStartRequest) -> Option<Result<String, C
             path.display()
         )))),
     }
-}
-
-/// The CLI's error codes are static names; one the server sent is mapped back to its own.
-fn known_code(code: &str) -> &'static str {
-    const CODES: &[&str] = &[
-        "AccessDenied",
-        "InvalidParameter",
-        "NotFound",
-        "InvalidKeyProtector",
-        "InvalidState",
-        "NotSupported",
-        "AlreadyExists",
-        "Timeout",
-    ];
-    CODES
-        .iter()
-        .find(|c| **c == code)
-        .copied()
-        .unwrap_or("Failed")
 }
 
 /// What the server does with a request.

@@ -12,6 +12,7 @@ use vmsec_store::sqlite::SqliteStore;
 
 use crate::CliError;
 
+#[derive(Clone)]
 pub struct DataDir {
     pub path: PathBuf,
     /// The PostgreSQL URL of a shared store, or `None` for the SQLite file in `path`.

@@ -46,6 +46,30 @@ impl CliError {
     }
 }
 
+impl CliError {
+    /// Every code a failure can have, as `--json` reports it.
+    pub const CODES: &'static [&'static str] = &[
+        "AccessDenied",
+        "InvalidParameter",
+        "NotFound",
+        "InvalidKeyProtector",
+        "InvalidState",
+        "NotSupported",
+        "AlreadyExists",
+        "Timeout",
+        "Failed",
+    ];
+
+    /// The code of that name (one another process reported), `Failed` for one unknown.
+    pub fn code_named(code: &str) -> &'static str {
+        Self::CODES
+            .iter()
+            .find(|c| **c == code)
+            .copied()
+            .unwrap_or("Failed")
+    }
+}
+
 impl From<vmsec_service::ServiceError> for CliError {
     fn from(e: vmsec_service::ServiceError) -> Self {
         use vmsec_service::ServiceError as E;

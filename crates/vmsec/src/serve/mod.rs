@@ -201,10 +201,7 @@ fn start_control(
     let mut seed = [0u8; 1];
     aws_lc_rs::rand::fill(&mut seed)
         .map_err(|_| CliError::new("the random generator failed to start"))?;
-    let served = DataDir {
-        path: data.path.clone(),
-        store: data.store.clone(),
-    };
+    let served = data.clone();
     crate::control::Listener::start(
         &data.path,
         Arc::new(move |request: &crate::control::TpmStartRequest| {
