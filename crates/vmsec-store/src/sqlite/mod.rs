@@ -203,12 +203,8 @@ impl Store for SqliteStore {
     ) -> Result<(Option<User>, Option<VmSummary>), StoreError> {
         // A read transaction's locks (WAL read mark, shared-memory mutex) cost more than its
         // two point reads: one transaction, not two.
-        self.pool.with_conn(|c| {
-            let tx = c.transaction().map_err(values::map_err)?;
-            let read = (users::get_on(&tx, name)?, vms::summary_on(&tx, id)?);
-            tx.commit().map_err(values::map_err)?;
-            Ok(read)
-        })
+        self.pool
+            .read(|c| Ok((users::get_on(c, name)?, vms::summary_on(c, id)?)))
     }
 
     fn vm_summaries_after(
