@@ -43,6 +43,14 @@ impl Service {
             .unwrap_or_else(|| ServiceError::Internal("a refusal succeeded".into()))
     }
 
+    /// Whether calling `method` now is point reads and an audit append that waits for no
+    /// other write: only GetKeyProtector is ever, and only while no write is under way. A
+    /// server may then call it on a thread that must not wait. A hint: a write may start in
+    /// between, and is then waited for.
+    pub fn answers_at_once(&self, method: Method) -> bool {
+        method == Method::GetKeyProtector && self.store.audit_would_start_at_once()
+    }
+
     /// GetKeyProtector: the VM's current KP, or [`NO_KEY_PROTECTOR`] when none is set.
     /// Synchronous.
     pub fn get_key_protector(&self, who: &Caller, vm: VmRef) -> Result<Vec<u8>, ServiceError> {

@@ -44,6 +44,20 @@ fn get_key_protector_returns_the_bytes_set() {
 }
 
 #[test]
+fn only_get_key_protector_may_be_answered_by_a_thread_that_must_not_wait() {
+    let w = world();
+    assert!(w.service.answers_at_once(Method::GetKeyProtector));
+    for m in [
+        Method::SetKeyProtector,
+        Method::RestoreLastKnownGoodKeyProtector,
+        Method::SetSecurityPolicy,
+        Method::ModifySecuritySettings,
+    ] {
+        assert!(!w.service.answers_at_once(m), "{m:?}");
+    }
+}
+
+#[test]
 fn get_key_protector_of_an_unknown_vm_is_invalid_parameter() {
     let w = world();
     let r = w.service.get_key_protector(&admin(), Uuid::new_v4().into());

@@ -35,6 +35,14 @@ impl<I, R, E: Clone> GroupCommit<I, R, E> {
         }
     }
 
+    /// Whether no batch is being committed and none is queued (asked without waiting: a
+    /// queue being looked at by another caller counts as busy).
+    pub(crate) fn is_idle(&self) -> bool {
+        self.state
+            .try_lock()
+            .is_ok_and(|st| !st.leading && st.pending.is_empty())
+    }
+
     /// Makes `item` durable through `commit`, which gets a batch and returns one result per
     /// item in order, or one error for the whole batch.
     pub(crate) fn submit(
@@ -159,6 +167,23 @@ mod tests {
             commits.load(Ordering::SeqCst) < 32,
             "some commits were shared"
         );
+    }
+
+    #[test]
+    fn the_queue_is_idle_only_while_no_batch_is_being_committed() {
+        let queue = GroupCommit::<u32, u32, String>::new();
+        assert!(queue.is_idle());
+        let during = std::cell::Cell::new(None);
+        let r = queue.submit(
+            1,
+            |batch| {
+                during.set(Some(queue.is_idle()));
+                Ok(batch)
+            },
+            || "lost".into(),
+        );
+        assert_eq!((r, during.get()), (Ok(1), Some(false)));
+        assert!(queue.is_idle());
     }
 
     #[test]

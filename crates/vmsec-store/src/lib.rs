@@ -169,6 +169,13 @@ pub trait Store: Send + Sync {
 
     /// Appends to the audit log and returns the record's sequence number.
     fn append_audit(&self, record: &AuditRecord) -> Result<i64, StoreError>;
+    /// Whether an [`Store::append_audit`] now would start at once, with no other write to
+    /// wait for. A hint for a caller that must not wait (a thread serving connections),
+    /// true only if no write was under way when asked; the default, false, sends every such
+    /// caller to a thread that may wait.
+    fn audit_would_start_at_once(&self) -> bool {
+        false
+    }
     /// Audit records with `seq > after`, oldest first, at most `limit`.
     fn audit(&self, after: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
     /// The audit records `query` selects (see [`AuditQuery`]), filtered by the store: a

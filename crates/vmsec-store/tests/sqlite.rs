@@ -179,3 +179,25 @@ fn a_write_refused_for_another_reason_than_a_duplicate_key_is_not_already_exists
     assert!(matches!(err, StoreError::Constraint(_)), "{err:?}");
     assert!(s.users().unwrap().is_empty());
 }
+
+#[test]
+fn an_audit_append_is_said_to_start_at_once_only_while_no_write_is_under_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let v = vm("a");
+    s.add_vm(&v).unwrap();
+    assert!(s.audit_would_start_at_once());
+    let mut during = None;
+    s.update_vm_security(
+        v.id,
+        "t",
+        &mut |_| {
+            during = Some(s.audit_would_start_at_once());
+            Ok(())
+        },
+        None,
+    )
+    .unwrap();
+    assert_eq!(during, Some(false), "asked inside a write transaction");
+    assert!(s.audit_would_start_at_once(), "and again once it committed");
+}

@@ -312,6 +312,16 @@ impl<P: Provider> Engine<P> {
         }
     }
 
+    /// Whether answering `request` is quick: a Get, Release or Identify
+    /// ([`Operation::is_quick`]), or an invocation the provider says is
+    /// ([`Provider::invokes_quickly`]). A server may answer it on the thread that read it.
+    pub fn is_quick(&self, request: &Request) -> bool {
+        match &request.operation {
+            Operation::Invoke { method, .. } => self.provider.invokes_quickly(method),
+            op => op.is_quick(),
+        }
+    }
+
     /// Reads a request body into a request, or into the response that refuses it. Asks the
     /// provider nothing, so a server may read a body before it knows who sent it.
     pub fn read(&self, body: &[u8]) -> Result<Request, Box<Response>> {

@@ -6,6 +6,7 @@
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
+use vmsec_cim::schema::MethodDef;
 use vmsec_cim::{Instance, Value};
 
 /// The authenticated caller of a request.
@@ -192,6 +193,7 @@ pub enum AuthRefusal {
 /// [`Provider::authenticate_verified`] and [`Provider::get`] may be called on the threads
 /// that serve connections, to spare a small request the hand-off to another thread: they
 /// must be quick point reads of local state, never hash a password nor wait for a write.
+/// So may [`Provider::invoke`] of a method [`Provider::invokes_quickly`] said is quick.
 pub trait Provider: Send + Sync + 'static {
     /// Verifies HTTP Basic credentials.
     fn authenticate(
@@ -267,6 +269,14 @@ pub trait Provider: Send + Sync + 'static {
         method: &str,
         input: &[(String, Value)],
     ) -> Result<MethodOutput, ProviderError>;
+
+    /// Whether invoking `method` is quick now, as [`Provider::get`] is: point reads, and at
+    /// most an audit append that would not wait for another write. The server then invokes
+    /// it on the thread serving the connection, sparing it two hand-offs between threads.
+    /// The default: never.
+    fn invokes_quickly(&self, _method: &MethodDef) -> bool {
+        false
+    }
 
     /// Starts an enumeration of the instances of the association class `association` whose
     /// reference `role` points at the instance of `target_class` with keys `target` (checked

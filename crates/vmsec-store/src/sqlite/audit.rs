@@ -31,6 +31,11 @@ impl AuditWriter {
         }
     }
 
+    /// Whether no batch is being written or waiting to be.
+    pub(super) fn is_idle(&self) -> bool {
+        self.batches.is_idle()
+    }
+
     /// Appends `record` with the batch it joins; returns its sequence number.
     pub(super) fn append(&self, pool: &Pool, record: &AuditRecord) -> Result<i64, StoreError> {
         self.batches.submit(

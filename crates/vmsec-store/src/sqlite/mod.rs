@@ -281,6 +281,10 @@ impl Store for SqliteStore {
         self.audit.append(&self.pool, record)
     }
 
+    fn audit_would_start_at_once(&self) -> bool {
+        self.pool.writer_is_free() && self.audit.is_idle()
+    }
+
     fn audit(&self, after: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
         audit::read(&self.pool, after, limit)
     }

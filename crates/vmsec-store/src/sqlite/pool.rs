@@ -54,6 +54,11 @@ impl Pool {
         Ok(conn)
     }
 
+    /// Whether no in-process writer holds the turn (see [`Pool::writer_turn`]) right now.
+    pub(super) fn writer_is_free(&self) -> bool {
+        self.writer.try_lock().is_ok()
+    }
+
     /// The in-process writers' turn: held for the whole of each write transaction.
     pub(super) fn writer_turn(&self) -> MutexGuard<'_, ()> {
         self.writer.lock().unwrap_or_else(|p| p.into_inner())

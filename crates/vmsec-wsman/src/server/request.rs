@@ -33,7 +33,7 @@ fn answer_at_once<P: Provider>(shared: &Shared<P>, who: &Principal, body: &Bytes
         let engine = &shared.engine;
         match engine.read(body) {
             Err(refused) => Answered::Fully(refused.map_body(Parts::from)),
-            Ok(request) if request.operation.is_quick() => {
+            Ok(request) if engine.is_quick(&request) => {
                 Answered::Fully(engine.answer_parts(who, &request, Instant::now()))
             }
             Ok(request) => Answered::Partly(Box::new(request)),
