@@ -9,21 +9,34 @@
 /// other characters XML 1.0 cannot carry (C0 controls but tab and newline, U+FFFE, U+FFFF)
 /// become U+FFFD, since no escape can represent them.
 pub fn text(out: &mut String, s: &str) {
+    // By bytes, not chars: every character written otherwise is ASCII but U+FFFE/U+FFFF
+    // (EF BF BE/BF), so each cut falls on a character boundary, and the common case (nothing
+    // to escape) costs a compare per byte instead of a UTF-8 decode per character.
+    let b = s.as_bytes();
     let mut start = 0;
-    for (i, c) in s.char_indices() {
-        let replacement = match c {
-            '&' => "&amp;",
-            '<' => "&lt;",
-            '>' => "&gt;",
-            '"' => "&quot;",
-            '\r' => "&#xD;",
-            '\t' | '\n' => continue,
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => "\u{FFFD}",
-            _ => continue,
+    let mut i = 0;
+    while i < b.len() {
+        let (replacement, len) = match b[i] {
+            b'&' => ("&amp;", 1),
+            b'<' => ("&lt;", 1),
+            b'>' => ("&gt;", 1),
+            b'"' => ("&quot;", 1),
+            b'\r' => ("&#xD;", 1),
+            b'\t' | b'\n' => {
+                i += 1;
+                continue;
+            }
+            0..=0x1f => ("\u{FFFD}", 1),
+            0xef if matches!(b.get(i + 1..i + 3), Some([0xbf, 0xbe | 0xbf])) => ("\u{FFFD}", 3),
+            _ => {
+                i += 1;
+                continue;
+            }
         };
         out.push_str(&s[start..i]);
         out.push_str(replacement);
-        start = i + c.len_utf8();
+        i += len;
+        start = i;
     }
     out.push_str(&s[start..]);
 }
@@ -98,5 +111,37 @@ mod tests {
     #[test]
     fn non_ascii_text_is_kept_verbatim() {
         assert_eq!(esc("Grüße ✓"), "Grüße ✓");
+    }
+
+    /// What `text` writes, said character by character.
+    fn by_chars(s: &str) -> String {
+        s.chars()
+            .map(|c| match c {
+                '&' => "&amp;".to_owned(),
+                '<' => "&lt;".to_owned(),
+                '>' => "&gt;".to_owned(),
+                '"' => "&quot;".to_owned(),
+                '\r' => "&#xD;".to_owned(),
+                '\t' | '\n' => c.to_string(),
+                c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => "\u{FFFD}".into(),
+                c => c.to_string(),
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn escaping_by_bytes_writes_what_escaping_by_characters_would(s in "[\\x00-\\x7f\\x{FFF0}-\\x{FFFF}\\x{EFBF}é✓]{0,40}") {
+            proptest::prop_assert_eq!(esc(&s), by_chars(&s));
+        }
+    }
+
+    #[test]
+    fn the_two_noncharacters_are_replaced_and_their_neighbours_in_utf8_kept() {
+        // U+FFFD..U+FFFF share their first two bytes; only the last two are not characters.
+        assert_eq!(
+            esc("a\u{FFFE}b\u{FFFF}c\u{FFFD}\u{FFEE}\u{EFBF}"),
+            "a\u{FFFD}b\u{FFFD}c\u{FFFD}\u{FFEE}\u{EFBF}"
+        );
     }
 }
