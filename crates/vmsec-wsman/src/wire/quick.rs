@@ -100,9 +100,26 @@ struct Reader<'t> {
 /// The URI the `xmlns` prefix is bound to; no other prefix may be.
 const XMLNS: &str = "http://www.w3.org/2000/xmlns/";
 
-/// `Some` the first time `header` is seen in a request.
-fn once(seen: &mut u16, header: u16) -> Option<()> {
-    let bit = 1 << header;
+/// The headers [`Reader::header`] reads. Each may come once: the full parser takes the last
+/// of some repeated ones and refuses others, so a repeat is left to it.
+const READ: [(&str, &str); 12] = [
+    (ns::WSA, "Action"),
+    (ns::WSA, "MessageID"),
+    (ns::WSA, "To"),
+    (ns::WSA, "ReplyTo"),
+    (ns::WSMAN, "ResourceURI"),
+    (ns::WSMAN, "SelectorSet"),
+    (ns::WSMAN, "MaxEnvelopeSize"),
+    (ns::WSMAN, "OperationTimeout"),
+    (ns::WSMAN, "Locale"),
+    (ns::WSMV, "DataLocale"),
+    (ns::WSMV, "SessionId"),
+    (ns::WSMAN, "OptionSet"),
+];
+
+/// `Some` the first time header `i` of [`READ`] is seen in a request.
+fn once(seen: &mut u16, i: usize) -> Option<()> {
+    let bit = 1u16 << i;
     let first = *seen & bit == 0;
     *seen |= bit;
     first.then_some(())
@@ -443,74 +460,53 @@ impl<'t> Reader<'t> {
     /// read as `envelope::parse_tree` reads it.
     fn header(&mut self, empty: bool) -> Option<Header> {
         let mut h = Header::default();
-        let mut action = None;
-        let mut message_id = None;
+        let (mut action, mut message_id) = (None, None);
         let mut seen = 0u16;
         if empty {
             return None;
         }
         while let Some(el) = self.child()? {
+            if let Some(i) = READ.iter().position(|&name| name == el.name) {
+                once(&mut seen, i)?;
+            }
             match el.name {
-                (ns::WSA, "Action") => {
-                    once(&mut seen, 0)?;
-                    action = Some(self.text_only(&el)?.trim().to_owned());
-                }
-                (ns::WSA, "MessageID") => {
-                    once(&mut seen, 1)?;
-                    message_id = Some(self.text_only(&el)?.trim().to_owned());
-                }
-                (ns::WSA, "To") => {
-                    once(&mut seen, 2)?;
-                    h.to = Some(self.text_only(&el)?.trim().to_owned());
-                }
-                (ns::WSA, "ReplyTo") => {
-                    once(&mut seen, 3)?;
-                    h.reply_to = self.reply_to(&el)?;
-                }
-                (ns::WSMAN, "ResourceURI") => {
-                    once(&mut seen, 4)?;
-                    h.resource_uri = Some(self.text_only(&el)?.trim().to_owned());
-                }
-                (ns::WSMAN, "SelectorSet") => {
-                    once(&mut seen, 5)?;
-                    h.selectors = self.named(&el, "Selector")?;
-                }
+                (ns::WSA, "Action") => action = Some(self.trimmed(&el)?),
+                (ns::WSA, "MessageID") => message_id = Some(self.trimmed(&el)?),
+                (ns::WSA, "To") => h.to = Some(self.trimmed(&el)?),
+                (ns::WSA, "ReplyTo") => h.reply_to = self.reply_to(&el)?,
+                (ns::WSMAN, "ResourceURI") => h.resource_uri = Some(self.trimmed(&el)?),
+                (ns::WSMAN, "SelectorSet") => h.selectors = self.named(&el, "Selector")?,
                 (ns::WSMAN, "MaxEnvelopeSize") => {
-                    once(&mut seen, 6)?;
-                    let size: usize = self.text_only(&el)?.trim().parse().ok()?;
+                    let size: usize = self.trimmed(&el)?.parse().ok()?;
                     if size < MIN_ENVELOPE_SIZE {
                         return None;
                     }
                     h.max_envelope_size = Some(size);
                 }
                 (ns::WSMAN, "OperationTimeout") => {
-                    once(&mut seen, 7)?;
-                    h.operation_timeout = Some(parse_duration(self.text_only(&el)?.trim())?);
+                    h.operation_timeout = Some(parse_duration(&self.trimmed(&el)?)?);
                 }
                 (ns::WSMAN, "Locale") => {
-                    once(&mut seen, 8)?;
                     h.locale = el.lang.map(str::to_owned);
                     self.skip(&el)?;
                 }
                 (ns::WSMV, "DataLocale") => {
-                    once(&mut seen, 9)?;
                     h.data_locale = el.lang.map(str::to_owned);
                     self.skip(&el)?;
                 }
-                (ns::WSMV, "SessionId") => {
-                    once(&mut seen, 10)?;
-                    h.session_id = Some(self.text_only(&el)?.trim().to_owned());
-                }
-                (ns::WSMAN, "OptionSet") => {
-                    once(&mut seen, 11)?;
-                    h.options = self.named(&el, "Option")?;
-                }
+                (ns::WSMV, "SessionId") => h.session_id = Some(self.trimmed(&el)?),
+                (ns::WSMAN, "OptionSet") => h.options = self.named(&el, "Option")?,
                 _ => self.skip(&el)?,
             }
         }
         h.action = action?;
         h.message_id = message_id?;
         Some(h)
+    }
+
+    /// [`Reader::text_only`], trimmed as the tree's reader trims header text.
+    fn trimmed(&mut self, el: &Start<'t>) -> Option<String> {
+        Some(self.text_only(el)?.trim().to_owned())
     }
 
     /// `wsa:ReplyTo`'s `wsa:Address`, its other children skipped.
