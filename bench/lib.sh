@@ -39,3 +39,45 @@ wrk_run() {
   BENCH_BODY=$2 wrk -t"$t" -c"$3" -d"${4}s" --timeout 10s --latency -s "$ROOT/bench/post.lua" "$1" \
     | awk '/^RESULT/{for(i=2;i<=NF;i++){split($i,kv,"="); printf "%s ", kv[2]}; print ""}'
 }
+
+# start_nginx DATA: nginx serving DATA/www over HTTPS on a free loopback port with vmsec's
+# certificate (DATA/tls), 2 workers (one per core), keep-alive without limit, no access
+# log; sets NGINX_PORT. POST to a static file is 405 in nginx; `error_page 405 =200 $uri`
+# serves the file instead.
+start_nginx() {
+  local data=$1
+  NGINX_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  mkdir -p "$data/www"
+  chmod 711 "$data"  # nginx workers run as www-data: they may traverse, not list
+  cat >"$data/nginx.conf" <<CONF
+worker_processes 2;
+pid $data/nginx.pid;
+error_log $data/nginx-error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $data/nginx-body;
+  keepalive_requests 10000000;
+  keepalive_timeout 120s;
+  default_type application/soap+xml;
+  server {
+    listen 127.0.0.1:$NGINX_PORT ssl;
+    ssl_certificate $data/tls/cert.pem;
+    ssl_certificate_key $data/tls/key.pem;
+    ssl_protocols TLSv1.3;
+    root $data/www;
+    location / { error_page 405 =200 \$uri; }
+  }
+}
+CONF
+  nginx -c "$data/nginx.conf" -p "$data"
+}
+
+stop_nginx() { [ -f "$1/nginx.pid" ] && kill "$(cat "$1/nginx.pid")" 2>/dev/null || true; }
+
+# mirror_reply BODY DATA: what vmsec answers BODY with, as the file nginx serves.
+mirror_reply() {
+  curl -sSk --fail -H "Authorization: Basic $BENCH_AUTH" -H 'Content-Type: application/soap+xml;charset=UTF-8' \
+    --data-binary @"$1" "https://$VMSEC_HTTPS/wsman" -o "$2/www/wsman"
+  chmod 644 "$2/www/wsman"
+}

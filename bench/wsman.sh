@@ -12,48 +12,20 @@ secs=${1:-10}
 need wrk wrk; need nginx nginx-light; need curl curl
 build
 data=$(mktemp -d)
-cleanup() { kill "$VMSEC_PID" 2>/dev/null || true; [ -f "$data/nginx.pid" ] && kill "$(cat "$data/nginx.pid")" 2>/dev/null || true; rm -rf "$data"; }
+cleanup() { kill "$VMSEC_PID" 2>/dev/null || true; stop_nginx "$data"; rm -rf "$data"; }
 trap cleanup EXIT
 "$BIN" --data "$data" vm add bench --id "$VM" >/dev/null
 "$BIN" --data "$data" vm kp set bench "$GOLDEN_KP" >/dev/null
 start_vmsec "$data"
 
-# nginx: same certificate, 2 workers (one per core), keep-alive without limit, no access log.
-# POST to a static file is 405 in nginx; `error_page 405 =200 $uri` serves the file instead.
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mkdir -p "$data/www"
-chmod 711 "$data"  # nginx workers run as www-data: they may traverse, not list
-cat >"$data/nginx.conf" <<CONF
-worker_processes 2;
-pid $data/nginx.pid;
-error_log $data/nginx-error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $data/nginx-body;
-  keepalive_requests 10000000;
-  keepalive_timeout 120s;
-  default_type application/soap+xml;
-  server {
-    listen 127.0.0.1:$port ssl;
-    ssl_certificate $data/tls/cert.pem;
-    ssl_certificate_key $data/tls/key.pem;
-    ssl_protocols TLSv1.3;
-    root $data/www;
-    location / { error_page 405 =200 \$uri; }
-  }
-}
-CONF
-nginx -c "$data/nginx.conf" -p "$data"
+start_nginx "$data"
+port=$NGINX_PORT
 
 printf '| reply | connections | vmsec req/s | nginx req/s | ratio (≥ 0.9 getkp, ≥ 0.8 get-ssd) | vmsec p50 / p99 / p99.9 ms | nginx p50 / p99 / p99.9 ms | p99 ratio (≤ 1.5) | errors vmsec / nginx |\n' >"$data/table"
 printf '|---|---|---|---|---|---|---|---|---|\n' >>"$data/table"
 for name in getkp get-ssd; do
   body=$(request "$name" "$data")
-  # nginx serves exactly what vmsec answers.
-  curl -sSk --fail -H "Authorization: Basic $BENCH_AUTH" -H 'Content-Type: application/soap+xml;charset=UTF-8' \
-    --data-binary @"$body" "https://$VMSEC_HTTPS/wsman" -o "$data/www/wsman"
-  chmod 644 "$data/www/wsman"
+  mirror_reply "$body" "$data"  # nginx serves exactly what vmsec answers
   size=$(stat -c %s "$data/www/wsman")
   for c in 1 16 64; do
     read -r vr v50 v99 v999 ve < <(wrk_run "https://$VMSEC_HTTPS/wsman" "$body" "$c" "$secs")
