@@ -155,6 +155,8 @@ struct Shared<P> {
     engine: Arc<Engine<P>>,
     metrics: Metrics,
     limiter: LoginLimiter,
+    /// Woken whenever a full check of credentials ends (see `auth::login_turn`).
+    logins_ended: tokio::sync::Notify,
     config: ServerConfig,
     /// Turns on the blocking threads; see `ServerConfig::max_concurrent_requests`.
     turns: Semaphore,
@@ -245,6 +247,7 @@ impl<P: Provider> Server<P> {
                 engine,
                 metrics: Metrics::default(),
                 limiter,
+                logins_ended: tokio::sync::Notify::new(),
                 turns: Semaphore::new(config.max_concurrent_requests.max(1)),
                 slots: ConnectionSlots::new(
                     config.max_connections,

@@ -653,6 +653,43 @@ async fn concurrent_wrong_passwords_are_checked_no_more_than_the_burst() {
 }
 
 #[tokio::test]
+async fn many_sessions_opened_at_once_with_the_right_password_all_get_in_after_one_check() {
+    // A script's parallel jobs: more first logins at once than the source's burst.
+    let mut provider = TestProvider::new();
+    provider.auth_delay = Duration::from_millis(100);
+    let r = start_with(provider, |c| {
+        c.login_rate = LoginRateLimit {
+            burst: 2,
+            per_minute: 1,
+            max_sources: 16,
+        };
+        c.max_connections_per_source = 512;
+    })
+    .await;
+    let body = testdata("pypsrp_get_security_service.xml");
+    let raw = post("/wsman", Some(ADMIN), &body);
+    let tasks: Vec<_> = (0..30)
+        .map(|_| {
+            let (addr, raw) = (r.http, raw.clone());
+            tokio::spawn(async move {
+                exchange(TcpStream::connect(addr).await.unwrap(), &raw)
+                    .await
+                    .status
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let (checked, known) = r.provider.logins();
+    assert!(checked <= 2, "{checked} passwords hashed; the burst is 2");
+    assert!(known >= 28, "the others were let in from memory ({known})");
+    stop(r).await;
+}
+
+#[tokio::test]
 async fn a_source_at_its_connection_limit_does_not_keep_other_sources_out() {
     let r = start(|c| {
         c.max_connections = 16;

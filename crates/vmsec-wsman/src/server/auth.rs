@@ -50,17 +50,70 @@ pub(super) async fn authenticate<P: Provider>(
         return Err(Box::new(unauthorized()));
     };
     let creds = basic_credentials(value);
-    if let Some((user, password)) = &creds {
-        // A panic must not take the connection's task down: the blocking way answers it.
-        let provider = shared.engine.provider();
-        let quick = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            provider.authenticate_verified(user, password, peer)
-        }));
-        if let Ok(Some(who)) = quick {
-            return Ok(who);
-        }
+    if let Some(who) = from_memory(shared, peer, &creds) {
+        return Ok(who);
     }
     check_in_full(shared, peer, creds).await
+}
+
+/// The caller, if these credentials were verified before (the provider's memory).
+fn from_memory<P: Provider>(
+    shared: &Shared<P>,
+    peer: IpAddr,
+    creds: &Option<(String, Zeroizing<String>)>,
+) -> Option<Principal> {
+    let (user, password) = creds.as_ref()?;
+    // A panic must not take the connection's task down: the blocking way answers it.
+    let provider = shared.engine.provider();
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        provider.authenticate_verified(user, password, peer)
+    }))
+    .ok()
+    .flatten()
+}
+
+/// How long a login that finds its source's budget spent waits while checks of that source
+/// are under way. A client opening many sessions at once (a script's parallel jobs) sends the
+/// same credentials on each: the first of them verified lets the others in from memory, and
+/// a right password gives its token back for another user's login. A password check takes
+/// well under a second.
+const LOGIN_WAIT: Duration = Duration::from_secs(5);
+
+/// A token of `peer`'s login budget for a check about to run. With none left, waits (up to
+/// [`LOGIN_WAIT`]) while checks of the source are under way, then takes the credentials from
+/// memory if one of those verified them (`Ok(Some)`); 429 once none is under way, or at the
+/// deadline.
+async fn login_turn<P: Provider>(
+    shared: &Arc<Shared<P>>,
+    peer: IpAddr,
+    creds: &Option<(String, Zeroizing<String>)>,
+) -> Result<Option<Principal>, Box<Reply>> {
+    let deadline = Instant::now() + LOGIN_WAIT;
+    loop {
+        // Registered before the budget is looked at, so a check ending in between wakes it.
+        let ended = shared.logins_ended.notified();
+        let retry = match shared.limiter.begin(peer, Instant::now()) {
+            Ok(()) => return Ok(None),
+            Err(retry) => retry,
+        };
+        let now = Instant::now();
+        if !shared.limiter.checking(peer) || now >= deadline {
+            shared.metrics.rate_limited();
+            let mut r = reply(
+                StatusCode::TOO_MANY_REQUESTS,
+                TEXT_CONTENT_TYPE,
+                "too many failed logins; retry later\n",
+            );
+            if let Ok(v) = HeaderValue::from_str(&retry.as_secs().to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return Err(Box::new(r));
+        }
+        let _ = tokio::time::timeout(deadline - now, ended).await;
+        if let Some(who) = from_memory(shared, peer, creds) {
+            return Ok(Some(who));
+        }
+    }
 }
 
 /// The full check of credentials, as for a new login: a token of the source's login budget
@@ -71,36 +124,54 @@ pub(super) async fn check_in_full<P: Provider>(
     peer: IpAddr,
     creds: Option<(String, Zeroizing<String>)>,
 ) -> Result<Principal, Box<Reply>> {
-    if let Err(retry) = shared.limiter.begin(peer, Instant::now()) {
-        shared.metrics.rate_limited();
-        let mut r = reply(
-            StatusCode::TOO_MANY_REQUESTS,
-            TEXT_CONTENT_TYPE,
-            "too many failed logins; retry later\n",
-        );
-        if let Ok(v) = HeaderValue::from_str(&retry.as_secs().to_string()) {
-            r.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return Err(Box::new(r));
+    if let Some(who) = login_turn(shared, peer, &creds).await? {
+        return Ok(who);
     }
-    // Malformed credentials keep their token spent, like a wrong password.
-    let Some((user, password)) = creds else {
-        return Err(login_failed(shared));
+    let mut turn = CheckUnderWay {
+        shared,
+        peer,
+        succeeded: false,
     };
-    let checked = blocking(shared, move |shared| {
-        shared
-            .engine
-            .provider()
-            .authenticate(&user, &password, peer)
-    })
-    .await;
-    match checked {
-        Some(Ok(who)) => {
-            shared.limiter.succeeded(peer, Instant::now());
-            Ok(who)
+    // Malformed credentials keep their token spent, like a wrong password.
+    let checked = match creds {
+        Some((user, password)) => {
+            blocking(shared, move |shared| {
+                shared
+                    .engine
+                    .provider()
+                    .authenticate(&user, &password, peer)
+            })
+            .await
         }
+        None => None,
+    };
+    turn.succeeded = matches!(checked, Some(Ok(_)));
+    drop(turn);
+    match checked {
+        Some(Ok(who)) => Ok(who),
         Some(Err(AuthRefusal::Unavailable)) => Err(Box::new(unavailable())),
         _ => Err(login_failed(shared)),
+    }
+}
+
+/// A password check the limiter allowed, ended when dropped: its token given back if it
+/// succeeded, and the logins waiting on its source woken (see `login_turn`). Dropped
+/// unfinished too (the client went away during the check), as a failure, so the source is
+/// never left looking busy.
+struct CheckUnderWay<'a, P> {
+    shared: &'a Shared<P>,
+    peer: IpAddr,
+    succeeded: bool,
+}
+
+impl<P> Drop for CheckUnderWay<'_, P> {
+    fn drop(&mut self) {
+        if self.succeeded {
+            self.shared.limiter.succeeded(self.peer, Instant::now());
+        } else {
+            self.shared.limiter.failed(self.peer);
+        }
+        self.shared.logins_ended.notify_waiters();
     }
 }
 

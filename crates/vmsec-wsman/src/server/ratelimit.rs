@@ -8,6 +8,11 @@
 //! delayed 401 because a delay would hold a connection and a thread per guess. IPv6
 //! sources are grouped by /64, the usual allocation to one host.
 //!
+//! The limiter also knows how many checks of each source are under way, so that a login
+//! finding the bucket empty while some are can wait for them (`checking`): a client opening
+//! many sessions at once sends the same credentials on each, and the first verified lets
+//! the others in from memory without a hash.
+//!
 //! The table is bounded. When it is full, buckets that have refilled are dropped (they hold
 //! nothing a new bucket would not); if none has, the bucket closest to full is evicted. A
 //! source is therefore always limited: at worst an evicted source starts again with a full
@@ -45,6 +50,8 @@ impl Default for LoginRateLimit {
 struct Bucket {
     tokens: f64,
     updated: Instant,
+    /// Checks begun and not yet said to have succeeded or failed.
+    checking: u32,
 }
 
 /// Per-source buckets.
@@ -85,11 +92,13 @@ impl LoginLimiter {
         let b = map.entry(key).or_insert(Bucket {
             tokens: burst,
             updated: now,
+            checking: 0,
         });
         b.tokens = self.tokens_at(b, now);
         b.updated = now;
         if b.tokens >= 1.0 {
             b.tokens -= 1.0;
+            b.checking += 1;
             return Ok(());
         }
         let per_sec = f64::from(self.limits.per_minute.max(1)) / 60.0;
@@ -103,13 +112,29 @@ impl LoginLimiter {
         if let Some(b) = map.get_mut(&source_key(ip)) {
             b.tokens = (self.tokens_at(b, now) + 1.0).min(f64::from(self.limits.burst));
             b.updated = now;
+            b.checking = b.checking.saturating_sub(1);
         }
+    }
+
+    /// Ends a check [`LoginLimiter::begin`] allowed that did not succeed: its token stays
+    /// spent.
+    pub fn failed(&self, ip: IpAddr) {
+        let mut map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = map.get_mut(&source_key(ip)) {
+            b.checking = b.checking.saturating_sub(1);
+        }
+    }
+
+    /// Whether checks of `ip`'s source are under way.
+    pub fn checking(&self, ip: IpAddr) -> bool {
+        let map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&source_key(ip)).is_some_and(|b| b.checking > 0)
     }
 
     /// Frees one place at least in a full table.
     fn make_room(&self, map: &mut HashMap<IpAddr, Bucket>, now: Instant) {
         let burst = f64::from(self.limits.burst);
-        map.retain(|_, b| self.tokens_at(b, now) < burst);
+        map.retain(|_, b| b.checking > 0 || self.tokens_at(b, now) < burst);
         if map.len() < self.limits.max_sources {
             return;
         }
@@ -169,6 +194,22 @@ mod tests {
             l.succeeded(ip, t0);
         }
         assert!(l.begin(ip, t0).is_ok());
+    }
+
+    #[test]
+    fn a_source_is_checking_from_its_begin_until_its_success_or_failure() {
+        let l = limiter(3, 1, 16);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let t0 = Instant::now();
+        assert!(!l.checking(ip));
+        l.begin(ip, t0).unwrap();
+        l.begin(ip, t0).unwrap();
+        assert!(l.checking(ip));
+        l.succeeded(ip, t0);
+        assert!(l.checking(ip), "one of the two is still under way");
+        l.failed(ip);
+        assert!(!l.checking(ip));
+        assert!(!l.checking("192.0.2.2".parse().unwrap()));
     }
 
     #[test]

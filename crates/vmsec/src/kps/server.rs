@@ -376,7 +376,10 @@ impl Shared {
                 self.logins.succeeded(peer.ip(), now);
                 None
             }
-            _ => Some(unauthorized()),
+            _ => {
+                self.logins.failed(peer.ip());
+                Some(unauthorized())
+            }
         }
     }
 }
