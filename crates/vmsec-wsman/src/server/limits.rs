@@ -84,8 +84,8 @@ impl ConnectionSlots {
         })
     }
 
-    #[cfg(test)]
-    fn open(&self) -> usize {
+    /// Connections open now.
+    pub fn open(&self) -> usize {
         lock(&self.counts).total
     }
 }
