@@ -9,13 +9,7 @@ source "$(dirname "$0")/lib.sh"
 name=${1:-getkp}; c=${2:-1}; secs=${3:-5}; rounds=${4:-3}
 need wrk wrk; need nginx nginx-light; need curl curl; need perf linux-perf
 build
-data=$(mktemp -d)
-cleanup() { kill "$VMSEC_PID" 2>/dev/null || true; stop_nginx "$data"; rm -rf "$data"; }
-trap cleanup EXIT
-"$BIN" --data "$data" vm add bench --id "$VM" >/dev/null
-"$BIN" --data "$data" vm kp set bench "$GOLDEN_KP" >/dev/null
-start_vmsec "$data"
-start_nginx "$data"
+against_nginx
 body=$(request "$name" "$data")
 mirror_reply "$body" "$data"
 sleep 0.3

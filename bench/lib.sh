@@ -81,3 +81,14 @@ mirror_reply() {
     --data-binary @"$1" "https://$VMSEC_HTTPS/wsman" -o "$2/www/wsman"
   chmod 644 "$2/www/wsman"
 }
+
+# against_nginx: a data directory ($data, removed on exit) whose VM holds the golden key
+# protector, a release `vmsec serve` on it (start_vmsec) and nginx beside it (start_nginx).
+against_nginx() {
+  data=$(mktemp -d)
+  trap 'kill "$VMSEC_PID" 2>/dev/null || true; stop_nginx "$data"; rm -rf "$data"' EXIT
+  "$BIN" --data "$data" vm add bench --id "$VM" >/dev/null
+  "$BIN" --data "$data" vm kp set bench "$GOLDEN_KP" >/dev/null
+  start_vmsec "$data"
+  start_nginx "$data"
+}

@@ -11,14 +11,7 @@ source "$(dirname "$0")/lib.sh"
 secs=${1:-10}
 need wrk wrk; need nginx nginx-light; need curl curl
 build
-data=$(mktemp -d)
-cleanup() { kill "$VMSEC_PID" 2>/dev/null || true; stop_nginx "$data"; rm -rf "$data"; }
-trap cleanup EXIT
-"$BIN" --data "$data" vm add bench --id "$VM" >/dev/null
-"$BIN" --data "$data" vm kp set bench "$GOLDEN_KP" >/dev/null
-start_vmsec "$data"
-
-start_nginx "$data"
+against_nginx
 port=$NGINX_PORT
 
 printf '| reply | connections | vmsec req/s | nginx req/s | ratio (≥ 0.9 getkp, ≥ 0.8 get-ssd) | vmsec p50 / p99 / p99.9 ms | nginx p50 / p99 / p99.9 ms | p99 ratio (≤ 1.5) | errors vmsec / nginx |\n' >"$data/table"

@@ -617,60 +617,26 @@ async fn bad_credentials_get_401_before_the_body_is_read() {
     stop(r).await;
 }
 
-#[tokio::test]
-async fn concurrent_wrong_passwords_are_checked_no_more_than_the_burst() {
+/// A server whose password checks take `auth_delay` and whose login burst is `burst`.
+async fn slow_logins(auth_delay: Duration, burst: u32, per_minute: u32) -> Running {
     let mut provider = TestProvider::new();
-    provider.auth_delay = Duration::from_millis(20);
-    let r = start_with(provider, |c| {
+    provider.auth_delay = auth_delay;
+    start_with(provider, |c| {
         c.login_rate = LoginRateLimit {
-            burst: 10,
-            per_minute: 6,
+            burst,
+            per_minute,
             max_sources: 16,
         };
         c.max_connections_per_source = 512;
     })
-    .await;
-    let body = testdata("pypsrp_get_security_service.xml");
-    let raw = post("/wsman", Some(WRONG), &body);
-    let mut tasks = Vec::new();
-    for _ in 0..200 {
-        let (addr, raw) = (r.http, raw.clone());
-        tasks.push(tokio::spawn(async move {
-            exchange(TcpStream::connect(addr).await.unwrap(), &raw)
-                .await
-                .status
-        }));
-    }
-    let mut statuses = Vec::new();
-    for t in tasks {
-        statuses.push(t.await.unwrap());
-    }
-    assert!(statuses.iter().all(|s| *s == 401 || *s == 429));
-    let (checked, _) = r.provider.logins();
-    assert_eq!(checked, 10, "only the burst's passwords were hashed");
-    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 190);
-    stop(r).await;
+    .await
 }
 
-#[tokio::test]
-async fn many_sessions_opened_at_once_with_the_right_password_all_get_in_after_one_check() {
-    // A script's parallel jobs: more first logins at once than the source's burst.
-    let mut provider = TestProvider::new();
-    provider.auth_delay = Duration::from_millis(100);
-    let r = start_with(provider, |c| {
-        c.login_rate = LoginRateLimit {
-            burst: 2,
-            per_minute: 1,
-            max_sources: 16,
-        };
-        c.max_connections_per_source = 512;
-    })
-    .await;
-    let body = testdata("pypsrp_get_security_service.xml");
-    let raw = post("/wsman", Some(ADMIN), &body);
-    let tasks: Vec<_> = (0..30)
+/// The statuses of `n` requests `raw`, each on its own connection, all sent at once.
+async fn at_once(r: &Running, raw: &[u8], n: usize) -> Vec<u16> {
+    let tasks: Vec<_> = (0..n)
         .map(|_| {
-            let (addr, raw) = (r.http, raw.clone());
+            let (addr, raw) = (r.http, raw.to_vec());
             tokio::spawn(async move {
                 exchange(TcpStream::connect(addr).await.unwrap(), &raw)
                     .await
@@ -682,6 +648,27 @@ async fn many_sessions_opened_at_once_with_the_right_password_all_get_in_after_o
     for t in tasks {
         statuses.push(t.await.unwrap());
     }
+    statuses
+}
+
+#[tokio::test]
+async fn concurrent_wrong_passwords_are_checked_no_more_than_the_burst() {
+    let r = slow_logins(Duration::from_millis(20), 10, 6).await;
+    let body = testdata("pypsrp_get_security_service.xml");
+    let statuses = at_once(&r, &post("/wsman", Some(WRONG), &body), 200).await;
+    assert!(statuses.iter().all(|s| *s == 401 || *s == 429));
+    let (checked, _) = r.provider.logins();
+    assert_eq!(checked, 10, "only the burst's passwords were hashed");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 190);
+    stop(r).await;
+}
+
+#[tokio::test]
+async fn many_sessions_opened_at_once_with_the_right_password_all_get_in_after_one_check() {
+    // A script's parallel jobs: more first logins at once than the source's burst.
+    let r = slow_logins(Duration::from_millis(100), 2, 1).await;
+    let body = testdata("pypsrp_get_security_service.xml");
+    let statuses = at_once(&r, &post("/wsman", Some(ADMIN), &body), 30).await;
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     let (checked, known) = r.provider.logins();
     assert!(checked <= 2, "{checked} passwords hashed; the burst is 2");
