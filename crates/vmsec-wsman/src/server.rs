@@ -54,7 +54,7 @@ use zeroize::Zeroizing;
 /// The connection and log limits, for the project's other HTTPS services (the KPS).
 pub use limits::{ConnectionRefused, ConnectionSlot, ConnectionSlots, LogThrottle, source_key};
 pub use metrics::Metrics;
-pub use ratelimit::{LoginLimiter, LoginRateLimit};
+pub use ratelimit::{LoginCheck, LoginLimiter, LoginRateLimit};
 pub use tls::{TlsSource, server_config};
 
 use crate::engine::{Engine, EngineConfig};
@@ -168,8 +168,6 @@ struct Shared<P> {
     limiter: LoginLimiter,
     /// Cores of the machine: see [`FEW_CONNECTIONS_TLS_BUFFER`].
     cores: usize,
-    /// Woken whenever a full check of credentials ends (see `auth::login_turn`).
-    logins_ended: tokio::sync::Notify,
     config: ServerConfig,
     /// Turns on the blocking threads; see `ServerConfig::max_concurrent_requests`.
     turns: Semaphore,
@@ -261,7 +259,6 @@ impl<P: Provider> Server<P> {
                 metrics: Metrics::default(),
                 limiter,
                 cores: std::thread::available_parallelism().map_or(1, usize::from),
-                logins_ended: tokio::sync::Notify::new(),
                 turns: Semaphore::new(config.max_concurrent_requests.max(1)),
                 slots: ConnectionSlots::new(
                     config.max_connections,

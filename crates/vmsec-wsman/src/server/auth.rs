@@ -79,21 +79,27 @@ fn from_memory<P: Provider>(
 /// well under a second.
 const LOGIN_WAIT: Duration = Duration::from_secs(5);
 
+/// What a login gets in its turn (see [`login_turn`]).
+enum Turn<'a> {
+    /// A token: its password is to be checked.
+    Check(LoginCheck<'a>),
+    /// A check that ended while it waited verified these credentials.
+    FromMemory(Principal),
+}
+
 /// A token of `peer`'s login budget for a check about to run. With none left, waits (up to
 /// [`LOGIN_WAIT`]) while checks of the source are under way, then takes the credentials from
-/// memory if one of those verified them (`Ok(Some)`); 429 once none is under way, or at the
-/// deadline.
-async fn login_turn<P: Provider>(
-    shared: &Arc<Shared<P>>,
+/// memory if one of those verified them; 429 once none is under way, or at the deadline.
+async fn login_turn<'a, P: Provider>(
+    shared: &'a Shared<P>,
     peer: IpAddr,
     creds: &Option<(String, Zeroizing<String>)>,
-) -> Result<Option<Principal>, Box<Reply>> {
+) -> Result<Turn<'a>, Box<Reply>> {
     let deadline = Instant::now() + LOGIN_WAIT;
     loop {
-        // Registered before the budget is looked at, so a check ending in between wakes it.
-        let ended = shared.logins_ended.notified();
+        let ended = shared.limiter.check_ended();
         let retry = match shared.limiter.begin(peer, Instant::now()) {
-            Ok(()) => return Ok(None),
+            Ok(check) => return Ok(Turn::Check(check)),
             Err(retry) => retry,
         };
         let now = Instant::now();
@@ -111,7 +117,7 @@ async fn login_turn<P: Provider>(
         }
         let _ = tokio::time::timeout(deadline - now, ended).await;
         if let Some(who) = from_memory(shared, peer, creds) {
-            return Ok(Some(who));
+            return Ok(Turn::FromMemory(who));
         }
     }
 }
@@ -124,13 +130,9 @@ pub(super) async fn check_in_full<P: Provider>(
     peer: IpAddr,
     creds: Option<(String, Zeroizing<String>)>,
 ) -> Result<Principal, Box<Reply>> {
-    if let Some(who) = login_turn(shared, peer, &creds).await? {
-        return Ok(who);
-    }
-    let mut turn = CheckUnderWay {
-        shared,
-        peer,
-        succeeded: false,
+    let check = match login_turn(shared, peer, &creds).await? {
+        Turn::Check(check) => check,
+        Turn::FromMemory(who) => return Ok(who),
     };
     // Malformed credentials keep their token spent, like a wrong password.
     let checked = match creds {
@@ -145,33 +147,13 @@ pub(super) async fn check_in_full<P: Provider>(
         }
         None => None,
     };
-    turn.succeeded = matches!(checked, Some(Ok(_)));
-    drop(turn);
     match checked {
-        Some(Ok(who)) => Ok(who),
+        Some(Ok(who)) => {
+            check.succeeded(Instant::now());
+            Ok(who)
+        }
         Some(Err(AuthRefusal::Unavailable)) => Err(Box::new(unavailable())),
         _ => Err(login_failed(shared)),
-    }
-}
-
-/// A password check the limiter allowed, ended when dropped: its token given back if it
-/// succeeded, and the logins waiting on its source woken (see `login_turn`). Dropped
-/// unfinished too (the client went away during the check), as a failure, so the source is
-/// never left looking busy.
-struct CheckUnderWay<'a, P> {
-    shared: &'a Shared<P>,
-    peer: IpAddr,
-    succeeded: bool,
-}
-
-impl<P> Drop for CheckUnderWay<'_, P> {
-    fn drop(&mut self) {
-        if self.succeeded {
-            self.shared.limiter.succeeded(self.peer, Instant::now());
-        } else {
-            self.shared.limiter.failed(self.peer);
-        }
-        self.shared.logins_ended.notify_waiters();
     }
 }
 

@@ -8,10 +8,11 @@
 //! delayed 401 because a delay would hold a connection and a thread per guess. IPv6
 //! sources are grouped by /64, the usual allocation to one host.
 //!
-//! The limiter also knows how many checks of each source are under way, so that a login
-//! finding the bucket empty while some are can wait for them (`checking`): a client opening
-//! many sessions at once sends the same credentials on each, and the first verified lets
-//! the others in from memory without a hash.
+//! A check is a [`LoginCheck`], ended when dropped. The limiter counts each source's checks
+//! under way and wakes [`LoginLimiter::check_ended`] as each ends, so that a login finding
+//! the bucket empty while some are can wait for them: a client opening many sessions at once
+//! sends the same credentials on each, and the first verified lets the others in from
+//! memory without a hash.
 //!
 //! The table is bounded. When it is full, buckets that have refilled are dropped (they hold
 //! nothing a new bucket would not); if none has, the bucket closest to full is evicted. A
@@ -50,7 +51,7 @@ impl Default for LoginRateLimit {
 struct Bucket {
     tokens: f64,
     updated: Instant,
-    /// Checks begun and not yet said to have succeeded or failed.
+    /// Checks begun and not yet ended.
     checking: u32,
 }
 
@@ -59,6 +60,31 @@ struct Bucket {
 pub struct LoginLimiter {
     limits: LoginRateLimit,
     buckets: Mutex<HashMap<IpAddr, Bucket>>,
+    ended: tokio::sync::Notify,
+}
+
+/// A password check [`LoginLimiter::begin`] allowed. Dropped, it ends: as a failure, its
+/// token spent, unless [`LoginCheck::succeeded`] said otherwise. A check whose caller goes
+/// away before it ends (a client gone mid-hash) ends so too, and its source is never left
+/// looking busy.
+#[derive(Debug)]
+pub struct LoginCheck<'a> {
+    limiter: &'a LoginLimiter,
+    ip: IpAddr,
+    succeeded: Option<Instant>,
+}
+
+impl LoginCheck<'_> {
+    /// The password was right: the check's token is given back.
+    pub fn succeeded(mut self, now: Instant) {
+        self.succeeded = Some(now);
+    }
+}
+
+impl Drop for LoginCheck<'_> {
+    fn drop(&mut self) {
+        self.limiter.end(self.ip, self.succeeded);
+    }
 }
 
 impl LoginLimiter {
@@ -67,6 +93,7 @@ impl LoginLimiter {
         LoginLimiter {
             limits,
             buckets: Mutex::new(HashMap::new()),
+            ended: tokio::sync::Notify::new(),
         }
     }
 
@@ -82,7 +109,7 @@ impl LoginLimiter {
 
     /// Takes a token of `ip` for a password check about to run; `Err(retry_after)` if it has
     /// none left, and then the password must not be checked.
-    pub fn begin(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+    pub fn begin(&self, ip: IpAddr, now: Instant) -> Result<LoginCheck<'_>, Duration> {
         let key = source_key(ip);
         let mut map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if !map.contains_key(&key) && map.len() >= self.limits.max_sources {
@@ -99,30 +126,36 @@ impl LoginLimiter {
         if b.tokens >= 1.0 {
             b.tokens -= 1.0;
             b.checking += 1;
-            return Ok(());
+            return Ok(LoginCheck {
+                limiter: self,
+                ip,
+                succeeded: None,
+            });
         }
         let per_sec = f64::from(self.limits.per_minute.max(1)) / 60.0;
         let wait = ((1.0 - b.tokens) / per_sec).ceil().max(1.0);
         Err(Duration::from_secs_f64(wait))
     }
 
-    /// Gives back the token [`LoginLimiter::begin`] took: the password was right.
-    pub fn succeeded(&self, ip: IpAddr, now: Instant) {
+    /// Ends a check: its token given back if it succeeded (at `succeeded`); then whoever
+    /// waits on [`LoginLimiter::check_ended`] looks again.
+    fn end(&self, ip: IpAddr, succeeded: Option<Instant>) {
         let mut map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(b) = map.get_mut(&source_key(ip)) {
-            b.tokens = (self.tokens_at(b, now) + 1.0).min(f64::from(self.limits.burst));
-            b.updated = now;
+            if let Some(now) = succeeded {
+                b.tokens = (self.tokens_at(b, now) + 1.0).min(f64::from(self.limits.burst));
+                b.updated = now;
+            }
             b.checking = b.checking.saturating_sub(1);
         }
+        drop(map);
+        self.ended.notify_waiters();
     }
 
-    /// Ends a check [`LoginLimiter::begin`] allowed that did not succeed: its token stays
-    /// spent.
-    pub fn failed(&self, ip: IpAddr) {
-        let mut map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(b) = map.get_mut(&source_key(ip)) {
-            b.checking = b.checking.saturating_sub(1);
-        }
+    /// Completes when a check ends. Made before [`LoginLimiter::begin`] is asked, it misses
+    /// no check that ends after.
+    pub fn check_ended(&self) -> tokio::sync::futures::Notified<'_> {
+        self.ended.notified()
     }
 
     /// Whether checks of `ip`'s source are under way.
@@ -190,24 +223,22 @@ mod tests {
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let t0 = Instant::now();
         for _ in 0..10 {
-            l.begin(ip, t0).unwrap();
-            l.succeeded(ip, t0);
+            l.begin(ip, t0).unwrap().succeeded(t0);
         }
         assert!(l.begin(ip, t0).is_ok());
     }
 
     #[test]
-    fn a_source_is_checking_from_its_begin_until_its_success_or_failure() {
+    fn a_source_is_checking_from_its_begin_until_its_check_is_dropped() {
         let l = limiter(3, 1, 16);
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let t0 = Instant::now();
         assert!(!l.checking(ip));
-        l.begin(ip, t0).unwrap();
-        l.begin(ip, t0).unwrap();
+        let (a, b) = (l.begin(ip, t0).unwrap(), l.begin(ip, t0).unwrap());
         assert!(l.checking(ip));
-        l.succeeded(ip, t0);
+        a.succeeded(t0);
         assert!(l.checking(ip), "one of the two is still under way");
-        l.failed(ip);
+        drop(b);
         assert!(!l.checking(ip));
         assert!(!l.checking("192.0.2.2".parse().unwrap()));
     }

@@ -357,29 +357,29 @@ impl Shared {
             return None;
         }
         let now = Instant::now();
-        if let Err(wait) = self.logins.begin(peer.ip(), now) {
-            return Some(with_retry_after(
-                reply(
-                    429,
-                    "text/plain; charset=utf-8",
-                    b"too many failed logins\n".to_vec(),
-                ),
-                Some(wait.as_secs()),
-            ));
-        }
+        let check = match self.logins.begin(peer.ip(), now) {
+            Ok(check) => check,
+            Err(wait) => {
+                return Some(with_retry_after(
+                    reply(
+                        429,
+                        "text/plain; charset=utf-8",
+                        b"too many failed logins\n".to_vec(),
+                    ),
+                    Some(wait.as_secs()),
+                ));
+            }
+        };
         match self
             .kps
             .service()
             .authenticate(&user, &password, &peer.ip().to_string())
         {
             Ok(c) if c.role >= vmsec_store::Role::Reader => {
-                self.logins.succeeded(peer.ip(), now);
+                check.succeeded(now);
                 None
             }
-            _ => {
-                self.logins.failed(peer.ip());
-                Some(unauthorized())
-            }
+            _ => Some(unauthorized()),
         }
     }
 }
