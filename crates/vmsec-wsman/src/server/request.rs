@@ -21,8 +21,9 @@ pub const READ_AT_ONCE_MAX: usize = 16 * 1024;
 
 /// Takes a request as far as it can without a blocking thread. On a 2-core machine the
 /// hand-off to the blocking pool (a thread woken and put back to sleep per request) cost
-/// more CPU than answering a small Get itself; only small bodies and quick operations (a
-/// point read) are answered here.
+/// more CPU than answering a small Get itself; only small bodies and quick requests
+/// ([`Engine::is_quick`](crate::Engine::is_quick): point reads, and an invocation whose
+/// audit append waits for nobody) are answered here.
 fn answer_at_once<P: Provider>(shared: &Shared<P>, who: &Principal, body: &Bytes) -> Answered {
     if body.len() > READ_AT_ONCE_MAX {
         return Answered::No;

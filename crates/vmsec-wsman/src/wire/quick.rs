@@ -7,7 +7,7 @@
 //!
 //! It is a shortcut, not a second parser. It reads a strict subset of XML: ASCII names; no
 //! comments, processing instructions (but the XML declaration), CDATA sections, DOCTYPE,
-//! entity or character references, carriage returns or tabs in attribute values; only a
+//! entity or character references, carriage returns, tabs or newlines in attribute values; only a
 //! well-formed Get that [`envelope::parse_tree`] accepts. On anything else, valid or not, it
 //! answers `None` and the request goes to the full parser, which alone refuses: what is
 //! accepted, and the fault a refusal gets, are the full parser's. Whatever `get` reads, the
@@ -42,20 +42,17 @@ pub fn get(bytes: &[u8]) -> Option<Request> {
     if envelope.name != (ns::SOAP, "Envelope") || envelope.empty {
         return None;
     }
-    let mut next = r.child()?;
-    let mut header = None;
-    if let Some(el) = &next
-        && el.name == (ns::SOAP, "Header")
-    {
-        header = Some(r.header(el.empty)?);
-        next = r.child()?;
+    // A Get has a Header (its action is one), then the Body.
+    let head = r.child()??;
+    if head.name != (ns::SOAP, "Header") || head.empty {
+        return None;
     }
-    let header = header?;
+    let header = r.header()?;
     // Decided before the body is read: a body that is not a Get's is not read here at all.
     if header.action != ns::ACTION_GET || header.message_id.is_empty() {
         return None;
     }
-    let body = next?;
+    let body = r.child()??;
     if body.name != (ns::SOAP, "Body") {
         return None;
     }
@@ -458,13 +455,10 @@ impl<'t> Reader<'t> {
 
     /// The Header's children, after its start tag; fills what [`Header`] holds, each header
     /// read as `envelope::parse_tree` reads it.
-    fn header(&mut self, empty: bool) -> Option<Header> {
+    fn header(&mut self) -> Option<Header> {
         let mut h = Header::default();
         let (mut action, mut message_id) = (None, None);
         let mut seen = 0u16;
-        if empty {
-            return None;
-        }
         while let Some(el) = self.child()? {
             if let Some(i) = READ.iter().position(|&name| name == el.name) {
                 once(&mut seen, i)?;
