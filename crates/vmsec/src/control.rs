@@ -197,15 +197,12 @@ fn accept(
             );
             continue;
         }
-        let (handler, busy) = (handler.clone(), busy.clone());
+        let (handler, held) = (handler.clone(), busy.clone());
         let spawned = std::thread::Builder::new()
             .name("vmsec-control-request".into())
-            .spawn({
-                let busy = busy.clone();
-                move || {
-                    serve_one(&stream, &*handler);
-                    busy.fetch_sub(1, Ordering::SeqCst);
-                }
+            .spawn(move || {
+                serve_one(&stream, &*handler);
+                held.fetch_sub(1, Ordering::SeqCst);
             });
         if spawned.is_err() {
             busy.fetch_sub(1, Ordering::SeqCst);

@@ -274,15 +274,15 @@ impl Ctx<'_> {
 }
 
 /// A `tpm start` sent to this `vmsec serve` over its control socket: run as the CLI would,
-/// as the local administrator, on the server's own store.
+/// as the local administrator, on the server's own store, whose [`control::store_identity`]
+/// is `identity`.
 pub(crate) fn start_for_a_client(
     service: &vmsec_service::Service,
     data: &crate::data_dir::DataDir,
+    identity: &str,
     request: &control::TpmStartRequest,
 ) -> control::Answer {
-    if request.store
-        != control::store_identity(data.store.as_deref(), &crate::data_dir::host_name())
-    {
+    if request.store != identity {
         return control::Answer::Declined {
             why: "the CLI acts on another store, or as another host, than this server".into(),
         };

@@ -202,10 +202,12 @@ fn start_control(
     aws_lc_rs::rand::fill(&mut seed)
         .map_err(|_| CliError::new("the random generator failed to start"))?;
     let served = data.clone();
+    let identity =
+        crate::control::store_identity(data.store.as_deref(), &crate::data_dir::host_name());
     crate::control::Listener::start(
         &data.path,
         Arc::new(move |request: &crate::control::TpmStartRequest| {
-            crate::commands::start_for_a_client(&service, &served, request)
+            crate::commands::start_for_a_client(&service, &served, &identity, request)
         }),
     )
 }
