@@ -242,12 +242,14 @@ impl<'t> Reader<'t> {
     fn value(&mut self) -> Option<&'t str> {
         let quote = self.peek().filter(|&q| q == b'"' || q == b'\'')?;
         let from = self.at + 1;
-        let len = self.bytes()[from..].iter().position(|&b| b == quote)?;
+        let len = memchr::memchr(quote, &self.bytes()[from..])?;
         let v = &self.text[from..from + len];
         self.at = from + len + 1;
         // XML turns a tab or a newline in an attribute value into a space; left to the full
         // parser.
-        (!v.bytes().any(|b| matches!(b, b'<' | b'\t' | b'\n'))).then_some(v)
+        memchr::memchr3(b'<', b'\t', b'\n', v.as_bytes())
+            .is_none()
+            .then_some(v)
     }
 
     /// An optional `<?xml version="1.0" encoding="utf-8"?>`, then whitespace.
@@ -394,7 +396,7 @@ impl<'t> Reader<'t> {
     /// Text up to the next `<`, which must be there.
     fn text(&mut self) -> Option<&'t str> {
         let from = self.at;
-        let len = self.bytes()[from..].iter().position(|&b| b == b'<')?;
+        let len = memchr::memchr(b'<', &self.bytes()[from..])?;
         self.at += len;
         Some(&self.text[from..from + len])
     }
