@@ -6,9 +6,14 @@
 # (~2 KB reply). nginx (Debian) serves each reply, byte for byte, as a static file over HTTPS
 # on loopback with the same certificate, to the same wrk script (POST with the same body and
 # Authorization header). Each pair runs at 1, 16 and 64 keep-alive connections.
+# Before the runs of each reply, both servers get WARMUP seconds (default 3) of the same load
+# at 16 connections, not counted: a fresh vmsec's first seconds carry one-off costs (a
+# thread's first random bytes seed aws-lc's jitter entropy, ~35 ms; first touches of the
+# allocator's memory) that made the first run's p99.9 three times the next runs'.
 # Usage: bench/wsman.sh [SECONDS]  (default 10 per run; 12 runs)
 source "$(dirname "$0")/lib.sh"
 secs=${1:-10}
+warmup=${WARMUP:-3}
 need wrk wrk; need nginx nginx-light; need curl curl
 build
 against_nginx
@@ -20,6 +25,8 @@ for name in getkp get-ssd; do
   body=$(request "$name" "$data")
   mirror_reply "$body" "$data"  # nginx serves exactly what vmsec answers
   size=$(stat -c %s "$data/www/wsman")
+  wrk_run "https://$VMSEC_HTTPS/wsman" "$body" 16 "$warmup" >/dev/null
+  wrk_run "https://127.0.0.1:$port/wsman" "$body" 16 "$warmup" >/dev/null
   for c in 1 16 64; do
     read -r vr v50 v99 v999 ve < <(wrk_run "https://$VMSEC_HTTPS/wsman" "$body" "$c" "$secs")
     read -r nr n50 n99 n999 ne < <(wrk_run "https://127.0.0.1:$port/wsman" "$body" "$c" "$secs")
