@@ -10,10 +10,15 @@
 # at 16 connections, not counted: a fresh vmsec's first seconds carry one-off costs (a
 # thread's first random bytes seed aws-lc's jitter entropy, ~35 ms; first touches of the
 # allocator's memory) that made the first run's p99.9 three times the next runs'.
-# Usage: bench/wsman.sh [SECONDS]  (default 10 per run; 12 runs)
+# Each server's SECONDS at a concurrency are taken in SLICES (default 5) runs, alternating
+# with the other's (A B B A A B ...): on this shared machine the load of other tenants moves
+# by a quarter within a minute, and a ratio of two runs taken 10 s apart measured it as much
+# as the servers (five back-to-back runs of one build: 0.60-0.86 at one point).
+# Usage: bench/wsman.sh [SECONDS]  (default 10 per server and concurrency)
 source "$(dirname "$0")/lib.sh"
 secs=${1:-10}
 warmup=${WARMUP:-3}
+slices=${SLICES:-5}
 need wrk wrk; need nginx nginx-light; need curl curl
 build
 against_nginx
@@ -28,8 +33,8 @@ for name in getkp get-ssd; do
   wrk_run "https://$VMSEC_HTTPS/wsman" "$body" 16 "$warmup" >/dev/null
   wrk_run "https://127.0.0.1:$port/wsman" "$body" 16 "$warmup" >/dev/null
   for c in 1 16 64; do
-    read -r vr v50 v99 v999 ve < <(wrk_run "https://$VMSEC_HTTPS/wsman" "$body" "$c" "$secs")
-    read -r nr n50 n99 n999 ne < <(wrk_run "https://127.0.0.1:$port/wsman" "$body" "$c" "$secs")
+    { read -r vr v50 v99 v999 ve; read -r nr n50 n99 n999 ne; } < <(interleaved \
+      "https://$VMSEC_HTTPS/wsman" "https://127.0.0.1:$port/wsman" "$body" "$c" "$secs" "$slices")
     row=$(python3 -c 'import sys; vr,nr,v99,n99=map(float,sys.argv[1:5]); print(f"{vr/nr:.2f} | {v99/n99:.2f}")' "$vr" "$nr" "$v99" "$n99")
     rr=${row%% |*}; pr=${row##*| }
     printf '| %s (%s bytes) | %s | %s | %s | %s | %s / %s / %s | %s / %s / %s | %s | %s / %s |\n' \
