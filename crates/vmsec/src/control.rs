@@ -104,7 +104,7 @@ pub fn ask(data: &DataDir, request: &TpmStartRequest) -> Option<Result<String, C
         Ok(Answer::Done { stdout }) => Some(Ok(stdout)),
         Ok(Answer::Failed { message, code }) => Some(Err(CliError {
             message,
-            code: CliError::code_named(&code),
+            code: crate::ErrorCode::named(&code),
             closed_stdout: false,
         })),
         Ok(Answer::Declined { why }) => {
@@ -319,7 +319,7 @@ mod tests {
         let e = ask(&data, &other).unwrap().unwrap_err();
         assert_eq!(
             (e.message.as_str(), e.code),
-            ("no VM named \"nope\"", "NotFound")
+            ("no VM named \"nope\"", crate::ErrorCode::NotFound)
         );
         listener.stop();
         assert!(!data.path.join(SOCKET).exists());

@@ -21,8 +21,8 @@ use clap::Parser;
 #[derive(Debug)]
 pub struct CliError {
     pub message: String,
-    /// A stable name of the kind of failure, for `--json` output (`Failed` unless known).
-    pub code: &'static str,
+    /// The kind of failure, by a stable name in `--json` output (`Failed` unless known).
+    pub code: ErrorCode,
     /// Standard output was closed by its reader: the command stops, quietly and with
     /// success, as `cat` does for `cat big | head -1`.
     pub closed_stdout: bool,
@@ -32,7 +32,7 @@ impl CliError {
     pub fn new(message: impl Into<String>) -> Self {
         CliError {
             message: message.into(),
-            code: "Failed",
+            code: ErrorCode::Failed,
             closed_stdout: false,
         }
     }
@@ -40,51 +40,75 @@ impl CliError {
     pub fn closed_stdout() -> Self {
         CliError {
             message: String::new(),
-            code: "Failed",
+            code: ErrorCode::Failed,
             closed_stdout: true,
         }
     }
 }
 
-impl CliError {
-    /// Every code a failure can have, as `--json` reports it.
-    pub const CODES: &'static [&'static str] = &[
-        "AccessDenied",
-        "InvalidParameter",
-        "NotFound",
-        "InvalidKeyProtector",
-        "InvalidState",
-        "NotSupported",
-        "AlreadyExists",
-        "Timeout",
-        "Failed",
-    ];
+/// Declares [`ErrorCode`] and [`ErrorCode::ALL`] from one list, so that no code can be given
+/// that the list lacks (a code another process reports is read back through the list).
+macro_rules! error_codes {
+    ($($name:ident),* $(,)?) => {
+        /// The kind of a failure, as `--json` output and the control socket name it.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum ErrorCode {
+            $($name,)*
+        }
 
-    /// The code of that name (one another process reported), `Failed` for one unknown.
-    pub fn code_named(code: &str) -> &'static str {
-        Self::CODES
+        impl ErrorCode {
+            /// Every code.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$name,)*];
+
+            /// Its stable name.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$name => stringify!($name),)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    AccessDenied,
+    InvalidParameter,
+    NotFound,
+    InvalidKeyProtector,
+    InvalidState,
+    NotSupported,
+    AlreadyExists,
+    Timeout,
+    Failed,
+}
+
+impl ErrorCode {
+    /// The code of that name (one another process reported); `Failed` for one unknown.
+    pub fn named(name: &str) -> ErrorCode {
+        ErrorCode::ALL
             .iter()
-            .find(|c| **c == code)
             .copied()
-            .unwrap_or("Failed")
+            .find(|c| c.as_str() == name)
+            .unwrap_or(ErrorCode::Failed)
     }
 }
 
 impl From<vmsec_service::ServiceError> for CliError {
     fn from(e: vmsec_service::ServiceError) -> Self {
+        use ErrorCode as C;
         use vmsec_service::ServiceError as E;
         let code = match &e {
-            E::AccessDenied(_) | E::AuthenticationFailed => "AccessDenied",
+            E::AccessDenied(_) | E::AuthenticationFailed => C::AccessDenied,
             E::MalformedInstance(_) | E::IncorrectType(_) | E::InvalidParameter(_) => {
-                "InvalidParameter"
+                C::InvalidParameter
             }
-            E::UnknownVm(_) | E::NoSuchVm(_) | E::NotFound(_) => "NotFound",
-            E::InvalidKeyProtector(_) => "InvalidKeyProtector",
-            E::InvalidState(_) | E::IncompatibleSettings(_) => "InvalidState",
-            E::NotSupported(_) => "NotSupported",
-            E::AlreadyExists(_) => "AlreadyExists",
-            E::Timeout(_) => "Timeout",
-            _ => "Failed",
+            E::UnknownVm(_) | E::NoSuchVm(_) | E::NotFound(_) => C::NotFound,
+            E::InvalidKeyProtector(_) => C::InvalidKeyProtector,
+            E::InvalidState(_) | E::IncompatibleSettings(_) => C::InvalidState,
+            E::NotSupported(_) => C::NotSupported,
+            E::AlreadyExists(_) => C::AlreadyExists,
+            E::Timeout(_) => C::Timeout,
+            _ => C::Failed,
         };
         CliError {
             code,
@@ -135,12 +159,30 @@ fn main() -> ExitCode {
                 let _ = output::write_stdout(
                     format!(
                         "{}\n",
-                        serde_json::json!({ "error": { "code": e.code, "message": e.message } })
+                        serde_json::json!({ "error": { "code": e.code.as_str(), "message": e.message } })
                     )
                     .as_bytes(),
                 );
             }
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorCode;
+
+    #[test]
+    fn every_error_code_is_read_back_from_its_name_and_an_unknown_name_is_failed() {
+        for &c in ErrorCode::ALL {
+            assert_eq!(ErrorCode::named(c.as_str()), c);
+        }
+        assert_eq!(ErrorCode::named("NoSuchCode"), ErrorCode::Failed);
+        assert_eq!(
+            ErrorCode::named("notfound"),
+            ErrorCode::Failed,
+            "names are exact"
+        );
     }
 }

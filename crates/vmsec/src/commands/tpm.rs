@@ -299,7 +299,7 @@ pub(crate) fn start_for_a_client(
         Ok(stdout) => control::Answer::Done { stdout },
         Err(e) => control::Answer::Failed {
             message: e.message,
-            code: e.code.to_owned(),
+            code: e.code.as_str().to_owned(),
         },
     }
 }
