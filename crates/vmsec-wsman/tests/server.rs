@@ -220,6 +220,36 @@ async fn get_over_http_and_https_returns_the_instance() {
 }
 
 #[tokio::test]
+async fn a_request_whose_handler_panics_on_the_connections_thread_gets_500_and_is_not_run_again() {
+    let r = start(|_| {}).await;
+    let get = testdata("pypsrp_get_security_service.xml");
+    // The first request checks the password, on a blocking thread; the next, from memory, is
+    // answered on the connection's thread.
+    assert_eq!(
+        http(&r, &post("/wsman", Some(ADMIN), &get)).await.status,
+        200
+    );
+    r.provider.panic_once.store(true, Ordering::SeqCst);
+    let reply = http(&r, &post("/wsman", Some(ADMIN), &get)).await;
+    assert_eq!(reply.status, 500, "{}", reply.body);
+    assert!(reply.body.contains("InternalError"), "{}", reply.body);
+    assert_eq!(
+        r.provider.logins(),
+        (1, 1),
+        "the second was answered from memory"
+    );
+    // Run once: a handler may write before it fails (an audit record), so a second run
+    // elsewhere could write twice.
+    assert_eq!(r.provider.calls().len(), 2);
+    // The connection's thread survived it.
+    assert_eq!(
+        http(&r, &post("/wsman", Some(ADMIN), &get)).await.status,
+        200
+    );
+    stop(r).await;
+}
+
+#[tokio::test]
 async fn credentials_verified_once_are_not_checked_again_and_every_operation_still_runs() {
     let r = start(|_| {}).await;
     let get = testdata("pypsrp_get_security_service.xml");

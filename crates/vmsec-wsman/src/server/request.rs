@@ -12,6 +12,9 @@ enum Answered {
     Partly(Box<envelope::Request>),
     /// Needs a blocking thread from the start (a large body).
     No,
+    /// The handler panicked here. Answered with 500, not run again elsewhere: it may have
+    /// written before it failed (a GetKeyProtector's audit record, say).
+    Panicked,
 }
 
 /// Bodies up to this size are read on the connection's thread: parsing them costs less
@@ -28,8 +31,8 @@ fn answer_at_once<P: Provider>(shared: &Shared<P>, who: &Principal, body: &Bytes
     if body.len() > READ_AT_ONCE_MAX {
         return Answered::No;
     }
-    // A panic must not take the connection's task down: the request then goes the blocking
-    // way, which answers a panic with 500.
+    // A panic must not take the connection's task down; the request is answered with 500,
+    // as one that panics on a blocking thread is.
     let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let engine = &shared.engine;
         match engine.read(body) {
@@ -42,7 +45,7 @@ fn answer_at_once<P: Provider>(shared: &Shared<P>, who: &Principal, body: &Bytes
     }));
     attempt.unwrap_or_else(|_| {
         tracing::error!("request handler panicked");
-        Answered::No
+        Answered::Panicked
     })
 }
 
@@ -228,6 +231,7 @@ async fn answer<P: Provider>(
             })
             .await
         }
+        Answered::Panicked => None,
     };
     result.unwrap_or_else(|| {
         let fault = Fault::new(

@@ -69,6 +69,8 @@ pub struct TestProvider {
     /// Whether `enumerate` returns every instance, as a provider that does not push the
     /// filter down would.
     pub ignore_filter: bool,
+    /// Whether the next `get` panics after it is recorded in `calls` (once).
+    pub panic_once: std::sync::atomic::AtomicBool,
 }
 
 /// `Msvm_ComputerSystem` instances `next..=last` matching `filter`, made as they are asked
@@ -133,6 +135,7 @@ impl TestProvider {
             made: Arc::new(AtomicUsize::new(0)),
             fail_at: None,
             ignore_filter: false,
+            panic_once: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -312,6 +315,9 @@ impl Provider for TestProvider {
             class: class.into(),
             selectors: selectors.to_vec(),
         });
+        if self.panic_once.swap(false, Ordering::SeqCst) {
+            panic!("the test provider fails once, as asked");
+        }
         // As a provider whose point read confirms the caller in the same transaction.
         if let Some(r) = &who.remembered {
             if self.revoked.lock().unwrap().contains(&who.user) {
