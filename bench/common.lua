@@ -13,13 +13,15 @@ soap_headers = {
 }
 
 -- Non-2xx replies count as errors (wrk's summary.errors.status). With BENCH_QUANTILES set, the
--- run's request count, duration (µs) and latency at 1,000 evenly spaced quantiles (µs) also
--- go to that file, so that bench/slices.py can pool runs taken in slices.
+-- run's request count, error count, duration (µs) and latency at 1,000 evenly spaced
+-- quantiles (µs) also go to that file, so that bench/slices.py can pool runs taken in slices.
 done = function(summary, latency, requests)
+  local e = summary.errors
+  local errors = e.status + e.connect + e.read + e.write + e.timeout
   local qfile = os.getenv("BENCH_QUANTILES")
   if qfile then
     local f = assert(io.open(qfile, "w"))
-    f:write(string.format("%d %d", summary.requests, summary.duration))
+    f:write(string.format("%d %d %d", summary.requests, errors, summary.duration))
     for i = 1, 1000 do f:write(string.format(" %d", latency:percentile((i - 0.5) / 10))) end
     f:write("\n")
     f:close()
@@ -27,5 +29,5 @@ done = function(summary, latency, requests)
   io.write(string.format("RESULT rps=%.0f p50_ms=%.2f p99_ms=%.2f p999_ms=%.2f errors=%d\n",
     summary.requests / (summary.duration / 1e6),
     latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency:percentile(99.9) / 1000,
-    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+    errors))
 end

@@ -12,9 +12,7 @@ build
 against_nginx
 body=$(request "$name" "$data")
 mirror_reply "$body" "$data"
-# The same warm-up as bench/wsman.sh's (see there), not counted.
-wrk_run "https://$VMSEC_HTTPS/wsman" "$body" 16 "${WARMUP:-3}" >/dev/null
-wrk_run "https://127.0.0.1:$NGINX_PORT/wsman" "$body" 16 "${WARMUP:-3}" >/dev/null
+warm_up "$body"
 sleep 0.3
 nginx_workers=$(pgrep -P "$(cat "$data/nginx.pid")" | paste -sd,)
 # utime and stime (clock ticks) summed over a process's threads.

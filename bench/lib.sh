@@ -46,15 +46,14 @@ wrk_run() {
 # for B: requests over time summed, latencies from the slices' pooled quantiles
 # (bench/slices.py).
 interleaved() {
-  local a=$1 b=$2 body=$3 c=$4 secs=$5 slices=$6 k q url dir
-  local t=$(( $4 < 2 ? 1 : 2 )) each=$(( secs / slices ))
+  local a=$1 b=$2 body=$3 c=$4 slices=$6 k q url dir
+  local each=$(( $5 / slices ))
   local -A runs=()
   dir=$(mktemp -d)
   for k in $(seq "$slices"); do
     for q in $( ((k % 2)) && echo "a b" || echo "b a"); do
       url=$a; [ "$q" = b ] && url=$b
-      BENCH_BODY=$body BENCH_QUANTILES=$dir/$q$k wrk -t"$t" -c"$c" -d"${each}s" --timeout 10s \
-        -s "$ROOT/bench/post.lua" "$url" >"$dir/$q$k.out"
+      BENCH_QUANTILES=$dir/$q$k wrk_run "$url" "$body" "$c" "$each" >/dev/null
       runs[$q]+=" $dir/$q$k"
     done
   done
@@ -63,6 +62,15 @@ interleaved() {
   # shellcheck disable=SC2086
   python3 "$ROOT/bench/slices.py" ${runs[b]}
   rm -rf "$dir"
+}
+
+# warm_up BODY: WARMUP seconds (default 3) of BODY at 16 connections on vmsec, then on
+# nginx, not counted: a fresh vmsec's first seconds carry one-off costs (a thread's first
+# random bytes seed aws-lc's jitter entropy, ~35 ms; the allocator's memory is touched for
+# the first time) that made a first 10 s run's p99.9 three times the next runs'.
+warm_up() {
+  wrk_run "https://$VMSEC_HTTPS/wsman" "$1" 16 "${WARMUP:-3}" >/dev/null
+  wrk_run "https://127.0.0.1:$NGINX_PORT/wsman" "$1" 16 "${WARMUP:-3}" >/dev/null
 }
 
 # start_nginx DATA: nginx serving DATA/www over HTTPS on a free loopback port with vmsec's

@@ -1,24 +1,20 @@
 """Pools wrk runs taken in slices (bench/lib.sh `interleaved`) into one result.
 
-Each argument is a file bench/common.lua wrote: requests, duration (µs), and the latency
-(µs) at 1,000 evenly spaced quantiles; a sibling FILE.out holds wrk's own report, for its
-error counts. Prints "rps p50_ms p99_ms p999_ms errors": requests per second over all
+Each argument is a file bench/common.lua wrote: requests, errors, duration (µs), and the
+latency (µs) at 1,000 evenly spaced quantiles. Prints "rps p50_ms p99_ms p999_ms errors": requests per second over all
 slices, and percentiles of the slices' quantiles pooled, each slice's weighted by its
 request count (a slice with twice the requests stands for twice the latencies).
 """
-import re
 import sys
 
 requests = duration = errors = 0
 pooled = []  # (latency µs, weight)
 for path in sys.argv[1:]:
-    fields = open(path).read().split()
-    n, us, qs = int(fields[0]), int(fields[1]), [int(x) for x in fields[2:]]
+    n, failed, us, *qs = (int(x) for x in open(path).read().split())
     requests += n
+    errors += failed
     duration += us
     pooled += [(q, n / len(qs)) for q in qs]
-    m = re.search(r"errors=(\d+)", open(path + ".out").read())
-    errors += int(m.group(1)) if m else 0
 pooled.sort()
 total = sum(w for _, w in pooled)
 

@@ -6,10 +6,7 @@
 # (~2 KB reply). nginx (Debian) serves each reply, byte for byte, as a static file over HTTPS
 # on loopback with the same certificate, to the same wrk script (POST with the same body and
 # Authorization header). Each pair runs at 1, 16 and 64 keep-alive connections.
-# Before the runs of each reply, both servers get WARMUP seconds (default 3) of the same load
-# at 16 connections, not counted: a fresh vmsec's first seconds carry one-off costs (a
-# thread's first random bytes seed aws-lc's jitter entropy, ~35 ms; first touches of the
-# allocator's memory) that made the first run's p99.9 three times the next runs'.
+# Before the runs of each reply, both servers are warmed up (`warm_up` in lib.sh).
 # Each server's SECONDS at a concurrency are taken in SLICES (default 5) runs, alternating
 # with the other's (A B B A A B ...): on this shared machine the load of other tenants moves
 # by a quarter within a minute, and a ratio of two runs taken 10 s apart measured it as much
@@ -17,7 +14,6 @@
 # Usage: bench/wsman.sh [SECONDS]  (default 10 per server and concurrency)
 source "$(dirname "$0")/lib.sh"
 secs=${1:-10}
-warmup=${WARMUP:-3}
 slices=${SLICES:-5}
 need wrk wrk; need nginx nginx-light; need curl curl
 build
@@ -30,8 +26,7 @@ for name in getkp get-ssd; do
   body=$(request "$name" "$data")
   mirror_reply "$body" "$data"  # nginx serves exactly what vmsec answers
   size=$(stat -c %s "$data/www/wsman")
-  wrk_run "https://$VMSEC_HTTPS/wsman" "$body" 16 "$warmup" >/dev/null
-  wrk_run "https://127.0.0.1:$port/wsman" "$body" 16 "$warmup" >/dev/null
+  warm_up "$body"
   for c in 1 16 64; do
     { read -r vr v50 v99 v999 ve; read -r nr n50 n99 n999 ne; } < <(interleaved \
       "https://$VMSEC_HTTPS/wsman" "https://127.0.0.1:$port/wsman" "$body" "$c" "$secs" "$slices")
