@@ -97,29 +97,26 @@ struct Reader<'t> {
 /// The URI the `xmlns` prefix is bound to; no other prefix may be.
 const XMLNS: &str = "http://www.w3.org/2000/xmlns/";
 
-/// The headers [`Reader::header`] reads. Each may come once: the full parser takes the last
-/// of some repeated ones and refuses others, so a repeat is left to it.
-const READ: [(&str, &str); 12] = [
-    (ns::WSA, "Action"),
-    (ns::WSA, "MessageID"),
-    (ns::WSA, "To"),
-    (ns::WSA, "ReplyTo"),
-    (ns::WSMAN, "ResourceURI"),
-    (ns::WSMAN, "SelectorSet"),
-    (ns::WSMAN, "MaxEnvelopeSize"),
-    (ns::WSMAN, "OperationTimeout"),
-    (ns::WSMAN, "Locale"),
-    (ns::WSMV, "DataLocale"),
-    (ns::WSMV, "SessionId"),
-    (ns::WSMAN, "OptionSet"),
-];
+/// The headers [`Reader::header`] has read, each once: the full parser takes the last of some
+/// repeated ones and refuses others, so a repeat is left to it. Room for one of each of the
+/// twelve it reads; a thirteenth (a header added there and not counted here) is left to the
+/// full parser too.
+#[derive(Default)]
+struct Seen<'t> {
+    names: [(&'t str, &'t str); 12],
+    len: usize,
+}
 
-/// `Some` the first time header `i` of [`READ`] is seen in a request.
-fn once(seen: &mut u16, i: usize) -> Option<()> {
-    let bit = 1u16 << i;
-    let first = *seen & bit == 0;
-    *seen |= bit;
-    first.then_some(())
+impl<'t> Seen<'t> {
+    /// `Some` the first time `name` is seen.
+    fn first(&mut self, name: (&'t str, &'t str)) -> Option<()> {
+        if self.len == self.names.len() || self.names[..self.len].contains(&name) {
+            return None;
+        }
+        self.names[self.len] = name;
+        self.len += 1;
+        Some(())
+    }
 }
 
 fn is_name_start(b: u8) -> bool {
@@ -460,11 +457,8 @@ impl<'t> Reader<'t> {
     fn header(&mut self) -> Option<Header> {
         let mut h = Header::default();
         let (mut action, mut message_id) = (None, None);
-        let mut seen = 0u16;
+        let mut seen = Seen::default();
         while let Some(el) = self.child()? {
-            if let Some(i) = READ.iter().position(|&name| name == el.name) {
-                once(&mut seen, i)?;
-            }
             match el.name {
                 (ns::WSA, "Action") => action = Some(self.trimmed(&el)?),
                 (ns::WSA, "MessageID") => message_id = Some(self.trimmed(&el)?),
@@ -492,8 +486,12 @@ impl<'t> Reader<'t> {
                 }
                 (ns::WSMV, "SessionId") => h.session_id = Some(self.trimmed(&el)?),
                 (ns::WSMAN, "OptionSet") => h.options = self.named(&el, "Option")?,
-                _ => self.skip(&el)?,
+                _ => {
+                    self.skip(&el)?;
+                    continue;
+                }
             }
+            seen.first(el.name)?;
         }
         h.action = action?;
         h.message_id = message_id?;
