@@ -260,3 +260,30 @@ pub fn a_retention_that_keeps_everything_prunes_nothing_and_records_nothing(s: &
     }
     assert_eq!(seqs(s), vec![1, 2, 3]);
 }
+
+/// A retention that prunes every record leaves the record that says so, numbered after
+/// every record it removed, and appends go on from there: a number once read is never
+/// given to another record.
+pub fn pruning_every_record_keeps_the_numbering_going(s: &dyn Store) {
+    let now = OffsetDateTime::now_utc();
+    let old = now - time::Duration::days(400);
+    for _ in 0..3 {
+        audit_at(s, old, "old");
+    }
+    let keep = AuditRetention {
+        max_records: None,
+        max_age: Some(time::Duration::days(365)),
+    };
+    let pruned = s.prune_audit(&keep, now, 10, "vmsec").unwrap();
+    assert_eq!(
+        pruned,
+        vec![AuditPruned {
+            first: 1,
+            last: 3,
+            record: 4
+        }]
+    );
+    assert_eq!(seqs(s), vec![4]);
+    audit_at(s, now, "new");
+    assert_eq!(seqs(s), vec![4, 5]);
+}

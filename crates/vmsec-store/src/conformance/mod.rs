@@ -81,6 +81,7 @@ macro_rules! __store_conformance_cases {
             pruning_by_count_removes_the_oldest_in_bounded_batches_each_recorded_with_its_range,
             pruning_by_age_removes_only_the_old_prefix_of_the_log,
             a_retention_that_keeps_everything_prunes_nothing_and_records_nothing,
+            pruning_every_record_keeps_the_numbering_going,
             guardians_are_kept_by_name,
             a_guardian_name_is_taken_once,
             the_opening_host_is_listed_and_touching_it_is_seen,

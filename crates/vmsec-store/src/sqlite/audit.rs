@@ -204,10 +204,8 @@ fn prune_batch(
     let (Some(&(first, _)), Some(&(last, _))) = (oldest.first(), oldest[..count].last()) else {
         return Ok(None);
     };
-    tx.prepare_cached("DELETE FROM audit WHERE seq BETWEEN ?1 AND ?2")
-        .map_err(map_err)?
-        .execute(params![first, last])
-        .map_err(map_err)?;
+    // The range's record first: a record takes the number after the highest, so were the
+    // whole log removed before it, it would be numbered 1 again.
     let record = insert(
         tx,
         &AuditRecord {
@@ -220,6 +218,10 @@ fn prune_batch(
             detail: cut.detail(first, last, count),
         },
     )?;
+    tx.prepare_cached("DELETE FROM audit WHERE seq BETWEEN ?1 AND ?2")
+        .map_err(map_err)?
+        .execute(params![first, last])
+        .map_err(map_err)?;
     Ok(Some((
         AuditPruned {
             first,

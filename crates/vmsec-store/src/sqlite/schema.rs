@@ -130,6 +130,27 @@ CREATE TABLE fabric_tpm_baselines (
     added_us  INTEGER NOT NULL
 );
 "#,
+    // Audit records numbered without AUTOINCREMENT: it updated the sqlite_sequence row with
+    // every append, so each call's commit wrote two pages to the WAL instead of one (half
+    // the bytes the log writes). A record still takes the number after the highest: the
+    // newest record is never removed (pruning writes its own record before it deletes), so
+    // no number is given twice.
+    r#"
+CREATE TABLE audit_renumbered (
+    seq        INTEGER PRIMARY KEY,
+    at_us      INTEGER NOT NULL,
+    actor      TEXT NOT NULL,
+    operation  TEXT NOT NULL,
+    vm_guid    TEXT,
+    outcome    TEXT NOT NULL,
+    detail     TEXT NOT NULL
+);
+INSERT INTO audit_renumbered (seq, at_us, actor, operation, vm_guid, outcome, detail)
+    SELECT seq, at_us, actor, operation, vm_guid, outcome, detail FROM audit;
+DROP TABLE audit;
+ALTER TABLE audit_renumbered RENAME TO audit;
+DELETE FROM sqlite_sequence WHERE name = 'audit';
+"#,
 ];
 
 /// Applies the migrations this file has not had yet, in one transaction; refuses a file
@@ -160,4 +181,70 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64)
         .map_err(map_err)?;
     tx.commit().map_err(map_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INSERT: &str = "INSERT INTO audit (at_us, actor, operation, vm_guid, outcome, detail) \
+                          VALUES (1, 'a', 'op', NULL, 'succeeded', '')";
+
+    fn seqs(conn: &Connection) -> Vec<i64> {
+        let mut st = conn.prepare("SELECT seq FROM audit ORDER BY seq").unwrap();
+        st.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    /// A file written before the audit log was renumbered keeps its records and their
+    /// numbers, and the next record follows the highest.
+    #[test]
+    fn the_audit_log_of_an_older_file_keeps_its_numbers_and_goes_on_from_them() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let renumbered = MIGRATIONS.len() - 1;
+        for sql in &MIGRATIONS[..renumbered] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", renumbered as i64)
+            .unwrap();
+        for _ in 0..3 {
+            conn.execute(INSERT, []).unwrap();
+        }
+        conn.execute("DELETE FROM audit WHERE seq = 1", []).unwrap();
+
+        migrate(&mut conn).unwrap();
+        assert_eq!(seqs(&conn), [2, 3]);
+        conn.execute(INSERT, []).unwrap();
+        assert_eq!(seqs(&conn), [2, 3, 4]);
+        let sequenced: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_sequence WHERE name = 'audit'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(sequenced, 0);
+    }
+
+    /// An audit append (the write of every call) changes one page: the WAL grows by one
+    /// frame per commit, not two.
+    #[test]
+    fn an_audit_append_commits_one_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("s.db")).unwrap();
+        super::super::wal::enable(&conn).unwrap();
+        conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+        migrate(&mut conn).unwrap();
+        conn.execute(INSERT, []).unwrap();
+        let wal = dir.path().join("s.db-wal");
+        let before = std::fs::metadata(&wal).unwrap().len();
+        conn.execute(INSERT, []).unwrap();
+        let page: u64 = conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .unwrap();
+        // A WAL frame is a 24-byte header and the page.
+        assert_eq!(std::fs::metadata(&wal).unwrap().len() - before, 24 + page);
+    }
 }
