@@ -7,10 +7,11 @@
 use std::sync::atomic::Ordering;
 
 use time::OffsetDateTime;
+use uuid::Uuid;
 use vmsec_store::{AuditOutcome, AuditRecord, Job, JobDone, VmSecurity};
 
 use crate::{
-    Caller, JobStarted, KeyProtectorError, MAX_POLICY, Method, Service, ServiceError,
+    Caller, JobStarted, KeyProtectorError, MAX_POLICY, Method, Remembered, Service, ServiceError,
     SettingsPatch, VmRef, jobs, key_protector, not_found_is_unknown_vm, setting_data,
 };
 
@@ -55,6 +56,39 @@ impl Service {
     /// Synchronous.
     pub fn get_key_protector(&self, who: &Caller, vm: VmRef) -> Result<Vec<u8>, ServiceError> {
         let vm = vm.id();
+        self.answer_get_key_protector(who, vm, || {
+            self.store
+                .vm_security(vm)
+                .map_err(|e| not_found_is_unknown_vm(e, vm))
+        })
+    }
+
+    /// [`Service::get_key_protector`] for credentials accepted from memory: confirms them
+    /// ([`Service::confirm`]) in the read transaction that reads the key protector (one
+    /// read, not two: this is the path of a GetKeyProtector on a kept-alive connection).
+    /// The outer error is the confirmation's, and nothing is audited for it (as for
+    /// [`Service::confirm`]); the inner result is the call's, audited.
+    pub fn get_key_protector_confirming(
+        &self,
+        r: &Remembered,
+        vm: VmRef,
+    ) -> Result<(Caller, Result<Vec<u8>, ServiceError>), ServiceError> {
+        let vm = vm.id();
+        let (user, sec) = self.store.user_and_vm_security(&r.name, vm)?;
+        let who = self.confirmed(r, user)?;
+        let kp = self.answer_get_key_protector(&who, vm, || {
+            sec.ok_or_else(|| ServiceError::UnknownVm(vm.into()))
+        });
+        Ok((who, kp))
+    }
+
+    /// GetKeyProtector for a confirmed caller, the VM's record read by `read`, audited.
+    fn answer_get_key_protector(
+        &self,
+        who: &Caller,
+        vm: Uuid,
+        read: impl FnOnce() -> Result<VmSecurity, ServiceError>,
+    ) -> Result<Vec<u8>, ServiceError> {
         self.audited(
             who,
             Method::GetKeyProtector.name(),
@@ -63,11 +97,7 @@ impl Service {
             || {
                 self.ensure_started()?;
                 who.require(Method::GetKeyProtector.required_role(), "GetKeyProtector")?;
-                let sec = self
-                    .store
-                    .vm_security(vm)
-                    .map_err(|e| not_found_is_unknown_vm(e, vm))?;
-                Ok(sec
+                Ok(read()?
                     .key_protector
                     .unwrap_or_else(|| NO_KEY_PROTECTOR.to_vec()))
             },

@@ -555,6 +555,33 @@ fn credentials_from_memory_stand_for_a_caller_only_as_the_store_confirms_them() 
         .instance_confirming(&r, ServedClass::SecurityService, &[], &w.hgs())
         .unwrap();
     assert!(service.is_some());
+    // GetKeyProtector confirms the caller in the read of the key protector, and answers
+    // and audits as for a caller checked the slow way; an unknown VM is the call's
+    // failure, audited, not the confirmation's.
+    assert_eq!(w.set_kp(&vm, kp(1)).state, JobState::Completed);
+    let last = || w.store.audit(0, 1000).unwrap().pop().unwrap();
+    let (who, got) = w
+        .service
+        .get_key_protector_confirming(&r, vm.id.into())
+        .unwrap();
+    assert_eq!(who.role, Role::Reader);
+    assert_eq!(got.unwrap(), kp(1));
+    let record = last();
+    assert_eq!(
+        (record.operation.as_str(), record.actor.as_str(), record.vm),
+        ("GetKeyProtector", "ops", Some(vm.id))
+    );
+    assert_eq!(record.outcome, AuditOutcome::Succeeded);
+    let unknown = Uuid::new_v4();
+    let (_, got) = w
+        .service
+        .get_key_protector_confirming(&r, unknown.into())
+        .unwrap();
+    assert!(matches!(got, Err(ServiceError::UnknownVm(_))), "{got:?}");
+    assert_eq!(
+        (last().vm, last().outcome),
+        (Some(unknown), AuditOutcome::Failed)
+    );
 
     // The role is the store's at each confirmation, not the one remembered.
     w.service
@@ -572,6 +599,10 @@ fn credentials_from_memory_stand_for_a_caller_only_as_the_store_confirms_them() 
     let before = audited();
     assert!(matches!(
         w.service.instance_confirming(&r, class, &keys, &w.hgs()),
+        Err(ServiceError::AuthenticationFailed)
+    ));
+    assert!(matches!(
+        w.service.get_key_protector_confirming(&r, vm.id.into()),
         Err(ServiceError::AuthenticationFailed)
     ));
     assert!(matches!(

@@ -93,6 +93,21 @@ pub trait Store: Send + Sync {
     ) -> Result<(Option<User>, Option<VmSummary>), StoreError> {
         Ok((self.user(name)?, self.vm_summary(id)?))
     }
+    /// The user `name` and [`Store::vm_security`] of `id` (`None` for a VM that does not
+    /// exist), read together as [`Store::user_and_vm_summary`] reads: the path of a
+    /// GetKeyProtector whose caller was accepted from memory.
+    fn user_and_vm_security(
+        &self,
+        name: &str,
+        id: Uuid,
+    ) -> Result<(Option<User>, Option<VmSecurity>), StoreError> {
+        let user = self.user(name)?;
+        match self.vm_security(id) {
+            Ok(sec) => Ok((user, Some(sec))),
+            Err(StoreError::NotFound(_)) => Ok((user, None)),
+            Err(e) => Err(e),
+        }
+    }
     /// [`Store::vm_summary`] of up to `limit` VMs by name, those whose names sort after
     /// `after` (from the first when `None`), as of one moment.
     fn vm_summaries_after(

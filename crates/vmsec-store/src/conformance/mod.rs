@@ -68,7 +68,7 @@ macro_rules! __store_conformance_cases {
             a_job_finished_with_its_change_is_one_transaction,
             key_protectors_lists_every_vm_that_has_one,
             a_summary_has_the_settings_and_whether_a_key_protector_is_set,
-            a_user_read_with_a_summary_is_each_read_apart,
+            a_user_read_with_a_summary_or_security_record_is_each_read_apart,
             vms_are_listed_in_pages_by_name_from_where_the_last_page_ended,
             jobs_are_kept_and_updated_by_instance_id,
             a_job_instance_id_is_taken_once,

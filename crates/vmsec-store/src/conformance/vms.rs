@@ -388,9 +388,9 @@ pub fn a_summary_has_the_settings_and_whether_a_key_protector_is_set(s: &dyn Sto
     assert_eq!(full.key_protector_set.unwrap().by, "t");
 }
 
-/// A user read with a VM's summary is the same user and summary as read apart, and either
-/// may be missing without the other being lost.
-pub fn a_user_read_with_a_summary_is_each_read_apart(s: &dyn Store) {
+/// A user read with a VM's summary, or with its security record, is the same user and
+/// record as read apart, and either may be missing without the other being lost.
+pub fn a_user_read_with_a_summary_or_security_record_is_each_read_apart(s: &dyn Store) {
     let a = vm("a");
     s.add_vm(&a).unwrap();
     let bob = User {
@@ -407,11 +407,38 @@ pub fn a_user_read_with_a_summary_is_each_read_apart(s: &dyn Store) {
     let unknown = Uuid::new_v4();
     assert_eq!(
         s.user_and_vm_summary("bob", unknown).unwrap(),
-        (Some(bob), None)
+        (Some(bob.clone()), None)
     );
     let (nobody, summary) = s.user_and_vm_summary("carol", a.id).unwrap();
     assert_eq!(nobody, None);
     assert_eq!(summary.map(|v| v.vm.id), Some(a.id));
+
+    s.update_vm_security(
+        a.id,
+        "t",
+        &mut |sec| {
+            sec.key_protector = Some(b"kp".to_vec());
+            Ok(())
+        },
+        None,
+    )
+    .unwrap();
+    let (user, security) = s.user_and_vm_security("bob", a.id).unwrap();
+    assert_eq!(user, Some(bob.clone()));
+    assert!(
+        security == Some(s.vm_security(a.id).unwrap()),
+        "the record read with the user is the record read alone"
+    );
+    assert_eq!(
+        security.and_then(|sec| sec.key_protector),
+        Some(b"kp".to_vec())
+    );
+    let (user, security) = s.user_and_vm_security("bob", unknown).unwrap();
+    assert_eq!(user, Some(bob));
+    assert!(security.is_none(), "an unknown VM has no security record");
+    let (nobody, security) = s.user_and_vm_security("carol", a.id).unwrap();
+    assert_eq!(nobody, None);
+    assert!(security.is_some());
 }
 
 /// VMs, their summaries and their full records page alike, by name in byte order (not a

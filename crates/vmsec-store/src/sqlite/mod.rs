@@ -207,6 +207,15 @@ impl Store for SqliteStore {
             .read(|c| Ok((users::get_on(c, name)?, vms::summary_on(c, id)?)))
     }
 
+    fn user_and_vm_security(
+        &self,
+        name: &str,
+        id: Uuid,
+    ) -> Result<(Option<User>, Option<VmSecurity>), StoreError> {
+        self.pool
+            .read(|c| Ok((users::get_on(c, name)?, vms::security_on(c, id)?)))
+    }
+
     fn vm_summaries_after(
         &self,
         after: Option<&str>,

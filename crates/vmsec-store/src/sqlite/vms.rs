@@ -359,6 +359,12 @@ fn push_history(
 }
 
 fn read_security(c: &Connection, id: Uuid) -> Result<VmSecurity, StoreError> {
+    security_on(c, id)?.ok_or_else(|| StoreError::NotFound(format!("VM {id}")))
+}
+
+/// The VM's security record on a connection (or in a transaction) the caller holds, or
+/// `None` for a VM that does not exist.
+pub(super) fn security_on(c: &Connection, id: Uuid) -> Result<Option<VmSecurity>, StoreError> {
     c.prepare_cached(concat!(
         "SELECT ",
         security_columns!(),
@@ -367,8 +373,7 @@ fn read_security(c: &Connection, id: Uuid) -> Result<VmSecurity, StoreError> {
     .map_err(map_err)?
     .query_row([id.to_string()], |r| security_from_row(r, 0))
     .optional()
-    .map_err(map_err)?
-    .ok_or_else(|| StoreError::NotFound(format!("VM {id}")))
+    .map_err(map_err)
 }
 
 fn write_security(tx: &Connection, id: Uuid, sec: &VmSecurity) -> Result<(), StoreError> {

@@ -9,7 +9,7 @@ use vmsec_cim::Value;
 use vmsec_cim::schema::{MethodDef, ServedClass};
 use vmsec_service::classes;
 use vmsec_service::hgs::HgsDir;
-use vmsec_service::{Caller, JobStarted, Method, Remembered, Role, Service, ServiceError};
+use vmsec_service::{Caller, JobStarted, Method, Remembered, Role, Service, ServiceError, VmRef};
 use vmsec_wsman::{
     AuthRefusal, Confirmation, Enumeration, MethodOutput, OutValue, Principal, Provider,
     ProviderError,
@@ -63,18 +63,11 @@ impl ServiceProvider {
         let target = || text_arg(input, "SecuritySettingData").and_then(setting_data::decode);
         let refused = |e| s.refuse(caller, m, e);
         match m {
-            Method::GetKeyProtector => {
-                match target()
+            Method::GetKeyProtector => key_protector_output(
+                target()
                     .map_err(refused)
-                    .and_then(|(vm, _)| s.get_key_protector(caller, vm))
-                {
-                    Ok(kp) => MethodOutput {
-                        return_value: Method::SUCCESS,
-                        out: vec![("KeyProtector".into(), OutValue::Value(Value::Bytes(kp)))],
-                    },
-                    Err(e) => failed(m, &e),
-                }
-            }
+                    .and_then(|(vm, _)| s.get_key_protector(caller, vm)),
+            ),
             Method::SetKeyProtector => job_output(
                 target()
                     .and_then(|(vm, _)| Ok((vm, bytes_arg(input, "KeyProtector")?)))
@@ -116,6 +109,36 @@ impl ServiceProvider {
                 }
             }
         }
+    }
+}
+
+impl ServiceProvider {
+    /// GetKeyProtector by credentials accepted from memory, confirmed in the read of the
+    /// key protector (one read transaction, not two). The arguments were decoded already:
+    /// a call whose arguments are refused takes the path of every other call.
+    fn get_key_protector_confirming(
+        &self,
+        who: &Principal,
+        r: &vmsec_wsman::Remembered,
+        vm: VmRef,
+    ) -> Result<MethodOutput, ProviderError> {
+        let read = self
+            .service
+            .get_key_protector_confirming(&remembered(who, r), vm);
+        found(r, read.as_ref().map(|(c, _)| c.role));
+        let (_, kp) = read.map_err(read_error)?;
+        Ok(key_protector_output(kp))
+    }
+}
+
+/// What GetKeyProtector answers.
+fn key_protector_output(kp: Result<Vec<u8>, ServiceError>) -> MethodOutput {
+    match kp {
+        Ok(kp) => MethodOutput {
+            return_value: Method::SUCCESS,
+            out: vec![("KeyProtector".into(), OutValue::Value(Value::Bytes(kp)))],
+        },
+        Err(e) => failed(Method::GetKeyProtector, &e),
     }
 }
 
@@ -341,6 +364,15 @@ impl Provider for ServiceProvider {
     ) -> Result<MethodOutput, ProviderError> {
         if served(class)? != ServedClass::SecurityService {
             return Err(ProviderError::NoSuchClass(class.to_owned()));
+        }
+        if selectors.is_empty()
+            && Method::from_name(method) == Some(Method::GetKeyProtector)
+            && let Some(r) = &who.remembered
+            && r.state() == Confirmation::Unchecked
+            && let Ok((vm, _)) =
+                text_arg(input, "SecuritySettingData").and_then(setting_data::decode)
+        {
+            return self.get_key_protector_confirming(who, r, vm);
         }
         let caller = self.caller(who)?;
         // The selectors must name the one security service (or be empty, as some clients send).
