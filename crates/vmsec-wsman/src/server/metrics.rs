@@ -5,9 +5,12 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// Upper bounds (seconds) of the latency histogram buckets.
-const BUCKETS: [f64; 12] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+/// Upper bounds (seconds) of the latency histogram buckets. A Get or a GetKeyProtector is
+/// answered in 50-150 us, so the first buckets are below a millisecond: with 1 ms first,
+/// the histogram put nearly every request in one bucket.
+const BUCKETS: [f64; 15] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    10.0,
 ];
 
 #[derive(Debug, Default)]
@@ -147,6 +150,7 @@ mod tests {
     #[test]
     fn requests_are_counted_by_operation_and_outcome_with_a_cumulative_histogram() {
         let m = Metrics::default();
+        m.record("get", "ok", Duration::from_micros(80));
         m.record("get", "ok", Duration::from_millis(2));
         m.record("get", "ok", Duration::from_millis(30));
         m.record("invoke", "InvalidSelectors", Duration::from_secs(60));
@@ -156,16 +160,18 @@ mod tests {
             "extra_metric 1\n",
         );
         assert!(
-            text.contains("vmsec_wsman_requests_total{operation=\"get\",outcome=\"ok\"} 2\n"),
+            text.contains("vmsec_wsman_requests_total{operation=\"get\",outcome=\"ok\"} 3\n"),
             "{text}"
         );
         assert!(text.contains(
             "vmsec_wsman_requests_total{operation=\"invoke\",outcome=\"InvalidSelectors\"} 1\n"
         ));
-        assert!(text.contains("vmsec_wsman_request_duration_seconds_bucket{le=\"0.0025\"} 1\n"));
-        assert!(text.contains("vmsec_wsman_request_duration_seconds_bucket{le=\"0.05\"} 2\n"));
-        assert!(text.contains("vmsec_wsman_request_duration_seconds_bucket{le=\"10\"} 2\n"));
-        assert!(text.contains("vmsec_wsman_request_duration_seconds_bucket{le=\"+Inf\"} 3\n"));
+        assert!(text.contains("vmsec_wsman_request_duration_seconds_bucket{le=\"0.0001\"} 1\n"));
+        assert!(text.contains("vmsec_wsman_request_duration_seconds_bucket{le=\"0.001\"} 1\n"));
+        assert!(text.contains("vmsec_wsman_request_duration_seconds_bucket{le=\"0.0025\"} 2\n"));
+        assert!(text.contains("vmsec_wsman_request_duration_seconds_bucket{le=\"0.05\"} 3\n"));
+        assert!(text.contains("vmsec_wsman_request_duration_seconds_bucket{le=\"10\"} 3\n"));
+        assert!(text.contains("vmsec_wsman_request_duration_seconds_bucket{le=\"+Inf\"} 4\n"));
         assert!(text.contains("vmsec_wsman_auth_failures_total 1\n"));
         assert!(text.contains("vmsec_wsman_open_enumerations 3\n"));
         assert!(text.ends_with("extra_metric 1\n"));
