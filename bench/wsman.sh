@@ -10,7 +10,11 @@
 # Each server's SECONDS at a concurrency are taken in SLICES (default 5) runs, alternating
 # with the other's (A B B A A B ...): on this shared machine the load of other tenants moves
 # by a quarter within a minute, and a ratio of two runs taken 10 s apart measured it as much
-# as the servers (five back-to-back runs of one build: 0.60-0.86 at one point).
+# as the servers (five back-to-back runs of one build: 0.60-0.86 at one point). At one
+# connection the slices are 1 s: a request takes ~0.4 ms there, so p99 is the share of
+# time the machine stalled the pair, and stalls of 50-100 ms that fell in one server's 2 s
+# slice moved the p99 ratio of one build from 1.0 to 3.0 (issue 17, fifth step). At 16 and
+# 64 connections a 1 s slice would count the connections' TLS handshakes in its time.
 # Usage: bench/wsman.sh [SECONDS]  (default 10 per server and concurrency)
 source "$(dirname "$0")/lib.sh"
 secs=${1:-10}
@@ -28,8 +32,9 @@ for name in getkp get-ssd; do
   size=$(stat -c %s "$data/www/wsman")
   warm_up "$body"
   for c in 1 16 64; do
+    n=$slices; [ "$c" = 1 ] && n=${SLICES:-$secs}
     { read -r vr v50 v99 v999 ve; read -r nr n50 n99 n999 ne; } < <(interleaved \
-      "https://$VMSEC_HTTPS/wsman" "https://127.0.0.1:$port/wsman" "$body" "$c" "$secs" "$slices")
+      "https://$VMSEC_HTTPS/wsman" "https://127.0.0.1:$port/wsman" "$body" "$c" "$secs" "$n")
     row=$(python3 -c 'import sys; vr,nr,v99,n99=map(float,sys.argv[1:5]); print(f"{vr/nr:.2f} | {v99/n99:.2f}")' "$vr" "$nr" "$v99" "$n99")
     rr=${row%% |*}; pr=${row##*| }
     printf '| %s (%s bytes) | %s | %s | %s | %s | %s / %s / %s | %s / %s / %s | %s | %s / %s |\n' \
