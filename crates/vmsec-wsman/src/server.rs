@@ -21,7 +21,6 @@
 mod auth;
 mod body;
 mod connection;
-mod lanes;
 mod limits;
 mod metrics;
 mod ratelimit;
@@ -66,7 +65,6 @@ use crate::wire::reply::Parts;
 use auth::{after_refusal, authenticate, stands};
 use body::read_body;
 use connection::{Activity, serve_connection};
-use lanes::Lanes;
 use limits::{BodyBudget, BodyReservation};
 use reply::{Reply, SOAP_CONTENT_TYPE, TEXT_CONTENT_TYPE, reply, reply_parts};
 pub use request::READ_AT_ONCE_MAX;
@@ -151,9 +149,6 @@ pub enum ServerError {
     /// Nothing to listen on, or HTTPS without a certificate.
     #[error("configuration: {0}")]
     Config(String),
-    /// The threads that serve connections could not be started.
-    #[error("cannot start the threads that serve connections: {0}")]
-    Threads(std::io::Error),
 }
 
 /// The TLS send buffer of a connection accepted while the server holds no more connections
@@ -224,7 +219,6 @@ struct Listener {
 pub struct Server<P> {
     shared: Arc<Shared<P>>,
     listeners: Vec<Listener>,
-    lanes: Arc<Lanes>,
 }
 
 impl<P: Provider> Server<P> {
@@ -259,15 +253,12 @@ impl<P: Provider> Server<P> {
         }
         let engine = Arc::new(Engine::new(provider, config.engine.clone()));
         let limiter = LoginLimiter::new(config.login_rate);
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        let lanes = Arc::new(Lanes::start(cores).map_err(ServerError::Threads)?);
         Ok(Server {
-            lanes,
             shared: Arc::new(Shared {
                 engine,
                 metrics: Metrics::default(),
                 limiter,
-                cores,
+                cores: std::thread::available_parallelism().map_or(1, usize::from),
                 turns: Semaphore::new(config.max_concurrent_requests.max(1)),
                 slots: ConnectionSlots::new(
                     config.max_connections,
@@ -314,10 +305,7 @@ impl<P: Provider> Server<P> {
             let shared = self.shared.clone();
             let stop = stop_rx.clone();
             let done = done_tx.clone();
-            let lanes = self.lanes.clone();
-            accept_tasks.push(tokio::spawn(accept_loop(
-                listener, shared, lanes, stop, done,
-            )));
+            accept_tasks.push(tokio::spawn(accept_loop(listener, shared, stop, done)));
         }
         drop(done_tx);
         let flusher = {
@@ -373,7 +361,6 @@ pub async fn shutdown_signal() {
 async fn accept_loop<P: Provider>(
     listener: Listener,
     shared: Arc<Shared<P>>,
-    lanes: Arc<Lanes>,
     mut stop: watch::Receiver<bool>,
     done: mpsc::Sender<()>,
 ) {
@@ -399,26 +386,11 @@ async fn accept_loop<P: Provider>(
             }
         };
         let _ = stream.set_nodelay(true);
-        // Registered anew with the lane's I/O driver, on the lane.
-        let stream = match stream.into_std() {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::debug!(%peer, error = %e, "accepted connection lost");
-                continue;
-            }
-        };
         let shared = shared.clone();
         let stop = stop.clone();
         let done = done.clone();
         let tls = listener.tls.clone();
-        lanes.spawn(async move {
-            let stream = match TcpStream::from_std(stream) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(%peer, error = %e, "cannot serve an accepted connection");
-                    return;
-                }
-            };
+        tokio::spawn(async move {
             match tls {
                 Some(acceptor) => {
                     let handshake = tokio::time::timeout(
