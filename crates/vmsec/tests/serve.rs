@@ -294,14 +294,36 @@ fn requests_without_valid_credentials_get_401_and_are_not_executed() {
     s.stop();
 }
 
+/// GetKeyProtector of `vm`'s key protector.
+fn get_kp(vm: &str) -> String {
+    let service = format!("{V2}/Msvm_SecurityService");
+    envelope(
+        &format!("{service}/GetKeyProtector"),
+        &service,
+        "",
+        &format!(
+            "<p:GetKeyProtector_INPUT xmlns:p=\"{service}\"><p:SecuritySettingData>\
+             &lt;INSTANCE CLASSNAME=\"Msvm_SecuritySettingData\"&gt;&lt;PROPERTY \
+             NAME=\"InstanceID\" TYPE=\"string\"&gt;&lt;VALUE&gt;Microsoft:{vm}\
+             &lt;/VALUE&gt;&lt;/PROPERTY&gt;&lt;/INSTANCE&gt;</p:SecuritySettingData>\
+             </p:GetKeyProtector_INPUT>"
+        ),
+        512_000,
+    )
+}
+
+/// A Get and a GetKeyProtector each confirm credentials remembered from an earlier request
+/// in the read that answers them: both must see the new password.
 #[test]
 fn a_password_changed_with_the_cli_while_serving_refuses_the_old_one_at_once() {
     let s = Serve::start();
-    let body = get_ssd(VM1, 512_000);
+    let bodies = [get_ssd(VM1, 512_000), get_kp(VM1)];
     // Twice: the second request is answered from the verified-credentials cache.
-    for _ in 0..2 {
+    for body in bodies.iter().chain(&bodies) {
         let (status, text) = s.post(Some(("auditor", "reader-password")), body.as_bytes());
         assert_eq!(status, 200, "{text}");
+        let invoked = body.contains("GetKeyProtector_INPUT");
+        assert!(!invoked || text.contains("ReturnValue>0</"), "{text}");
     }
     let out = cli_with_stdin(
         &s.data,
@@ -309,10 +331,12 @@ fn a_password_changed_with_the_cli_while_serving_refuses_the_old_one_at_once() {
         b"a new reader password\n",
     );
     assert_eq!(out.trim(), "changed the password of user auditor");
-    let old = s.post(Some(("auditor", "reader-password")), body.as_bytes());
-    assert_eq!(old.0, 401, "{}", old.1);
-    let new = s.post(Some(("auditor", "a new reader password")), body.as_bytes());
-    assert_eq!(new.0, 200, "{}", new.1);
+    for body in &bodies {
+        let old = s.post(Some(("auditor", "reader-password")), body.as_bytes());
+        assert_eq!(old.0, 401, "{}", old.1);
+        let new = s.post(Some(("auditor", "a new reader password")), body.as_bytes());
+        assert_eq!(new.0, 200, "{}", new.1);
+    }
     s.stop();
 }
 

@@ -110,9 +110,7 @@ impl ServiceProvider {
             }
         }
     }
-}
 
-impl ServiceProvider {
     /// GetKeyProtector by credentials accepted from memory, confirmed in the read of the
     /// key protector (one read transaction, not two). The arguments were decoded already:
     /// a call whose arguments are refused takes the path of every other call.
