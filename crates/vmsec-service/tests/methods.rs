@@ -578,8 +578,9 @@ fn credentials_from_memory_stand_for_a_caller_only_as_the_store_confirms_them() 
         .get_key_protector_confirming(&r, unknown.into())
         .unwrap();
     assert!(matches!(got, Err(ServiceError::UnknownVm(_))), "{got:?}");
+    let record = last();
     assert_eq!(
-        (last().vm, last().outcome),
+        (record.vm, record.outcome),
         (Some(unknown), AuditOutcome::Failed)
     );
 

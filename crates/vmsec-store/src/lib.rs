@@ -102,11 +102,7 @@ pub trait Store: Send + Sync {
         id: Uuid,
     ) -> Result<(Option<User>, Option<VmSecurity>), StoreError> {
         let user = self.user(name)?;
-        match self.vm_security(id) {
-            Ok(sec) => Ok((user, Some(sec))),
-            Err(StoreError::NotFound(_)) => Ok((user, None)),
-            Err(e) => Err(e),
-        }
+        Ok((user, self.vm_with_security(id)?.map(|(_, sec)| sec)))
     }
     /// [`Store::vm_summary`] of up to `limit` VMs by name, those whose names sort after
     /// `after` (from the first when `None`), as of one moment.
