@@ -39,6 +39,7 @@ mod host;
 mod jobs;
 mod pool;
 mod schema;
+mod unchanged;
 mod users;
 mod values;
 mod vms;
@@ -51,6 +52,7 @@ pub struct SqliteStore {
     pool: Pool,
     me: HostIdentity,
     audit: audit::AuditWriter,
+    reads: unchanged::ReadCache,
     /// Dropped last, after every other connection: see [`wal::Checkpointer`].
     _checkpointer: Option<wal::Checkpointer>,
 }
@@ -68,6 +70,7 @@ impl SqliteStore {
     /// this host's identity on first open with `host_name`.
     pub fn open(path: impl AsRef<Path>, host_name: &str) -> Result<Self, StoreError> {
         let pool = Pool::new(path.as_ref().to_owned());
+        let reads = unchanged::ReadCache::new(path.as_ref());
         let mut conn = pool.connect()?;
         wal::enable(&conn)?;
         schema::migrate(&mut conn)?;
@@ -79,6 +82,7 @@ impl SqliteStore {
             pool,
             me,
             audit: audit::AuditWriter::new(),
+            reads,
             _checkpointer: Some(checkpointer),
         })
     }
@@ -202,9 +206,11 @@ impl Store for SqliteStore {
         id: Uuid,
     ) -> Result<(Option<User>, Option<VmSummary>), StoreError> {
         // A read transaction's locks (WAL read mark, shared-memory mutex) cost more than its
-        // two point reads: one transaction, not two.
-        self.pool
-            .read(|c| Ok((users::get_on(c, name)?, vms::summary_on(c, id)?)))
+        // two point reads: one transaction, not two, and none while the file is unchanged.
+        self.reads.user_and_vm_summary(name, id, || {
+            self.pool
+                .read(|c| Ok((users::get_on(c, name)?, vms::summary_on(c, id)?)))
+        })
     }
 
     fn user_and_vm_security(
