@@ -70,11 +70,11 @@ impl SqliteStore {
     /// this host's identity on first open with `host_name`.
     pub fn open(path: impl AsRef<Path>, host_name: &str) -> Result<Self, StoreError> {
         let pool = Pool::new(path.as_ref().to_owned());
-        let reads = unchanged::ReadCache::new(path.as_ref());
         let mut conn = pool.connect()?;
         wal::enable(&conn)?;
         schema::migrate(&mut conn)?;
         host::record_once(&mut conn, host_name)?;
+        let reads = unchanged::ReadCache::open(path.as_ref());
         pool.put_back(conn);
         let me = host::read(&pool)?;
         let checkpointer = wal::Checkpointer::start(pool.connect()?)?;

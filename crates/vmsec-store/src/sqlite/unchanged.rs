@@ -5,9 +5,9 @@
 //! mutex, for which the two runtime workers queued on a futex) cost more than its two point
 //! reads: 12% of the server's CPU under 16 connections (perf, issue 17, sixth step). What
 //! they are for is to learn whether anything committed since the last read, and SQLite
-//! answers that for its own page cache from the WAL-index header: the first 136 bytes of
-//! `DB-shm`, which every commit by any connection of any process rewrites (its change
-//! counter, frame count and checksums), before the commit returns. The format is SQLite's
+//! answers that for its own page cache from the WAL-index header: the first 96 bytes of
+//! `DB-shm`, two copies of one header, which every commit by any connection of any process
+//! rewrites (its change counter, frame count and checksums) before the commit returns. The format is SQLite's
 //! documented WAL-mode file format (<https://sqlite.org/walformat.html>, "The WAL-Index
 //! Header"); this reads it with one `pread` and no lock.
 //!
@@ -24,8 +24,8 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
-use std::sync::{Mutex, OnceLock};
+use std::path::Path;
+use std::sync::Mutex;
 
 use uuid::Uuid;
 
@@ -43,10 +43,10 @@ const VERSION: u32 = 3_007_000;
 const MAX_ENTRIES: usize = 4096;
 
 pub(super) struct ReadCache {
-    shm_path: PathBuf,
-    /// `DB-shm`, opened at the first read (the file exists once a connection is open in WAL
-    /// mode); `None` when it cannot be opened, and then every read goes to the store.
-    shm: OnceLock<Option<File>>,
+    /// `DB-shm`; `None` when it could not be opened, and then every read goes to the store.
+    /// SQLite removes the file only when the last connection to the database closes, and
+    /// the store keeps its checkpointer's open for as long as it lives.
+    shm: Option<File>,
     cached: Mutex<Cached>,
 }
 
@@ -59,13 +59,13 @@ struct Cached {
 }
 
 impl ReadCache {
-    /// A cache for the database at `db` (its WAL index is `db` + `-shm`).
-    pub(super) fn new(db: &std::path::Path) -> ReadCache {
+    /// A cache for the database at `db`, whose WAL index (`db` + `-shm`) exists while a
+    /// connection to it is open in WAL mode: opened then.
+    pub(super) fn open(db: &Path) -> ReadCache {
         let mut shm = db.as_os_str().to_owned();
         shm.push("-shm");
         ReadCache {
-            shm_path: shm.into(),
-            shm: OnceLock::new(),
+            shm: File::open(shm).ok(),
             cached: Mutex::new(Cached::default()),
         }
     }
@@ -73,17 +73,14 @@ impl ReadCache {
     /// The WAL-index header as of now, `None` when it is being written, not initialized, of
     /// another format, or cannot be read.
     fn header(&self) -> Option<[u8; HEADER]> {
-        let shm = self
-            .shm
-            .get_or_init(|| File::open(&self.shm_path).ok())
-            .as_ref()?;
-        let mut both = [0u8; 2 * HEADER];
-        shm.read_exact_at(&mut both, 0).ok()?;
-        let (first, second) = both.split_at(HEADER);
-        let version = u32::from_ne_bytes(first[..4].try_into().ok()?);
-        (first == second && first[IS_INIT] != 0 && version == VERSION)
-            .then(|| first.try_into().ok())
-            .flatten()
+        let mut copies = [[0u8; HEADER]; 2];
+        self.shm
+            .as_ref()?
+            .read_exact_at(copies.as_flattened_mut(), 0)
+            .ok()?;
+        let [first, second] = copies;
+        let version = u32::from_ne_bytes([first[0], first[1], first[2], first[3]]);
+        (first == second && first[IS_INIT] != 0 && version == VERSION).then_some(first)
     }
 
     /// The user `name` and the summary of VM `id`, from memory while the database is
@@ -157,7 +154,7 @@ mod tests {
                 created: time::OffsetDateTime::UNIX_EPOCH,
             })
             .unwrap();
-        (dir, store, ReadCache::new(&path), id)
+        (dir, store, ReadCache::open(&path), id)
     }
 
     /// Reads through `cache`, counting the store reads in `reads`.
@@ -235,9 +232,16 @@ mod tests {
     }
 
     #[test]
+    fn a_store_opened_on_a_new_file_reads_its_wal_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("new.db"), "host").unwrap();
+        assert!(store.reads.header().is_some());
+    }
+
+    #[test]
     fn a_file_without_a_wal_index_is_always_read() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = ReadCache::new(&dir.path().join("none.db"));
+        let cache = ReadCache::open(&dir.path().join("none.db"));
         let calls = Cell::new(0);
         for _ in 0..2 {
             cache
