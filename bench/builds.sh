@@ -20,10 +20,7 @@ for i in $(seq $#); do
   BIN=$(realpath "${!i}")
   d=$data/build$i
   mkdir -p "$d"
-  "$BIN" --data "$d" vm add bench --id "$VM" >/dev/null
-  "$BIN" --data "$d" vm kp set bench "$GOLDEN_KP" >/dev/null
-  printf 'max_connections_per_source = 256\n' >"$d/bench.toml"  # as against_nginx, lib.sh
-  start_vmsec "$d" --config "$d/bench.toml"
+  serve_golden "$d"
   pids+=("$VMSEC_PID")
   labels+=("$i: ${!i}") urls+=("https://$VMSEC_HTTPS/wsman") auths+=("$BENCH_AUTH")
   [ "$i" = 1 ] && first_https=$VMSEC_HTTPS first_auth=$BENCH_AUTH

@@ -120,12 +120,18 @@ mirror_reply() {
 against_nginx() {
   data=$(mktemp -d)
   trap 'kill "$VMSEC_PID" 2>/dev/null || true; stop_nginx "$data"; rm -rf "$data"' EXIT
-  "$BIN" --data "$data" vm add bench --id "$VM" >/dev/null
-  "$BIN" --data "$data" vm kp set bench "$GOLDEN_KP" >/dev/null
+  serve_golden "$data"
+  start_nginx "$data"
+}
+
+# serve_golden DATA: DATA's VM holds the golden key protector, and `$BIN serve` runs on it
+# (start_vmsec).
+serve_golden() {
+  "$BIN" --data "$1" vm add bench --id "$VM" >/dev/null
+  "$BIN" --data "$1" vm kp set bench "$GOLDEN_KP" >/dev/null
   # Every wrk connection comes from 127.0.0.1. At 64 of them, a run that began while the
   # server was still noticing the last run's closes met the per-source limit (default 64)
   # and wrk counted a connect error; the limit is the test suite's to check, not the bench's.
-  printf 'max_connections_per_source = 256\n' >"$data/bench.toml"
-  start_vmsec "$data" --config "$data/bench.toml"
-  start_nginx "$data"
+  printf 'max_connections_per_source = 256\n' >"$1/bench.toml"
+  start_vmsec "$1" --config "$1/bench.toml"
 }
